@@ -1,0 +1,51 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/whenthen/whenthen/rules"
+)
+
+// Event types of the input envelope (SPEC section 2).
+const (
+	TypeRecordCreated   = "record.created"
+	TypeRecordUpdated   = "record.updated"
+	TypeRecordDeleted   = "record.deleted"
+	TypeTrackerDetected = "tracker.detected"
+	TypeScheduleFired   = "schedule.fired"
+)
+
+// Event is a decoded, validated input event. Decoders (package ingest)
+// build it; the engine never sees raw bytes.
+type Event struct {
+	ID        string
+	Type      string
+	Time      time.Time
+	Workspace string // "" for events that carry none
+
+	// Object and Record are set for record.* and schedule.fired events.
+	Object string
+	Record *rules.Record
+	// Before holds the previous values of the fields that changed (it may
+	// hold them all); nil when the event carries none.
+	Before *rules.Record
+	// Partial means Record holds only the changed fields (CDC style).
+	Partial bool
+
+	// Tracker is set for tracker.detected events.
+	Tracker *rules.Record
+	// Account and Opportunity are related records, where the event carries them.
+	Account     *rules.Record
+	Opportunity *rules.Record
+
+	// Schedule is the schedule name of a schedule.fired event.
+	Schedule string
+}
+
+// RecordID is the id of the event's record, "" when it has none.
+func (e *Event) RecordID() string {
+	if e.Record == nil {
+		return ""
+	}
+	return e.Record.ID()
+}

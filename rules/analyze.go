@@ -1,0 +1,282 @@
+package rules
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+)
+
+// Condition is a compiled If, with the facts the engine's index needs.
+type Condition struct {
+	*Program
+	// ReadsBefore and ReadsChanged tell whether the condition reads the
+	// before record or the changed list: it describes a change itself.
+	ReadsBefore, ReadsChanged bool
+	// Index holds the equality and `in` predicates on record fields found
+	// in the top-level conjunction: the condition can only be true for a
+	// record whose field values satisfy every one of them.
+	Index []Predicate
+	// RestTrue tells that the condition is exactly the conjunction of Index:
+	// when every predicate holds, the condition is true without evaluation.
+	RestTrue bool
+	// Clauses are the top-level conjuncts, in source order.
+	Clauses []Clause
+}
+
+// Predicate is `record.<Field> == const` or `record.<Field> in [consts]`.
+type Predicate struct {
+	Field *Field
+	// Values are the constants; Keys their IndexKey forms, in the same order.
+	Values []ref.Val
+	Keys   []string
+}
+
+// Holds tells whether r satisfies the predicate.
+func (p *Predicate) Holds(r *Record) bool {
+	k, ok := IndexKey(r.FieldValue(p.Field))
+	if !ok {
+		return false
+	}
+	for _, pk := range p.Keys {
+		if pk == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Clause is one top-level conjunct of a condition.
+type Clause struct {
+	// Start and End are rune offsets of the clause in the expression.
+	Start, End int
+	// Text is the clause's source.
+	Text string
+}
+
+// IndexKey is the canonical index form of a scalar value: two values have
+// the same key exactly when CEL finds them equal (numbers compare across
+// int and double). It reports false for values that cannot be indexed.
+func IndexKey(v ref.Val) (string, bool) {
+	switch x := v.(type) {
+	case types.String:
+		return "s" + string(x), true
+	case types.Bool:
+		if x {
+			return "b1", true
+		}
+		return "b0", true
+	case types.Int:
+		return "n" + strconv.FormatInt(int64(x), 10), true
+	case types.Uint:
+		return "n" + strconv.FormatUint(uint64(x), 10), true
+	case types.Double:
+		f := float64(x)
+		if f == math.Trunc(f) && f >= -(1<<63) && f < 1<<63 {
+			return "n" + strconv.FormatInt(int64(f), 10), true
+		}
+		if math.IsNaN(f) {
+			return "", false
+		}
+		return "f" + strconv.FormatFloat(f, 'g', -1, 64), true
+	}
+	return "", false
+}
+
+// analyze finds the index facts of a checked condition.
+func analyze(p *Program, s *Schema, recordObj string) *Condition {
+	c := &Condition{Program: p}
+	a := p.ast.NativeRep()
+	for _, ref := range a.ReferenceMap() {
+		switch ref.Name {
+		case VarBefore:
+			c.ReadsBefore = true
+		case VarChanged:
+			c.ReadsChanged = true
+		}
+	}
+	var obj *Object
+	if recordObj != "" {
+		obj = s.objects[recordObj]
+	}
+	conj := conjuncts(a.Expr(), nil)
+	c.Clauses = clauses(a, conj, []rune(p.Expr))
+	rest := false
+	for _, e := range conj {
+		if obj == nil {
+			rest = true
+			continue
+		}
+		if pr, ok := predicate(a, e, obj); ok {
+			c.Index = append(c.Index, pr)
+		} else {
+			rest = true
+		}
+	}
+	c.RestTrue = !rest && len(c.Index) > 0
+	return c
+}
+
+func conjuncts(e ast.Expr, out []ast.Expr) []ast.Expr {
+	if e.Kind() == ast.CallKind && e.AsCall().FunctionName() == operators.LogicalAnd {
+		for _, arg := range e.AsCall().Args() {
+			out = conjuncts(arg, out)
+		}
+		return out
+	}
+	return append(out, e)
+}
+
+// predicate recognises record.f == const, const == record.f and
+// record.f in [consts] on a scalar field.
+func predicate(a *ast.AST, e ast.Expr, obj *Object) (Predicate, bool) {
+	if e.Kind() != ast.CallKind {
+		return Predicate{}, false
+	}
+	call := e.AsCall()
+	args := call.Args()
+	if len(args) != 2 {
+		return Predicate{}, false
+	}
+	var fieldExpr ast.Expr
+	var consts []ast.Expr
+	switch call.FunctionName() {
+	case operators.Equals:
+		switch {
+		case args[1].Kind() == ast.LiteralKind:
+			fieldExpr, consts = args[0], args[1:]
+		case args[0].Kind() == ast.LiteralKind:
+			fieldExpr, consts = args[1], args[:1]
+		default:
+			return Predicate{}, false
+		}
+	case operators.In:
+		if args[1].Kind() != ast.ListKind {
+			return Predicate{}, false
+		}
+		fieldExpr = args[0]
+		consts = args[1].AsList().Elements()
+		if len(consts) == 0 {
+			return Predicate{}, false
+		}
+	default:
+		return Predicate{}, false
+	}
+	f, ok := recordField(a, fieldExpr, obj)
+	if !ok {
+		return Predicate{}, false
+	}
+	switch f.Kind {
+	case KindString, KindInt, KindDouble, KindBool:
+	default:
+		return Predicate{}, false
+	}
+	p := Predicate{Field: f}
+	for _, ce := range consts {
+		if ce.Kind() != ast.LiteralKind {
+			return Predicate{}, false
+		}
+		v := ce.AsLiteral()
+		k, ok := IndexKey(v)
+		if !ok {
+			return Predicate{}, false
+		}
+		p.Values = append(p.Values, v)
+		p.Keys = append(p.Keys, k)
+	}
+	return p, true
+}
+
+func recordField(a *ast.AST, e ast.Expr, obj *Object) (*Field, bool) {
+	if e.Kind() != ast.SelectKind {
+		return nil, false
+	}
+	sel := e.AsSelect()
+	if sel.IsTestOnly() || sel.Operand().Kind() != ast.IdentKind || sel.Operand().AsIdent() != VarRecord {
+		return nil, false
+	}
+	// The identifier must resolve to the variable, not a comprehension
+	// variable of the same name.
+	if r, ok := a.ReferenceMap()[sel.Operand().ID()]; !ok || r.Name != VarRecord {
+		return nil, false
+	}
+	f, ok := obj.byName[sel.FieldName()]
+	return f, ok
+}
+
+// clauses cuts the source into its top-level conjuncts: each runs from
+// its first token to the && that follows it.
+func clauses(a *ast.AST, conj []ast.Expr, src []rune) []Clause {
+	info := a.SourceInfo()
+	var ands []int
+	var collect func(e ast.Expr)
+	collect = func(e ast.Expr) {
+		if e.Kind() == ast.CallKind && e.AsCall().FunctionName() == operators.LogicalAnd {
+			if r, ok := info.GetOffsetRange(e.ID()); ok {
+				ands = append(ands, int(r.Start))
+			}
+			for _, arg := range e.AsCall().Args() {
+				collect(arg)
+			}
+		}
+	}
+	collect(a.Expr())
+	sort.Ints(ands)
+	out := make([]Clause, 0, len(conj))
+	for _, e := range conj {
+		start := math.MaxInt
+		ast.PostOrderVisit(e, ast.NewExprVisitor(func(x ast.Expr) {
+			if r, ok := info.GetOffsetRange(x.ID()); ok && int(r.Start) < start {
+				start = int(r.Start)
+			}
+		}))
+		if start > len(src) {
+			return nil
+		}
+		end := len(src)
+		for _, o := range ands {
+			if o > start {
+				end = o
+				break
+			}
+		}
+		// Widen the start over opening parentheses that belong to the clause.
+		for start > 0 && (src[start-1] == '(' || src[start-1] == ' ' || src[start-1] == '!') {
+			start--
+		}
+		text := balance(strings.TrimSpace(string(src[start:end])))
+		out = append(out, Clause{Start: start, End: end, Text: text})
+	}
+	return out
+}
+
+// balance trims unmatched parentheses from the ends of a clause.
+func balance(s string) string {
+	for {
+		depth, minDepth := 0, 0
+		for _, r := range s {
+			switch r {
+			case '(':
+				depth++
+			case ')':
+				depth--
+				if depth < minDepth {
+					minDepth = depth
+				}
+			}
+		}
+		switch {
+		case strings.HasPrefix(s, "(") && depth > 0:
+			s = strings.TrimSpace(s[1:])
+		case strings.HasSuffix(s, ")") && depth < 0:
+			s = strings.TrimSpace(s[:len(s)-1])
+		default:
+			return s
+		}
+	}
+}

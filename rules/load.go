@@ -1,0 +1,381 @@
+package rules
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"cel.dev/cel-go/common/types"
+	"go.yaml.in/yaml/v3"
+)
+
+// Source is one automation file's name and content.
+type Source struct {
+	Name string
+	Data []byte
+}
+
+// Set is a loaded, valid set of automations.
+type Set struct {
+	// Automations in file order, then position order.
+	Automations []*Automation
+	// Files are the files loaded.
+	Files []string
+	byID  map[string]*Automation
+}
+
+// Automation returns the automation with that id.
+func (s *Set) Automation(id string) (*Automation, bool) {
+	a, ok := s.byID[id]
+	return a, ok
+}
+
+// Summary counts a set's automations.
+type Summary struct {
+	Files       int            `json:"files"`
+	Automations int            `json:"automations"`
+	Enabled     int            `json:"enabled"`
+	ByTrigger   map[string]int `json:"by_trigger"`
+	Programs    int            `json:"programs"` // distinct compiled expressions
+}
+
+// Summary counts the set's automations by trigger kind.
+func (s *Set) Summary() Summary {
+	sum := Summary{Files: len(s.Files), Automations: len(s.Automations), ByTrigger: map[string]int{}}
+	progs := map[*Program]bool{}
+	for _, a := range s.Automations {
+		sum.ByTrigger[a.Trigger.Kind.String()]++
+		if a.Enabled {
+			sum.Enabled++
+		}
+		if a.If != nil {
+			progs[a.If.Program] = true
+		}
+		if a.Flow != nil && a.Flow.Who != nil {
+			progs[a.Flow.Who] = true
+		}
+	}
+	sum.Programs = len(progs)
+	return sum
+}
+
+// String is a one-line summary: "3 files, 12 automations (record 7, date 2, ...)".
+func (s Summary) String() string {
+	var parts []string
+	for _, k := range TriggerKinds {
+		if n := s.ByTrigger[k.String()]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	detail := ""
+	if len(parts) > 0 {
+		detail = " (" + strings.Join(parts, ", ") + ")"
+	}
+	return fmt.Sprintf("%d %s, %d %s%s", s.Files, plural(s.Files, "file"), s.Automations, plural(s.Automations, "automation"), detail)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// Expand lists the automation files under paths: files as given, and the
+// *.yaml and *.yml files below directories (hidden ones skipped), sorted.
+func Expand(paths []string) ([]string, error) {
+	var files []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			name := d.Name()
+			if path != p && strings.HasPrefix(name, ".") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !d.IsDir() && (strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// Load reads and compiles the automation files under paths. The error, if
+// any, is an ErrorList holding every problem of every file, or an I/O error.
+func (c *Compiler) Load(paths ...string) (*Set, error) {
+	files, err := Expand(paths)
+	if err != nil {
+		return nil, err
+	}
+	srcs := make([]Source, 0, len(files))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, Source{Name: f, Data: data})
+	}
+	return c.LoadSources(srcs)
+}
+
+// LoadSources compiles automation files given as content.
+func (c *Compiler) LoadSources(srcs []Source) (*Set, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	var errs ErrorList
+	var all []*parsed
+	parsers := map[*parsed]*fileParser{}
+	set := &Set{byID: map[string]*Automation{}}
+	for _, src := range srcs {
+		set.Files = append(set.Files, src.Name)
+		fp := &fileParser{name: src.Name, schema: c.schema, lines: strings.Split(string(src.Data), "\n")}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(src.Data, &doc); err != nil {
+			line, msg := yamlErrorLine(err)
+			errs = append(errs, &Error{File: src.Name, Line: line, Col: 1, Msg: "invalid YAML: " + msg})
+			continue
+		}
+		fp.parseFile(&doc)
+		errs = append(errs, fp.errs...)
+		fp.errs = nil
+		for _, pa := range fp.out {
+			parsers[pa] = fp
+		}
+		all = append(all, fp.out...)
+	}
+	for _, pa := range all {
+		fp := parsers[pa]
+		c.validate(fp, pa, set)
+		c.compileExprs(fp, pa)
+		errs = append(errs, fp.errs...)
+		fp.errs = nil
+		set.Automations = append(set.Automations, pa.a)
+	}
+	c.prune()
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	return set, nil
+}
+
+// prune drops cached programs the latest load did not use, so the cache
+// holds what the live rule set needs (plus the previous set, which a
+// failed reload keeps serving).
+func (c *Compiler) prune() {
+	for k, e := range c.cache {
+		if e.gen+1 < c.gen {
+			delete(c.cache, k)
+		}
+	}
+}
+
+// validate checks what spans fields: the support matrix, unique ids, and
+// fire modes that do not need the compiled condition.
+func (c *Compiler) validate(fp *fileParser, pa *parsed, set *Set) {
+	a := pa.a
+	id := a.ID
+	if id == "" {
+		id = "?"
+	} else if prev, dup := set.byID[id]; dup {
+		fp.errAt(pa.idNode, id, "id %q is already used at %s:%d:%d", id, prev.Pos.File, prev.Pos.Line, prev.Pos.Col)
+	} else {
+		set.byID[id] = a
+	}
+	t := a.Trigger
+	if t.Kind == 0 {
+		return
+	}
+	if a.Brief != nil {
+		switch {
+		case t.Kind != TriggerRecord:
+			fp.errAt(pa.briefN, id, "a %s trigger cannot send a brief (briefs need an account, opportunity or contact record trigger; use a flow)", t.Kind)
+		case t.Object == ObjLead:
+			fp.errAt(pa.briefN, id, "a lead record trigger cannot send a brief (use a flow)")
+		case a.Brief.Kind == "":
+			switch t.Object {
+			case ObjAccount, ObjOpportunity:
+				a.Brief.Kind = t.Object
+			case ObjContact:
+				fp.errAt(pa.briefN, id, "then.brief.kind is required for a contact trigger (account or opportunity)")
+			}
+		}
+	}
+	if a.Flow != nil && pa.whoSrc == nil && t.Object != ObjLead && t.Object != ObjContact {
+		fp.errAt(pa.thenN, id, "then.flow.who is required unless the trigger's record is a lead or contact (the person is then the record itself)")
+	}
+}
+
+// compileExprs compiles an automation's if and who and settles its fire mode.
+func (c *Compiler) compileExprs(fp *fileParser, pa *parsed) {
+	a := pa.a
+	id := a.ID
+	if id == "" {
+		id = "?"
+	}
+	if a.Trigger.Kind == 0 || (a.Trigger.Kind != TriggerTracker && a.Trigger.Object == "") {
+		return // the trigger is already reported; the environment is unknown
+	}
+	key := envKey(a.Trigger.Kind, a.Trigger.Object)
+	if pa.ifSrc != nil {
+		a.If = c.condition(fp, key, pa.ifSrc, id, a.Trigger)
+	}
+	if pa.whoSrc != nil && a.Flow != nil {
+		a.Flow.Who = c.who(fp, key, pa.whoSrc, id, a.Trigger)
+	}
+	// Fire mode.
+	fire := ""
+	if pa.fire != nil {
+		if s, ok := fp.str(pa.fire, id, "fire"); ok {
+			fire = s
+			if s != "on_enter" && s != "every_time" {
+				fp.errAt(pa.fire, id, "unknown fire mode %q (want on_enter or every_time)", s)
+				fire = ""
+			}
+		}
+	}
+	switch {
+	case pa.ifSrc == nil:
+		if pa.fire != nil {
+			fp.errAt(pa.fire, id, "fire applies only to automations with an if (without one the automation runs on every trigger)")
+		}
+		a.Fire = FireEveryTime
+	case a.Trigger.Kind != TriggerRecord:
+		if fire == "on_enter" {
+			fp.errAt(pa.fire, id, "fire: on_enter applies only to record triggers (a %s trigger fires once per occurrence)", a.Trigger.Kind)
+		}
+		a.Fire = FireEveryTime
+	case a.If != nil && (a.If.ReadsBefore || a.If.ReadsChanged):
+		if fire == "on_enter" {
+			fp.errAt(pa.fire, id, "fire: on_enter is not allowed on a condition that reads before or changed (it already describes a change; remove fire or use every_time)")
+		}
+		a.Fire = FireEveryTime
+	case fire == "every_time":
+		a.Fire = FireEveryTime
+	default:
+		a.Fire = FireOnEnter
+	}
+}
+
+func (c *Compiler) condition(fp *fileParser, key string, src *exprSrc, id string, t Trigger) *Condition {
+	ck := progKey{env: key, kind: kindCondition, expr: src.text}
+	if e, ok := c.cache[ck]; ok {
+		e.gen = c.gen
+		if e.err != nil {
+			c.report(fp, src, id, t, e.err)
+		}
+		return e.cond
+	}
+	prg, iss := c.compile(key, src.text, func(out *types.Type) string {
+		if out.Kind() != types.BoolKind && out.Kind() != types.DynKind {
+			return fmt.Sprintf("must be a bool expression, but it is of type %s", out)
+		}
+		return ""
+	})
+	e := &cacheEntry{gen: c.gen, err: iss}
+	if prg != nil {
+		e.cond = analyze(prg, c.schema, recordObject(t))
+	}
+	c.cache[ck] = e
+	if iss != nil {
+		c.report(fp, src, id, t, iss)
+	}
+	return e.cond
+}
+
+func (c *Compiler) who(fp *fileParser, key string, src *exprSrc, id string, t Trigger) *Program {
+	ck := progKey{env: key, kind: kindWho, expr: src.text}
+	if e, ok := c.cache[ck]; ok {
+		e.gen = c.gen
+		if e.err != nil {
+			c.report(fp, src, id, t, e.err)
+		}
+		return e.prog
+	}
+	prg, iss := c.compile(key, src.text, func(out *types.Type) string {
+		switch out.Kind() {
+		case types.StringKind, types.DynKind:
+			return ""
+		case types.ListKind:
+			if len(out.Parameters()) == 1 {
+				switch out.Parameters()[0].Kind() {
+				case types.StringKind, types.DynKind:
+					return ""
+				}
+			}
+		}
+		return fmt.Sprintf("must give a string or a list(string), but it is of type %s", out)
+	})
+	c.cache[ck] = &cacheEntry{gen: c.gen, prog: prg, err: iss}
+	if iss != nil {
+		c.report(fp, src, id, t, iss)
+	}
+	return prg
+}
+
+func recordObject(t Trigger) string {
+	if t.Kind == TriggerTracker {
+		return ""
+	}
+	return t.Object
+}
+
+// report adds CEL issues at their file positions, with a hint where a
+// variable does not exist for the trigger.
+func (c *Compiler) report(fp *fileParser, src *exprSrc, id string, t Trigger, iss []*celIssue) {
+	what := "if"
+	if src.node.Line != 0 && fp.isWho(src) {
+		what = "then.flow.who"
+	}
+	for _, is := range iss {
+		line, col := fp.position(src, is.line, is.col)
+		msg := is.msg
+		for _, v := range []string{VarBefore, VarChanged, VarRecord, VarTracker} {
+			if strings.Contains(msg, "undeclared reference to '"+v+"'") {
+				msg += fmt.Sprintf(" (%s is not available to a %s trigger: %s)", v, t.Kind, availableVars(t.Kind))
+			}
+		}
+		fp.errs = append(fp.errs, &Error{File: fp.name, Line: line, Col: col, AutomationID: id, Msg: what + ": " + msg})
+	}
+}
+
+func (fp *fileParser) isWho(src *exprSrc) bool {
+	for _, pa := range fp.out {
+		if pa.whoSrc == src {
+			return true
+		}
+	}
+	return false
+}
+
+func availableVars(k TriggerKind) string {
+	switch k {
+	case TriggerRecord:
+		return "record, before, changed, account, opportunity, event, now"
+	case TriggerTracker:
+		return "tracker, account, opportunity, event, now"
+	}
+	return "record, account, opportunity, event, now"
+}
