@@ -348,3 +348,24 @@ func TestRecordValues(t *testing.T) {
 		t.Fatalf("changed: got %s", got)
 	}
 }
+
+func TestRecordJSONRoundTrip(t *testing.T) {
+	c := testCompiler(t)
+	opp, _ := c.Schema().Object(ObjOpportunity)
+	in := mustRecord(t, opp, `{"id":"o\"1","stage":"Closed Won","amount":250000.5,"seats":9007199254740993,
+		"close_date":"2026-11-01T10:00:00.123Z","competitors":["a","b"],"notes_meta":{"k":[1,"x",{"y":true}]}}`)
+	data, err := in.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := opp.DecodeRecord(data, Limits{})
+	if err != nil {
+		t.Fatalf("%v: %s", err, data)
+	}
+	if in.Equal(out) != types.True {
+		t.Fatalf("round trip differs: %s", data)
+	}
+	if len(in.Changed(out)) != 0 {
+		t.Fatalf("changed after round trip: %v", in.Changed(out))
+	}
+}

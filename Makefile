@@ -1,0 +1,54 @@
+# whenthen build and test entry points. CI runs `make test` (see .ci/run).
+
+GO ?= go
+
+# Flags for `make test`. -race is affordable while the tree is small: the
+# whole suite must stay well under 15 minutes on 2 cores.
+TEST_FLAGS ?= -race -count=1 -timeout 12m
+
+# Pinned so lint gives the same answer everywhere; fetched through the Go
+# module proxy on first use. (govulncheck is not used: it needs vuln.go.dev,
+# which this environment cannot reach.)
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Fuzz targets for `make fuzz-short`, as PKG:FuzzName, e.g.
+#   FUZZ_TARGETS = ./rules:FuzzLoad ./ingest:FuzzDecode
+FUZZ_TARGETS ?=
+FUZZTIME ?= 10s
+
+GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
+
+.PHONY: build test run bench lint fuzz-short clean
+
+build:
+	$(GO) build -o bin/whenthen ./cmd/whenthen
+
+# scripts/with-redis.sh provides the Redis the tests need (and installs
+# redis-server as root if it is missing).
+test:
+	scripts/with-redis.sh $(GO) test $(TEST_FLAGS) ./...
+
+run:
+	$(GO) run ./cmd/whenthen dev
+
+bench:
+	$(GO) run ./cmd/whenthen bench
+
+lint:
+	@out=$$(gofmt -l $(GO_FILES)); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fuzz-short:
+	@if [ -z "$(strip $(FUZZ_TARGETS))" ]; then echo "fuzz-short: FUZZ_TARGETS is empty, nothing to fuzz"; fi
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		$(GO) test -run=NONE -list="^$$name\$$" "$$pkg" | grep -qx "$$name" || \
+			{ echo "fuzz-short: no fuzz target $$name in $$pkg"; exit 1; }; \
+		echo "fuzz-short: $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run=NONE -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
+	done
+
+clean:
+	rm -rf bin

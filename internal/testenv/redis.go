@@ -1,0 +1,423 @@
+package testenv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// EnvRedisURL names the environment variable that points tests at an
+// already running Redis instead of one started by this package.
+const EnvRedisURL = "WHENTHEN_TEST_REDIS_URL"
+
+const (
+	readyTimeout = 10 * time.Second // a fresh redis-server answers in milliseconds
+	stopTimeout  = 5 * time.Second  // SIGTERM grace before SIGKILL
+	startTries   = 5                // fresh ports tried when another process takes ours
+)
+
+// shared is the one redis-server per test binary behind RedisURL and Redis.
+var shared struct {
+	once sync.Once
+	url  string
+	srv  *RedisServer
+	err  error
+}
+
+// Main runs the tests of a package and then stops the Redis this package
+// started for them. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { testenv.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	stopShared()
+	os.Exit(code)
+}
+
+// RedisURL returns the redis:// URL of the Redis shared by the tests of this
+// test binary: WHENTHEN_TEST_REDIS_URL if set, otherwise a redis-server it
+// starts once. It fails the test if neither is possible.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(EnvRedisURL); u != "" {
+		return u
+	}
+	shared.once.Do(startShared)
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.url
+}
+
+// Redis returns a client of the shared Redis (see RedisURL) and a key prefix
+// unique to this test, "t:<test name>:<random>:". The test must prefix every
+// key it writes; the keys under the prefix are deleted and the client closed
+// at t.Cleanup.
+func Redis(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	opts, err := redis.ParseURL(RedisURL(t))
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", EnvRedisURL, err)
+	}
+	c := redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		t.Fatalf("testenv: redis at %s does not answer PING: %v", opts.Addr, err)
+	}
+	prefix := "t:" + keySafe(t.Name()) + ":" + randomHex(4) + ":"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		if err := deletePrefix(ctx, c, prefix); err != nil {
+			t.Logf("testenv: deleting keys %s*: %v", prefix, err)
+		}
+		c.Close()
+	})
+	return c, prefix
+}
+
+// RedisServer is a redis-server process owned by one test. Its port stays
+// the same across Stop, Kill and Restart, so clients reconnect to it. The
+// methods fail the test on error and must be called from the test goroutine.
+type RedisServer struct {
+	t    testing.TB // nil for the shared server
+	dir  string
+	args []string
+
+	mu   sync.Mutex
+	port int
+	proc *process // nil while stopped
+}
+
+// StartRedis starts a redis-server dedicated to this test on a free
+// 127.0.0.1 port, with persistence off and args appended to the defaults
+// (later arguments win, e.g. "--requirepass", "x"). It is stopped at
+// t.Cleanup, and its log is printed if the test failed.
+func StartRedis(t testing.TB, args ...string) *RedisServer {
+	t.Helper()
+	s := &RedisServer{t: t, dir: t.TempDir(), args: args}
+	if err := s.startFresh(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testenv: redis-server log (%s):\n%s", s.Addr(), s.logTail(30))
+		}
+		s.stop(syscall.SIGTERM)
+	})
+	return s
+}
+
+// Addr returns the server's host:port.
+func (s *RedisServer) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// URL returns the server's redis:// URL, database 0.
+func (s *RedisServer) URL() string {
+	return "redis://" + s.Addr() + "/0"
+}
+
+// Stop shuts the server down with SIGTERM (SIGKILL after 5s) and waits for
+// it to exit. Stopping a stopped server does nothing.
+func (s *RedisServer) Stop() {
+	s.t.Helper()
+	s.stop(syscall.SIGTERM)
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and waits for it to
+// exit. Killing a stopped server does nothing.
+func (s *RedisServer) Kill() {
+	s.t.Helper()
+	s.stop(syscall.SIGKILL)
+}
+
+// Restart stops the server if it runs and starts it again on the same port,
+// arguments and directory, waiting until it answers. The dataset starts
+// empty unless the arguments turned persistence on (e.g. "--appendonly",
+// "yes"), in which case the server reloads what it had saved.
+func (s *RedisServer) Restart() {
+	s.t.Helper()
+	s.stop(syscall.SIGTERM)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The port was free a moment ago; a short retry covers a client racing
+	// for it or a kernel slow to release it.
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		err := s.startLocked()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("testenv: restarting redis-server on port %d: %v", s.port, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// startFresh starts the server on a free port, trying other ports if one is
+// taken between choosing it and redis-server binding it.
+func (s *RedisServer) startFresh() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	for range startTries {
+		if s.port, err = freePort(); err != nil {
+			return fmt.Errorf("testenv: %w", err)
+		}
+		if err = s.startLocked(); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("testenv: starting redis-server: %w", err)
+}
+
+func (s *RedisServer) startLocked() error {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return errNoRedis
+	}
+	logf, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child keeps its own descriptor
+	args := append([]string{
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.dir,
+	}, s.args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = s.dir
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = sysProcAttr()
+	logStart, _ := logf.Seek(0, io.SeekEnd) // earlier starts' lines are not this start's
+	p, err := spawn(cmd)
+	if err != nil {
+		return err
+	}
+	if err := waitReady(s.port, p, s.logPath(), logStart); err != nil {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+		return fmt.Errorf("%w\n%s", err, s.logTail(10))
+	}
+	s.proc = p
+	return nil
+}
+
+func (s *RedisServer) stop(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proc
+	if p == nil {
+		return
+	}
+	s.proc = nil
+	p.signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(stopTimeout):
+		p.signal(syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func (s *RedisServer) logPath() string { return filepath.Join(s.dir, "redis.log") }
+
+// logTail returns the last n lines of the server's log.
+func (s *RedisServer) logTail(n int) string {
+	b, err := os.ReadFile(s.logPath())
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+var errNoRedis = errors.New("testenv: redis-server is not on PATH and " + EnvRedisURL +
+	" is unset: install redis-server (apt-get install redis-server) or set " +
+	EnvRedisURL + "=redis://127.0.0.1:6379/0")
+
+func startShared() {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		shared.err = errNoRedis
+		return
+	}
+	dir, err := os.MkdirTemp("", "whenthen-testenv-redis-")
+	if err != nil {
+		shared.err = fmt.Errorf("testenv: %w", err)
+		return
+	}
+	s := &RedisServer{dir: dir}
+	if err := s.startFresh(); err != nil {
+		os.RemoveAll(dir)
+		shared.err = err
+		return
+	}
+	shared.srv = s
+	shared.url = s.URL()
+}
+
+func stopShared() {
+	if s := shared.srv; s != nil {
+		s.stop(syscall.SIGTERM)
+		os.RemoveAll(s.dir)
+	}
+}
+
+// process is a started child and the goroutine that waits for it.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the child has exited and been reaped
+}
+
+// spawn starts cmd from a goroutine locked to its OS thread, which lives
+// until the child exits: on Linux, Pdeathsig fires when the thread that
+// forked the child ends, not the process, so the thread must outlive the
+// child for the signal to mean "the test binary died".
+func spawn(cmd *exec.Cmd) (*process, error) {
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait() // the exit status of a stopped test server says nothing
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *process) signal(sig syscall.Signal) {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Signal(sig) // it may exit between the check and here
+	}
+}
+
+// waitReady waits until the server on port answers PING (any reply, so a
+// server with requirepass counts), or its log says it is ready, or it exits.
+func waitReady(port int, p *process, logPath string, logStart int64) error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case <-p.done:
+			return fmt.Errorf("redis-server on %s exited during startup", addr)
+		default:
+		}
+		if answersPing(addr) || logSaysReady(logPath, logStart) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis-server on %s not ready after %v", addr, readyTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func answersPing(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && (strings.HasPrefix(line, "+") || strings.HasPrefix(line, "-"))
+}
+
+// logSaysReady reports whether the log, from offset start on, says the
+// server is ready; it covers servers that only listen on a TLS port.
+func logSaysReady(path string, start int64) bool {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < start {
+		return false
+	}
+	return bytes.Contains(b[start:], []byte("Ready to accept connections"))
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("choosing a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// keySafe turns a test name into a key segment free of glob characters, so
+// the prefix can be used in SCAN MATCH.
+func keySafe(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9',
+			r == '_', r == '-', r == '.', r == '/':
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
+	var cursor uint64
+	for {
+		keys, next, err := c.Scan(ctx, cursor, prefix+"*", 500).Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			if err := c.Unlink(ctx, keys...).Err(); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
+}
