@@ -1,0 +1,603 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+)
+
+// Default topics and producer settings.
+const (
+	DefaultActionsTopic = "automations.actions"
+	DefaultRunsTopic    = "automations.runs"
+	DefaultDLQTopic     = "automations.dlq"
+
+	DefaultBatchTimeout = 5 * time.Millisecond
+	DefaultBatchSize    = 1000
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultMaxAttempts  = 10
+)
+
+// Message headers the producer sets.
+const (
+	HeaderActionID        = "whenthen-action-id"
+	HeaderRunID           = "whenthen-run-id"
+	HeaderWorkspace       = "whenthen-workspace"
+	HeaderDLQReason       = "whenthen-dlq-reason"
+	HeaderDLQDetail       = "whenthen-dlq-detail"
+	HeaderSourceTopic     = "whenthen-source-topic"
+	HeaderSourcePartition = "whenthen-source-partition"
+	HeaderSourceOffset    = "whenthen-source-offset"
+	HeaderSourceTime      = "whenthen-source-time" // extension: RFC 3339, when DeadLetter.Time is set
+)
+
+// MaxDetailBytes is the longest whenthen-dlq-detail header; longer details
+// are cut at a UTF-8 boundary.
+const MaxDetailBytes = 1024
+
+// Our own retry backoff, around the kafka-go writer's: it doubles from
+// retryBackoffMin up to retryBackoffMax, each wait drawn from [d/2, d].
+const (
+	retryBackoffMin = 50 * time.Millisecond
+	retryBackoffMax = 2 * time.Second
+)
+
+// ErrClosed is returned by Publish and DeadLetter once Close has been called.
+var ErrClosed = errors.New("actions: producer closed")
+
+// ProducerOptions configure a [Producer]. Zero values take the defaults
+// given with each field.
+type ProducerOptions struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string
+
+	// ActionsTopic receives action records; default "automations.actions".
+	ActionsTopic string
+	// RunsTopic receives run-history records; default "automations.runs".
+	RunsTopic string
+	// DLQTopic receives dead letters; default "automations.dlq".
+	// The three topics must differ.
+	DLQTopic string
+
+	// Transport carries TLS and SASL settings and caches cluster metadata;
+	// nil means kafka.DefaultTransport. The producer never closes it. A
+	// topic created after the transport last refreshed its metadata stays
+	// unknown for up to Transport.MetadataTTL (default 6s); until then
+	// writes to it fail and are retried.
+	Transport *kafka.Transport
+
+	// BatchTimeout is how long a partition's batch waits to fill before it is
+	// sent; default 5ms. It adds to the latency of every Publish whose
+	// messages fill no batch, so keep it small (kafka-go's own default, 1s,
+	// stalls synchronous writes).
+	BatchTimeout time.Duration
+	// BatchSize is the most messages in one partition's batch; default 1000.
+	// kafka-go allocates room for BatchSize messages (152 bytes each) for
+	// every batch it starts, however few it ends up holding, so a smaller
+	// value saves garbage when each Publish carries few messages.
+	BatchSize int
+	// WriteTimeout bounds one produce request; default 10s.
+	WriteTimeout time.Duration
+	// MaxAttempts is how many times the kafka-go writer tries a batch
+	// before it reports the batch failed; default 10. Publish and
+	// DeadLetter keep retrying what failed, with their own backoff, until
+	// their context is done, so this only decides how often a failure is
+	// seen (and counted) by the producer.
+	MaxAttempts int
+	// Compression is the codec of produced batches; default none.
+	Compression kafka.Compression
+
+	// Registerer receives the producer metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger receives retries and failures; nil discards them.
+	Logger *slog.Logger
+}
+
+// Producer writes action records, run-history records and dead letters to
+// their Kafka topics, each through its own synchronous kafka-go Writer
+// (acks from all in-sync replicas, messages hashed to partitions by key, no
+// topic auto-creation). It is safe for concurrent use.
+type Producer struct {
+	actions, runs, dlq *topicWriter
+
+	logger *slog.Logger
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{} // closed when Close is called: stops retry waits
+	flushed   chan struct{} // closed when every writer has closed
+	closeErr  error         // set before flushed is closed
+}
+
+// topicWriter is one topic's writer, its metrics and retry loop.
+type topicWriter struct {
+	topic  string
+	w      *kafka.Writer
+	logger *slog.Logger
+	done   <-chan struct{}
+
+	produced, errors, retries prometheus.Counter
+	duration                  prometheus.Observer
+}
+
+// NewProducer returns a producer configured by opts. It does not connect:
+// the first write does. It fails on an invalid option or when the metrics
+// cannot be registered.
+func NewProducer(opts ProducerOptions) (*Producer, error) {
+	if len(opts.Brokers) == 0 {
+		return nil, errors.New("actions: no brokers")
+	}
+	for _, b := range opts.Brokers {
+		if b == "" {
+			return nil, errors.New("actions: empty broker address")
+		}
+	}
+	if opts.ActionsTopic == "" {
+		opts.ActionsTopic = DefaultActionsTopic
+	}
+	if opts.RunsTopic == "" {
+		opts.RunsTopic = DefaultRunsTopic
+	}
+	if opts.DLQTopic == "" {
+		opts.DLQTopic = DefaultDLQTopic
+	}
+	if opts.ActionsTopic == opts.RunsTopic || opts.ActionsTopic == opts.DLQTopic || opts.RunsTopic == opts.DLQTopic {
+		return nil, fmt.Errorf("actions: topics must differ: actions %q, runs %q, dead letters %q",
+			opts.ActionsTopic, opts.RunsTopic, opts.DLQTopic)
+	}
+	switch {
+	case opts.BatchTimeout < 0:
+		return nil, fmt.Errorf("actions: negative BatchTimeout %v", opts.BatchTimeout)
+	case opts.BatchSize < 0:
+		return nil, fmt.Errorf("actions: negative BatchSize %d", opts.BatchSize)
+	case opts.WriteTimeout < 0:
+		return nil, fmt.Errorf("actions: negative WriteTimeout %v", opts.WriteTimeout)
+	case opts.MaxAttempts < 0:
+		return nil, fmt.Errorf("actions: negative MaxAttempts %d", opts.MaxAttempts)
+	}
+	switch opts.Compression {
+	case 0, kafka.Gzip, kafka.Snappy, kafka.Lz4, kafka.Zstd:
+	default:
+		return nil, fmt.Errorf("actions: unknown Compression %d", opts.Compression)
+	}
+	if opts.BatchTimeout == 0 {
+		opts.BatchTimeout = DefaultBatchTimeout
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	// A nil *kafka.Transport in the interface field would not be nil.
+	var transport kafka.RoundTripper = kafka.DefaultTransport
+	if opts.Transport != nil {
+		transport = opts.Transport
+	}
+
+	m, err := newMetrics(opts.Registerer, opts.ActionsTopic, opts.RunsTopic, opts.DLQTopic)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{
+		logger:  logger,
+		done:    make(chan struct{}),
+		flushed: make(chan struct{}),
+	}
+	newWriter := func(topic string) *topicWriter {
+		log := logger.With("topic", topic)
+		return &topicWriter{
+			topic: topic,
+			w: &kafka.Writer{
+				Addr:                   kafka.TCP(opts.Brokers...),
+				Topic:                  topic,
+				Balancer:               &kafka.Hash{},
+				MaxAttempts:            opts.MaxAttempts,
+				BatchSize:              opts.BatchSize,
+				BatchTimeout:           opts.BatchTimeout,
+				WriteTimeout:           opts.WriteTimeout,
+				RequiredAcks:           kafka.RequireAll,
+				Async:                  false,
+				Compression:            opts.Compression,
+				Transport:              transport,
+				AllowAutoTopicCreation: false,
+				ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+					log.Info("kafka writer: " + fmt.Sprintf(msg, args...))
+				}),
+			},
+			logger:   log,
+			done:     p.done,
+			produced: m.produced.WithLabelValues(topic),
+			errors:   m.errors.WithLabelValues(topic),
+			retries:  m.retries.WithLabelValues(topic),
+			duration: m.duration.WithLabelValues(topic),
+		}
+	}
+	p.actions = newWriter(opts.ActionsTopic)
+	p.runs = newWriter(opts.RunsTopic)
+	p.dlq = newWriter(opts.DLQTopic)
+	return p, nil
+}
+
+// Publish writes actions to the actions topic and runs to the runs topic,
+// both at once, and returns nil once Kafka has acknowledged every one of
+// them.
+//
+// A write that fails or times out may still have been written, so Publish
+// retries with backoff whatever was not acknowledged (only the failed
+// messages when kafka-go reports them one by one, else all) until it
+// succeeds or ctx is done; a retried record can therefore be in Kafka more
+// than once, with the same action_id or run_id. Publish gives up early only
+// on ErrClosed and on errors a retry cannot fix: a message larger than the
+// broker or the writer accepts (kafka.MessageTooLargeError,
+// kafka.MessageSizeTooLarge, kafka.RecordListTooLarge) or an invalid record
+// or topic. A returned error wraps the cause, ctx.Err() included.
+//
+// Each action is keyed by [Action.Key], valued by [Action.AppendJSON], with
+// headers whenthen-action-id and whenthen-workspace; each run by
+// [Run.Key] and [Run.AppendJSON], with whenthen-run-id and
+// whenthen-workspace. An empty key is sent as a null key, which kafka-go
+// spreads round-robin over the partitions; an empty workspace as an empty
+// header value.
+func (p *Producer) Publish(ctx context.Context, actions []Action, runs []Run) error {
+	if err := p.usable(ctx); err != nil {
+		return err
+	}
+	switch {
+	case len(actions) == 0:
+		return p.runs.write(ctx, encodeRuns(runs))
+	case len(runs) == 0:
+		return p.actions.write(ctx, encodeActions(actions))
+	}
+	var runErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { runErr = p.runs.write(ctx, encodeRuns(runs)) })
+	actErr := p.actions.write(ctx, encodeActions(actions))
+	wg.Wait()
+	return errors.Join(actErr, runErr)
+}
+
+// DeadLetter is a message that could not be processed, with where it came
+// from and why.
+type DeadLetter struct {
+	Key, Value []byte    // the original message's, written unchanged
+	Reason     string    // short fixed code, such as "decode"; "unknown" if empty
+	Detail     string    // human-readable cause; must not quote the payload
+	Topic      string    // source topic
+	Partition  int       // source partition
+	Offset     int64     // source offset
+	Time       time.Time // source message time; zero if unknown
+}
+
+// DeadLetter writes dls to the dead-letter topic, with the retry semantics
+// of [Producer.Publish]. Each message keeps the original key and value
+// bytes; the headers whenthen-dlq-reason, whenthen-dlq-detail (at most
+// [MaxDetailBytes], with any copy of the value cut out),
+// whenthen-source-topic, whenthen-source-partition and
+// whenthen-source-offset, and whenthen-source-time when Time is set, say
+// where it came from and why. The record's own timestamp is the time of
+// writing, so that topic retention counts from the dead-lettering.
+//
+// The Key and Value slices are referenced, not copied: they must not be
+// modified afterwards (after a context error, kafka-go may still be sending
+// them).
+func (p *Producer) DeadLetter(ctx context.Context, dls []DeadLetter) error {
+	if err := p.usable(ctx); err != nil {
+		return err
+	}
+	return p.dlq.write(ctx, encodeDeadLetters(dls))
+}
+
+// Close stops the producer: later writes fail with ErrClosed, retries in
+// progress stop, and the writers flush and close. Close returns when they
+// have, or with an error wrapping ctx.Err() when ctx is done first (kafka-go
+// writers can hang on close; they are then left to finish in the
+// background). Calling Close again returns the first close's result, waiting
+// for it no longer than the new ctx allows.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		close(p.done)
+		go func() {
+			var errs [3]error
+			var wg sync.WaitGroup
+			for i, tw := range []*topicWriter{p.actions, p.runs, p.dlq} {
+				wg.Go(func() {
+					if err := tw.w.Close(); err != nil {
+						errs[i] = fmt.Errorf("close writer of %s: %w", tw.topic, err)
+					}
+				})
+			}
+			wg.Wait()
+			if err := errors.Join(errs[:]...); err != nil {
+				p.closeErr = fmt.Errorf("actions: close: %w", err)
+			}
+			close(p.flushed)
+		}()
+	})
+	select {
+	case <-p.flushed:
+		return p.closeErr
+	default:
+	}
+	select {
+	case <-p.flushed:
+		return p.closeErr
+	case <-ctx.Done():
+		p.logger.Warn("kafka writers did not close in time; abandoning them", "err", ctx.Err())
+		return fmt.Errorf("actions: close: gave up waiting for the kafka writers to flush and close: %w", ctx.Err())
+	}
+}
+
+// usable returns ErrClosed after Close, else ctx's error, wrapped.
+func (p *Producer) usable(ctx context.Context) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("actions: not writing: %w", err)
+	}
+	return nil
+}
+
+// write writes msgs and retries until all are acknowledged, ctx is done, the
+// producer is closed, or an error retries cannot fix.
+func (tw *topicWriter) write(ctx context.Context, msgs []kafka.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	defer func() { tw.duration.Observe(time.Since(start).Seconds()) }()
+
+	pending := msgs
+	backoff := retryBackoffMin
+	for attempt := 1; ; attempt++ {
+		err := tw.w.WriteMessages(ctx, pending...)
+		if err == nil {
+			tw.produced.Add(float64(len(pending)))
+			return nil
+		}
+		if errors.Is(err, io.ErrClosedPipe) {
+			return fmt.Errorf("%w (writing to %s)", ErrClosed, tw.topic)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("actions: write %d messages to %s: %w", len(pending), tw.topic, ctx.Err())
+		}
+		tw.errors.Inc()
+		if failed, ok := failedMessages(pending, err); ok {
+			tw.produced.Add(float64(len(pending) - len(failed)))
+			if len(failed) == 0 {
+				return nil
+			}
+			pending = failed
+		}
+		if permanent(err) {
+			tw.logger.Error("kafka rejected messages; not retrying", "messages", len(pending), "err", err)
+			return fmt.Errorf("actions: write %d messages to %s: %w", len(pending), tw.topic, err)
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		tw.logger.Warn("kafka write failed; retrying", "attempt", attempt, "messages", len(pending), "backoff", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("actions: write %d messages to %s: %w (last error: %v)", len(pending), tw.topic, ctx.Err(), err)
+		case <-tw.done:
+			t.Stop()
+			return fmt.Errorf("%w (writing %d messages to %s; last error: %v)", ErrClosed, len(pending), tw.topic, err)
+		}
+		backoff = min(2*backoff, retryBackoffMax)
+		tw.retries.Inc()
+	}
+}
+
+// failedMessages returns the messages of msgs that err, a kafka.WriteErrors
+// with one entry per message, reports failed; ok is false when err does not
+// say which failed.
+func failedMessages(msgs []kafka.Message, err error) (failed []kafka.Message, ok bool) {
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) || len(werrs) != len(msgs) {
+		return nil, false
+	}
+	failed = make([]kafka.Message, 0, werrs.Count())
+	for i, e := range werrs {
+		if e != nil {
+			failed = append(failed, msgs[i])
+		}
+	}
+	return failed, true
+}
+
+// permanent reports whether err, or any error of a kafka.WriteErrors, is one
+// that writing the same messages again cannot fix.
+func permanent(err error) bool {
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if e != nil && permanent(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var tooLarge kafka.MessageTooLargeError
+	return errors.As(err, &tooLarge) ||
+		errors.Is(err, kafka.MessageSizeTooLarge) ||
+		errors.Is(err, kafka.RecordListTooLarge) ||
+		errors.Is(err, kafka.InvalidRecord) ||
+		errors.Is(err, kafka.InvalidTopic)
+}
+
+// arena holds the keys, values and header values of one write in a single
+// buffer: fields are appended, each end recorded, then sliced out once the
+// buffer no longer moves. The buffer is never reused, since kafka-go may
+// still read it after a write was abandoned.
+type arena struct {
+	buf  []byte
+	ends []int
+	next int // index into ends of the next field to take
+	pos  int // start of the next field to take
+}
+
+func (a *arena) end() { a.ends = append(a.ends, len(a.buf)) }
+
+// take returns the next field, empty but not nil if the field is empty
+// (a header value of "" rather than null).
+func (a *arena) take() []byte {
+	end := a.ends[a.next]
+	b := a.buf[a.pos:end:end]
+	a.next++
+	a.pos = end
+	return b
+}
+
+// takeKey returns the next field as a message key: nil, a null key, if it
+// is empty, which kafka-go spreads round-robin instead of hashing.
+func (a *arena) takeKey() []byte {
+	if b := a.take(); len(b) > 0 {
+		return b
+	}
+	return nil
+}
+
+func encodeActions(as []Action) []kafka.Message {
+	if len(as) == 0 {
+		return nil
+	}
+	ar := arena{buf: make([]byte, 0, 400*len(as)), ends: make([]int, 0, 4*len(as))}
+	for i := range as {
+		a := &as[i]
+		ar.buf = append(ar.buf, a.Key()...)
+		ar.end()
+		ar.buf = a.AppendJSON(ar.buf)
+		ar.end()
+		ar.buf = append(ar.buf, a.ActionID...)
+		ar.end()
+		ar.buf = append(ar.buf, a.Workspace...)
+		ar.end()
+	}
+	msgs := make([]kafka.Message, len(as))
+	hdrs := make([]kafka.Header, 2*len(as))
+	for i := range msgs {
+		h := hdrs[2*i : 2*i+2 : 2*i+2]
+		msgs[i].Key = ar.takeKey()
+		msgs[i].Value = ar.take()
+		h[0] = kafka.Header{Key: HeaderActionID, Value: ar.take()}
+		h[1] = kafka.Header{Key: HeaderWorkspace, Value: ar.take()}
+		msgs[i].Headers = h
+	}
+	return msgs
+}
+
+func encodeRuns(rs []Run) []kafka.Message {
+	if len(rs) == 0 {
+		return nil
+	}
+	ar := arena{buf: make([]byte, 0, 400*len(rs)), ends: make([]int, 0, 4*len(rs))}
+	for i := range rs {
+		r := &rs[i]
+		ar.buf = append(ar.buf, r.Key()...)
+		ar.end()
+		ar.buf = r.AppendJSON(ar.buf)
+		ar.end()
+		ar.buf = append(ar.buf, r.RunID...)
+		ar.end()
+		ar.buf = append(ar.buf, r.Workspace...)
+		ar.end()
+	}
+	msgs := make([]kafka.Message, len(rs))
+	hdrs := make([]kafka.Header, 2*len(rs))
+	for i := range msgs {
+		h := hdrs[2*i : 2*i+2 : 2*i+2]
+		msgs[i].Key = ar.takeKey()
+		msgs[i].Value = ar.take()
+		h[0] = kafka.Header{Key: HeaderRunID, Value: ar.take()}
+		h[1] = kafka.Header{Key: HeaderWorkspace, Value: ar.take()}
+		msgs[i].Headers = h
+	}
+	return msgs
+}
+
+func encodeDeadLetters(dls []DeadLetter) []kafka.Message {
+	if len(dls) == 0 {
+		return nil
+	}
+	const nh = 6
+	ar := arena{buf: make([]byte, 0, 160*len(dls)), ends: make([]int, 0, nh*len(dls))}
+	for i := range dls {
+		dl := &dls[i]
+		reason := dl.Reason
+		if reason == "" {
+			reason = "unknown"
+		}
+		ar.buf = append(ar.buf, reason...)
+		ar.end()
+		ar.buf = appendDetail(ar.buf, dl.Detail, dl.Value)
+		ar.end()
+		ar.buf = append(ar.buf, dl.Topic...)
+		ar.end()
+		ar.buf = strconv.AppendInt(ar.buf, int64(dl.Partition), 10)
+		ar.end()
+		ar.buf = strconv.AppendInt(ar.buf, dl.Offset, 10)
+		ar.end()
+		if !dl.Time.IsZero() {
+			ar.buf = dl.Time.UTC().AppendFormat(ar.buf, time.RFC3339Nano)
+		}
+		ar.end()
+	}
+	msgs := make([]kafka.Message, len(dls))
+	hdrs := make([]kafka.Header, nh*len(dls))
+	for i := range msgs {
+		h := hdrs[nh*i : nh*i+nh : nh*i+nh]
+		h[0] = kafka.Header{Key: HeaderDLQReason, Value: ar.take()}
+		h[1] = kafka.Header{Key: HeaderDLQDetail, Value: ar.take()}
+		h[2] = kafka.Header{Key: HeaderSourceTopic, Value: ar.take()}
+		h[3] = kafka.Header{Key: HeaderSourcePartition, Value: ar.take()}
+		h[4] = kafka.Header{Key: HeaderSourceOffset, Value: ar.take()}
+		h[5] = kafka.Header{Key: HeaderSourceTime, Value: ar.take()}
+		if len(h[5].Value) == 0 {
+			h = h[:5]
+		}
+		msgs[i] = kafka.Message{Key: dls[i].Key, Value: dls[i].Value, Headers: h}
+	}
+	return msgs
+}
+
+// appendDetail appends detail with every copy of payload replaced by
+// "<payload>", cut to MaxDetailBytes at a UTF-8 boundary.
+func appendDetail(dst []byte, detail string, payload []byte) []byte {
+	start := len(dst)
+	if len(payload) > 0 && len(payload) <= len(detail) {
+		dst = append(dst, bytes.ReplaceAll([]byte(detail), payload, []byte("<payload>"))...)
+	} else {
+		dst = append(dst, detail...)
+	}
+	if len(dst)-start <= MaxDetailBytes {
+		return dst
+	}
+	cut := start + MaxDetailBytes
+	for cut > start && !utf8.RuneStart(dst[cut]) {
+		cut--
+	}
+	return dst[:cut]
+}
