@@ -1,0 +1,54 @@
+package engine
+
+import (
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
+
+	"github.com/whenthen/whenthen/rules"
+)
+
+// activation binds the CEL variables of one evaluation. It is built once
+// per event and reused by every candidate automation; for on_enter the
+// record is swapped for the before image.
+type activation struct {
+	record, before, account, opportunity, tracker, event ref.Val
+	changed                                              ref.Val
+	now                                                  ref.Val
+}
+
+var _ interpreter.Activation = (*activation)(nil)
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	var v ref.Val
+	switch name {
+	case rules.VarRecord:
+		v = a.record
+	case rules.VarBefore:
+		v = a.before
+	case rules.VarChanged:
+		v = a.changed
+	case rules.VarAccount:
+		v = a.account
+	case rules.VarOpportunity:
+		v = a.opportunity
+	case rules.VarTracker:
+		v = a.tracker
+	case rules.VarEvent:
+		v = a.event
+	case rules.VarNow:
+		v = a.now
+	}
+	return v, v != nil
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+var emptyStrings = types.NewStringList(types.DefaultTypeAdapter, nil)
+
+func orEmpty(r *rules.Record, o *rules.Object) ref.Val {
+	if r == nil {
+		return o.Empty()
+	}
+	return r
+}

@@ -1,0 +1,721 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/rules"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// Rules is the initial rule set (required); SetRules swaps it.
+	Rules *rules.Set
+	// Schema types stored record snapshots (required: the schema the rules
+	// were compiled with).
+	Schema *rules.Schema
+	// Limits cap values decoded from stored snapshots; default rules.DefaultLimits.
+	Limits rules.Limits
+	// Store keeps dedup state, snapshots and timers (required).
+	Store *RedisStore
+	// Clock is the time source: `now` in conditions, fired_at, windows.
+	// Default time.Now. The engine never reads the wall clock otherwise.
+	Clock func() time.Time
+	// SimulatedTime makes a timer fire at its due time (now = due), as
+	// `whenthen eval` and `whenthen test` need; the service leaves it off.
+	SimulatedTime bool
+	// NoIndex evaluates every automation of the trigger instead of the
+	// indexed candidates: for benchmarks and the index property test.
+	NoIndex bool
+	// MaxPersons caps the people one flow run enrolls; default 1,000.
+	MaxPersons int
+	// Registerer receives the engine's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Engine decides which automations an event runs, what they do, and
+// records every run. It is safe for concurrent use; events of one record
+// must be processed in order, each batch committed before the next batch
+// of the same partition is processed.
+type Engine struct {
+	opts  Options
+	ix    atomic.Pointer[index]
+	store *RedisStore
+	clock func() time.Time
+	m     *metrics
+	log   *slog.Logger
+}
+
+// New builds an engine.
+func New(opts Options) (*Engine, error) {
+	if opts.Rules == nil {
+		return nil, errors.New("engine: Options.Rules is required")
+	}
+	if opts.Schema == nil {
+		return nil, errors.New("engine: Options.Schema is required")
+	}
+	if opts.Store == nil {
+		return nil, errors.New("engine: Options.Store is required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.MaxPersons <= 0 {
+		opts.MaxPersons = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, store: opts.Store, clock: opts.Clock, m: m, log: opts.Logger}
+	e.SetRules(opts.Rules)
+	return e, nil
+}
+
+// SetRules swaps the live rule set atomically; batches in flight finish
+// with the set they started with.
+func (e *Engine) SetRules(set *rules.Set) {
+	e.ix.Store(buildIndex(set))
+	e.m.rules.Set(float64(set.Summary().Enabled))
+}
+
+// Rules is the live rule set.
+func (e *Engine) Rules() *rules.Set { return e.ix.Load().set }
+
+// Output is what a batch produced: actions and runs in event order, and
+// the state changes to commit once Kafka has acknowledged them.
+type Output struct {
+	Actions []actions.Action
+	Runs    []actions.Run
+
+	token   string
+	confirm []string // action keys to mark done
+	writes  stateWrites
+	acks    []dueTimer
+}
+
+// Commit records the state of a batch whose outputs Kafka acknowledged:
+// actions become done (a redelivery is then a duplicate), record
+// snapshots and timers are saved, fired timers are acknowledged.
+func (e *Engine) Commit(ctx context.Context, out *Output) error {
+	if out == nil {
+		return nil
+	}
+	if err := e.store.confirm(ctx, out.confirm, out.token); err != nil {
+		e.m.storeErrors.WithLabelValues("confirm").Inc()
+		return fmt.Errorf("confirm actions: %w", err)
+	}
+	if err := e.store.apply(ctx, &out.writes, e.clock()); err != nil {
+		e.m.storeErrors.WithLabelValues("save_state").Inc()
+		return fmt.Errorf("save record state: %w", err)
+	}
+	if err := e.store.ackTimers(ctx, out.acks); err != nil {
+		e.m.storeErrors.WithLabelValues("ack_timers").Inc()
+		return fmt.Errorf("acknowledge timers: %w", err)
+	}
+	out.confirm, out.acks = nil, nil
+	out.writes = stateWrites{}
+	return nil
+}
+
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// snapshot is a record's last known state and the time of the event that
+// set it.
+type snapshot struct {
+	rec  *rules.Record
+	time time.Time
+}
+
+// pendingRun is a matched automation waiting for its claim.
+type pendingRun struct {
+	run     actions.Run
+	acts    []actions.Action
+	claim   *Claim
+	trigger string
+}
+
+// batch is the working state of one Process or FireDue call.
+type batch struct {
+	e       *Engine
+	ix      *index
+	now     time.Time
+	out     *Output
+	runs    []*pendingRun
+	state   map[snapshotRef]*snapshot
+	loaded  map[snapshotRef]bool
+	emitted map[string]bool // action ids emitted in this batch
+	cands   []*candidate
+}
+
+func (e *Engine) newBatch(ix *index) *batch {
+	return &batch{e: e, ix: ix, out: &Output{token: newToken()}, state: map[snapshotRef]*snapshot{},
+		loaded: map[snapshotRef]bool{}, emitted: map[string]bool{}}
+}
+
+// Process runs a batch of events through the rules. The outputs are in
+// event order. Nothing is written to Kafka; state is claimed in Redis
+// (pending) and committed by Commit after the outputs are acknowledged.
+func (e *Engine) Process(ctx context.Context, events []*Event) (*Output, error) {
+	start := time.Now()
+	b := e.newBatch(e.ix.Load())
+	if err := b.loadState(ctx, events); err != nil {
+		return nil, err
+	}
+	for _, ev := range events {
+		b.now = e.clock()
+		e.m.events.WithLabelValues(ev.Type).Inc()
+		b.event(ctx, ev)
+	}
+	if err := b.finish(ctx); err != nil {
+		return nil, err
+	}
+	e.m.batchDuration.Observe(time.Since(start).Seconds())
+	return b.out, nil
+}
+
+// needsState tells whether an event's record state is loaded and kept.
+func (b *batch) needsState(ev *Event) bool {
+	if ev.Record == nil || ev.Type == TypeTrackerDetected {
+		return false
+	}
+	if ev.Partial {
+		return true
+	}
+	w := b.ix.byWS[ev.Workspace]
+	return w != nil && w.stateful[ev.Object]
+}
+
+func (b *batch) loadState(ctx context.Context, events []*Event) error {
+	var refs []snapshotRef
+	for _, ev := range events {
+		if !b.needsState(ev) {
+			continue
+		}
+		r := snapshotRef{ev.Workspace, ev.Object, ev.RecordID()}
+		if !b.loaded[r] {
+			b.loaded[r] = true
+			refs = append(refs, r)
+		}
+	}
+	return b.load(ctx, refs)
+}
+
+func (b *batch) load(ctx context.Context, refs []snapshotRef) error {
+	data, err := b.e.store.loadSnapshots(ctx, refs)
+	if err != nil {
+		b.e.m.storeErrors.WithLabelValues("load_state").Inc()
+		return fmt.Errorf("load record state: %w", err)
+	}
+	for i, d := range data {
+		if d == nil {
+			continue
+		}
+		s, err := b.e.decodeSnapshot(refs[i].Object, d)
+		if err != nil {
+			// A snapshot this schema cannot read is treated as absent.
+			b.e.log.Warn("unreadable record snapshot", "object", refs[i].Object, "record", refs[i].ID, "err", err)
+			continue
+		}
+		b.state[refs[i]] = s
+	}
+	return nil
+}
+
+// event evaluates one event.
+func (b *batch) event(ctx context.Context, ev *Event) {
+	w := b.ix.byWS[ev.Workspace]
+	switch ev.Type {
+	case TypeTrackerDetected:
+		if w == nil || ev.Tracker == nil {
+			return
+		}
+		g := w.groups[trackerGroup(ev.Tracker.String("name"))]
+		if g == nil {
+			return
+		}
+		act := b.activation(ev, nil, nil, nil)
+		conf, _ := ev.Tracker.FieldValue(mustField(ev.Tracker.Object(), "confidence")).(types.Double)
+		b.match(ctx, ev, g, nil, nil, act, func(a *rules.Automation) bool {
+			return float64(conf) >= a.Trigger.MinConfidence
+		})
+		return
+	}
+	if ev.Record == nil {
+		return
+	}
+	sref := snapshotRef{ev.Workspace, ev.Object, ev.RecordID()}
+	stored := b.state[sref]
+	keep := b.needsState(ev)
+	if stored != nil && ev.Time.Before(stored.time) {
+		b.e.m.stale.Inc()
+		return
+	}
+	if ev.Type == TypeRecordDeleted {
+		if keep || stored != nil {
+			delete(b.state, sref)
+			b.out.writes.deletes = append(b.out.writes.deletes, sref)
+		}
+		if w != nil {
+			for _, a := range w.dates[ev.Object] {
+				b.cancelTimer(a, ev)
+			}
+		}
+		return
+	}
+	// The record after the change, and before it.
+	after := ev.Record
+	if ev.Partial && stored != nil {
+		after = stored.rec.Merge(ev.Record)
+	}
+	var before *rules.Record
+	known := true // whether the state before the change is known
+	switch {
+	case ev.Type == TypeRecordCreated:
+	case ev.Before != nil:
+		before = after.Merge(ev.Before)
+	case stored != nil:
+		before = stored.rec
+	case ev.Partial:
+		known = false
+	default:
+		// A full record without before or stored state: no change is
+		// known, so on_enter conditions that hold are taken as held.
+		before = after
+	}
+	// The prior state timers compare with: only one actually seen.
+	prior := before
+	if ev.Before == nil && stored == nil {
+		prior = nil
+	}
+	if keep {
+		b.state[sref] = &snapshot{rec: after, time: ev.Time}
+		data, err := b.e.encodeSnapshot(after, ev.Time)
+		if err == nil {
+			b.out.writes.saves = append(b.out.writes.saves, snapshotWrite{ref: sref, data: data})
+		}
+	}
+	if w == nil {
+		return
+	}
+	for _, a := range w.dates[ev.Object] {
+		b.armTimer(a, ev, after, prior)
+	}
+	var g *group
+	switch ev.Type {
+	case TypeRecordCreated, TypeRecordUpdated:
+		g = w.groups[recordGroup(ev.Object)]
+	case TypeScheduleFired:
+		g = w.groups[scheduleGroup(ev.Schedule, ev.Object)]
+	}
+	if g == nil {
+		return
+	}
+	var changed ref.Val = emptyStrings
+	if before != nil {
+		changed = types.NewStringList(types.DefaultTypeAdapter, before.Changed(after))
+	} else if ev.Type == TypeRecordCreated {
+		changed = types.NewStringList(types.DefaultTypeAdapter, after.Changed(after.Object().Empty()))
+	}
+	act := b.activation(ev, after, before, changed)
+	created := ev.Type == TypeRecordCreated
+	b.match(ctx, ev, g, after, func(a *rules.Automation, act *activation) (bool, error) {
+		// on_enter: the condition must not have held before the change.
+		if a.Trigger.Kind != rules.TriggerRecord || a.Fire != rules.FireOnEnter || created || !known {
+			return false, nil
+		}
+		return b.holds(ctx, a, before, act)
+	}, act, func(a *rules.Automation) bool {
+		if ev.Type == TypeScheduleFired {
+			return true
+		}
+		return (created && a.Trigger.OnCreate) || (!created && a.Trigger.OnUpdate)
+	})
+}
+
+func mustField(o *rules.Object, name string) *rules.Field {
+	f, ok := o.Field(name)
+	if !ok {
+		panic("schema has no field " + o.Name + "." + name)
+	}
+	return f
+}
+
+func (b *batch) activation(ev *Event, after, before *rules.Record, changed ref.Val) *activation {
+	s := b.e.opts.Schema
+	acc, _ := s.Object(rules.ObjAccount)
+	opp, _ := s.Object(rules.ObjOpportunity)
+	act := &activation{
+		account:     orEmpty(ev.Account, acc),
+		opportunity: orEmpty(ev.Opportunity, opp),
+		tracker:     orEmpty(ev.Tracker, s.Tracker),
+		now:         types.Timestamp{Time: b.now},
+		changed:     changed,
+		event:       b.eventValue(ev.ID, ev.Type, ev.Time, ev.Object, ev.Workspace),
+	}
+	if after != nil {
+		act.record = after
+		act.before = orEmpty(before, after.Object())
+		// The record is its own related account or opportunity.
+		switch after.Object().Name {
+		case rules.ObjAccount:
+			act.account = after
+		case rules.ObjOpportunity:
+			act.opportunity = after
+		}
+	}
+	if changed == nil {
+		act.changed = emptyStrings
+	}
+	return act
+}
+
+func (b *batch) eventValue(id, typ string, t time.Time, object, ws string) ref.Val {
+	r, err := b.e.opts.Schema.Event.NewRecord(map[string]any{
+		"id": id, "type": typ, "time": t.UTC().Format(time.RFC3339Nano), "object": object, "workspace": ws,
+	}, rules.Limits{})
+	if err != nil {
+		return b.e.opts.Schema.Event.Empty()
+	}
+	return r
+}
+
+// holds evaluates a's condition with the record swapped for rec.
+func (b *batch) holds(ctx context.Context, a *rules.Automation, rec *rules.Record, act *activation) (bool, error) {
+	for i := range a.If.Index {
+		if !a.If.Index[i].Holds(rec) {
+			return false, nil
+		}
+	}
+	if a.If.RestTrue {
+		return true, nil
+	}
+	swapped := *act
+	swapped.record = rec
+	v, err := a.If.Eval(ctx, &swapped)
+	if err != nil {
+		return false, err
+	}
+	return v == types.True, nil
+}
+
+// enteredBefore reports whether an on_enter condition already held before.
+type enteredBefore func(a *rules.Automation, act *activation) (bool, error)
+
+// match evaluates the group's candidates for the event and starts a run
+// for each that matches.
+func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *rules.Record, wasTrue enteredBefore, act *activation, triggerOK func(*rules.Automation) bool) {
+	start := time.Now()
+	cands := g.all
+	if !b.e.opts.NoIndex {
+		b.cands = g.candidates(rec, b.cands[:0])
+		cands = b.cands
+	}
+	for _, c := range cands {
+		a := c.a
+		if !triggerOK(a) {
+			continue
+		}
+		b.e.m.evaluated.Inc()
+		if a.If != nil {
+			ok, err := b.holds(ctx, a, orRecord(rec, act), act)
+			if err == nil && ok && wasTrue != nil {
+				var before bool
+				before, err = wasTrue(a, act)
+				ok = !before
+			}
+			if err != nil {
+				b.evalError(ev.Workspace, a, ev.ID, ev.Object, ev.RecordID(), err)
+				continue
+			}
+			if !ok {
+				continue
+			}
+		}
+		b.matched(ctx, a, act, ev.Workspace, ev.ID, ev.Time, ev.Object, rec, 0)
+	}
+	b.e.m.evalDuration.Observe(time.Since(start).Seconds())
+}
+
+func orRecord(rec *rules.Record, act *activation) *rules.Record {
+	if rec != nil {
+		return rec
+	}
+	if r, ok := act.record.(*rules.Record); ok {
+		return r
+	}
+	return nil
+}
+
+func (b *batch) evalError(ws string, a *rules.Automation, eventID, object, recordID string, err error) {
+	b.e.m.evalErrors.Inc()
+	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", eventID, "err", err)
+	run := b.newRun(ws, a, eventID, object, recordID)
+	run.Outcome, run.Reason, run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
+	b.runs = append(b.runs, &pendingRun{run: run})
+}
+
+func (b *batch) newRun(ws string, a *rules.Automation, eventID, object, recordID string) actions.Run {
+	return actions.Run{
+		RunID: actions.RunID(ws, a.ID, eventID), Workspace: ws, AutomationID: a.ID, Trigger: a.Trigger.Kind.String(),
+		EventID: eventID, Object: object, RecordID: recordID, RanAt: b.now, ActionIDs: []string{},
+	}
+}
+
+// matched builds the run and actions of an automation whose trigger and
+// condition matched, and its claim.
+func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activation, ws, eventID string, eventTime time.Time, object string, rec *rules.Record, late time.Duration) {
+	b.e.m.matched.Inc()
+	recordID := ""
+	if rec != nil {
+		recordID = rec.ID()
+	}
+	pr := &pendingRun{run: b.newRun(ws, a, eventID, object, recordID)}
+	pr.run.LateMS = late.Milliseconds()
+	b.runs = append(b.runs, pr)
+	base := actions.Action{Workspace: ws, AutomationID: a.ID, Type: a.ActionType(), Object: object, RecordID: recordID,
+		EventID: eventID, EventTime: eventTime, FiredAt: b.now}
+	claim := &Claim{Workspace: ws, EventID: eventID}
+	if a.Cooldown > 0 && recordID != "" {
+		claim.CooldownKey = b.e.store.cooldownKey(ws, a.ID, recordID)
+		claim.CooldownUntil = b.now.Add(a.Cooldown)
+	}
+	switch {
+	case a.Brief != nil:
+		recips := resolveRecipients(a.Brief.Recipients, rec)
+		if len(recips) == 0 {
+			pr.run.Outcome, pr.run.Reason = actions.OutcomeSkipped, actions.ReasonNoRecipients
+			return
+		}
+		act := base
+		act.ActionID = actions.ActionID(ws, a.ID, eventID, "brief")
+		act.Brief = &actions.Brief{Kind: a.Brief.Kind, Recipients: recips}
+		pr.acts = append(pr.acts, act)
+		claim.Targets = append(claim.Targets, ClaimTarget{ActionKey: b.e.store.actionKey(ws, act.ActionID), ActionID: act.ActionID})
+	case a.Flow != nil:
+		persons, err := b.persons(ctx, a, act, rec)
+		if err != nil {
+			pr.run.Outcome, pr.run.Reason, pr.run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
+			b.e.m.evalErrors.Inc()
+			b.e.log.Warn("flow who evaluation failed", "automation", a.ID, "event", eventID, "err", err)
+			return
+		}
+		if len(persons) == 0 {
+			pr.run.Outcome, pr.run.Reason = actions.OutcomeSkipped, actions.ReasonNoPerson
+			return
+		}
+		for _, p := range persons {
+			act := base
+			act.ActionID = actions.ActionID(ws, a.ID, eventID, p)
+			act.Flow = &actions.Flow{ID: a.Flow.ID, PersonID: p}
+			pr.acts = append(pr.acts, act)
+			t := ClaimTarget{ActionKey: b.e.store.actionKey(ws, act.ActionID), ActionID: act.ActionID,
+				EnrollKey: b.e.store.enrollKey(ws, a.Flow.ID, p)}
+			if a.Flow.ReenrollAfter > 0 {
+				t.EnrollUntil = b.now.Add(a.Flow.ReenrollAfter)
+			}
+			claim.Targets = append(claim.Targets, t)
+		}
+	}
+	pr.claim = claim
+}
+
+// resolveRecipients turns brief recipients into user:ID and email:ADDR
+// strings; owner is the record's owner_id, dropped when it is empty.
+func resolveRecipients(rs []rules.Recipient, rec *rules.Record) []string {
+	out := make([]string, 0, len(rs))
+	seen := map[string]bool{}
+	for _, r := range rs {
+		var s string
+		switch r.Kind {
+		case rules.RecipientOwner:
+			if rec == nil || rec.String("owner_id") == "" {
+				continue
+			}
+			s = "user:" + rec.String("owner_id")
+		case rules.RecipientUser:
+			s = "user:" + r.Value
+		case rules.RecipientEmail:
+			s = "email:" + r.Value
+		}
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// persons evaluates a flow's who: one person id or a list; empty ids are
+// dropped and duplicates removed.
+func (b *batch) persons(ctx context.Context, a *rules.Automation, act *activation, rec *rules.Record) ([]string, error) {
+	if a.Flow.Who == nil {
+		if rec == nil || rec.ID() == "" {
+			return nil, nil
+		}
+		return []string{rec.ID()}, nil
+	}
+	v, err := a.Flow.Who.Eval(ctx, act)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	switch x := v.(type) {
+	case types.String:
+		ids = []string{string(x)}
+	default:
+		native, err := v.ConvertToNative(stringSliceType)
+		if err != nil {
+			return nil, fmt.Errorf("who gave %s, want a string or a list of strings", v.Type().TypeName())
+		}
+		ids = native.([]string)
+	}
+	out := ids[:0:0]
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	if len(out) > b.e.opts.MaxPersons {
+		return nil, fmt.Errorf("who gave %d people, over the limit of %d", len(out), b.e.opts.MaxPersons)
+	}
+	return out, nil
+}
+
+// finish claims the batch's runs in Redis and settles their outcomes.
+func (b *batch) finish(ctx context.Context) error {
+	var claims []*Claim
+	for _, pr := range b.runs {
+		if pr.claim == nil {
+			continue
+		}
+		// An action already emitted in this batch (the same event twice) is
+		// a duplicate without asking Redis.
+		dup := false
+		for _, t := range pr.claim.Targets {
+			if b.emitted[t.ActionID] {
+				dup = true
+			}
+		}
+		if dup {
+			pr.claim = nil
+			pr.run.Outcome, pr.run.Reason = actions.OutcomeSkipped, actions.ReasonDuplicate
+			b.e.m.dedupHits.WithLabelValues(actions.ReasonDuplicate).Inc()
+			continue
+		}
+		for _, t := range pr.claim.Targets {
+			b.emitted[t.ActionID] = true
+		}
+		claims = append(claims, pr.claim)
+	}
+	if err := b.claimAll(ctx, claims); err != nil {
+		return err
+	}
+	for _, pr := range b.runs {
+		if pr.claim != nil {
+			b.settle(pr)
+		}
+		b.e.m.runs.WithLabelValues(pr.run.Outcome, pr.run.Reason).Inc()
+		b.out.Runs = append(b.out.Runs, pr.run)
+	}
+	return nil
+}
+
+// claimAll claims, waiting while another instance holds a live claim on
+// one of the actions (it may be producing them right now).
+func (b *batch) claimAll(ctx context.Context, claims []*Claim) error {
+	backoff := 50 * time.Millisecond
+	for len(claims) > 0 {
+		if err := b.e.store.claim(ctx, claims, b.out.token, b.e.clock()); err != nil {
+			b.e.m.storeErrors.WithLabelValues("claim").Inc()
+			return fmt.Errorf("claim actions: %w", err)
+		}
+		var busy []*Claim
+		for _, c := range claims {
+			if c.busy {
+				busy = append(busy, c)
+			}
+		}
+		if len(busy) == 0 {
+			return nil
+		}
+		claims = busy
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	return nil
+}
+
+// settle turns claim results into the run's outcome: the pure decision.
+func (b *batch) settle(pr *pendingRun) {
+	outcome, reason, emit := decide(pr.claim)
+	pr.run.Outcome, pr.run.Reason = outcome, reason
+	if reason != "" {
+		b.e.m.dedupHits.WithLabelValues(reason).Inc()
+	}
+	for i, ok := range emit {
+		if !ok {
+			continue
+		}
+		a := pr.acts[i]
+		pr.run.ActionIDs = append(pr.run.ActionIDs, a.ActionID)
+		b.out.Actions = append(b.out.Actions, a)
+		b.out.confirm = append(b.out.confirm, pr.claim.Targets[i].ActionKey)
+		b.e.m.actions.WithLabelValues(a.Type).Inc()
+	}
+}
+
+// decide is the outcome of a claimed run: which actions to emit, and why
+// the others were not.
+func decide(c *Claim) (outcome, reason string, emit []bool) {
+	if c.Cooldown {
+		return actions.OutcomeSkipped, actions.ReasonCooldown, nil
+	}
+	emit = make([]bool, len(c.Targets))
+	n, done, enrolled := 0, 0, 0
+	for i, t := range c.Targets {
+		switch t.Status {
+		case ClaimNew, ClaimOurs:
+			emit[i] = true
+			n++
+		case ClaimDone:
+			done++
+		case ClaimEnrolled:
+			enrolled++
+		}
+	}
+	switch {
+	case n > 0:
+		return actions.OutcomeCompleted, "", emit
+	case done > 0:
+		return actions.OutcomeSkipped, actions.ReasonDuplicate, emit
+	default:
+		return actions.OutcomeSkipped, actions.ReasonAlreadyEnrolled, emit
+	}
+}

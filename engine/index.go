@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"sort"
+
+	"github.com/whenthen/whenthen/rules"
+)
+
+// index maps an event to the automations it can trigger: workspace, then
+// trigger (object and event type, tracker name, schedule name), then the
+// equality and `in` predicates of each condition. An event evaluates only
+// the candidates whose indexed predicate holds; automations with nothing
+// indexable are scanned.
+type index struct {
+	set  *rules.Set
+	byWS map[string]*wsIndex
+}
+
+type wsIndex struct {
+	groups map[string]*group
+	// dates are the date-triggered automations by object.
+	dates map[string][]*rules.Automation
+	// stateful tells the objects whose record state must be kept: they
+	// have on_enter or change-reading record rules, or date triggers.
+	stateful map[string]bool
+}
+
+// group is the automations of one trigger within a workspace.
+type group struct {
+	fields []*fieldIndex
+	scan   []*candidate
+	all    []*candidate // every automation, for unindexed evaluation
+}
+
+type fieldIndex struct {
+	field *rules.Field
+	byKey map[string][]*candidate
+}
+
+type candidate struct {
+	a   *rules.Automation
+	ord int // position in the set: candidates run in a stable order
+	// pred is the index of the predicate the candidate is filed under, -1
+	// when scanned.
+	pred int
+}
+
+func recordGroup(object string) string         { return "r:" + object }
+func trackerGroup(name string) string          { return "t:" + name }
+func scheduleGroup(name, object string) string { return "s:" + object + ":" + name }
+
+func buildIndex(set *rules.Set) *index {
+	ix := &index{set: set, byWS: map[string]*wsIndex{}}
+	for ord, a := range set.Automations {
+		if !a.Enabled {
+			continue
+		}
+		w := ix.byWS[a.Workspace]
+		if w == nil {
+			w = &wsIndex{groups: map[string]*group{}, dates: map[string][]*rules.Automation{}, stateful: map[string]bool{}}
+			ix.byWS[a.Workspace] = w
+		}
+		var key string
+		switch a.Trigger.Kind {
+		case rules.TriggerRecord:
+			key = recordGroup(a.Trigger.Object)
+			if a.If != nil && (a.Fire == rules.FireOnEnter || a.If.ReadsBefore || a.If.ReadsChanged) {
+				w.stateful[a.Trigger.Object] = true
+			}
+		case rules.TriggerTracker:
+			key = trackerGroup(a.Trigger.Tracker)
+		case rules.TriggerSchedule:
+			key = scheduleGroup(a.Trigger.Schedule, a.Trigger.Object)
+		case rules.TriggerDate:
+			w.dates[a.Trigger.Object] = append(w.dates[a.Trigger.Object], a)
+			w.stateful[a.Trigger.Object] = true
+			continue
+		}
+		g := w.groups[key]
+		if g == nil {
+			g = &group{}
+			w.groups[key] = g
+		}
+		g.add(&candidate{a: a, ord: ord, pred: -1})
+	}
+	return ix
+}
+
+func (g *group) add(c *candidate) {
+	g.all = append(g.all, c)
+	if c.a.If == nil || len(c.a.If.Index) == 0 {
+		g.scan = append(g.scan, c)
+		return
+	}
+	// File under the most selective predicate: the fewest values.
+	best := 0
+	for i, p := range c.a.If.Index {
+		if len(p.Keys) < len(c.a.If.Index[best].Keys) {
+			best = i
+		}
+	}
+	c.pred = best
+	p := c.a.If.Index[best]
+	var fi *fieldIndex
+	for _, f := range g.fields {
+		if f.field == p.Field {
+			fi = f
+			break
+		}
+	}
+	if fi == nil {
+		fi = &fieldIndex{field: p.Field, byKey: map[string][]*candidate{}}
+		g.fields = append(g.fields, fi)
+	}
+	seen := map[string]bool{}
+	for _, k := range p.Keys {
+		if !seen[k] {
+			seen[k] = true
+			fi.byKey[k] = append(fi.byKey[k], c)
+		}
+	}
+}
+
+// candidates appends to buf the automations of the group whose indexed
+// predicate holds for rec (rec may be nil for triggers without a record),
+// in set order.
+func (g *group) candidates(rec *rules.Record, buf []*candidate) []*candidate {
+	buf = append(buf, g.scan...)
+	if rec != nil {
+		for _, fi := range g.fields {
+			if k, ok := rules.IndexKey(rec.FieldValue(fi.field)); ok {
+				buf = append(buf, fi.byKey[k]...)
+			}
+		}
+	}
+	if len(g.fields) > 0 && len(buf) > 1 {
+		sort.Slice(buf, func(i, j int) bool { return buf[i].ord < buf[j].ord })
+	}
+	return buf
+}

@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the engine's Prometheus metrics. Labels come from small
+// fixed sets (outcome, reason, trigger, type), never ids.
+type metrics struct {
+	events        *prometheus.CounterVec
+	evaluated     prometheus.Counter
+	matched       prometheus.Counter
+	runs          *prometheus.CounterVec
+	actions       *prometheus.CounterVec
+	dedupHits     *prometheus.CounterVec
+	evalErrors    prometheus.Counter
+	evalDuration  prometheus.Histogram
+	batchDuration prometheus.Histogram
+	timers        *prometheus.CounterVec
+	stale         prometheus.Counter
+	storeErrors   *prometheus.CounterVec
+	rules         prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_engine_events_total", Help: "Events processed by the engine, by event type.",
+		}, []string{"type"}),
+		evaluated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "whenthen_automations_evaluated_total", Help: "Candidate automations considered for an event or timer.",
+		}),
+		matched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "whenthen_automations_matched_total", Help: "Automations whose trigger and condition matched.",
+		}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_runs_total", Help: "Run-history records, by outcome and reason.",
+		}, []string{"outcome", "reason"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_actions_total", Help: "Action records emitted, by action type.",
+		}, []string{"type"}),
+		dedupHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_dedup_hits_total", Help: "Actions not emitted because dedup state refused them, by reason.",
+		}, []string{"reason"}),
+		evalErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "whenthen_eval_errors_total", Help: "CEL evaluations that failed (cost limit, overflow, bad types).",
+		}),
+		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "whenthen_eval_duration_seconds", Help: "Time to evaluate one event against its candidate automations.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}),
+		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "whenthen_engine_batch_duration_seconds", Help: "Time to process one batch of events, state round trips included.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
+		}),
+		timers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_timers_total", Help: "Date timer operations, by operation (armed, cancelled, fired, dropped).",
+		}, []string{"op"}),
+		stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "whenthen_stale_events_total", Help: "Record events older than the stored state of their record, not applied.",
+		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_redis_errors_total", Help: "Failed Redis round trips, by operation.",
+		}, []string{"op"}),
+		rules: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "whenthen_rules_loaded", Help: "Enabled automations in the live rule set.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.events, m.evaluated, m.matched, m.runs, m.actions, m.dedupHits, m.evalErrors,
+			m.evalDuration, m.batchDuration, m.timers, m.stale, m.storeErrors, m.rules} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register engine metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

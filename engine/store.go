@@ -1,0 +1,516 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore keeps the engine's state in Redis: dedup claims, flow
+// enrollments, cooldowns, record snapshots and date timers. Every decision
+// that must be atomic across engine instances is one Lua script, and every
+// script takes the engine's `now` as an argument, so that windows follow
+// the injected clock (simulated time in `whenthen eval`) rather than the
+// Redis server's. Redis TTLs only collect garbage.
+//
+// Keys are namespaced by workspace with a hash tag, so that the keys one
+// script touches share a slot: PREFIX{WORKSPACE}:KIND:... The due-timer
+// queue is one sorted set, PREFIX timers, whose members name their workspace.
+type RedisStore struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    StoreTTLs
+}
+
+// StoreTTLs are how long state lives in Redis.
+type StoreTTLs struct {
+	// Dedup is how long an action id is remembered; it must be at least the
+	// input topic's retention (a redelivery older than it is not caught).
+	// Default 7 days.
+	Dedup time.Duration
+	// Snapshot is how long a record's last known state is kept after its
+	// last event. Default 90 days.
+	Snapshot time.Duration
+	// Lease is how long an instance's unconfirmed claim (or a claimed timer)
+	// holds before another instance may take it over. Default 30 s.
+	Lease time.Duration
+}
+
+func (t StoreTTLs) withDefaults() StoreTTLs {
+	if t.Dedup <= 0 {
+		t.Dedup = 7 * 24 * time.Hour
+	}
+	if t.Snapshot <= 0 {
+		t.Snapshot = 90 * 24 * time.Hour
+	}
+	if t.Lease <= 0 {
+		t.Lease = 30 * time.Second
+	}
+	return t
+}
+
+// NewRedisStore wraps a go-redis client. prefix namespaces every key
+// (default "wt:").
+func NewRedisStore(rdb redis.UniversalClient, prefix string, ttl StoreTTLs) *RedisStore {
+	if prefix == "" {
+		prefix = "wt:"
+	}
+	return &RedisStore{rdb: rdb, prefix: prefix, ttl: ttl.withDefaults()}
+}
+
+// TTLs returns the store's settings.
+func (s *RedisStore) TTLs() StoreTTLs { return s.ttl }
+
+// Ping checks that Redis answers.
+func (s *RedisStore) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+func (s *RedisStore) ws(workspace string) string {
+	if workspace == "" {
+		workspace = "~" // not a valid workspace name, so no collision
+	}
+	return s.prefix + "{" + workspace + "}:"
+}
+
+func (s *RedisStore) actionKey(ws, actionID string) string { return s.ws(ws) + "a:" + actionID }
+func (s *RedisStore) enrollKey(ws, flow, person string) string {
+	return s.ws(ws) + "e:" + strconv.Itoa(len(flow)) + ":" + flow + ":" + person
+}
+func (s *RedisStore) cooldownKey(ws, automation, record string) string {
+	return s.ws(ws) + "c:" + automation + ":" + record
+}
+func (s *RedisStore) recordKey(ws, object, id string) string {
+	return s.ws(ws) + "r:" + object + ":" + id
+}
+func (s *RedisStore) timerKey(ws, automation, record string) string {
+	return s.ws(ws) + "t:" + automation + ":" + record
+}
+func (s *RedisStore) timerQueue() string { return s.prefix + "timers" }
+
+// parseTimerKey splits a timer key into workspace, automation and record id.
+func (s *RedisStore) parseTimerKey(k string) (ws, automation, record string, ok bool) {
+	rest, found := strings.CutPrefix(k, s.prefix+"{")
+	if !found {
+		return "", "", "", false
+	}
+	ws, rest, found = strings.Cut(rest, "}:t:")
+	if !found {
+		return "", "", "", false
+	}
+	automation, record, found = strings.Cut(rest, ":")
+	if ws == "~" {
+		ws = ""
+	}
+	return ws, automation, record, found
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// ClaimStatus is what a claim found for one action.
+type ClaimStatus uint8
+
+// Claim results.
+const (
+	// ClaimNew: nobody had it; it is now ours, pending until confirmed.
+	ClaimNew ClaimStatus = iota + 1
+	// ClaimOurs: our own pending claim (a retried command).
+	ClaimOurs
+	// ClaimDone: already produced; a duplicate.
+	ClaimDone
+	// ClaimEnrolled: the person is enrolled in the flow by another action
+	// within the re-enrollment window.
+	ClaimEnrolled
+)
+
+// Claim asks for the right to emit one run's actions.
+type Claim struct {
+	Workspace string
+	EventID   string
+	// CooldownKey is set when the automation has a cooldown; the run is
+	// refused if another event claimed it before CooldownUntil.
+	CooldownKey   string
+	CooldownUntil time.Time
+	Targets       []ClaimTarget
+
+	// Results.
+	Cooldown bool // refused by the cooldown
+	busy     bool // another instance holds a live claim: retry later
+}
+
+// ClaimTarget is one action of a run.
+type ClaimTarget struct {
+	ActionKey string
+	ActionID  string
+	// EnrollKey is set for flow actions: the person's enrollment in the flow,
+	// held until EnrollUntil (zero: forever).
+	EnrollKey   string
+	EnrollUntil time.Time
+	Status      ClaimStatus
+}
+
+var claimScript = redis.NewScript(`
+local token, now, lease, eid = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local coolUntil, dedupTTL = tonumber(ARGV[5]), tonumber(ARGV[6])
+local n = (#KEYS - 1) / 2
+local function split(v)
+  local sep = string.find(v, '|', 1, true)
+  return string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
+end
+if coolUntil > 0 then
+  local v = redis.call('GET', KEYS[1])
+  if v then
+    local ev, untilMs = split(v)
+    if ev ~= eid and untilMs > now then return {'cooldown'} end
+  end
+end
+local res = {}
+for i = 1, n do
+  local v = redis.call('GET', KEYS[2 * i])
+  local st
+  if not v then
+    st = 'new'
+  elseif v == 'd' then
+    st = 'done'
+  else
+    local tok, leaseUntil = split(string.sub(v, 3))
+    if tok == token then st = 'ours'
+    elseif leaseUntil <= now then st = 'new'
+    else return {'busy'} end
+  end
+  if st ~= 'done' then
+    local base = 6 + 3 * (i - 1)
+    local aid, enrollUntil = ARGV[base + 1], tonumber(ARGV[base + 2])
+    if enrollUntil >= 0 then
+      local ev = redis.call('GET', KEYS[2 * i + 1])
+      if ev then
+        local owner, untilMs = split(ev)
+        if owner ~= aid and (untilMs == 0 or untilMs > now) then st = 'enrolled' end
+      end
+    end
+  end
+  res[i] = st
+end
+local emitted = 0
+for i = 1, n do
+  if res[i] == 'new' or res[i] == 'ours' then
+    emitted = emitted + 1
+    local base = 6 + 3 * (i - 1)
+    local aid, enrollUntil, enrollTTL = ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
+    redis.call('SET', KEYS[2 * i], 'p|' .. token .. '|' .. (now + lease), 'PX', dedupTTL)
+    if enrollUntil >= 0 then
+      if enrollTTL > 0 then
+        redis.call('SET', KEYS[2 * i + 1], aid .. '|' .. enrollUntil, 'PX', enrollTTL)
+      else
+        redis.call('SET', KEYS[2 * i + 1], aid .. '|' .. enrollUntil)
+      end
+    end
+  end
+end
+if emitted > 0 and coolUntil > 0 then
+  redis.call('SET', KEYS[1], eid .. '|' .. coolUntil, 'PX', math.max(coolUntil - now, 0) + dedupTTL)
+end
+return res
+`)
+
+var confirmScript = redis.NewScript(`
+local prefix, ttl = 'p|' .. ARGV[1] .. '|', tonumber(ARGV[2])
+for _, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if (not v) or string.sub(v, 1, #prefix) == prefix then
+    redis.call('SET', k, 'd', 'PX', ttl)
+  end
+end
+return #KEYS
+`)
+
+// claim runs the claims in one pipeline. token identifies this attempt: a
+// command retried by the client recognises its own claim.
+func (s *RedisStore) claim(ctx context.Context, claims []*Claim, token string, now time.Time) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	return s.withScripts(ctx, func() error {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(claims))
+		for i, c := range claims {
+			keys := make([]string, 0, 1+2*len(c.Targets))
+			cool := int64(0)
+			if c.CooldownKey != "" {
+				keys = append(keys, c.CooldownKey)
+				cool = ms(c.CooldownUntil)
+			} else {
+				keys = append(keys, s.ws(c.Workspace)+"nocooldown")
+			}
+			args := []any{token, ms(now), s.ttl.Lease.Milliseconds(), c.EventID, cool, s.ttl.Dedup.Milliseconds()}
+			for _, t := range c.Targets {
+				ek := t.EnrollKey
+				until, ttl := int64(-1), int64(0)
+				if ek == "" {
+					ek = s.ws(c.Workspace) + "noenroll"
+				} else {
+					until = 0
+					if !t.EnrollUntil.IsZero() {
+						until = ms(t.EnrollUntil)
+						ttl = max(until-ms(now), 0) + s.ttl.Dedup.Milliseconds()
+					}
+				}
+				keys = append(keys, t.ActionKey, ek)
+				args = append(args, t.ActionID, until, ttl)
+			}
+			cmds[i] = claimScript.EvalSha(ctx, pipe, keys, args...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		for i, c := range claims {
+			res, err := cmds[i].StringSlice()
+			if err != nil {
+				return err
+			}
+			c.busy, c.Cooldown = false, false
+			if len(res) == 1 && (res[0] == "busy" || res[0] == "cooldown") {
+				c.busy = res[0] == "busy"
+				c.Cooldown = res[0] == "cooldown"
+				continue
+			}
+			if len(res) != len(c.Targets) {
+				return fmt.Errorf("claim script returned %d results for %d actions", len(res), len(c.Targets))
+			}
+			for j, r := range res {
+				switch r {
+				case "new":
+					c.Targets[j].Status = ClaimNew
+				case "ours":
+					c.Targets[j].Status = ClaimOurs
+				case "done":
+					c.Targets[j].Status = ClaimDone
+				case "enrolled":
+					c.Targets[j].Status = ClaimEnrolled
+				default:
+					return fmt.Errorf("claim script returned %q", r)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// confirm marks produced actions done, so that a redelivery is a duplicate.
+func (s *RedisStore) confirm(ctx context.Context, actionKeys []string, token string) error {
+	if len(actionKeys) == 0 {
+		return nil
+	}
+	return s.withScripts(ctx, func() error {
+		pipe := s.rdb.Pipeline()
+		// One script call per workspace slot keeps keys of a call in one slot.
+		bySlot := map[string][]string{}
+		for _, k := range actionKeys {
+			slot := k[:strings.Index(k, "}")+1]
+			bySlot[slot] = append(bySlot[slot], k)
+		}
+		for _, keys := range bySlot {
+			confirmScript.EvalSha(ctx, pipe, keys, token, s.ttl.Dedup.Milliseconds())
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+}
+
+// withScripts runs fn, loading the scripts and running it again if Redis
+// lost them (a restart, a failover).
+func (s *RedisStore) withScripts(ctx context.Context, fn func() error) error {
+	err := fn()
+	if err == nil || !isNoScript(err) {
+		return err
+	}
+	for _, sc := range []*redis.Script{claimScript, confirmScript, armScript, dueScript, ackScript} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return err
+		}
+	}
+	return fn()
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// Snapshots.
+
+// snapshotRef names a record whose state is loaded.
+type snapshotRef struct {
+	Workspace, Object, ID string
+}
+
+func (s *RedisStore) loadSnapshots(ctx context.Context, refs []snapshotRef) ([][]byte, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(refs))
+	for i, r := range refs {
+		keys[i] = s.recordKey(r.Workspace, r.Object, r.ID)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([][]byte, len(keys))
+	for i, c := range cmds {
+		b, err := c.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// stateWrites are the snapshot and timer changes of a batch, applied in
+// one pipeline.
+type stateWrites struct {
+	saves   []snapshotWrite
+	deletes []snapshotRef
+	arms    []timerArm
+	cancels []timerRef
+}
+
+type snapshotWrite struct {
+	ref  snapshotRef
+	data []byte
+}
+
+type timerRef struct {
+	Workspace, Automation, RecordID string
+}
+
+type timerArm struct {
+	timerRef
+	Due time.Time
+}
+
+func (w *stateWrites) empty() bool {
+	return len(w.saves)+len(w.deletes)+len(w.arms)+len(w.cancels) == 0
+}
+
+var armScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+`)
+
+func (s *RedisStore) apply(ctx context.Context, w *stateWrites, now time.Time) error {
+	if w.empty() {
+		return nil
+	}
+	return s.withScripts(ctx, func() error {
+		pipe := s.rdb.Pipeline()
+		for _, sv := range w.saves {
+			pipe.Set(ctx, s.recordKey(sv.ref.Workspace, sv.ref.Object, sv.ref.ID), sv.data, s.ttl.Snapshot)
+		}
+		for _, d := range w.deletes {
+			pipe.Del(ctx, s.recordKey(d.Workspace, d.Object, d.ID))
+		}
+		for _, a := range w.arms {
+			k := s.timerKey(a.Workspace, a.Automation, a.RecordID)
+			ttl := max(a.Due.Sub(now), 0) + s.ttl.Snapshot
+			armScript.EvalSha(ctx, pipe, []string{k, s.timerQueue()}, ms(a.Due), k, ttl.Milliseconds())
+		}
+		for _, c := range w.cancels {
+			k := s.timerKey(c.Workspace, c.Automation, c.RecordID)
+			pipe.Del(ctx, k)
+			pipe.ZRem(ctx, s.timerQueue(), k)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+}
+
+// dueTimer is a timer claimed for firing.
+type dueTimer struct {
+	timerRef
+	Due time.Time
+	key string
+	// leased is the queue score while claimed; the ack removes the entry
+	// only if it still has it (it was not re-armed meanwhile).
+	leased int64
+}
+
+// The due script leases up to ARGV[2] entries due by ARGV[1] by moving
+// them to the score ARGV[3] (now + lease): a crash before the ack lets them fire again after the lease.
+var dueScript = redis.NewScript(`
+local upTo, limit, leased = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', upTo, 'LIMIT', 0, limit)
+local out = {}
+for _, m in ipairs(due) do
+  local d = redis.call('GET', m)
+  if d then
+    redis.call('ZADD', KEYS[1], leased, m)
+    table.insert(out, m)
+    table.insert(out, d)
+  else
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+return out
+`)
+
+var ackScript = redis.NewScript(`
+local n = 0
+for i, m in ipairs(ARGV) do
+  if i % 2 == 1 then
+    if tonumber(redis.call('ZSCORE', KEYS[1], m)) == tonumber(ARGV[i + 1]) then
+      redis.call('ZREM', KEYS[1], m)
+      n = n + 1
+    end
+  end
+end
+return n
+`)
+
+// claimDue leases the timers due at or before upTo, earliest first.
+func (s *RedisStore) claimDue(ctx context.Context, upTo, now time.Time, limit int) ([]dueTimer, error) {
+	var out []dueTimer
+	leased := ms(now) + s.ttl.Lease.Milliseconds()
+	err := s.withScripts(ctx, func() error {
+		res, err := dueScript.EvalSha(ctx, s.rdb, []string{s.timerQueue()}, ms(upTo), limit, leased).StringSlice()
+		if err != nil {
+			return err
+		}
+		out = out[:0]
+		for i := 0; i+1 < len(res); i += 2 {
+			ws, auto, rec, ok := s.parseTimerKey(res[i])
+			due, err := strconv.ParseInt(res[i+1], 10, 64)
+			if !ok || err != nil {
+				continue
+			}
+			out = append(out, dueTimer{timerRef: timerRef{ws, auto, rec}, Due: time.UnixMilli(due).UTC(), key: res[i], leased: leased})
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *RedisStore) ackTimers(ctx context.Context, ts []dueTimer) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(ts))
+	for _, t := range ts {
+		args = append(args, t.key, t.leased)
+	}
+	return s.withScripts(ctx, func() error {
+		return ackScript.EvalSha(ctx, s.rdb, []string{s.timerQueue()}, args...).Err()
+	})
+}
