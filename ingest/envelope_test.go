@@ -348,7 +348,7 @@ func envelopeBadCases() []badCase {
 		{"2^63 in an int field", upd + `"record":{"id":"SECRET","seats":9223372036854775808}}`, ReasonInvalidField, "record.seats: want int", []string{"9223372036854775808"}},
 		{"fraction in an int field", upd + `"record":{"id":"SECRET","seats":1.5}}`, ReasonInvalidField, "record.seats: want int", nil},
 		{"bool in a double field", upd + `"record":{"id":"SECRET","probability":true}}`, ReasonInvalidField, "record.probability: want double, got bool", nil},
-		{"bad timestamp field", upd + `"record":{"id":"SECRET","close_date":"SECRET-date \"quoted\""}}`, ReasonInvalidField, "record.close_date: want an RFC 3339 timestamp or a YYYY-MM-DD date, got a value", []string{"quoted"}},
+		{"bad timestamp field", upd + `"record":{"id":"SECRET","close_date":"SECRET-date \"quoted\""}}`, ReasonInvalidField, "record.close_date: want an RFC 3339 timestamp or a YYYY-MM-DD date", []string{"quoted"}},
 		{"string over the limit", upd + `"record":{"id":"SECRET","name":"SECRET` + strings.Repeat("n", 64<<10) + `"}}`, ReasonInvalidField, "record.name: string of 65542 bytes is over the limit of 65536", nil},
 		{"list over the limit", upd + `"record":{"id":"SECRET","competitors":[` + strings.Repeat(`"SECRET",`, 1000) + `"x"]}}`, ReasonInvalidField, "record.competitors: list of 1001 elements is over the limit of 1000", nil},
 		{"list element of the wrong type", upd + `"record":{"id":"SECRET","competitors":["SECRET",7]}}`, ReasonInvalidField, "record.competitors: element 1: want string, got number", nil},

@@ -83,7 +83,7 @@ func NewCompiler(opts CompilerOptions) (*Compiler, error) {
 	if opts.Schema == nil {
 		opts.Schema = DefaultSchema()
 	}
-	opts.Limits = opts.Limits.withDefaults()
+	opts.Limits = opts.Limits.WithDefaults()
 	if opts.CostLimit == 0 {
 		opts.CostLimit = 1_000_000
 	}

@@ -303,9 +303,9 @@ func TestRecordValues(t *testing.T) {
 	}{
 		{"big int exact", `{"employee_count": 9007199254740993}`, ""},
 		{"int with fraction", `{"employee_count": 1.5}`, "account.employee_count: want int, got a number with a fraction or out of the int64 range"},
-		{"double overflow", `{"annual_revenue": 1e400}`, "account.annual_revenue: number 1e400 is out of the double range"},
+		{"double overflow", `{"annual_revenue": 1e400}`, "account.annual_revenue: number is out of the double range"},
 		{"wrong type", `{"tier": 5}`, "account.tier: want string, got number"},
-		{"bad time", `{"renewal_date": "soon"}`, `account.renewal_date: want an RFC 3339 timestamp or a YYYY-MM-DD date, got "soon"`},
+		{"bad time", `{"renewal_date": "soon"}`, `account.renewal_date: want an RFC 3339 timestamp or a YYYY-MM-DD date`},
 		{"date only", `{"renewal_date": "2027-01-15"}`, ""},
 		{"year 1 and 9999", `{"created_at": "0001-01-01T00:00:00Z", "updated_at": "9999-12-31T23:59:59Z"}`, ""},
 		{"null clears", `{"tier": null}`, ""},

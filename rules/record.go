@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -26,7 +25,8 @@ type Limits struct {
 // DefaultLimits are the limits used when none are set.
 var DefaultLimits = Limits{MaxStringBytes: 64 << 10, MaxListLen: 1000, MaxMapEntries: 1000, MaxDepth: 16}
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns the limits with every unset (zero) limit at its default.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxStringBytes <= 0 {
 		l.MaxStringBytes = DefaultLimits.MaxStringBytes
 	}
@@ -69,7 +69,7 @@ func (e *FieldValueError) Error() string {
 // does not know are dropped; a value of the wrong type, or over a limit, is
 // an error naming the field. JSON null marks a field cleared.
 func (o *Object) NewRecord(m map[string]any, lim Limits) (*Record, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	r := &Record{obj: o, vals: make([]ref.Val, len(o.Fields))}
 	for k, v := range m {
 		f, ok := o.byName[k]
@@ -242,7 +242,7 @@ func toDouble(v any) (float64, error) {
 	case json.Number:
 		f, err := strconv.ParseFloat(string(n), 64)
 		if err != nil {
-			return 0, fmt.Errorf("number %.40s is out of the double range", string(n))
+			return 0, errors.New("number is out of the double range")
 		}
 		return f, nil
 	case float64:
@@ -271,17 +271,7 @@ func ParseTime(v any) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("want an RFC 3339 timestamp or a YYYY-MM-DD date, got %q", truncate(s, 40))
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return time.Time{}, errors.New("want an RFC 3339 timestamp or a YYYY-MM-DD date")
 }
 
 // normalizeDyn converts the numbers in a JSON value to int64 (integral and in
@@ -325,7 +315,7 @@ func normalizeDyn(v any, lim Limits, depth int, budget *int) (any, error) {
 		}
 		f, err := strconv.ParseFloat(string(x), 64)
 		if err != nil {
-			return nil, fmt.Errorf("number %.40s is out of the double range", string(x))
+			return nil, errors.New("number is out of the double range")
 		}
 		return f, nil
 	case float64:
