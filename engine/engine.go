@@ -303,16 +303,19 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		// known, so on_enter conditions that hold are taken as held.
 		before = after
 	}
-	// The prior state timers compare with: only one actually seen.
-	prior := before
-	if ev.Before == nil && stored == nil {
-		prior = nil
+	// Timers compare with the stored state only: it proves the record was
+	// seen (and its timers armed) before. A before image alone does not.
+	var prior *rules.Record
+	if stored != nil {
+		prior = stored.rec
 	}
 	if keep {
 		b.state[sref] = &snapshot{rec: after, time: ev.Time}
 		data, err := b.e.encodeSnapshot(after, ev.Time)
-		if err == nil {
-			b.out.writes.saves = append(b.out.writes.saves, snapshotWrite{ref: sref, data: data})
+		if err != nil {
+			b.e.log.Error("cannot encode record snapshot", "object", ev.Object, "record", sref.ID, "err", err)
+		} else {
+			b.out.writes.saves = append(b.out.writes.saves, snapshotWrite{ref: sref, data: data, keepUntil: latestDue(w, ev.Object, after)})
 		}
 	}
 	if w == nil {

@@ -413,6 +413,35 @@ func TestDateTimers(t *testing.T) {
 			t.Fatalf("got %v", got)
 		}
 	})
+	t.Run("armed on the first event even when before lacks the date", func(t *testing.T) {
+		h := newHarness(t, renewal)
+		h.process(`{"id":"e1","type":"record.updated","object":"account","record":{"id":"a1","tier":"Enterprise","primary_contact_id":"c1","renewal_date":"2027-01-31T00:00:00Z"},"before":{"tier":"SMB"}}`)
+		h.now = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		if got := h.fire(h.now); len(got) != 2 {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("sub-millisecond dates fire", func(t *testing.T) {
+		h := newHarness(t, renewal)
+		h.process(acct("e1", "2027-01-31T00:00:00.000123Z"))
+		h.now = time.Date(2027, 1, 1, 0, 0, 1, 0, time.UTC)
+		if got := h.fire(h.now); len(got) != 2 {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("the record outlives a timer further out than the snapshot TTL", func(t *testing.T) {
+		rdb, prefix := testenv.Redis(t)
+		store := NewRedisStore(rdb, prefix, StoreTTLs{Snapshot: time.Hour})
+		h := newHarnessWithStore(t, renewal, store)
+		h.process(acct("e1", "2027-06-30T00:00:00Z")) // due 2027-05-31, seven months out
+		ttl, err := rdb.PTTL(context.Background(), store.recordKey("", "account", "a1")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Date(2027, 5, 31, 0, 0, 0, 0, time.UTC).Sub(h.now); ttl < want {
+			t.Fatalf("snapshot TTL %v, want at least %v", ttl, want)
+		}
+	})
 	t.Run("a date already past is not armed", func(t *testing.T) {
 		h := newHarness(t, renewal)
 		h.process(acct("e1", "2026-11-15T00:00:00Z")) // due 2026-10-16, before the event

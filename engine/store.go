@@ -388,6 +388,8 @@ type stateWrites struct {
 type snapshotWrite struct {
 	ref  snapshotRef
 	data []byte
+	// keepUntil is the latest due time of the record's armed timers.
+	keepUntil time.Time
 }
 
 type timerRef struct {
@@ -417,7 +419,13 @@ func (s *RedisStore) apply(ctx context.Context, w *stateWrites, now time.Time) e
 	return s.withScripts(ctx, func() error {
 		pipe := s.rdb.Pipeline()
 		for _, sv := range w.saves {
-			pipe.Set(ctx, s.recordKey(sv.ref.Workspace, sv.ref.Object, sv.ref.ID), sv.data, s.ttl.Snapshot)
+			// A record with an armed timer is kept until the timer is due and
+			// the usual snapshot TTL after, so that the timer finds it.
+			ttl := s.ttl.Snapshot
+			if sv.keepUntil.After(now) {
+				ttl = max(ttl, sv.keepUntil.Sub(now)+s.ttl.Snapshot)
+			}
+			pipe.Set(ctx, s.recordKey(sv.ref.Workspace, sv.ref.Object, sv.ref.ID), sv.data, ttl)
 		}
 		for _, d := range w.deletes {
 			pipe.Del(ctx, s.recordKey(d.Workspace, d.Object, d.ID))

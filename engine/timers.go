@@ -59,7 +59,7 @@ func (e *Engine) decodeSnapshot(object string, data []byte) (*snapshot, error) {
 func (b *batch) armTimer(a *rules.Automation, ev *Event, after, before *rules.Record) {
 	d := a.Trigger.Date
 	v, set := after.Get(d.Field).(types.Timestamp)
-	if before != nil && ev.Type != TypeRecordCreated {
+	if before != nil {
 		// Unchanged field: nothing to do (the arm script would be a no-op).
 		bv, bset := before.Get(d.Field).(types.Timestamp)
 		if set == bset && (!set || bv.Time.Equal(v.Time)) {
@@ -71,13 +71,30 @@ func (b *batch) armTimer(a *rules.Automation, ev *Event, after, before *rules.Re
 		b.cancelTimerRef(ref)
 		return
 	}
-	due := d.Due(v.Time)
+	due := d.Due(v.Time).Truncate(time.Millisecond) // timers keep milliseconds
 	if !due.After(ev.Time) {
 		b.cancelTimerRef(ref)
 		return
 	}
 	b.out.writes.arms = append(b.out.writes.arms, timerArm{timerRef: ref, Due: due})
 	b.e.m.timers.WithLabelValues("armed").Inc()
+}
+
+// latestDue is the latest due time of the record's date timers in the
+// workspace: its snapshot must outlive them.
+func latestDue(w *wsIndex, object string, rec *rules.Record) time.Time {
+	var latest time.Time
+	if w == nil {
+		return latest
+	}
+	for _, a := range w.dates[object] {
+		if v, ok := rec.Get(a.Trigger.Date.Field).(types.Timestamp); ok {
+			if due := a.Trigger.Date.Due(v.Time); due.After(latest) {
+				latest = due
+			}
+		}
+	}
+	return latest
 }
 
 func (b *batch) cancelTimer(a *rules.Automation, ev *Event) {
@@ -147,7 +164,7 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 		}
 		// The record may have moved its date since the timer was armed.
 		v, set := snap.rec.Get(a.Trigger.Date.Field).(types.Timestamp)
-		if !set || !a.Trigger.Date.Due(v.Time).Equal(t.Due) {
+		if !set || a.Trigger.Date.Due(v.Time).UnixMilli() != t.Due.UnixMilli() {
 			e.m.timers.WithLabelValues("dropped").Inc()
 			continue
 		}

@@ -197,7 +197,14 @@ type celIssue struct {
 // the required output type check.
 func (c *Compiler) compile(key string, expr string, check func(*types.Type) string) (*Program, []*celIssue) {
 	env := c.envs[key]
-	checked, iss := env.Compile(expr)
+	parsed, iss := env.Parse(expr)
+	if iss == nil || iss.Err() == nil {
+		c.widenIntLiterals(parsed, key)
+		var checked *cel.Ast
+		checked, iss = env.Check(parsed)
+		parsed = checked
+	}
+	checked := parsed
 	if iss != nil && iss.Err() != nil {
 		var out []*celIssue
 		for _, e := range iss.Errors() {

@@ -56,6 +56,10 @@ func TestEvalSemantics(t *testing.T) {
 		{`record.stage == "Closed Won"`, rec, true},
 		{`record.amount > 200000`, rec, true},
 		{`record.amount == 250000.0`, rec, true},
+		{`record.amount == 250000`, rec, true},
+		{`250000 == record.amount && record.amount != 1`, rec, true},
+		{`record.amount in [10, 250000]`, rec, true},
+		{`record.probability == 0`, rec, true},
 		{`record.seats > 10.5`, rec, true},
 		{`record.seats == 12`, rec, true},
 		{`has(record.stage)`, rec, true},
@@ -288,6 +292,10 @@ func TestSchemaErrors(t *testing.T) {
 	}, "\n")
 	if err == nil || err.Error() != want {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
+	}
+	_, err = ParseSchema("s.yaml", []byte("objects:\n  account:\n    fields:\n      in: string\n"))
+	if err == nil || err.Error() != `s.yaml:4:7: field name "in" is a reserved word in CEL and could not be read in a condition` {
+		t.Fatalf("got %v", err)
 	}
 	_, err = ParseSchema("s.yaml", []byte("objects:\n  account:\n    fields:\n      tier: string\n"))
 	if err == nil || err.Error() != `s.yaml:4:7: field account.tier is a standard field` {

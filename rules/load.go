@@ -223,6 +223,9 @@ func (c *Compiler) validate(fp *fileParser, pa *parsed, set *Set) {
 			}
 		}
 	}
+	if a.Cooldown > 0 && t.Kind == TriggerTracker {
+		fp.errAt(pa.cooldownN, id, "cooldown applies per record; a tracker trigger has none (use then.flow.reenroll_after)")
+	}
 	if a.Flow != nil && pa.whoSrc == nil && t.Object != ObjLead && t.Object != ObjContact {
 		fp.errAt(pa.thenN, id, "then.flow.who is required unless the trigger's record is a lead or contact (the person is then the record itself)")
 	}

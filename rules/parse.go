@@ -23,13 +23,14 @@ const MaxIDLen = 128
 
 // parsed is an automation as written, before its expressions compile.
 type parsed struct {
-	a      *Automation
-	idNode *yaml.Node
-	ifSrc  *exprSrc
-	whoSrc *exprSrc
-	fire   *yaml.Node // the fire value as written, nil when absent
-	thenN  *yaml.Node
-	briefN *yaml.Node
+	a         *Automation
+	idNode    *yaml.Node
+	ifSrc     *exprSrc
+	whoSrc    *exprSrc
+	fire      *yaml.Node // the fire value as written, nil when absent
+	thenN     *yaml.Node
+	briefN    *yaml.Node
+	cooldownN *yaml.Node
 }
 
 // exprSrc is a CEL expression with where it stands in its file.
@@ -214,6 +215,7 @@ func (p *fileParser) parseAutomation(n *yaml.Node, index int, workspace string) 
 		case "then":
 			pa.thenN = v
 		case "cooldown":
+			pa.cooldownN = v
 			if d, ok := p.duration(v, id, "cooldown", false); ok {
 				a.Cooldown = d
 			}

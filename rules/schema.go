@@ -245,6 +245,10 @@ func ParseSchema(name string, data []byte) (*Schema, error) {
 						at(fn, "invalid field name %q (want [a-z_][a-z0-9_]*)", fn.Value)
 						continue
 					}
+					if celReserved[fn.Value] {
+						at(fn, "field name %q is a reserved word in CEL and could not be read in a condition", fn.Value)
+						continue
+					}
 					k, okKind := parseKind(ft.Value)
 					if ft.Kind != yaml.ScalarNode || !okKind {
 						at(ft, "field %s.%s: unknown type %q (want string, int, double, bool, timestamp, list(string) or map(string, dyn))", ok.Value, fn.Value, ft.Value)
@@ -268,6 +272,14 @@ func ParseSchema(name string, data []byte) (*Schema, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// celReserved are CEL's keywords and reserved words: a field of that name
+// could not be selected in an expression.
+var celReserved = map[string]bool{
+	"in": true, "true": true, "false": true, "null": true, "as": true, "break": true, "const": true,
+	"continue": true, "else": true, "for": true, "function": true, "if": true, "import": true, "let": true,
+	"loop": true, "package": true, "namespace": true, "return": true, "var": true, "void": true, "while": true,
 }
 
 type customField struct {

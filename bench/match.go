@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/rules"
+)
+
+// Setup is a compiled workload ready to run: rules, decoded events.
+type Setup struct {
+	Workload Workload
+	Compiler *rules.Compiler
+	Set      *rules.Set
+	Raw      [][]byte
+	Events   []*engine.Event
+	// LoadTime is how long compiling the rule set took.
+	LoadTime time.Duration
+}
+
+// Prepare compiles the workload's rules and decodes n events.
+func Prepare(w Workload, n int) (*Setup, error) {
+	c, err := rules.NewCompiler(rules.CompilerOptions{})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	set, err := c.LoadSources(w.Rules())
+	if err != nil {
+		return nil, fmt.Errorf("generated rules do not load: %w", err)
+	}
+	s := &Setup{Workload: w, Compiler: c, Set: set, LoadTime: time.Since(start), Raw: w.Events(n)}
+	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: c.Schema()})
+	if err != nil {
+		return nil, err
+	}
+	for i, raw := range s.Raw {
+		ev, err := dec.Decode(nil, raw)
+		if err != nil {
+			return nil, fmt.Errorf("generated event %d does not decode: %w", i, err)
+		}
+		s.Events = append(s.Events, ev)
+	}
+	return s, nil
+}
+
+// Engine builds an engine over the setup's rules with state in rdb under
+// prefix.
+func (s *Setup) Engine(rdb redis.UniversalClient, prefix string, noIndex bool) (*engine.Engine, error) {
+	return engine.New(engine.Options{Rules: s.Set, Schema: s.Compiler.Schema(),
+		Store: engine.NewRedisStore(rdb, prefix, engine.StoreTTLs{}), NoIndex: noIndex})
+}
+
+// MatchResult is one run of events through an engine.
+type MatchResult struct {
+	Events       int
+	Elapsed      time.Duration
+	Runs         int
+	Actions      int
+	EventsPerSec float64
+}
+
+// RunEngine processes events (cycling over the setup's) in batches of
+// batch through e until n events or the deadline, committing each batch.
+func (s *Setup) RunEngine(ctx context.Context, e *engine.Engine, n, batch int, deadline time.Duration) (MatchResult, error) {
+	var res MatchResult
+	start := time.Now()
+	for res.Events < n && time.Since(start) < deadline {
+		lo := res.Events % len(s.Events)
+		hi := min(lo+batch, len(s.Events), lo+n-res.Events)
+		out, err := e.Process(ctx, s.Events[lo:hi])
+		if err != nil {
+			return res, err
+		}
+		if err := e.Commit(ctx, out); err != nil {
+			return res, err
+		}
+		res.Runs += len(out.Runs)
+		res.Actions += len(out.Actions)
+		res.Events += hi - lo
+	}
+	res.Elapsed = time.Since(start)
+	res.EventsPerSec = float64(res.Events) / res.Elapsed.Seconds()
+	return res, nil
+}

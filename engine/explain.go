@@ -1,0 +1,272 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/whenthen/whenthen/rules"
+)
+
+// This file holds the engine's hooks for rule authoring tools (package
+// authoring: `whenthen explain` and the clause coverage of `whenthen
+// test`). They bind the CEL variables of an event as Process and FireDue
+// bind them, from the engine's state, without changing that state.
+
+// Bindings are the CEL variables an event binds for the conditions of the
+// automations it can trigger.
+type Bindings struct {
+	// Vars binds every condition variable, with the record as it is after
+	// the change: what a condition is evaluated with.
+	Vars interpreter.Activation
+	// Record is the record after the change (for a partial event, merged
+	// into its stored state); nil for a tracker event.
+	Record *rules.Record
+	// Before is the record as it was before the change; nil on create and
+	// when the prior state is unknown.
+	Before *rules.Record
+	// BeforeVars binds the variables with the record swapped for Before,
+	// as an on_enter automation evaluates its condition to tell whether it
+	// already held; nil when on_enter does not look back (a create, a
+	// partial update of a record never seen, or a trigger without record).
+	BeforeVars interpreter.Activation
+	// BeforeFrom tells where Before comes from: BeforeFromEvent (the
+	// event's before laid over the record), BeforeFromState (the stored
+	// state of the record), BeforeUnchanged (a full record with neither:
+	// taken as unchanged), or "" when there is no Before.
+	BeforeFrom string
+	// Stale is set when the event is older than the stored state of its
+	// record: Process ignores it.
+	Stale bool
+}
+
+// Sources of Bindings.Before.
+const (
+	BeforeFromEvent = "event"
+	BeforeFromState = "state"
+	BeforeUnchanged = "unchanged"
+)
+
+// Bind returns the variables ev binds, reading (not writing) the stored
+// state of its record. With Options.SimulatedTime, `now` is the event's
+// time, as in a Replay; otherwise the engine's clock.
+func (e *Engine) Bind(ctx context.Context, ev *Event) (*Bindings, error) {
+	b := e.newBatch(e.ix.Load())
+	b.now = e.clock()
+	if e.opts.SimulatedTime {
+		b.now = ev.Time
+	}
+	if ev.Type == TypeTrackerDetected || ev.Record == nil {
+		return &Bindings{Vars: b.activation(ev, nil, nil, nil)}, nil
+	}
+	if err := b.loadState(ctx, []*Event{ev}); err != nil {
+		return nil, err
+	}
+	stored := b.state[snapshotRef{ev.Workspace, ev.Object, ev.RecordID()}]
+	bd := &Bindings{Stale: stored != nil && ev.Time.Before(stored.time)}
+	after, before, known := images(ev, stored)
+	var changed ref.Val = emptyStrings
+	if before != nil {
+		changed = types.NewStringList(types.DefaultTypeAdapter, before.Changed(after))
+	} else if ev.Type == TypeRecordCreated {
+		changed = types.NewStringList(types.DefaultTypeAdapter, after.Changed(after.Object().Empty()))
+	}
+	act := b.activation(ev, after, before, changed)
+	bd.Vars, bd.Record = act, after
+	if ev.Type != TypeRecordCreated && known {
+		bd.Before = before
+		switch {
+		case ev.Before != nil:
+			bd.BeforeFrom = BeforeFromEvent
+		case stored != nil:
+			bd.BeforeFrom = BeforeFromState
+		default:
+			bd.BeforeFrom = BeforeUnchanged
+		}
+		swapped := *act
+		swapped.record = before
+		bd.BeforeVars = &swapped
+	}
+	return bd, nil
+}
+
+// images are the record after an event and before it, as batch.event
+// computes them, and whether the state before is known.
+func images(ev *Event, stored *snapshot) (after, before *rules.Record, known bool) {
+	after = ev.Record
+	if ev.Partial && stored != nil {
+		after = stored.rec.Merge(ev.Record)
+	}
+	switch {
+	case ev.Type == TypeRecordCreated:
+		return after, nil, true
+	case ev.Before != nil:
+		return after, after.Merge(ev.Before), true
+	case stored != nil:
+		return after, stored.rec, true
+	case ev.Partial:
+		return after, nil, false
+	}
+	// A full record without before or stored state: no change is known.
+	return after, after, true
+}
+
+// DueBinding is a date timer due to fire, and the variables its
+// automation's condition will be evaluated with.
+type DueBinding struct {
+	Automation *rules.Automation
+	RecordID   string
+	Due        time.Time
+	// EventID is the timer firing's event id (event_id of its run).
+	EventID string
+	Vars    interpreter.Activation
+}
+
+// BindDue returns the date timers due at or before upTo that FireDue
+// would evaluate, earliest first, without claiming them. Timers that
+// FireDue would drop (automation gone, record deleted, date moved) are
+// left out.
+func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, error) {
+	due, err := e.store.peekDue(ctx, upTo)
+	if err != nil {
+		return nil, fmt.Errorf("read due timers: %w", err)
+	}
+	b := e.newBatch(e.ix.Load())
+	var refs []snapshotRef
+	for _, t := range due {
+		r := snapshotRef{t.Workspace, "", t.RecordID}
+		if a, ok := b.ix.set.Automation(t.Automation); ok {
+			r.Object = a.Trigger.Object
+		}
+		if r.Object != "" && !b.loaded[r] {
+			b.loaded[r] = true
+			refs = append(refs, r)
+		}
+	}
+	if err := b.load(ctx, refs); err != nil {
+		return nil, err
+	}
+	var out []DueBinding
+	for _, t := range due {
+		a, ok := b.ix.set.Automation(t.Automation)
+		if !ok || !a.Enabled || a.Workspace != t.Workspace || a.Trigger.Kind != rules.TriggerDate {
+			continue
+		}
+		snap := b.state[snapshotRef{t.Workspace, a.Trigger.Object, t.RecordID}]
+		if snap == nil {
+			continue
+		}
+		v, set := snap.rec.Get(a.Trigger.Date.Field).(types.Timestamp)
+		if !set || !a.Trigger.Date.Due(v.Time).Equal(t.Due) {
+			continue
+		}
+		b.now = e.clock()
+		if e.opts.SimulatedTime {
+			b.now = t.Due
+		}
+		id := timerEventID(t.Workspace, a.ID, t.RecordID, t.Due)
+		act := b.activation(&Event{ID: id, Type: TypeDateDue, Time: t.Due, Workspace: t.Workspace, Object: a.Trigger.Object}, snap.rec, nil, nil)
+		out = append(out, DueBinding{Automation: a, RecordID: t.RecordID, Due: t.Due, EventID: id, Vars: act})
+	}
+	return out, nil
+}
+
+// peekDue lists the timers due at or before upTo, earliest first, as
+// claimDue would lease them, without leasing them.
+func (s *RedisStore) peekDue(ctx context.Context, upTo time.Time) ([]dueTimer, error) {
+	members, err := s.rdb.ZRangeByScore(ctx, s.timerQueue(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(upTo), 10)}).Result()
+	if err != nil || len(members) == 0 {
+		return nil, err
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(members))
+	for i, m := range members {
+		cmds[i] = pipe.Get(ctx, m)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	var out []dueTimer
+	for i, m := range members {
+		d, err := cmds[i].Int64()
+		if err != nil {
+			continue // disarmed
+		}
+		ws, auto, rec, ok := s.parseTimerKey(m)
+		if !ok {
+			continue
+		}
+		out = append(out, dueTimer{timerRef: timerRef{ws, auto, rec}, Due: time.UnixMilli(d).UTC(), key: m})
+	}
+	return out, nil
+}
+
+// CopyState copies from src into dst what processing ev can read of the
+// state, reading src only: the stored snapshot of the event's record and,
+// for each run in outs (the outputs of a dry run of ev against dst), the
+// cooldown of its automation and record and the dedup and enrollment
+// entries of its actions. Processing ev against dst then decides as it
+// would against src, and src is never written: `whenthen explain
+// --redis-url` explains against live state this way. Claims still pending
+// in src (an instance producing them right now) are not copied. Keys are
+// copied without their TTLs: windows are decided by the values.
+func CopyState(ctx context.Context, src, dst *RedisStore, ev *Event, outs []*Output) error {
+	type pair struct{ from, to string }
+	var keys []pair
+	if ev.Record != nil && ev.Type != TypeTrackerDetected {
+		id := ev.RecordID()
+		keys = append(keys, pair{src.recordKey(ev.Workspace, ev.Object, id), dst.recordKey(ev.Workspace, ev.Object, id)})
+	}
+	for _, out := range outs {
+		for _, r := range out.Runs {
+			if r.RecordID != "" {
+				keys = append(keys, pair{src.cooldownKey(r.Workspace, r.AutomationID, r.RecordID), dst.cooldownKey(r.Workspace, r.AutomationID, r.RecordID)})
+			}
+		}
+		for _, a := range out.Actions {
+			keys = append(keys, pair{src.actionKey(a.Workspace, a.ActionID), dst.actionKey(a.Workspace, a.ActionID)})
+			if a.Flow != nil {
+				keys = append(keys, pair{src.enrollKey(a.Workspace, a.Flow.ID, a.Flow.PersonID), dst.enrollKey(a.Workspace, a.Flow.ID, a.Flow.PersonID)})
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	pipe := src.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, k.from)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read state: %w", err)
+	}
+	wp := dst.rdb.Pipeline()
+	n := 0
+	for i, c := range cmds {
+		v, err := c.Result()
+		if errors.Is(err, redis.Nil) || strings.HasPrefix(v, "p|") {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read state: %w", err)
+		}
+		wp.Set(ctx, keys[i].to, v, 0)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := wp.Exec(ctx); err != nil {
+		return fmt.Errorf("copy state: %w", err)
+	}
+	return nil
+}
