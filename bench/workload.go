@@ -80,7 +80,7 @@ func (w Workload) Rules() []rules.Source {
 		var b strings.Builder
 		fmt.Fprintf(&b, "workspace: %s\nautomations:\n", WorkspaceName(ws))
 		for i := 0; i < per; i++ {
-			id := fmt.Sprintf("a%d", i)
+			id := fmt.Sprintf("w%d-a%d", ws, i)
 			var when, cond, then string
 			switch k := r.Intn(100); {
 			case k < 30: // an owner's deal milestones
@@ -157,8 +157,9 @@ func (w Workload) Events(n int) [][]byte {
 			body = fmt.Sprintf(`"object":"opportunity","record":{"id":"006-%d","name":"Acme renewal %d","account_id":"acc-%d","stage":%q,"type":%q,"forecast_category":%q,"amount":%d,"probability":%.1f,"close_date":"2027-0%d-15T00:00:00Z","owner_id":%q,"primary_contact_id":"003-%d","created_at":"2026-01-01T00:00:00Z","updated_at":%q},"before":{"stage":%q,"amount":%d}`,
 				r.Intn(50000), i, r.Intn(scale), pick(stages), pick(oppTypes), pick(forecasts), 1000*r.Intn(1200), float64(r.Intn(11))/10, 1+r.Intn(9), owner(), r.Intn(20000), t, pick(stages), 1000*r.Intn(1200))
 		case k < 65:
+			acc := r.Intn(5000) // renewal dates belong to the account: they rarely change
 			body = fmt.Sprintf(`"object":"account","record":{"id":"001-%d","name":"Account %d","tier":%q,"industry":%q,"region":%q,"annual_revenue":%d,"employee_count":%d,"renewal_date":"2027-%02d-01T00:00:00Z","primary_contact_id":"003-%d","owner_id":%q}`,
-				r.Intn(5000), i, pick(tiers), pick(inds), pick(regs), 100000*r.Intn(600), r.Intn(5000), 1+r.Intn(12), r.Intn(20000), owner())
+				acc, i, pick(tiers), pick(inds), pick(regs), 100000*r.Intn(600), r.Intn(5000), 1+acc%12, r.Intn(20000), owner())
 		case k < 85:
 			body = fmt.Sprintf(`"object":"lead","record":{"id":"00Q-%d","email":"p%d@example.com","first_name":"Pat","last_name":"Lee","company":"Co %d","status":%q,"source":%q,"country":%q,"score":%d,"owner_id":%q}`,
 				r.Intn(100000), i, i, pick(leadStatus), pick(sources), pick(ctry), r.Intn(101), owner())
