@@ -15,6 +15,9 @@ type activation struct {
 	record, before, account, opportunity, tracker, event ref.Val
 	changed                                              ref.Val
 	now                                                  ref.Val
+	// lazy builds the event variable on first use: most conditions never
+	// read it.
+	lazy func() ref.Val
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -35,6 +38,9 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case rules.VarTracker:
 		v = a.tracker
 	case rules.VarEvent:
+		if a.event == nil && a.lazy != nil {
+			a.event = a.lazy()
+		}
 		v = a.event
 	case rules.VarNow:
 		v = a.now

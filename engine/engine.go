@@ -374,7 +374,9 @@ func (b *batch) activation(ev *Event, after, before *rules.Record, changed ref.V
 		tracker:     orEmpty(ev.Tracker, s.Tracker),
 		now:         types.Timestamp{Time: b.now},
 		changed:     changed,
-		event:       b.eventValue(ev.ID, ev.Type, ev.Time, ev.Object, ev.Workspace),
+		lazy: func() ref.Val {
+			return b.eventValue(ev.ID, ev.Type, ev.Time, ev.Object, ev.Workspace)
+		},
 	}
 	if after != nil {
 		act.record = after

@@ -3,6 +3,9 @@ package engine
 import (
 	"sort"
 
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -17,7 +20,7 @@ type index struct {
 }
 
 type wsIndex struct {
-	groups map[string]*group
+	groups map[groupKey]*group
 	// dates are the date-triggered automations by object.
 	dates map[string][]*rules.Automation
 	// stateful tells the objects whose record state must be kept: they
@@ -34,7 +37,18 @@ type group struct {
 
 type fieldIndex struct {
 	field *rules.Field
+	// byKey files candidates by rules.IndexKey of the constants; for string
+	// fields the key is the string itself (a string field only ever holds
+	// strings), which needs no allocation per lookup.
 	byKey map[string][]*candidate
+}
+
+func (fi *fieldIndex) key(v ref.Val) (string, bool) {
+	if fi.field.Kind == rules.KindString {
+		s, ok := v.(types.String)
+		return string(s), ok
+	}
+	return rules.IndexKey(v)
 }
 
 type candidate struct {
@@ -45,9 +59,18 @@ type candidate struct {
 	pred int
 }
 
-func recordGroup(object string) string         { return "r:" + object }
-func trackerGroup(name string) string          { return "t:" + name }
-func scheduleGroup(name, object string) string { return "s:" + object + ":" + name }
+// groupKey names a trigger within a workspace; a struct key costs no
+// allocation per lookup.
+type groupKey struct {
+	kind         rules.TriggerKind
+	object, name string
+}
+
+func recordGroup(object string) groupKey { return groupKey{rules.TriggerRecord, object, ""} }
+func trackerGroup(name string) groupKey  { return groupKey{rules.TriggerTracker, "", name} }
+func scheduleGroup(name, object string) groupKey {
+	return groupKey{rules.TriggerSchedule, object, name}
+}
 
 func buildIndex(set *rules.Set) *index {
 	ix := &index{set: set, byWS: map[string]*wsIndex{}}
@@ -57,10 +80,10 @@ func buildIndex(set *rules.Set) *index {
 		}
 		w := ix.byWS[a.Workspace]
 		if w == nil {
-			w = &wsIndex{groups: map[string]*group{}, dates: map[string][]*rules.Automation{}, stateful: map[string]bool{}}
+			w = &wsIndex{groups: map[groupKey]*group{}, dates: map[string][]*rules.Automation{}, stateful: map[string]bool{}}
 			ix.byWS[a.Workspace] = w
 		}
-		var key string
+		var key groupKey
 		switch a.Trigger.Kind {
 		case rules.TriggerRecord:
 			key = recordGroup(a.Trigger.Object)
@@ -113,8 +136,9 @@ func (g *group) add(c *candidate) {
 		g.fields = append(g.fields, fi)
 	}
 	seen := map[string]bool{}
-	for _, k := range p.Keys {
-		if !seen[k] {
+	for _, v := range p.Values {
+		k, ok := fi.key(v)
+		if ok && !seen[k] {
 			seen[k] = true
 			fi.byKey[k] = append(fi.byKey[k], c)
 		}
@@ -128,7 +152,7 @@ func (g *group) candidates(rec *rules.Record, buf []*candidate) []*candidate {
 	buf = append(buf, g.scan...)
 	if rec != nil {
 		for _, fi := range g.fields {
-			if k, ok := rules.IndexKey(rec.FieldValue(fi.field)); ok {
+			if k, ok := fi.key(rec.FieldValue(fi.field)); ok {
 				buf = append(buf, fi.byKey[k]...)
 			}
 		}
