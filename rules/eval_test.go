@@ -294,7 +294,7 @@ func TestSchemaErrors(t *testing.T) {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
 	}
 	_, err = ParseSchema("s.yaml", []byte("objects:\n  account:\n    fields:\n      in: string\n"))
-	if err == nil || err.Error() != `s.yaml:4:7: field name "in" is a reserved word in CEL and could not be read in a condition` {
+	if err == nil || err.Error() != `s.yaml:4:7: field name "in" is a keyword or reserved word of CEL` {
 		t.Fatalf("got %v", err)
 	}
 	_, err = ParseSchema("s.yaml", []byte("objects:\n  account:\n    fields:\n      tier: string\n"))

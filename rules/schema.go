@@ -246,7 +246,7 @@ func ParseSchema(name string, data []byte) (*Schema, error) {
 						continue
 					}
 					if celReserved[fn.Value] {
-						at(fn, "field name %q is a reserved word in CEL and could not be read in a condition", fn.Value)
+						at(fn, "field name %q is a keyword or reserved word of CEL", fn.Value)
 						continue
 					}
 					k, okKind := parseKind(ft.Value)
