@@ -149,10 +149,9 @@ type snapshot struct {
 
 // pendingRun is a matched automation waiting for its claim.
 type pendingRun struct {
-	run     actions.Run
-	acts    []actions.Action
-	claim   *Claim
-	trigger string
+	run   actions.Run
+	acts  []actions.Action
+	claim *Claim
 }
 
 // batch is the working state of one Process or FireDue call.
