@@ -282,26 +282,9 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		}
 		return
 	}
-	// The record after the change, and before it.
-	after := ev.Record
-	if ev.Partial && stored != nil {
-		after = stored.rec.Merge(ev.Record)
-	}
-	var before *rules.Record
-	known := true // whether the state before the change is known
-	switch {
-	case ev.Type == TypeRecordCreated:
-	case ev.Before != nil:
-		before = after.Merge(ev.Before)
-	case stored != nil:
-		before = stored.rec
-	case ev.Partial:
-		known = false
-	default:
-		// A full record without before or stored state: no change is
-		// known, so on_enter conditions that hold are taken as held.
-		before = after
-	}
+	// The record after the change, and before it (images, shared with
+	// the authoring tools' Bind).
+	after, before, known := images(ev, stored)
 	// Timers compare with the stored state only: it proves the record was
 	// seen (and its timers armed) before. A before image alone does not.
 	var prior *rules.Record

@@ -165,7 +165,7 @@ func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, err
 			continue
 		}
 		v, set := snap.rec.Get(a.Trigger.Date.Field).(types.Timestamp)
-		if !set || !a.Trigger.Date.Due(v.Time).Equal(t.Due) {
+		if !set || a.Trigger.Date.Due(v.Time).UnixMilli() != t.Due.UnixMilli() {
 			continue
 		}
 		b.now = e.clock()
