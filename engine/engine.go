@@ -205,10 +205,26 @@ func (b *batch) needsState(ev *Event) bool {
 	return w != nil && w.stateful[ev.Object]
 }
 
+// needsLoad tells whether an event's decisions read its record's stored
+// state: to merge a partial event, as the state before an update that
+// carries no before, or to compare date fields for timers. An event that
+// carries its before needs none: its stored state is written, not read,
+// and it is not checked for staleness.
+func (b *batch) needsLoad(ev *Event) bool {
+	if !b.needsState(ev) {
+		return false
+	}
+	if ev.Partial || (ev.Before == nil && ev.Type != TypeRecordCreated) {
+		return true
+	}
+	w := b.ix.byWS[ev.Workspace]
+	return len(w.dates[ev.Object]) > 0
+}
+
 func (b *batch) loadState(ctx context.Context, events []*Event) error {
 	var refs []snapshotRef
 	for _, ev := range events {
-		if !b.needsState(ev) {
+		if !b.needsLoad(ev) {
 			continue
 		}
 		r := snapshotRef{ev.Workspace, ev.Object, ev.RecordID()}

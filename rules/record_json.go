@@ -43,8 +43,7 @@ func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
 func appendValue(dst []byte, v ref.Val) ([]byte, error) {
 	switch x := v.(type) {
 	case types.String:
-		b, err := json.Marshal(string(x))
-		return append(dst, b...), err
+		return appendString(dst, string(x)), nil
 	case types.Int:
 		return strconv.AppendInt(dst, int64(x), 10), nil
 	case types.Double:
@@ -80,6 +79,20 @@ func appendValue(dst []byte, v ref.Val) ([]byte, error) {
 		return append(dst, b...), err
 	}
 	return nil, fmt.Errorf("cannot encode %T", v)
+}
+
+// appendString appends s as a JSON string. Plain ASCII, the common case,
+// is copied as it is; anything else goes through encoding/json.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // DecodeRecord reads a record of object from its JSON encoding.
