@@ -1,0 +1,340 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/testenv"
+	"github.com/whenthen/whenthen/rules"
+)
+
+const (
+	inputTopic = ingest.DefaultTopic
+	testGroup  = "whenthen-test"
+)
+
+// bigDealRules fire a brief on every opportunity event with an amount over
+// 1000: one action and one run per such event.
+const bigDealRules = `
+automations:
+  - id: big-deal
+    when: {record: opportunity}
+    if: record.amount > 1000
+    fire: every_time
+    then:
+      brief: {kind: opportunity, recipients: ["user:u-1"]}
+`
+
+// rig is a consumer and pipeline on a kfake cluster and a real Redis.
+type rig struct {
+	t        testing.TB
+	cluster  *testenv.Cluster
+	reg      *prometheus.Registry
+	engine   *engine.Engine
+	producer *actions.Producer
+	pipeline *ingest.Pipeline
+	consumer *ingest.Consumer
+}
+
+type rigOptions struct {
+	partitions int
+	redisURL   string // "" for the shared test Redis
+	rules      string
+	consumer   func(*ingest.ConsumerOptions)
+	pipeline   func(*ingest.PipelineOptions)
+	logger     *slog.Logger
+}
+
+// newRig builds the rig on a fresh cluster with the input topic (opts.partitions
+// partitions, default 1) and the three output topics.
+func newRig(t testing.TB, o rigOptions) *rig {
+	t.Helper()
+	c := testenv.Kafka(t, actions.DefaultActionsTopic, actions.DefaultRunsTopic, actions.DefaultDLQTopic)
+	if err := c.CreateTopic(inputTopic, int32(max(o.partitions, 1)), nil); err != nil {
+		t.Fatal(err)
+	}
+	return newRigOn(t, c, o)
+}
+
+func newRigOn(t testing.TB, c *testenv.Cluster, o rigOptions) *rig {
+	t.Helper()
+	if o.rules == "" {
+		o.rules = bigDealRules
+	}
+	log := o.logger
+	if log == nil {
+		log = testLogger(t)
+	}
+	comp, err := rules.NewCompiler(rules.CompilerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := comp.LoadSources([]rules.Source{{Name: "rules.yaml", Data: []byte(o.rules)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, cluster: c, reg: prometheus.NewRegistry()}
+	var store *engine.RedisStore
+	if o.redisURL == "" {
+		rdb, prefix := testenv.Redis(t)
+		store = engine.NewRedisStore(rdb, prefix, engine.StoreTTLs{})
+	} else {
+		rdb := newRedisClient(t, o.redisURL)
+		store = engine.NewRedisStore(rdb, "wt:", engine.StoreTTLs{})
+	}
+	r.engine, err = engine.New(engine.Options{Rules: set, Schema: comp.Schema(), Store: store, Registerer: r.reg, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport := &kafka.Transport{MetadataTTL: time.Second}
+	t.Cleanup(transport.CloseIdleConnections)
+	r.producer, err = actions.NewProducer(actions.ProducerOptions{Brokers: c.Addrs(), Transport: transport, Registerer: r.reg, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = r.producer.Close(ctx)
+	})
+	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: comp.Schema()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	po := ingest.PipelineOptions{Decoder: dec, Engine: r.engine, Producer: r.producer, Registerer: r.reg, Logger: log}
+	if o.pipeline != nil {
+		o.pipeline(&po)
+	}
+	r.pipeline, err = ingest.NewPipeline(po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	co := fastConsumer(c.Addrs(), transport)
+	co.Registerer, co.Logger = r.reg, log
+	if o.consumer != nil {
+		o.consumer(&co)
+	}
+	r.consumer, err = ingest.NewConsumer(co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// fastConsumer returns consumer options with the short timings tests need
+// against kfake.
+func fastConsumer(brokers []string, transport *kafka.Transport) ingest.ConsumerOptions {
+	return ingest.ConsumerOptions{
+		Brokers:           brokers,
+		GroupID:           testGroup,
+		Transport:         transport,
+		MaxWait:           100 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond,
+		SessionTimeout:    2 * time.Second,
+		RebalanceTimeout:  2 * time.Second,
+		JoinGroupBackoff:  100 * time.Millisecond,
+		CommitInterval:    50 * time.Millisecond,
+		LagInterval:       -1,
+		DrainTimeout:      5 * time.Second,
+	}
+}
+
+// start runs the consumer with the pipeline until the returned stop is
+// called (or the test ends).
+func (r *rig) start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.consumer.Run(ctx, r.pipeline.Handle); err != nil {
+			r.t.Errorf("consumer Run: %v", err)
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				r.t.Error("consumer did not stop within 15s")
+			}
+		})
+	}
+	r.t.Cleanup(stop)
+	return stop
+}
+
+// testLogger logs to the test log at warn level, or to stderr at debug
+// level with WHENTHEN_TEST_LOG=debug.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("WHENTHEN_TEST_LOG") == "debug" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	w := &tWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.done = true
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// tWriter writes to the test log until the test ends, then drops what
+// goroutines abandoned at shutdown (a hung kafka-go reader) still write.
+type tWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// writer returns a kafka-go writer to topic on c, keyed by hash.
+func writer(t testing.TB, c *testenv.Cluster, topic string) *kafka.Writer {
+	t.Helper()
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(c.Addrs()...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		BatchTimeout: 2 * time.Millisecond,
+		BatchSize:    1000,
+		RequiredAcks: kafka.RequireAll,
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
+// produce writes messages to the input topic.
+func produce(t testing.TB, c *testenv.Cluster, msgs ...kafka.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := writer(t, c, inputTopic).WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// oppEvent is an opportunity envelope: event evt-N about record opp-N.
+func oppEvent(n int, amount int) kafka.Message {
+	return kafka.Message{
+		Key: fmt.Appendf(nil, "opp-%d", n),
+		Value: fmt.Appendf(nil, `{"id":"evt-%d","type":"record.updated","time":"2026-11-24T10:00:00Z","object":"opportunity",`+
+			`"record":{"id":"opp-%d","amount":%d,"owner_id":"u-7"}}`, n, n, amount),
+	}
+}
+
+// bigDealActionID is the action id the big-deal automation gives event evt-N.
+func bigDealActionID(n int) string {
+	return actions.ActionID("", "big-deal", fmt.Sprintf("evt-%d", n), "brief")
+}
+
+// count returns the number of messages in topic.
+func count(c *testenv.Cluster, topic string) int64 {
+	var n int64
+	for _, pi := range c.PartitionInfos(topic) {
+		n += pi.HighWatermark - pi.LogStartOffset
+	}
+	return n
+}
+
+// waitFor polls cond every 10ms until it holds, failing the test after
+// timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// readTopic reads every message of topic, partition by partition.
+func readTopic(t testing.TB, c *testenv.Cluster, topic string) []kafka.Message {
+	t.Helper()
+	var out []kafka.Message
+	for _, pi := range c.PartitionInfos(topic) {
+		if pi.HighWatermark == pi.LogStartOffset {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:   c.Addrs(),
+			Topic:     topic,
+			Partition: int(pi.Partition),
+			MaxWait:   50 * time.Millisecond,
+			MinBytes:  1,
+			MaxBytes:  10 << 20,
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				cancel()
+				r.Close()
+				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
+			}
+			out = append(out, m)
+		}
+		cancel()
+		r.Close()
+	}
+	return out
+}
+
+// header returns the value of a message's header.
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// committed returns the group's committed offset of a partition, -1 if none.
+func committed(c *testenv.Cluster, group string, partition int32) int64 {
+	gi := c.GroupInfo(group)
+	if gi == nil {
+		return -1
+	}
+	pc, ok := gi.Commits[inputTopic][partition]
+	if !ok {
+		return -1
+	}
+	return pc.Offset
+}
+
+// newRedisClient returns a client of the Redis at url, closed at cleanup.
+func newRedisClient(t testing.TB, url string) *redis.Client {
+	t.Helper()
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.DialerRetries, o.MaxRetries = 1, 1 // fail fast while a test has it down
+	c := redis.NewClient(o)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}

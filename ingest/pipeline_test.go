@@ -1,0 +1,444 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestPipelineBadMessages runs good events with undecodable ones between
+// them: each bad one goes to the dead-letter topic with its original bytes
+// and reason, and every event after it is still processed.
+func TestPipelineBadMessages(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	bad := []struct {
+		value  []byte
+		reason string
+	}{
+		{[]byte(`{"id":"evt-x","type":"record.updated","time":"2026-11-24T10:00:00Z","object":"oppor`), ingest.ReasonInvalidJSON},
+		{[]byte("{\"id\":\"evt-y\",\"type\":\"record.updated\",\"time\":\"2026-11-24T10:00:00Z\",\"object\":\"opportunity\",\"record\":{\"id\":\"o\",\"name\":\"\xff\xfe\"}}"), ingest.ReasonInvalidUTF8},
+		{[]byte(`{"type":"record.updated","time":"2026-11-24T10:00:00Z","object":"opportunity","record":{"id":"o","amount":5000}}`), ingest.ReasonMissingField},
+	}
+	var msgs []kafka.Message
+	want := map[string]bool{}
+	for i := range 20 {
+		msgs = append(msgs, oppEvent(i, 5000))
+		want[bigDealActionID(i)] = true
+	}
+	// Bad messages after events 4, 9 and 14; an event the rule does not
+	// match at the end (no action, no run).
+	msgs = slices.Insert(msgs, 15, kafka.Message{Key: []byte("k-missing"), Value: bad[2].value})
+	msgs = slices.Insert(msgs, 10, kafka.Message{Key: []byte("k-utf8"), Value: bad[1].value})
+	msgs = slices.Insert(msgs, 5, kafka.Message{Key: []byte("k-trunc"), Value: bad[0].value})
+	msgs = append(msgs, oppEvent(99, 10))
+	produce(t, r.cluster, msgs...)
+	r.start()
+
+	total := int64(len(msgs))
+	waitFor(t, 20*time.Second, "every message processed and committed", func() bool {
+		return count(r.cluster, actions.DefaultActionsTopic) >= 20 && count(r.cluster, actions.DefaultDLQTopic) >= 3 &&
+			committed(r.cluster, testGroup, 0) == total
+	})
+
+	got := map[string]int{}
+	for _, m := range readTopic(t, r.cluster, actions.DefaultActionsTopic) {
+		got[header(m, actions.HeaderActionID)]++
+		var a struct {
+			ActionID     string `json:"action_id"`
+			AutomationID string `json:"automation_id"`
+			EventID      string `json:"event_id"`
+			RecordID     string `json:"record_id"`
+		}
+		if err := json.Unmarshal(m.Value, &a); err != nil {
+			t.Fatalf("action %s: %v", m.Value, err)
+		}
+		if a.AutomationID != "big-deal" || a.ActionID != header(m, actions.HeaderActionID) ||
+			"opp-"+strings.TrimPrefix(a.EventID, "evt-") != a.RecordID || string(m.Key) != a.RecordID {
+			t.Errorf("action %s (key %s) does not match its event", m.Value, m.Key)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d distinct actions, want %d", len(got), len(want))
+	}
+	for id, n := range got {
+		if !want[id] || n != 1 {
+			t.Errorf("action %s: %d times, wanted: %v", id, n, want[id])
+		}
+	}
+	runs := readTopic(t, r.cluster, actions.DefaultRunsTopic)
+	if len(runs) != 20 {
+		t.Errorf("%d runs, want 20", len(runs))
+	}
+	for _, m := range runs {
+		var run struct{ Outcome string }
+		if err := json.Unmarshal(m.Value, &run); err != nil || run.Outcome != actions.OutcomeCompleted {
+			t.Errorf("run %s: outcome %q, err %v", m.Value, run.Outcome, err)
+		}
+	}
+
+	dlq := readTopic(t, r.cluster, actions.DefaultDLQTopic)
+	if len(dlq) != 3 {
+		t.Fatalf("%d dead letters, want 3", len(dlq))
+	}
+	for i, want := range []struct {
+		key, offset string
+		value       []byte
+		reason      string
+	}{
+		{"k-trunc", "5", bad[0].value, bad[0].reason},
+		{"k-utf8", "11", bad[1].value, bad[1].reason},
+		{"k-missing", "17", bad[2].value, bad[2].reason},
+	} {
+		m := dlq[i]
+		if string(m.Key) != want.key || !bytes.Equal(m.Value, want.value) {
+			t.Errorf("dead letter %d: key %q value %q, want the original %q %q", i, m.Key, m.Value, want.key, want.value)
+		}
+		if h := header(m, actions.HeaderDLQReason); h != want.reason {
+			t.Errorf("dead letter %d: reason %q, want %q", i, h, want.reason)
+		}
+		if h := header(m, actions.HeaderSourceOffset); h != want.offset {
+			t.Errorf("dead letter %d: source offset %q, want %s", i, h, want.offset)
+		}
+		if header(m, actions.HeaderDLQDetail) == "" || header(m, actions.HeaderSourceTopic) != inputTopic {
+			t.Errorf("dead letter %d: headers %v", i, m.Headers)
+		}
+	}
+
+	var exp strings.Builder
+	exp.WriteString(`
+# HELP whenthen_decoded_events_total Input messages decoded into events.
+# TYPE whenthen_decoded_events_total counter
+whenthen_decoded_events_total 21
+# HELP whenthen_consumer_messages_total Messages fetched from the input topic.
+# TYPE whenthen_consumer_messages_total counter
+whenthen_consumer_messages_total 24
+# HELP whenthen_dead_letters_total Input messages written to the dead-letter topic, by reason.
+# TYPE whenthen_dead_letters_total counter
+`)
+	for _, reason := range slices.Sorted(slices.Values(ingest.Reasons)) {
+		n := 0
+		switch reason {
+		case ingest.ReasonInvalidJSON, ingest.ReasonInvalidUTF8, ingest.ReasonMissingField:
+			n = 1
+		}
+		fmt.Fprintf(&exp, "whenthen_dead_letters_total{reason=%q} %d\n", reason, n)
+	}
+	exp.WriteString(`
+# HELP whenthen_consumer_inflight_messages Messages fetched and not yet done (queued or being handled).
+# TYPE whenthen_consumer_inflight_messages gauge
+whenthen_consumer_inflight_messages 0
+# HELP whenthen_pipeline_stalled_batches Batches currently retrying a failed step.
+# TYPE whenthen_pipeline_stalled_batches gauge
+whenthen_pipeline_stalled_batches 0
+`)
+	if err := testutil.GatherAndCompare(r.reg, strings.NewReader(exp.String()),
+		"whenthen_decoded_events_total", "whenthen_consumer_messages_total", "whenthen_dead_letters_total",
+		"whenthen_consumer_inflight_messages", "whenthen_pipeline_stalled_batches"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(r.reg, "whenthen_event_latency_seconds"); n != 1 {
+		t.Errorf("latency histogram has %d series", n)
+	}
+	problems, err := testutil.GatherAndLint(r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestOffsetsNotCommittedPastUnprocessed makes Redis unavailable mid-stream:
+// the batch then retries, and the group's committed offset stays at the
+// last processed message until Redis is back; then every event is
+// processed exactly once.
+func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	r := newRig(t, rigOptions{redisURL: srv.URL()})
+	var first []kafka.Message
+	for i := range 10 {
+		first = append(first, oppEvent(i, 5000))
+	}
+	produce(t, r.cluster, first...)
+	r.start()
+	waitFor(t, 20*time.Second, "the first 10 events committed", func() bool {
+		return committed(r.cluster, testGroup, 0) == 10
+	})
+
+	srv.Stop()
+	var second []kafka.Message
+	for i := 10; i < 20; i++ {
+		second = append(second, oppEvent(i, 5000))
+	}
+	produce(t, r.cluster, second...)
+	retries := func() float64 {
+		return metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", ingest.StageProcess)
+	}
+	waitFor(t, 20*time.Second, "the batch to retry three times", func() bool { return retries() >= 3 })
+	if err := r.pipeline.Err(); err == nil || !strings.Contains(err.Error(), "process") {
+		t.Errorf("pipeline Err() = %v, want the process step failing", err)
+	}
+	if got := committed(r.cluster, testGroup, 0); got != 10 {
+		t.Fatalf("committed offset %d while Redis is down, want 10", got)
+	}
+	if n := count(r.cluster, actions.DefaultActionsTopic); n != 10 {
+		t.Fatalf("%d actions while Redis is down, want 10", n)
+	}
+
+	srv.Restart()
+	waitFor(t, 20*time.Second, "all 20 events committed after Redis is back", func() bool {
+		return committed(r.cluster, testGroup, 0) == 20
+	})
+	if err := r.pipeline.Err(); err != nil {
+		t.Errorf("pipeline Err() = %v after recovery", err)
+	}
+	assertActionsOnce(t, r.cluster, 20)
+}
+
+// TestPublishFailureRetriesBatch makes the broker refuse writes of action
+// records: the batch is retried with the same action ids, nothing is
+// committed past it, and once writes succeed every event has its action.
+// A write that timed out may still land (kafka-go #1427), so an action may
+// be in Kafka twice, always with its one action id.
+func TestPublishFailureRetriesBatch(t *testing.T) {
+	r := newRig(t, rigOptions{pipeline: func(o *ingest.PipelineOptions) { o.PublishTimeout = 500 * time.Millisecond }})
+	var failing atomic.Bool
+	failing.Store(true)
+	r.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r.cluster.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		if !failing.Load() || len(pr.Topics) == 0 || pr.Topics[0].Topic != actions.DefaultActionsTopic {
+			return nil, nil, false
+		}
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		resp.Version = pr.Version
+		for _, tp := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = tp.Topic
+			for _, pp := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = pp.Partition
+				rp.ErrorCode = kerr.NotEnoughReplicas.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	var msgs []kafka.Message
+	for i := range 10 {
+		msgs = append(msgs, oppEvent(i, 5000))
+	}
+	produce(t, r.cluster, msgs...)
+	r.start()
+	waitFor(t, 20*time.Second, "a stalled publish", func() bool { return r.pipeline.Err() != nil })
+	if got := committed(r.cluster, testGroup, 0); got > 0 {
+		t.Fatalf("committed offset %d while publishing fails, want none", got)
+	}
+	failing.Store(false)
+	waitFor(t, 30*time.Second, "all events committed after writes succeed", func() bool {
+		return committed(r.cluster, testGroup, 0) == 10
+	})
+	got := map[string]int{}
+	for _, m := range readTopic(t, r.cluster, actions.DefaultActionsTopic) {
+		got[header(m, actions.HeaderActionID)]++
+	}
+	for i := range 10 {
+		if got[bigDealActionID(i)] == 0 {
+			t.Errorf("no action for evt-%d", i)
+		}
+		delete(got, bigDealActionID(i))
+	}
+	if len(got) > 0 {
+		t.Errorf("unexpected actions: %v", got)
+	}
+}
+
+// assertActionsOnce checks that the actions topic holds exactly the
+// big-deal actions of events 0 to n-1, each once.
+func assertActionsOnce(t *testing.T, c *testenv.Cluster, n int) {
+	t.Helper()
+	got := map[string]int{}
+	for _, m := range readTopic(t, c, actions.DefaultActionsTopic) {
+		got[header(m, actions.HeaderActionID)]++
+	}
+	for i := range n {
+		id := bigDealActionID(i)
+		if got[id] != 1 {
+			t.Errorf("action of evt-%d produced %d times, want once", i, got[id])
+		}
+		delete(got, id)
+	}
+	if len(got) > 0 {
+		t.Errorf("unexpected actions: %v", slices.Collect(maps.Keys(got)))
+	}
+}
+
+// TestConsumerPartitions checks the consumer alone on four partitions:
+// partitions are handled at the same time, each in offset order; a batch
+// whose handler fails is handed over again; the committed offsets reach
+// the end of every partition.
+func TestConsumerPartitions(t *testing.T) {
+	const parts, total = 4, 400
+	c := testenv.Kafka(t)
+	if err := c.CreateTopic(inputTopic, parts, nil); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []kafka.Message
+	for i := range total {
+		msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "%d", i)})
+	}
+	produce(t, c, msgs...)
+	transport := &kafka.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	co := fastConsumer(c.Addrs(), transport)
+	co.BatchSize = 16
+	co.QueueSize = total // no queue fills: a held partition must not hold the others here
+	co.Logger = testLogger(t)
+	cons, err := ingest.NewConsumer(co)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		entered  = make(chan int, parts)
+		barrier  = make(chan struct{})
+		next     [parts]int64 // only touched by each partition's worker
+		seen     atomic.Int64
+		failOnce atomic.Bool
+		failedAt atomic.Int64
+		retried  atomic.Bool
+		firsts   [parts]atomic.Bool
+	)
+	failedAt.Store(-1)
+	go func() {
+		got := map[int]bool{}
+		for len(got) < parts {
+			got[<-entered] = true
+		}
+		close(barrier)
+	}()
+	handler := func(ctx context.Context, batch []kafka.Message) error {
+		p := batch[0].Partition
+		if !firsts[p].Swap(true) {
+			// The first batch of each partition waits for the other
+			// partitions' first batches: they must run at the same time.
+			entered <- p
+			select {
+			case <-barrier:
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("partition %d: the other partitions never ran alongside it", p)
+			}
+		}
+		if p == 1 && !failOnce.Swap(true) {
+			failedAt.Store(batch[0].Offset)
+			return fmt.Errorf("injected failure")
+		}
+		if p == 1 && batch[0].Offset == failedAt.Load() {
+			retried.Store(true)
+		}
+		for _, m := range batch {
+			if m.Offset < next[p] {
+				t.Errorf("partition %d: offset %d after %d", p, m.Offset, next[p]-1)
+			}
+			next[p] = m.Offset + 1
+		}
+		seen.Add(int64(len(batch)))
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx, handler) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, 20*time.Second, "every partition committed to its end", func() bool {
+		for _, pi := range c.PartitionInfos(inputTopic) {
+			if committed(c, testGroup, pi.Partition) != pi.HighWatermark {
+				return false
+			}
+		}
+		return true
+	})
+	if !retried.Load() {
+		t.Error("the failed batch was not handed over again from the same offset")
+	}
+	if n := seen.Load(); n != total {
+		t.Errorf("handled %d messages, want %d (each once)", n, total)
+	}
+}
+
+// TestConsumerLag checks the lag gauge against the brokers' offsets.
+func TestConsumerLag(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	var msgs []kafka.Message
+	for i := range 30 {
+		msgs = append(msgs, oppEvent(i, 10))
+	}
+	produce(t, r.cluster, msgs...)
+	ctx := context.Background()
+	if err := r.consumer.UpdateLag(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lag := func() float64 { return metricValue(t, r.reg, "whenthen_consumer_lag", "partition", "0") }
+	if got := lag(); got != 30 {
+		t.Errorf("lag before consuming = %v, want 30", got)
+	}
+	r.start()
+	waitFor(t, 20*time.Second, "all committed", func() bool { return committed(r.cluster, testGroup, 0) == 30 })
+	if err := r.consumer.UpdateLag(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := lag(); got != 0 {
+		t.Errorf("lag after consuming = %v, want 0", got)
+	}
+}
+
+// metricValue returns the value of the counter or gauge series of name
+// whose label has value, failing the test if there is none.
+func metricValue(t testing.TB, g prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					if m.GetGauge() != nil {
+						return m.GetGauge().GetValue()
+					}
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
+}

@@ -1,0 +1,333 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/testenv"
+)
+
+const (
+	inputTopic = ingest.DefaultTopic
+	group      = "whenthen-svc-test"
+)
+
+// newCluster starts kfake with the output topics (one partition each) and
+// the input topic with the given partitions.
+func newCluster(t testing.TB, partitions int) *testenv.Cluster {
+	t.Helper()
+	c := testenv.Kafka(t, actions.DefaultActionsTopic, actions.DefaultRunsTopic, actions.DefaultDLQTopic)
+	if err := c.CreateTopic(inputTopic, int32(partitions), nil); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// writeFile writes content to dir/name and returns the path.
+func writeFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// options returns service options for a test: the cluster, the shared test
+// Redis under a prefix of the test's own (or redisURL), rules under
+// rulesDir, short Kafka timings and a port of 0.
+func options(t testing.TB, c *testenv.Cluster, rulesDir, redisURL string) service.Options {
+	t.Helper()
+	prefix := "wt:"
+	if redisURL == "" {
+		_, prefix = testenv.Redis(t)
+		redisURL = testenv.RedisURL(t)
+	}
+	return service.Options{
+		Kafka: service.KafkaOptions{
+			Brokers:           c.Addrs(),
+			Group:             group,
+			MaxWait:           100 * time.Millisecond,
+			HeartbeatInterval: 200 * time.Millisecond,
+			SessionTimeout:    2 * time.Second,
+			RebalanceTimeout:  2 * time.Second,
+			CommitInterval:    50 * time.Millisecond,
+			LagInterval:       -1,
+			MetadataTTL:       time.Second,
+		},
+		Redis:           service.RedisOptions{URL: redisURL, Prefix: prefix},
+		Rules:           []string{rulesDir},
+		MetricsListen:   "127.0.0.1:0",
+		Logger:          testLogger(t),
+		ShutdownTimeout: 8 * time.Second,
+		ReloadInterval:  -1,
+		TimerInterval:   100 * time.Millisecond,
+	}
+}
+
+// start builds and runs a service; it is closed at cleanup (or by the
+// returned stop, which checks that Run ended cleanly).
+func start(t testing.TB, o service.Options) (*service.Service, func()) {
+	t.Helper()
+	s, err := service.New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// testLogger logs warnings to the test log; WHENTHEN_TEST_LOG=debug logs
+// everything to stderr.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("WHENTHEN_TEST_LOG") == "debug" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	w := &tWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.done = true
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// tWriter writes to the test log until the test ends, then drops what
+// goroutines abandoned at shutdown (a hung kafka-go reader) still write.
+type tWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// produce writes values to the input topic, keyed by keys[i].
+func produce(t testing.TB, c *testenv.Cluster, msgs ...kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(c.Addrs()...), Topic: inputTopic, Balancer: &kafka.Hash{},
+		BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// event builds an input message from a JSON envelope; the key is the
+// record id, or key when the envelope has no record.
+func event(key, envelope string) kafka.Message {
+	return kafka.Message{Key: []byte(key), Value: []byte(envelope)}
+}
+
+// oppEvent is an opportunity update: event evt-N about record opp-N.
+func oppEvent(n, amount int) kafka.Message {
+	return event(fmt.Sprintf("opp-%d", n), fmt.Sprintf(`{"id":"evt-%d","type":"record.updated","time":"2026-11-24T10:00:00Z",`+
+		`"object":"opportunity","record":{"id":"opp-%d","amount":%d,"owner_id":"u-7"}}`, n, n, amount))
+}
+
+// count returns the number of messages in topic.
+func count(c *testenv.Cluster, topic string) int64 {
+	var n int64
+	for _, pi := range c.PartitionInfos(topic) {
+		n += pi.HighWatermark - pi.LogStartOffset
+	}
+	return n
+}
+
+// allCommitted reports whether the group committed every partition of the
+// input topic to its end.
+func allCommitted(c *testenv.Cluster) bool {
+	gi := c.GroupInfo(group)
+	if gi == nil {
+		return false
+	}
+	for _, pi := range c.PartitionInfos(inputTopic) {
+		if gi.Commits[inputTopic][pi.Partition].Offset != pi.HighWatermark {
+			return false
+		}
+	}
+	return true
+}
+
+// waitFor polls cond every 10ms until it holds, failing after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// readTopic reads every message of topic, partition by partition.
+func readTopic(t testing.TB, c *testenv.Cluster, topic string) []kafka.Message {
+	t.Helper()
+	var out []kafka.Message
+	for _, pi := range c.PartitionInfos(topic) {
+		if pi.HighWatermark == pi.LogStartOffset {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Addrs(), Topic: topic, Partition: int(pi.Partition), MaxWait: 50 * time.Millisecond})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				cancel()
+				r.Close()
+				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
+			}
+			out = append(out, m)
+		}
+		cancel()
+		r.Close()
+	}
+	return out
+}
+
+// action is the part of an action record tests compare.
+type action struct {
+	ActionID     string         `json:"action_id"`
+	Workspace    string         `json:"workspace"`
+	AutomationID string         `json:"automation_id"`
+	Type         string         `json:"type"`
+	EventID      string         `json:"event_id"`
+	RecordID     string         `json:"record_id"`
+	Brief        *actions.Brief `json:"brief,omitempty"`
+	Flow         *actions.Flow  `json:"flow,omitempty"`
+}
+
+// run is the part of a run-history record tests compare.
+type run struct {
+	AutomationID string   `json:"automation_id"`
+	EventID      string   `json:"event_id"`
+	Outcome      string   `json:"outcome"`
+	Reason       string   `json:"reason"`
+	ActionIDs    []string `json:"action_ids"`
+}
+
+func readActions(t testing.TB, c *testenv.Cluster) []action {
+	t.Helper()
+	var out []action
+	for _, m := range readTopic(t, c, actions.DefaultActionsTopic) {
+		var a action
+		if err := json.Unmarshal(m.Value, &a); err != nil {
+			t.Fatalf("action %s: %v", m.Value, err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func readRuns(t testing.TB, c *testenv.Cluster) []run {
+	t.Helper()
+	var out []run
+	for _, m := range readTopic(t, c, actions.DefaultRunsTopic) {
+		var r run
+		if err := json.Unmarshal(m.Value, &r); err != nil {
+			t.Fatalf("run %s: %v", m.Value, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// actionCounts counts action records by action id.
+func actionCounts(t testing.TB, c *testenv.Cluster) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	for _, a := range readActions(t, c) {
+		n[a.ActionID]++
+	}
+	return n
+}
+
+// get fetches url and returns the status and body.
+func get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// metricValue returns the value of the counter or gauge name{label=value}
+// ("" label for a metric without labels).
+func metricValue(t testing.TB, g prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					match = true
+				}
+			}
+			if !match {
+				continue
+			}
+			switch {
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
+}

@@ -1,0 +1,380 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/ingest"
+)
+
+// Defaults of Options.
+const (
+	DefaultGroup           = "whenthen"
+	DefaultRedisURL        = "redis://localhost:6379/0"
+	DefaultMetricsListen   = ":9464"
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultReloadInterval  = 5 * time.Second
+	DefaultTimerInterval   = time.Second
+	DefaultTimerBatch      = 1000
+)
+
+// Decoder kinds.
+const (
+	DecoderEnvelope = "envelope"
+	DecoderDebezium = "debezium"
+)
+
+// Options configure a [Service]. Zero values take the defaults given with
+// each field.
+type Options struct {
+	Kafka KafkaOptions
+	Redis RedisOptions
+
+	// Rules are the automation files and directories (required).
+	Rules []string
+	// Schema is the schema file declaring custom fields; "" for the
+	// standard schema. It is read once: changing it needs a restart.
+	Schema string
+	// Decoder chooses how input messages are read.
+	Decoder DecoderOptions
+
+	// BatchSize is the most messages of one partition processed as one
+	// batch; default 500.
+	BatchSize int
+
+	// MetricsListen is the address of the HTTP server serving /metrics,
+	// /healthz and /readyz; default ":9464".
+	MetricsListen string
+
+	// Logger receives the service's log. When nil, one is built from
+	// LogFormat ("json", the default, or "text") and LogLevel ("debug",
+	// "info", the default, "warn" or "error"), writing to LogOutput
+	// (default os.Stderr).
+	Logger    *slog.Logger
+	LogFormat string
+	LogLevel  string
+	LogOutput io.Writer
+
+	// ShutdownTimeout bounds the drain once Run's context is done: the
+	// batches in flight, the final offset commit, and closing the Kafka
+	// reader and writers, Redis and the HTTP server; default 30s.
+	ShutdownTimeout time.Duration
+
+	// DedupTTL is how long action ids are remembered (at least the input
+	// topic's retention); default 7 days. SnapshotTTL is how long a
+	// record's last known state is kept; default 90 days.
+	DedupTTL    time.Duration
+	SnapshotTTL time.Duration
+
+	// ReloadInterval is how often the rule files are checked for changes
+	// (modification time, size, files added or removed), which reloads
+	// them; default 5s; negative disables the check (Reload still works).
+	ReloadInterval time.Duration
+	// TimerInterval is how often due date timers are fired; default 1s.
+	TimerInterval time.Duration
+	// TimerBatch is the most timers fired at once; default 1000.
+	TimerBatch int
+
+	// Clock is the engine's time source; default time.Now.
+	Clock func() time.Time
+}
+
+// KafkaOptions are the Kafka settings of a Service.
+type KafkaOptions struct {
+	// Brokers are the bootstrap brokers, host:port (required).
+	Brokers []string
+	// Group is the consumer group; default "whenthen".
+	Group string
+	// Topics; defaults crm.events, automations.actions, automations.runs
+	// and automations.dlq.
+	InputTopic   string
+	ActionsTopic string
+	RunsTopic    string
+	DLQTopic     string
+
+	TLS  TLSOptions
+	SASL SASLOptions
+
+	// Consumer tuning; zero values take the ingest.ConsumerOptions
+	// defaults. Tests shorten them.
+	MaxWait           time.Duration
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	CommitInterval    time.Duration
+	LagInterval       time.Duration
+	// MetadataTTL is how often the writers' and offset requests' view of
+	// the cluster is refreshed; default 6s (kafka-go's).
+	MetadataTTL time.Duration
+}
+
+// TLSOptions enable TLS to the brokers.
+type TLSOptions struct {
+	// Enabled turns TLS on; setting any file below does too.
+	Enabled bool
+	// CAFile holds the PEM certificates that verify the brokers; "" for
+	// the system roots.
+	CAFile string
+	// CertFile and KeyFile hold a PEM client certificate and its key, for
+	// brokers that authenticate clients by certificate; both or neither.
+	CertFile string
+	KeyFile  string
+	// ServerName overrides the name verified in the brokers' certificates.
+	ServerName string
+	// InsecureSkipVerify disables verification of the brokers'
+	// certificates: for tests only.
+	InsecureSkipVerify bool
+}
+
+func (t TLSOptions) on() bool {
+	return t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != ""
+}
+
+// SASL mechanisms.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// SASLOptions authenticate to the brokers.
+type SASLOptions struct {
+	// Mechanism is "" (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, in
+	// any case.
+	Mechanism string
+	Username  string
+	Password  string
+}
+
+// RedisOptions are the Redis settings of a Service.
+type RedisOptions struct {
+	// URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS
+	// (with ?skip_verify=true to skip certificate verification, for
+	// tests); default "redis://localhost:6379/0".
+	URL string
+	// CAFile holds PEM certificates that verify the server of a rediss://
+	// URL; "" for the system roots.
+	CAFile string
+	// Prefix namespaces every key; default "wt:".
+	Prefix string
+}
+
+// DecoderOptions choose the input decoder.
+type DecoderOptions struct {
+	// Kind is "envelope" (the default: SPEC section 2) or "debezium".
+	Kind string
+	// Tables map Debezium tables to objects (required for debezium).
+	Tables map[string]ingest.TableMapping
+	// UnavailableValue is Debezium's unavailable-value placeholder;
+	// default "__debezium_unavailable_value".
+	UnavailableValue string
+	// MaxBytes is the largest input message accepted; default 1 MiB.
+	MaxBytes int
+}
+
+// withDefaults returns opts with its defaults filled in, or the first
+// invalid option.
+func (o Options) withDefaults() (Options, error) {
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	k := &o.Kafka
+	if k.Group == "" {
+		k.Group = DefaultGroup
+	}
+	if k.InputTopic == "" {
+		k.InputTopic = ingest.DefaultTopic
+	}
+	if k.ActionsTopic == "" {
+		k.ActionsTopic = actions.DefaultActionsTopic
+	}
+	if k.RunsTopic == "" {
+		k.RunsTopic = actions.DefaultRunsTopic
+	}
+	if k.DLQTopic == "" {
+		k.DLQTopic = actions.DefaultDLQTopic
+	}
+	if o.Redis.URL == "" {
+		o.Redis.URL = DefaultRedisURL
+	}
+	if o.Decoder.Kind == "" {
+		o.Decoder.Kind = DecoderEnvelope
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = ingest.DefaultBatchSize
+	}
+	if o.MetricsListen == "" {
+		o.MetricsListen = DefaultMetricsListen
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.ReloadInterval == 0 {
+		o.ReloadInterval = DefaultReloadInterval
+	}
+	if o.TimerInterval == 0 {
+		o.TimerInterval = DefaultTimerInterval
+	}
+	if o.TimerBatch == 0 {
+		o.TimerBatch = DefaultTimerBatch
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	k.SASL.Mechanism = strings.ToUpper(k.SASL.Mechanism)
+	return o, nil
+}
+
+// Validate reports every invalid option, without touching files or the
+// network (New reports what it finds there).
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	k := o.Kafka
+	if len(k.Brokers) == 0 {
+		bad("no Kafka brokers")
+	}
+	for _, b := range k.Brokers {
+		if b == "" || strings.ContainsAny(b, " /") || !strings.Contains(b, ":") {
+			bad("Kafka broker %q: want host:port", b)
+		}
+	}
+	topics := map[string]string{}
+	for _, t := range []struct{ name, value, def string }{
+		{"input", k.InputTopic, ingest.DefaultTopic},
+		{"actions", k.ActionsTopic, actions.DefaultActionsTopic},
+		{"runs", k.RunsTopic, actions.DefaultRunsTopic},
+		{"dead-letter", k.DLQTopic, actions.DefaultDLQTopic},
+	} {
+		v := t.value
+		if v == "" {
+			v = t.def
+		}
+		if other, dup := topics[v]; dup {
+			bad("the %s and %s topics are both %q", other, t.name, v)
+		}
+		topics[v] = t.name
+	}
+	if (k.TLS.CertFile == "") != (k.TLS.KeyFile == "") {
+		bad("Kafka TLS: set both the client certificate and key files, or neither")
+	}
+	switch strings.ToUpper(k.SASL.Mechanism) {
+	case "":
+		if k.SASL.Username != "" || k.SASL.Password != "" {
+			bad("Kafka SASL: a username or password without a mechanism")
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if k.SASL.Username == "" {
+			bad("Kafka SASL %s: no username", strings.ToUpper(k.SASL.Mechanism))
+		}
+	default:
+		bad("Kafka SASL mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
+	}
+	for name, d := range map[string]time.Duration{
+		"Kafka max wait": k.MaxWait, "Kafka heartbeat interval": k.HeartbeatInterval,
+		"Kafka session timeout": k.SessionTimeout, "Kafka rebalance timeout": k.RebalanceTimeout,
+		"Kafka commit interval": k.CommitInterval, "Kafka metadata TTL": k.MetadataTTL,
+		"shutdown timeout": o.ShutdownTimeout, "dedup TTL": o.DedupTTL, "snapshot TTL": o.SnapshotTTL,
+		"timer interval": o.TimerInterval,
+	} {
+		if d < 0 {
+			bad("negative %s %v", name, d)
+		}
+	}
+	if o.Redis.URL != "" {
+		u, err := url.Parse(o.Redis.URL)
+		switch {
+		case err != nil:
+			bad("Redis URL: %v", redactURLError(err))
+		case u.Scheme != "redis" && u.Scheme != "rediss":
+			bad("Redis URL: scheme %q, want redis or rediss", u.Scheme)
+		case u.Host == "":
+			bad("Redis URL: no host")
+		}
+	}
+	if o.Redis.CAFile != "" && !strings.HasPrefix(o.Redis.URL, "rediss://") {
+		bad("Redis CA file given for a URL that is not rediss://")
+	}
+	if len(o.Rules) == 0 {
+		bad("no rule files")
+	}
+	switch o.Decoder.Kind {
+	case "", DecoderEnvelope:
+		if len(o.Decoder.Tables) > 0 {
+			bad("Debezium tables given for the envelope decoder")
+		}
+	case DecoderDebezium:
+		if len(o.Decoder.Tables) == 0 {
+			bad("the debezium decoder needs a table mapping")
+		}
+	default:
+		bad("decoder %q: want envelope or debezium", o.Decoder.Kind)
+	}
+	if o.Decoder.MaxBytes < 0 {
+		bad("negative decoder max bytes %d", o.Decoder.MaxBytes)
+	}
+	if o.BatchSize < 0 || o.BatchSize > 100_000 {
+		bad("batch size %d: want 1 to 100000", o.BatchSize)
+	}
+	if o.TimerBatch < 0 {
+		bad("negative timer batch %d", o.TimerBatch)
+	}
+	if o.Logger == nil {
+		if _, err := parseLevel(o.LogLevel); err != nil {
+			errs = append(errs, err)
+		}
+		switch o.LogFormat {
+		case "", "json", "text":
+		default:
+			bad("log format %q: want json or text", o.LogFormat)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// redactURLError drops the URL, which may hold a password, from a
+// url.Parse error.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+}
+
+// NewLogger returns a logger writing format ("json" or "text") records of
+// level and above to w.
+func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	lvl, err := parseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	ho := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "", "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want json or text", format)
+}

@@ -1,0 +1,96 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/whenthen/whenthen/rules"
+)
+
+// maxLoggedRuleErrors caps the rule errors one failed reload logs.
+const maxLoggedRuleErrors = 100
+
+// Reload loads the rule files again with the same compiler (unchanged
+// expressions are not compiled again) and, if the whole set is valid,
+// swaps it in; batches in flight finish with the set they started with.
+// On error the old set stays live, the errors are logged and returned, and
+// whenthen_rule_reloads_total{result="failure"} counts it. Reloads are
+// serialised.
+func (s *Service) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.rulesSeen = fingerprint(s.opts.Rules)
+	return s.reloadLocked()
+}
+
+func (s *Service) reloadLocked() error {
+	start := time.Now()
+	set, err := s.compiler.Load(s.opts.Rules...)
+	if err != nil {
+		s.m.reloads.WithLabelValues("failure").Inc()
+		var list rules.ErrorList
+		if errors.As(err, &list) {
+			msgs := make([]string, 0, min(len(list), maxLoggedRuleErrors))
+			for _, e := range list[:min(len(list), maxLoggedRuleErrors)] {
+				msgs = append(msgs, e.Error())
+			}
+			s.log.Error("rule reload failed; the previous rules stay live", "errors", len(list), "list", msgs)
+		} else {
+			s.log.Error("rule reload failed; the previous rules stay live", "err", err)
+		}
+		return fmt.Errorf("reload rules: %w", err)
+	}
+	s.engine.SetRules(set)
+	s.m.reloads.WithLabelValues("success").Inc()
+	s.m.lastReload.SetToCurrentTime()
+	sum := set.Summary()
+	s.log.Info("rules reloaded", "files", sum.Files, "automations", sum.Automations, "enabled", sum.Enabled,
+		"duration", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// watchRules reloads the rules whenever their fingerprint changes, checked
+// every ReloadInterval. (fsnotify is not a dependency; polling a few files
+// is cheap.) A failed reload is not retried until the files change again.
+func (s *Service) watchRules(ctx context.Context) {
+	t := time.NewTicker(s.opts.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fp := fingerprint(s.opts.Rules)
+		s.reloadMu.Lock()
+		if fp != s.rulesSeen {
+			s.rulesSeen = fp
+			s.log.Info("rule files changed; reloading")
+			_ = s.reloadLocked()
+		}
+		s.reloadMu.Unlock()
+	}
+}
+
+// fingerprint describes the rule files under paths: their names, sizes and
+// modification times, or the error listing them.
+func fingerprint(paths []string) string {
+	files, err := rules.Expand(paths)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			fmt.Fprintf(&b, "%s:error\n", f)
+			continue
+		}
+		fmt.Fprintf(&b, "%s:%d:%d\n", f, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
+}

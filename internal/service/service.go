@@ -1,0 +1,379 @@
+// Package service is the whenthen service that `whenthen run` starts: it
+// wires the Kafka consumer and pipeline (package ingest), the engine and
+// its Redis store (package engine), the producer (package actions) and the
+// rules (package rules) into one [Service] with New, Run and Close, and
+// serves /metrics, /healthz and /readyz.
+//
+// Besides the consumer, Run fires due date timers every TimerInterval
+// (FireDue, Publish, then Commit, each retried on error), and reloads the
+// rule files when they change or Reload is called (on SIGHUP): the whole
+// new set is compiled first with the same Compiler, and swapped in only if
+// it is valid; otherwise the old set keeps running.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/rules"
+)
+
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("service: closed")
+
+// Service is the running engine: Kafka in, rules, Redis state, Kafka out.
+type Service struct {
+	opts Options
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	m    *metrics
+
+	compiler *rules.Compiler
+	schema   *rules.Schema
+	rdb      *redis.Client
+	store    *engine.RedisStore
+	engine   *engine.Engine
+	kafka    *kafkaClients
+	producer *actions.Producer
+	consumer *ingest.Consumer
+	pipeline *ingest.Pipeline
+
+	listener net.Listener
+	http     *http.Server
+
+	reloadMu  sync.Mutex
+	rulesSeen string // fingerprint of the rule files at the last load attempt
+
+	draining atomic.Bool
+
+	mu        sync.Mutex
+	running   bool
+	closed    bool
+	runCancel context.CancelFunc
+	runDone   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a service: it loads the schema and the rules (failing with
+// their rules.ErrorList if any is invalid), sets up the clients and binds
+// the metrics address. It does not wait for Kafka or Redis: Run connects,
+// and /readyz says when they answer.
+func New(opts Options) (*Service, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("service: invalid options: %w", err)
+	}
+	log := o.Logger
+	if log == nil {
+		out := o.LogOutput
+		if out == nil {
+			out = os.Stderr
+		}
+		if log, err = NewLogger(out, o.LogFormat, o.LogLevel); err != nil {
+			return nil, err
+		}
+	}
+	s := &Service{opts: o, log: log, reg: prometheus.NewRegistry()}
+	ok := false
+	defer func() {
+		if !ok {
+			s.release(context.Background())
+		}
+	}()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.m, err = newMetrics(s.reg); err != nil {
+		return nil, err
+	}
+
+	// Rules.
+	s.schema = rules.DefaultSchema()
+	if o.Schema != "" {
+		if s.schema, err = rules.LoadSchema(o.Schema); err != nil {
+			return nil, fmt.Errorf("schema: %w", err)
+		}
+	}
+	if s.compiler, err = rules.NewCompiler(rules.CompilerOptions{Schema: s.schema}); err != nil {
+		return nil, err
+	}
+	s.rulesSeen = fingerprint(o.Rules)
+	set, err := s.compiler.Load(o.Rules...)
+	if err != nil {
+		s.m.reloads.WithLabelValues("failure").Inc()
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	s.m.reloads.WithLabelValues("success").Inc()
+	s.m.lastReload.SetToCurrentTime()
+
+	// Redis and the engine.
+	ropts, err := redis.ParseURL(o.Redis.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", redactURLError(err))
+	}
+	if o.Redis.CAFile != "" {
+		pool, err := certPool(o.Redis.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis TLS: %w", err)
+		}
+		ropts.TLSConfig.RootCAs = pool
+	}
+	// go-redis logs connection failures with the standard logger, which
+	// would break a JSON log; the failures that matter surface through
+	// the pipeline and /readyz, so its lines go to debug. The logger is
+	// process-wide: the last Service built owns it.
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
+	s.rdb = redis.NewClient(ropts)
+	s.store = engine.NewRedisStore(s.rdb, o.Redis.Prefix, engine.StoreTTLs{Dedup: o.DedupTTL, Snapshot: o.SnapshotTTL})
+	s.engine, err = engine.New(engine.Options{Rules: set, Schema: s.schema, Store: s.store, Clock: o.Clock,
+		Registerer: s.reg, Logger: log.With("component", "engine")})
+	if err != nil {
+		return nil, err
+	}
+
+	// Kafka.
+	if s.kafka, err = newKafkaClients(o.Kafka); err != nil {
+		return nil, err
+	}
+	k := o.Kafka
+	s.producer, err = actions.NewProducer(actions.ProducerOptions{
+		Brokers: k.Brokers, ActionsTopic: k.ActionsTopic, RunsTopic: k.RunsTopic, DLQTopic: k.DLQTopic,
+		Transport: s.kafka.transport, Registerer: s.reg, Logger: log.With("component", "producer"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	dec, err := newDecoder(o.Decoder, s.schema)
+	if err != nil {
+		return nil, err
+	}
+	s.pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{Decoder: dec, Engine: s.engine, Producer: s.producer,
+		Registerer: s.reg, Logger: log.With("component", "pipeline")})
+	if err != nil {
+		return nil, err
+	}
+	s.consumer, err = ingest.NewConsumer(ingest.ConsumerOptions{
+		Brokers:           k.Brokers,
+		GroupID:           k.Group,
+		Topic:             k.InputTopic,
+		Dialer:            s.kafka.dialer,
+		Transport:         s.kafka.transport,
+		BatchSize:         o.BatchSize,
+		CommitInterval:    k.CommitInterval,
+		LagInterval:       k.LagInterval,
+		MaxBytes:          max(ingest.DefaultFetchMaxBytes, 2*o.Decoder.MaxBytes), // a fetch must hold the largest message decoded
+		MaxWait:           k.MaxWait,
+		HeartbeatInterval: k.HeartbeatInterval,
+		SessionTimeout:    k.SessionTimeout,
+		RebalanceTimeout:  k.RebalanceTimeout,
+		// The consumer drains within 3/4 of the shutdown; the producer,
+		// Redis and the HTTP server close in the rest.
+		DrainTimeout: o.ShutdownTimeout * 3 / 4,
+		Registerer:   s.reg,
+		Logger:       log.With("component", "consumer"),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// HTTP.
+	if s.listener, err = net.Listen("tcp", o.MetricsListen); err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
+	sum := set.Summary()
+	log.Info("rules loaded", "files", sum.Files, "automations", sum.Automations, "enabled", sum.Enabled)
+	ok = true
+	return s, nil
+}
+
+func newDecoder(o DecoderOptions, schema *rules.Schema) (ingest.Decoder, error) {
+	do := ingest.DecoderOptions{Schema: schema, MaxBytes: o.MaxBytes}
+	if o.Kind == DecoderDebezium {
+		return ingest.NewDebeziumDecoder(ingest.DebeziumOptions{DecoderOptions: do, Tables: o.Tables, UnavailableValue: o.UnavailableValue})
+	}
+	return ingest.NewEnvelopeDecoder(do)
+}
+
+// MetricsAddr is the address the HTTP server listens on (useful with a
+// port of 0).
+func (s *Service) MetricsAddr() string { return s.listener.Addr().String() }
+
+// Gatherer is the service's metrics registry: every metric /metrics
+// serves.
+func (s *Service) Gatherer() prometheus.Gatherer { return s.reg }
+
+// Rules is the live rule set.
+func (s *Service) Rules() *rules.Set { return s.engine.Rules() }
+
+// Run serves until ctx is done or Close is called, then drains: it stops
+// fetching, finishes the batches in flight, commits their offsets and
+// closes the Kafka clients, Redis and the HTTP server, within
+// ShutdownTimeout even if a kafka-go Close hangs. It returns nil after a
+// clean drain, or the error that stopped it (the HTTP server failing).
+// Run may be called once.
+func (s *Service) Run(ctx context.Context) error {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return ErrClosed
+	case s.running:
+		s.mu.Unlock()
+		return errors.New("service: Run called twice")
+	}
+	s.running = true
+	ctx, cancel := context.WithCancel(ctx)
+	s.runCancel = cancel
+	s.runDone = make(chan struct{})
+	s.mu.Unlock()
+	defer close(s.runDone)
+	defer cancel()
+
+	s.log.Info("service starting", "metrics", s.MetricsAddr(), "topic", s.opts.Kafka.InputTopic,
+		"group", s.opts.Kafka.Group, "brokers", s.opts.Kafka.Brokers)
+	httpErr := make(chan error, 1)
+	go func() {
+		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			httpErr <- err
+			cancel()
+		}
+	}()
+
+	// Work in flight (a batch of timers) outlives ctx until the drain
+	// deadline.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.consumer.Run(ctx, s.pipeline.Handle) })
+	wg.Go(func() { s.timerLoop(ctx, work) })
+	if s.opts.ReloadInterval > 0 {
+		wg.Go(func() { s.watchRules(ctx) })
+	}
+
+	<-ctx.Done()
+	start := time.Now()
+	deadline := start.Add(s.opts.ShutdownTimeout)
+	s.draining.Store(true)
+	s.log.Info("service draining", "timeout", s.opts.ShutdownTimeout)
+	// The consumer bounds its own drain (3/4 of the timeout); the timer
+	// loop's work is cancelled at the same point.
+	stopWork := time.AfterFunc(s.opts.ShutdownTimeout*3/4, cancelWork)
+	if !waitTimeout(&wg, time.Until(deadline)) {
+		s.log.Warn("consumer or timer loop did not stop in time")
+	}
+	stopWork.Stop()
+	cctx, ccancel := context.WithDeadline(context.Background(), deadline)
+	defer ccancel()
+	s.release(cctx)
+	s.log.Info("service stopped", "drain", time.Since(start).Round(time.Millisecond))
+	select {
+	case err := <-httpErr:
+		return fmt.Errorf("service: metrics server: %w", err)
+	default:
+		return nil
+	}
+}
+
+// release closes the producer, Redis, the Kafka transport and the HTTP
+// server within ctx.
+func (s *Service) release(ctx context.Context) {
+	if s.producer != nil {
+		if err := s.producer.Close(ctx); err != nil {
+			s.log.Warn("closing the producer", "err", err)
+		}
+	}
+	if s.rdb != nil {
+		if err := s.rdb.Close(); err != nil {
+			s.log.Warn("closing the redis client", "err", err)
+		}
+	}
+	if s.kafka != nil {
+		s.kafka.transport.CloseIdleConnections()
+	}
+	if s.http != nil {
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.log.Warn("shutting down the metrics server", "err", err)
+			_ = s.http.Close()
+		}
+	}
+	if s.listener != nil {
+		_ = s.listener.Close() // already closed by Shutdown when Run served it
+	}
+}
+
+// Close stops the service: if Run is running, it cancels it and waits for
+// its drain; otherwise it releases what New opened. Close is idempotent
+// and safe for concurrent use; later calls return the first one's result.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		cancel, done := s.runCancel, s.runDone
+		s.mu.Unlock()
+		if cancel == nil {
+			ctx, c := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+			defer c()
+			s.release(ctx)
+			return
+		}
+		cancel()
+		t := time.NewTimer(s.opts.ShutdownTimeout + 5*time.Second)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			s.closeErr = errors.New("service: Run did not stop within the shutdown timeout")
+		}
+	})
+	return s.closeErr
+}
+
+// waitTimeout waits for wg for at most d; it reports whether wg finished.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// sleep waits for d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// redisLogger routes go-redis's internal log to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
+	}
+}
