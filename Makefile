@@ -30,8 +30,9 @@ test:
 	scripts/with-redis.sh $(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) fuzz-short
 
-run:
-	$(GO) run ./cmd/whenthen dev
+# Built first and run directly, so that Ctrl-C ends with dev's own exit code.
+run: build
+	bin/whenthen dev
 
 bench:
 	$(GO) run ./cmd/whenthen bench
