@@ -34,8 +34,11 @@ test:
 run: build
 	bin/whenthen dev
 
+# The benchmarks beside the code, one package at a time (they use both cores).
 bench:
-	$(GO) run ./cmd/whenthen bench
+	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkCompile' -benchtime 1x ./rules
+	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkProcess' -benchtime 20000x ./engine
+	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'Pipeline|Passthrough' -benchtime 3x ./ingest
 
 lint:
 	@out=$$(gofmt -l $(GO_FILES)); \
