@@ -15,9 +15,9 @@ type activation struct {
 	record, before, account, opportunity, tracker, event ref.Val
 	changed                                              ref.Val
 	now                                                  ref.Val
-	// lazy builds the event variable on first use: most conditions never
-	// read it.
-	lazy func() ref.Val
+	// lazy and lazyChanged build the event and changed variables on first
+	// use: most conditions read neither.
+	lazy, lazyChanged func() ref.Val
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -30,6 +30,12 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case rules.VarBefore:
 		v = a.before
 	case rules.VarChanged:
+		if a.changed == nil {
+			a.changed = emptyStrings
+			if a.lazyChanged != nil {
+				a.changed = a.lazyChanged()
+			}
+		}
 		v = a.changed
 	case rules.VarAccount:
 		v = a.account

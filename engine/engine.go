@@ -332,13 +332,17 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	if g == nil {
 		return
 	}
-	var changed ref.Val = emptyStrings
-	if before != nil {
-		changed = types.NewStringList(types.DefaultTypeAdapter, before.Changed(after))
-	} else if ev.Type == TypeRecordCreated {
-		changed = types.NewStringList(types.DefaultTypeAdapter, after.Changed(after.Object().Empty()))
+	act := b.activation(ev, after, before, nil)
+	// changed is computed when a condition first reads it.
+	act.lazyChanged = func() ref.Val {
+		switch {
+		case before != nil:
+			return types.NewStringList(types.DefaultTypeAdapter, before.Changed(after))
+		case ev.Type == TypeRecordCreated:
+			return types.NewStringList(types.DefaultTypeAdapter, after.Changed(after.Object().Empty()))
+		}
+		return emptyStrings
 	}
-	act := b.activation(ev, after, before, changed)
 	created := ev.Type == TypeRecordCreated
 	b.match(ctx, ev, g, after, func(a *rules.Automation, act *activation) (bool, error) {
 		// on_enter: the condition must not have held before the change.
@@ -387,9 +391,7 @@ func (b *batch) activation(ev *Event, after, before *rules.Record, changed ref.V
 			act.opportunity = after
 		}
 	}
-	if changed == nil {
-		act.changed = emptyStrings
-	}
+
 	return act
 }
 
