@@ -292,9 +292,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 			b.out.writes.deletes = append(b.out.writes.deletes, sref)
 		}
 		if w != nil {
-			for _, a := range w.dates[ev.Object] {
-				b.cancelTimer(a, ev)
-			}
+			b.cancelTimers(w, ev)
 		}
 		return
 	}
@@ -319,9 +317,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	if w == nil {
 		return
 	}
-	for _, a := range w.dates[ev.Object] {
-		b.armTimer(a, ev, after, prior)
-	}
+	b.armTimers(w, ev, after, prior)
 	var g *group
 	switch ev.Type {
 	case TypeRecordCreated, TypeRecordUpdated:

@@ -543,3 +543,39 @@ func TestDeterministicIDs(t *testing.T) {
 		t.Fatalf("fields: %+v %+v", out.Actions[0], out.Runs[0])
 	}
 }
+
+// TestDateAutomationsShareATimer: the date automations of one field share
+// the record's timer, which fires each at its own due time, in order.
+func TestDateAutomationsShareATimer(t *testing.T) {
+	h := newHarness(t, `
+automations:
+  - id: renewal-60d
+    when: {date: {record: account, field: renewal_date, offset: -1440h}}
+    then: {flow: {id: early, who: record.primary_contact_id}}
+  - id: renewal-30d
+    when: {date: {record: account, field: renewal_date, offset: -720h}}
+    then: {flow: {id: late, who: record.primary_contact_id}}
+  - id: renewal-day
+    when: {date: {record: account, field: renewal_date}}
+    then: {flow: {id: day, who: record.primary_contact_id}}
+`)
+	h.process(`{"id":"e1","type":"record.created","object":"account","record":{"id":"a1","primary_contact_id":"c1","renewal_date":"2027-03-02T00:00:00Z"}}`)
+	n, err := h.store.rdb.ZCard(context.Background(), h.store.timerQueue()).Result()
+	if err != nil || n != 1 {
+		t.Fatalf("queue entries: %d, %v; want 1", n, err)
+	}
+	fire := func(at time.Time) []string { h.now = at; return h.fire(at) }
+	expect(t, fire(time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC))) // nothing due yet
+	got := fire(time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC))      // 60 days before
+	if len(got) != 2 || !strings.HasPrefix(got[0], "run renewal-60d ") || got[1] != "action renewal-60d a1 flow:early:c1" {
+		t.Fatalf("got %v", got)
+	}
+	got = fire(time.Date(2027, 3, 5, 0, 0, 0, 0, time.UTC)) // both others, late, in due order
+	if len(got) != 4 || !strings.HasPrefix(got[0], "run renewal-30d ") || !strings.HasPrefix(got[1], "run renewal-day ") {
+		t.Fatalf("got %v", got)
+	}
+	if n, _ := h.store.rdb.ZCard(context.Background(), h.store.timerQueue()).Result(); n != 0 {
+		t.Fatalf("queue entries after the last due: %d", n)
+	}
+	expect(t, fire(time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)))
+}

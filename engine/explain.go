@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -130,10 +131,10 @@ type DueBinding struct {
 	Vars    interpreter.Activation
 }
 
-// BindDue returns the date timers due at or before upTo that FireDue
-// would evaluate, earliest first, without claiming them. Timers that
-// FireDue would drop (automation gone, record deleted, date moved) are
-// left out.
+// BindDue returns the date automations that FireDue would fire for the
+// timers due at or before upTo, earliest first, without claiming them.
+// Timers that FireDue would drop (automation gone, record deleted, date
+// moved) are left out.
 func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, error) {
 	due, err := e.store.peekDue(ctx, upTo)
 	if err != nil {
@@ -142,11 +143,8 @@ func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, err
 	b := e.newBatch(e.ix.Load())
 	var refs []snapshotRef
 	for _, t := range due {
-		r := snapshotRef{t.Workspace, "", t.RecordID}
-		if a, ok := b.ix.set.Automation(t.Automation); ok {
-			r.Object = a.Trigger.Object
-		}
-		if r.Object != "" && !b.loaded[r] {
+		r := snapshotRef{t.Workspace, t.Object, t.RecordID}
+		if !b.loaded[r] {
 			b.loaded[r] = true
 			refs = append(refs, r)
 		}
@@ -155,58 +153,47 @@ func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, err
 		return nil, err
 	}
 	var out []DueBinding
-	for _, t := range due {
-		a, ok := b.ix.set.Automation(t.Automation)
-		if !ok || !a.Enabled || a.Workspace != t.Workspace || a.Trigger.Kind != rules.TriggerDate {
-			continue
+	for i := range due {
+		t := &due[i]
+		snap, fire := b.plan(t, upTo)
+		for _, f := range fire {
+			b.now = e.clock()
+			if e.opts.SimulatedTime {
+				b.now = f.due
+			}
+			id := timerEventID(t.Workspace, f.a.ID, t.RecordID, f.due)
+			act := b.activation(&Event{ID: id, Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}, snap.rec, nil, nil)
+			out = append(out, DueBinding{Automation: f.a, RecordID: t.RecordID, Due: f.due, EventID: id, Vars: act})
 		}
-		snap := b.state[snapshotRef{t.Workspace, a.Trigger.Object, t.RecordID}]
-		if snap == nil {
-			continue
-		}
-		v, set := snap.rec.Get(a.Trigger.Date.Field).(types.Timestamp)
-		if !set || a.Trigger.Date.Due(v.Time).UnixMilli() != t.Due.UnixMilli() {
-			continue
-		}
-		b.now = e.clock()
-		if e.opts.SimulatedTime {
-			b.now = t.Due
-		}
-		id := timerEventID(t.Workspace, a.ID, t.RecordID, t.Due)
-		act := b.activation(&Event{ID: id, Type: TypeDateDue, Time: t.Due, Workspace: t.Workspace, Object: a.Trigger.Object}, snap.rec, nil, nil)
-		out = append(out, DueBinding{Automation: a, RecordID: t.RecordID, Due: t.Due, EventID: id, Vars: act})
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Due.Before(out[j].Due) })
 	return out, nil
 }
 
 // peekDue lists the timers due at or before upTo, earliest first, as
 // claimDue would lease them, without leasing them.
 func (s *RedisStore) peekDue(ctx context.Context, upTo time.Time) ([]dueTimer, error) {
-	members, err := s.rdb.ZRangeByScore(ctx, s.timerQueue(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(upTo), 10)}).Result()
-	if err != nil || len(members) == 0 {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.timerQueue(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(upTo), 10)}).Result()
+	if err != nil || len(zs) == 0 {
 		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(members))
-	for i, m := range members {
-		cmds[i] = pipe.Get(ctx, m)
+	cmds := make([]*redis.StringCmd, len(zs))
+	for i, z := range zs {
+		cmds[i] = pipe.Get(ctx, z.Member.(string))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	var out []dueTimer
-	for i, m := range members {
-		d, err := cmds[i].Int64()
+	res := make([]string, 0, 3*len(zs))
+	for i, z := range zs {
+		v, err := cmds[i].Result()
 		if err != nil {
 			continue // disarmed
 		}
-		ws, auto, rec, ok := s.parseTimerKey(m)
-		if !ok {
-			continue
-		}
-		out = append(out, dueTimer{timerRef: timerRef{ws, auto, rec}, Due: time.UnixMilli(d).UTC(), key: m})
+		res = append(res, z.Member.(string), v, strconv.FormatInt(int64(z.Score), 10))
 	}
-	return out, nil
+	return s.parseDue(res, nil), nil
 }
 
 // CopyState copies from src into dst what processing ev can read of the

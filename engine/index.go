@@ -21,8 +21,9 @@ type index struct {
 
 type wsIndex struct {
 	groups map[groupKey]*group
-	// dates are the date-triggered automations by object.
-	dates map[string][]*rules.Automation
+	// dates are the date-triggered automations by object, grouped by the
+	// date field they watch.
+	dates map[string][]*dateGroup
 	// stateful tells the objects whose record state must be kept: they
 	// have on_enter or change-reading record rules, or date triggers.
 	stateful map[string]bool
@@ -80,7 +81,7 @@ func buildIndex(set *rules.Set) *index {
 		}
 		w := ix.byWS[a.Workspace]
 		if w == nil {
-			w = &wsIndex{groups: map[groupKey]*group{}, dates: map[string][]*rules.Automation{}, stateful: map[string]bool{}}
+			w = &wsIndex{groups: map[groupKey]*group{}, dates: map[string][]*dateGroup{}, stateful: map[string]bool{}}
 			ix.byWS[a.Workspace] = w
 		}
 		var key groupKey
@@ -95,7 +96,12 @@ func buildIndex(set *rules.Set) *index {
 		case rules.TriggerSchedule:
 			key = scheduleGroup(a.Trigger.Schedule, a.Trigger.Object)
 		case rules.TriggerDate:
-			w.dates[a.Trigger.Object] = append(w.dates[a.Trigger.Object], a)
+			g := w.dateGroup(a.Trigger.Object, a.Trigger.Date.Field.Name)
+			if g == nil {
+				g = &dateGroup{object: a.Trigger.Object, field: a.Trigger.Date.Field}
+				w.dates[a.Trigger.Object] = append(w.dates[a.Trigger.Object], g)
+			}
+			g.autos = append(g.autos, a)
 			w.stateful[a.Trigger.Object] = true
 			continue
 		}
@@ -104,24 +110,53 @@ func buildIndex(set *rules.Set) *index {
 			g = &group{}
 			w.groups[key] = g
 		}
-		g.add(&candidate{a: a, ord: ord, pred: -1})
+		g.all = append(g.all, &candidate{a: a, ord: ord, pred: -1})
+	}
+	for _, w := range ix.byWS {
+		for _, g := range w.groups {
+			g.file()
+		}
 	}
 	return ix
 }
 
-func (g *group) add(c *candidate) {
-	g.all = append(g.all, c)
-	if c.a.If == nil || len(c.a.If.Index) == 0 {
-		g.scan = append(g.scan, c)
-		return
-	}
-	// File under the most selective predicate: the fewest values.
-	best := 0
-	for i, p := range c.a.If.Index {
-		if len(p.Keys) < len(c.a.If.Index[best].Keys) {
-			best = i
+// file files each candidate under its most selective predicate. A field
+// whose constants across the group's conditions are many distinct values
+// (an owner, an account) splits the candidates finer than one with few (a
+// stage), so a predicate's score is the field's distinct constants in the
+// group divided by the predicate's own number of values.
+func (g *group) file() {
+	distinct := map[*rules.Field]map[string]bool{}
+	for _, c := range g.all {
+		if c.a.If == nil {
+			continue
+		}
+		for _, p := range c.a.If.Index {
+			if distinct[p.Field] == nil {
+				distinct[p.Field] = map[string]bool{}
+			}
+			for _, k := range p.Keys {
+				distinct[p.Field][k] = true
+			}
 		}
 	}
+	for _, c := range g.all {
+		if c.a.If == nil || len(c.a.If.Index) == 0 {
+			g.scan = append(g.scan, c)
+			continue
+		}
+		best, bestScore := 0, -1.0
+		for i, p := range c.a.If.Index {
+			score := float64(len(distinct[p.Field])) / float64(len(p.Keys))
+			if score > bestScore {
+				best, bestScore = i, score
+			}
+		}
+		g.add(c, best)
+	}
+}
+
+func (g *group) add(c *candidate, best int) {
 	c.pred = best
 	p := c.a.If.Index[best]
 	var fi *fieldIndex

@@ -86,26 +86,44 @@ func (s *RedisStore) cooldownKey(ws, automation, record string) string {
 func (s *RedisStore) recordKey(ws, object, id string) string {
 	return s.ws(ws) + "r:" + object + ":" + id
 }
-func (s *RedisStore) timerKey(ws, automation, record string) string {
-	return s.ws(ws) + "t:" + automation + ":" + record
+func (s *RedisStore) timerKey(t timerRef) string {
+	return s.ws(t.Workspace) + "t:" + t.Object + ":" + t.Field + ":" + t.RecordID
 }
 func (s *RedisStore) timerQueue() string { return s.prefix + "timers" }
 
-// parseTimerKey splits a timer key into workspace, automation and record id.
-func (s *RedisStore) parseTimerKey(k string) (ws, automation, record string, ok bool) {
+// parseTimerKey splits a timer key into its workspace, object, date field
+// and record id (object and field names hold no colon; ids may).
+func (s *RedisStore) parseTimerKey(k string) (timerRef, bool) {
+	var t timerRef
 	rest, found := strings.CutPrefix(k, s.prefix+"{")
 	if !found {
-		return "", "", "", false
+		return t, false
 	}
-	ws, rest, found = strings.Cut(rest, "}:t:")
+	t.Workspace, rest, found = strings.Cut(rest, "}:t:")
 	if !found {
-		return "", "", "", false
+		return t, false
 	}
-	automation, record, found = strings.Cut(rest, ":")
-	if ws == "~" {
-		ws = ""
+	if t.Workspace == "~" {
+		t.Workspace = ""
 	}
-	return ws, automation, record, found
+	t.Object, rest, found = strings.Cut(rest, ":")
+	if !found {
+		return t, false
+	}
+	t.Field, t.RecordID, found = strings.Cut(rest, ":")
+	return t, found
+}
+
+// timerValue is a timer's stored value: the date it was armed for and the
+// time up to which its automations have fired, "DATEMS|FIREDMS".
+func parseTimerValue(v string) (date, fired int64, ok bool) {
+	d, f, found := strings.Cut(v, "|")
+	if !found {
+		return 0, 0, false
+	}
+	date, err1 := strconv.ParseInt(d, 10, 64)
+	fired, err2 := strconv.ParseInt(f, 10, 64)
+	return date, fired, err1 == nil && err2 == nil
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -392,23 +410,38 @@ type snapshotWrite struct {
 	keepUntil time.Time
 }
 
+// timerRef names a record's timer for one date field: one timer serves
+// every date automation on that field, due at the earliest of their due
+// times not yet fired.
 type timerRef struct {
-	Workspace, Automation, RecordID string
+	Workspace, Object, Field, RecordID string
 }
 
+// timerArm sets a timer for a date value: its automations fire for dues
+// after Fired; Next is the first of them (zero: none left, no queue entry).
 type timerArm struct {
 	timerRef
-	Due time.Time
+	Date, Fired, Next time.Time
+	// keep is how long the timer's value lives.
+	keep time.Duration
 }
 
 func (w *stateWrites) empty() bool {
 	return len(w.saves)+len(w.deletes)+len(w.arms)+len(w.cancels) == 0
 }
 
+// The arm script sets a timer unless it is already armed for the same
+// date (a record's later events with an unchanged date leave it, fired or
+// not). ARGV: date ms, fired ms, next ms (-1: none), value TTL ms.
 var armScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, string.find(cur, '|', 1, true) - 1) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[4])
+if tonumber(ARGV[3]) >= 0 then
+  redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
+else
+  redis.call('ZREM', KEYS[2], KEYS[1])
+end
 return 1
 `)
 
@@ -431,12 +464,15 @@ func (s *RedisStore) apply(ctx context.Context, w *stateWrites, now time.Time) e
 			pipe.Del(ctx, s.recordKey(d.Workspace, d.Object, d.ID))
 		}
 		for _, a := range w.arms {
-			k := s.timerKey(a.Workspace, a.Automation, a.RecordID)
-			ttl := max(a.Due.Sub(now), 0) + s.ttl.Snapshot
-			armScript.EvalSha(ctx, pipe, []string{k, s.timerQueue()}, ms(a.Due), k, ttl.Milliseconds())
+			next := int64(-1)
+			if !a.Next.IsZero() {
+				next = ms(a.Next)
+			}
+			ttl := max(a.keep, 0) + s.ttl.Snapshot
+			armScript.EvalSha(ctx, pipe, []string{s.timerKey(a.timerRef), s.timerQueue()}, ms(a.Date), ms(a.Fired), next, ttl.Milliseconds())
 		}
 		for _, c := range w.cancels {
-			k := s.timerKey(c.Workspace, c.Automation, c.RecordID)
+			k := s.timerKey(c)
 			pipe.Del(ctx, k)
 			pipe.ZRem(ctx, s.timerQueue(), k)
 		}
@@ -448,25 +484,32 @@ func (s *RedisStore) apply(ctx context.Context, w *stateWrites, now time.Time) e
 // dueTimer is a timer claimed for firing.
 type dueTimer struct {
 	timerRef
-	Due time.Time
-	key string
-	// leased is the queue score while claimed; the ack removes the entry
+	// Date is the date value it was armed for; Fired the time up to which
+	// its automations have fired; Score its queue score (its next due).
+	Date, Fired, Score time.Time
+	key                string
+	// leased is the queue score while claimed; the ack touches the entry
 	// only if it still has it (it was not re-armed meanwhile).
 	leased int64
+	// After firing: the new fired mark, and the next due (zero: none).
+	newFired, next time.Time
 }
 
 // The due script leases up to ARGV[2] entries due by ARGV[1] by moving
-// them to the score ARGV[3] (now + lease): a crash before the ack lets them fire again after the lease.
+// them to the score ARGV[3] (now + lease): a crash before the ack lets
+// them fire again after the lease. It returns member, value, score.
 var dueScript = redis.NewScript(`
 local upTo, limit, leased = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', upTo, 'LIMIT', 0, limit)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', upTo, 'WITHSCORES', 'LIMIT', 0, limit)
 local out = {}
-for _, m in ipairs(due) do
-  local d = redis.call('GET', m)
-  if d then
+for i = 1, #due, 2 do
+  local m = due[i]
+  local v = redis.call('GET', m)
+  if v then
     redis.call('ZADD', KEYS[1], leased, m)
     table.insert(out, m)
-    table.insert(out, d)
+    table.insert(out, v)
+    table.insert(out, due[i + 1])
   else
     redis.call('ZREM', KEYS[1], m)
   end
@@ -474,14 +517,23 @@ end
 return out
 `)
 
+// The ack script settles fired timers still holding their lease: the
+// fired mark is saved and the entry moves to its next due, or leaves the
+// queue. ARGV: groups of member, leased score, next (-1: none), date, fired.
 var ackScript = redis.NewScript(`
 local n = 0
-for i, m in ipairs(ARGV) do
-  if i % 2 == 1 then
-    if tonumber(redis.call('ZSCORE', KEYS[1], m)) == tonumber(ARGV[i + 1]) then
-      redis.call('ZREM', KEYS[1], m)
-      n = n + 1
+for i = 1, #ARGV, 5 do
+  local m = ARGV[i]
+  if tonumber(redis.call('ZSCORE', KEYS[1], m)) == tonumber(ARGV[i + 1]) then
+    if redis.call('EXISTS', m) == 1 then
+      redis.call('SET', m, ARGV[i + 3] .. '|' .. ARGV[i + 4], 'KEEPTTL')
     end
+    if tonumber(ARGV[i + 2]) >= 0 then
+      redis.call('ZADD', KEYS[1], ARGV[i + 2], m)
+    else
+      redis.call('ZREM', KEYS[1], m)
+    end
+    n = n + 1
   end
 end
 return n
@@ -496,27 +548,41 @@ func (s *RedisStore) claimDue(ctx context.Context, upTo, now time.Time, limit in
 		if err != nil {
 			return err
 		}
-		out = out[:0]
-		for i := 0; i+1 < len(res); i += 2 {
-			ws, auto, rec, ok := s.parseTimerKey(res[i])
-			due, err := strconv.ParseInt(res[i+1], 10, 64)
-			if !ok || err != nil {
-				continue
-			}
-			out = append(out, dueTimer{timerRef: timerRef{ws, auto, rec}, Due: time.UnixMilli(due).UTC(), key: res[i], leased: leased})
+		out = s.parseDue(res, out[:0])
+		for i := range out {
+			out[i].leased = leased
 		}
 		return nil
 	})
 	return out, err
 }
 
+// parseDue reads member, value, score triples.
+func (s *RedisStore) parseDue(res []string, out []dueTimer) []dueTimer {
+	for i := 0; i+2 < len(res); i += 3 {
+		ref, ok := s.parseTimerKey(res[i])
+		date, fired, vok := parseTimerValue(res[i+1])
+		score, err := strconv.ParseFloat(res[i+2], 64)
+		if !ok || !vok || err != nil {
+			continue
+		}
+		out = append(out, dueTimer{timerRef: ref, key: res[i], Date: time.UnixMilli(date).UTC(),
+			Fired: time.UnixMilli(fired).UTC(), Score: time.UnixMilli(int64(score)).UTC()})
+	}
+	return out
+}
+
 func (s *RedisStore) ackTimers(ctx context.Context, ts []dueTimer) error {
 	if len(ts) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2*len(ts))
+	args := make([]any, 0, 5*len(ts))
 	for _, t := range ts {
-		args = append(args, t.key, t.leased)
+		next := int64(-1)
+		if !t.next.IsZero() {
+			next = ms(t.next)
+		}
+		args = append(args, t.key, t.leased, next, ms(t.Date), ms(t.newFired))
 	}
 	return s.withScripts(ctx, func() error {
 		return ackScript.EvalSha(ctx, s.rdb, []string{s.timerQueue()}, args...).Err()

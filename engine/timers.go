@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sort"
 	"strconv"
 	"time"
 
@@ -53,31 +54,64 @@ func (e *Engine) decodeSnapshot(object string, data []byte) (*snapshot, error) {
 	return &snapshot{rec: rec, time: time.UnixMilli(raw.T).UTC()}, nil
 }
 
-// armTimer arms, re-arms or cancels a's timer for the record after an
-// event: armed when the date field is set and its due time is after the
-// event, cancelled when the field is cleared or moved into the past.
-func (b *batch) armTimer(a *rules.Automation, ev *Event, after, before *rules.Record) {
-	d := a.Trigger.Date
-	v, set := after.Get(d.Field).(types.Timestamp)
-	if before != nil {
-		// Unchanged field: nothing to do (the arm script would be a no-op).
-		bv, bset := before.Get(d.Field).(types.Timestamp)
-		if set == bset && (!set || bv.Time.Equal(v.Time)) {
-			return
+// dateGroup is the date automations of one workspace on one date field
+// of an object: they share the record's timer for that field.
+type dateGroup struct {
+	object string
+	field  *rules.Field
+	autos  []*rules.Automation
+}
+
+// nextDue is the earliest due time of the group's automations for date
+// that is after `after`; zero when there is none.
+func (g *dateGroup) nextDue(date, after time.Time) time.Time {
+	var next time.Time
+	for _, a := range g.autos {
+		due := a.Trigger.Date.Due(date).Truncate(time.Millisecond)
+		if due.After(after) && (next.IsZero() || due.Before(next)) {
+			next = due
 		}
 	}
-	ref := timerRef{ev.Workspace, a.ID, after.ID()}
-	if !set {
-		b.cancelTimerRef(ref)
-		return
+	return next
+}
+
+func (w *wsIndex) dateGroup(object, field string) *dateGroup {
+	for _, g := range w.dates[object] {
+		if g.field.Name == field {
+			return g
+		}
 	}
-	due := d.Due(v.Time).Truncate(time.Millisecond) // timers keep milliseconds
-	if !due.After(ev.Time) {
-		b.cancelTimerRef(ref)
-		return
+	return nil
+}
+
+// armTimers arms, re-arms or cancels the record's timers after an event,
+// one per date field that date automations use: armed for the date's due
+// times after the event, cancelled when the field is cleared. A field
+// whose stored state (prior) already holds the same date is left alone.
+func (b *batch) armTimers(w *wsIndex, ev *Event, after, prior *rules.Record) {
+	for _, g := range w.dates[ev.Object] {
+		v, set := after.Get(g.field).(types.Timestamp)
+		if prior != nil {
+			pv, pset := prior.Get(g.field).(types.Timestamp)
+			if set == pset && (!set || pv.Time.UnixMilli() == v.Time.UnixMilli()) {
+				continue
+			}
+		}
+		ref := timerRef{ev.Workspace, ev.Object, g.field.Name, after.ID()}
+		if !set {
+			b.cancelTimerRef(ref)
+			continue
+		}
+		date := v.Time.Truncate(time.Millisecond)
+		arm := timerArm{timerRef: ref, Date: date, Fired: ev.Time, Next: g.nextDue(date, ev.Time)}
+		if latest := latestDue(w, ev.Object, after); latest.After(b.now) {
+			arm.keep = latest.Sub(b.now)
+		}
+		b.out.writes.arms = append(b.out.writes.arms, arm)
+		if !arm.Next.IsZero() {
+			b.e.m.timers.WithLabelValues("armed").Inc()
+		}
 	}
-	b.out.writes.arms = append(b.out.writes.arms, timerArm{timerRef: ref, Due: due})
-	b.e.m.timers.WithLabelValues("armed").Inc()
 }
 
 // latestDue is the latest due time of the record's date timers in the
@@ -87,8 +121,12 @@ func latestDue(w *wsIndex, object string, rec *rules.Record) time.Time {
 	if w == nil {
 		return latest
 	}
-	for _, a := range w.dates[object] {
-		if v, ok := rec.Get(a.Trigger.Date.Field).(types.Timestamp); ok {
+	for _, g := range w.dates[object] {
+		v, ok := rec.Get(g.field).(types.Timestamp)
+		if !ok {
+			continue
+		}
+		for _, a := range g.autos {
 			if due := a.Trigger.Date.Due(v.Time); due.After(latest) {
 				latest = due
 			}
@@ -97,8 +135,10 @@ func latestDue(w *wsIndex, object string, rec *rules.Record) time.Time {
 	return latest
 }
 
-func (b *batch) cancelTimer(a *rules.Automation, ev *Event) {
-	b.cancelTimerRef(timerRef{ev.Workspace, a.ID, ev.RecordID()})
+func (b *batch) cancelTimers(w *wsIndex, ev *Event) {
+	for _, g := range w.dates[ev.Object] {
+		b.cancelTimerRef(timerRef{ev.Workspace, ev.Object, g.field.Name, ev.RecordID()})
+	}
 }
 
 func (b *batch) cancelTimerRef(ref timerRef) {
@@ -118,14 +158,66 @@ func timerEventID(ws, automation, record string, due time.Time) string {
 	return "timer-" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
+// firing is one date automation due to fire on a timer.
+type firing struct {
+	a   *rules.Automation
+	due time.Time
+}
+
+// plan decides what a claimed timer fires: the group's automations due
+// after the timer's fired mark and at or before the horizon (upTo; in
+// simulated time, the earliest such due alone, so that timers fire in
+// time order). It sets the timer's new fired mark and next due. A timer
+// whose automations are gone, whose record is gone or whose date moved
+// fires nothing and leaves the queue (a re-armed one keeps its new entry).
+func (b *batch) plan(t *dueTimer, upTo time.Time) (*snapshot, []firing) {
+	t.newFired, t.next = t.Fired, time.Time{}
+	w := b.ix.byWS[t.Workspace]
+	if w == nil {
+		return nil, nil
+	}
+	g := w.dateGroup(t.Object, t.Field)
+	snap := b.state[snapshotRef{t.Workspace, t.Object, t.RecordID}]
+	if g == nil || snap == nil {
+		return nil, nil
+	}
+	v, set := snap.rec.Get(g.field).(types.Timestamp)
+	if !set || v.Time.UnixMilli() != t.Date.UnixMilli() {
+		return nil, nil
+	}
+	horizon := upTo
+	if b.e.opts.SimulatedTime {
+		horizon = g.nextDue(t.Date, t.Fired)
+		if horizon.IsZero() || horizon.After(upTo) {
+			t.next = horizon
+			return snap, nil
+		}
+	}
+	var fire []firing
+	for _, a := range g.autos {
+		due := a.Trigger.Date.Due(t.Date).Truncate(time.Millisecond)
+		if due.After(t.Fired) && !due.After(horizon) {
+			fire = append(fire, firing{a, due})
+		}
+	}
+	sort.SliceStable(fire, func(i, j int) bool { return fire[i].due.Before(fire[j].due) })
+	t.newFired = horizon
+	t.next = g.nextDue(t.Date, horizon)
+	return snap, fire
+}
+
 // FireDue fires the date timers due at or before upTo, at most limit of
-// them, re-evaluating each automation's condition against the latest
-// record state. Timers are leased: the output's Commit acknowledges them,
-// and a crash before it lets another instance fire them after the lease.
-// A timer fired after its due time records the lateness in late_ms.
+// them (one at a time in simulated time), re-evaluating each automation's
+// condition against the latest record state. Timers are leased: the
+// output's Commit acknowledges them (and queues their next due), and a
+// crash before it lets another instance fire them after the lease. A
+// firing after its due time records the lateness in late_ms.
 func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Output, error) {
 	if limit <= 0 {
 		limit = 1000
+	}
+	if e.opts.SimulatedTime {
+		limit = 1
 	}
 	b := e.newBatch(e.ix.Load())
 	due, err := e.store.claimDue(ctx, upTo, e.clock(), limit)
@@ -133,16 +225,9 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 		e.m.storeErrors.WithLabelValues("claim_timers").Inc()
 		return nil, fmt.Errorf("claim due timers: %w", err)
 	}
-	b.out.acks = due
 	var refs []snapshotRef
-	autos := make([]*rules.Automation, len(due))
-	for i, t := range due {
-		a, ok := b.ix.set.Automation(t.Automation)
-		if !ok || !a.Enabled || a.Workspace != t.Workspace || a.Trigger.Kind != rules.TriggerDate {
-			continue // the automation is gone or changed: drop the timer
-		}
-		autos[i] = a
-		r := snapshotRef{t.Workspace, a.Trigger.Object, t.RecordID}
+	for _, t := range due {
+		r := snapshotRef{t.Workspace, t.Object, t.RecordID}
 		if !b.loaded[r] {
 			b.loaded[r] = true
 			refs = append(refs, r)
@@ -151,47 +236,38 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 	if err := b.load(ctx, refs); err != nil {
 		return nil, err
 	}
-	for i, t := range due {
-		a := autos[i]
-		if a == nil {
-			e.m.timers.WithLabelValues("dropped").Inc()
-			continue
-		}
-		snap := b.state[snapshotRef{t.Workspace, a.Trigger.Object, t.RecordID}]
+	for i := range due {
+		t := &due[i]
+		snap, fire := b.plan(t, upTo)
 		if snap == nil {
 			e.m.timers.WithLabelValues("dropped").Inc()
 			continue
 		}
-		// The record may have moved its date since the timer was armed.
-		v, set := snap.rec.Get(a.Trigger.Date.Field).(types.Timestamp)
-		if !set || a.Trigger.Date.Due(v.Time).UnixMilli() != t.Due.UnixMilli() {
-			e.m.timers.WithLabelValues("dropped").Inc()
-			continue
-		}
-		b.now = e.clock()
-		if e.opts.SimulatedTime {
-			b.now = t.Due
-		}
-		late := b.now.Sub(t.Due)
-		if late < 0 {
-			late = 0
-		}
-		e.m.timers.WithLabelValues("fired").Inc()
-		eventID := timerEventID(t.Workspace, a.ID, t.RecordID, t.Due)
-		act := b.activation(&Event{ID: eventID, Type: TypeDateDue, Time: t.Due, Workspace: t.Workspace, Object: a.Trigger.Object}, snap.rec, nil, nil)
-		e.m.evaluated.Inc()
-		if a.If != nil {
-			ok, err := b.holds(ctx, a, snap.rec, act)
-			if err != nil {
-				b.evalError(t.Workspace, a, eventID, a.Trigger.Object, t.RecordID, err)
-				continue
+		for _, f := range fire {
+			a := f.a
+			b.now = e.clock()
+			if e.opts.SimulatedTime {
+				b.now = f.due
 			}
-			if !ok {
-				continue
+			late := max(b.now.Sub(f.due), 0)
+			e.m.timers.WithLabelValues("fired").Inc()
+			eventID := timerEventID(t.Workspace, a.ID, t.RecordID, f.due)
+			act := b.activation(&Event{ID: eventID, Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}, snap.rec, nil, nil)
+			e.m.evaluated.Inc()
+			if a.If != nil {
+				ok, err := b.holds(ctx, a, snap.rec, act)
+				if err != nil {
+					b.evalError(t.Workspace, a, eventID, t.Object, t.RecordID, err)
+					continue
+				}
+				if !ok {
+					continue
+				}
 			}
+			b.matched(ctx, a, act, t.Workspace, eventID, f.due, t.Object, snap.rec, late)
 		}
-		b.matched(ctx, a, act, t.Workspace, eventID, t.Due, a.Trigger.Object, snap.rec, late)
 	}
+	b.out.acks = due
 	if err := b.finish(ctx); err != nil {
 		return nil, err
 	}
