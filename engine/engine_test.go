@@ -566,7 +566,7 @@ automations:
 	}
 	fire := func(at time.Time) []string { h.now = at; return h.fire(at) }
 	expect(t, fire(time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC))) // nothing due yet
-	got := fire(time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC))      // 60 days before
+	got := fire(time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC))       // 60 days before
 	if len(got) != 2 || !strings.HasPrefix(got[0], "run renewal-60d ") || got[1] != "action renewal-60d a1 flow:early:c1" {
 		t.Fatalf("got %v", got)
 	}
