@@ -156,6 +156,18 @@ func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, err
 	for i := range due {
 		t := &due[i]
 		snap, fire := b.plan(t, upTo)
+		// In simulated time plan gives one due time per call, as FireDue
+		// fires them; list every due time up to upTo.
+		for e.opts.SimulatedTime && len(fire) > 0 {
+			next := *t
+			next.Fired = t.newFired
+			_, more := b.plan(&next, upTo)
+			if len(more) == 0 {
+				break
+			}
+			fire = append(fire, more...)
+			*t = next
+		}
 		for _, f := range fire {
 			b.now = e.clock()
 			if e.opts.SimulatedTime {

@@ -192,3 +192,58 @@ func equalMaps(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestBindDueListsEveryDueInSimulatedTime: with several automations of one
+// field due before upTo, BindDue lists each, as FireDue fires each.
+func TestBindDueListsEveryDueInSimulatedTime(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	c, err := rules.NewCompiler(rules.CompilerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := c.LoadSources([]rules.Source{{Name: "t.yaml", Data: []byte(`
+automations:
+  - id: early
+    when: {date: {record: account, field: renewal_date, offset: -1440h}}
+    if: record.tier == "Enterprise"
+    then: {flow: {id: a, who: record.primary_contact_id}}
+  - id: late
+    when: {date: {record: account, field: renewal_date, offset: -720h}}
+    if: record.tier == "Enterprise"
+    then: {flow: {id: b, who: record.primary_contact_id}}
+`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReplay(Options{Rules: set, Schema: c.Schema(), Store: NewRedisStore(rdb, prefix, StoreTTLs{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	acc, _ := c.Schema().Object(rules.ObjAccount)
+	rec, _ := acc.NewRecord(map[string]any{"id": "a1", "tier": "Enterprise", "primary_contact_id": "c1", "renewal_date": "2027-03-02T00:00:00Z"}, rules.Limits{})
+	if _, err := r.Event(ctx, &Event{ID: "e1", Type: TypeRecordCreated, Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Object: "account", Record: rec}); err != nil {
+		t.Fatal(err)
+	}
+	upTo := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	due, err := r.Engine().BindDue(ctx, upTo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range due {
+		got = append(got, d.Automation.ID+" "+d.Due.Format(time.DateOnly))
+	}
+	expect(t, got, "early 2027-01-01", "late 2027-01-31")
+	outs, err := r.Until(ctx, upTo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fired []string
+	for _, o := range outs {
+		for _, run := range o.Runs {
+			fired = append(fired, run.AutomationID)
+		}
+	}
+	expect(t, fired, "early", "late")
+}
