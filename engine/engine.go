@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -134,6 +135,31 @@ func (e *Engine) Commit(ctx context.Context, out *Output) error {
 	return nil
 }
 
+// quotedValue matches a Go-quoted string in an error message: CEL and the
+// record decoders quote the offending value (`invalid RFC 3339 timestamp
+// "..."`), and the log must not hold CRM field values.
+var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// redact returns err's message for the log, every quoted string replaced.
+// Run records keep the whole message.
+func redact(err error) string { return quotedValue.ReplaceAllLiteralString(err.Error(), `"…"`) }
+
+// claimTokenKey is the context key of WithClaimToken.
+type claimTokenKey struct{}
+
+// WithClaimToken returns a context under which Process claims with token
+// rather than a fresh random one. A caller that retries Process for the
+// same batch passes the same token every time (NewClaimToken makes one):
+// when an attempt failed after Redis applied its claims but before the
+// reply arrived, the retry then finds the claims its own (ours) instead of
+// waiting for their lease to run out.
+func WithClaimToken(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, claimTokenKey{}, token)
+}
+
+// NewClaimToken returns a random claim token for WithClaimToken.
+func NewClaimToken() string { return newToken() }
+
 func newToken() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
@@ -178,6 +204,9 @@ func (e *Engine) newBatch(ix *index) *batch {
 func (e *Engine) Process(ctx context.Context, events []*Event) (*Output, error) {
 	start := time.Now()
 	b := e.newBatch(e.ix.Load())
+	if tok, _ := ctx.Value(claimTokenKey{}).(string); tok != "" {
+		b.out.token = tok
+	}
 	if err := b.loadState(ctx, events); err != nil {
 		return nil, err
 	}
@@ -249,7 +278,7 @@ func (b *batch) load(ctx context.Context, refs []snapshotRef) error {
 		s, err := b.e.decodeSnapshot(refs[i].Object, d)
 		if err != nil {
 			// A snapshot this schema cannot read is treated as absent.
-			b.e.log.Warn("unreadable record snapshot", "object", refs[i].Object, "record", refs[i].ID, "err", err)
+			b.e.log.Warn("unreadable record snapshot", "object", refs[i].Object, "record", refs[i].ID, "err", redact(err))
 			continue
 		}
 		b.state[refs[i]] = s
@@ -309,7 +338,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		b.state[sref] = &snapshot{rec: after, time: ev.Time}
 		data, err := b.e.encodeSnapshot(after, ev.Time)
 		if err != nil {
-			b.e.log.Error("cannot encode record snapshot", "object", ev.Object, "record", sref.ID, "err", err)
+			b.e.log.Error("cannot encode record snapshot", "object", ev.Object, "record", sref.ID, "err", redact(err))
 		} else {
 			b.out.writes.saves = append(b.out.writes.saves, snapshotWrite{ref: sref, data: data, keepUntil: latestDue(w, ev.Object, after)})
 		}
@@ -470,7 +499,7 @@ func orRecord(rec *rules.Record, act *activation) *rules.Record {
 
 func (b *batch) evalError(ws string, a *rules.Automation, eventID, object, recordID string, err error) {
 	b.e.m.evalErrors.Inc()
-	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", eventID, "err", err)
+	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", eventID, "err", redact(err))
 	run := b.newRun(ws, a, eventID, object, recordID)
 	run.Outcome, run.Reason, run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
 	b.runs = append(b.runs, &pendingRun{run: run})
@@ -518,7 +547,7 @@ func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activatio
 		if err != nil {
 			pr.run.Outcome, pr.run.Reason, pr.run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
 			b.e.m.evalErrors.Inc()
-			b.e.log.Warn("flow who evaluation failed", "automation", a.ID, "event", eventID, "err", err)
+			b.e.log.Warn("flow who evaluation failed", "automation", a.ID, "event", eventID, "err", redact(err))
 			return
 		}
 		if len(persons) == 0 {

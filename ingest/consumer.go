@@ -26,7 +26,7 @@ const (
 	DefaultLinger            = 5 * time.Millisecond
 	DefaultCommitInterval    = time.Second
 	DefaultLagInterval       = 15 * time.Second
-	DefaultMaxWait           = 250 * time.Millisecond
+	DefaultMaxWait           = time.Second
 	DefaultFetchMaxBytes     = 10 << 20
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultSessionTimeout    = 30 * time.Second
@@ -87,8 +87,11 @@ type ConsumerOptions struct {
 	// default 15s; negative disables the lag gauge.
 	LagInterval time.Duration
 
-	// MaxWait is the longest a fetch request waits for data; default
-	// 250ms. Reader.Close waits for the fetch in flight, so keep it short.
+	// MaxWait is the longest a fetch request waits for data; default 1s.
+	// It is also kafka-go's deadline for the fetch's answer: a broker
+	// whose round trip nears it is never read from (at 250ms, a 200ms
+	// round trip stalled every partition). Reader.Close waits for the
+	// fetch in flight, so keep it short.
 	MaxWait time.Duration
 	// MaxBytes is the most bytes one fetch returns; default 10 MiB. It
 	// must exceed the largest message the input topic accepts: kafka-go

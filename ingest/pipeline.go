@@ -170,7 +170,7 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		err := p.retry(ctx, part, StageDeadLetter, func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, p.timeout)
 			defer cancel()
-			return p.prod.DeadLetter(ctx, dls)
+			return p.deadLetter(ctx, log, dls)
 		})
 		if err != nil {
 			return err
@@ -182,9 +182,13 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 
 	var out *engine.Output
 	if len(events) > 0 {
+		// Every attempt claims with the same token: an attempt whose claims
+		// Redis applied without the reply arriving leaves them ours for the
+		// next, which does not wait for their lease (docs/engine.md).
+		token := engine.NewClaimToken()
 		err := p.retry(ctx, part, StageProcess, func(ctx context.Context) error {
 			var err error
-			out, err = p.eng.Process(ctx, events)
+			out, err = p.eng.Process(engine.WithClaimToken(ctx, token), events)
 			return err
 		})
 		if err != nil {
@@ -226,6 +230,39 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 			"duration", time.Since(start))
 	}
 	return nil
+}
+
+// deadLetter writes dls. If Kafka refuses them as too large, they are
+// written one by one, and one refused again is written without its value
+// (the detail says how many bytes were left out): a message too large for
+// the dead-letter topic must not stall its partition for good.
+func (p *Pipeline) deadLetter(ctx context.Context, log *slog.Logger, dls []actions.DeadLetter) error {
+	err := p.prod.DeadLetter(ctx, dls)
+	if err == nil || !tooLarge(err) {
+		return err
+	}
+	for _, dl := range dls {
+		err := p.prod.DeadLetter(ctx, []actions.DeadLetter{dl})
+		if err != nil && tooLarge(err) {
+			log.Warn("dead letter too large for the dead-letter topic; writing it without its value",
+				"offset", dl.Offset, "bytes", len(dl.Value))
+			dl.Detail = truncate(fmt.Sprintf("%s (the original value, %d bytes, is left out: too large for the dead-letter topic)",
+				dl.Detail, len(dl.Value)), MaxDetailBytes)
+			dl.Value = nil
+			err = p.prod.DeadLetter(ctx, []actions.DeadLetter{dl})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tooLarge reports whether Kafka, or kafka-go, refused a write as too
+// large.
+func tooLarge(err error) bool {
+	var mtl kafka.MessageTooLargeError
+	return errors.As(err, &mtl) || errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge)
 }
 
 // Bounds of a failing step's retry backoff.

@@ -65,7 +65,15 @@ type runConfig struct {
 		Tables           map[string]tableConfig `yaml:"tables"`
 		UnavailableValue string                 `yaml:"unavailable_value"`
 		MaxBytes         int                    `yaml:"max_bytes"`
+		MaxDepth         int                    `yaml:"max_depth"`
+		MaxElements      int                    `yaml:"max_elements"`
 	} `yaml:"decoder"`
+	Limits struct {
+		StringBytes int `yaml:"string_bytes"`
+		ListLen     int `yaml:"list_len"`
+		MapEntries  int `yaml:"map_entries"`
+		MapDepth    int `yaml:"map_depth"`
+	} `yaml:"limits"`
 	BatchSize int `yaml:"batch_size"`
 	Metrics   struct {
 		Listen string `yaml:"listen"`
@@ -141,6 +149,13 @@ func runFlags(fs *flag.FlagSet, c *runConfig, config *string) {
 	fs.Var(&listFlag{p: &c.Rules}, "rules", "automation `PATHS`, files or directories, comma-separated (repeatable; required)")
 	fs.StringVar(&c.Schema, "schema", c.Schema, "schema `FILE` declaring custom fields")
 	fs.StringVar(&c.Decoder.Type, "decoder", c.Decoder.Type, "input `DECODER`: envelope or debezium (tables in the config file)")
+	fs.IntVar(&c.Decoder.MaxBytes, "decoder-max-bytes", c.Decoder.MaxBytes, "largest input message accepted, in bytes (0: 1 MiB); larger ones are dead-lettered as too_large")
+	fs.IntVar(&c.Decoder.MaxDepth, "decoder-max-depth", c.Decoder.MaxDepth, "deepest JSON nesting accepted (0: 32); deeper messages are dead-lettered as too_deep")
+	fs.IntVar(&c.Decoder.MaxElements, "decoder-max-elements", c.Decoder.MaxElements, "most entries of one JSON array or object (0: 4096); more are dead-lettered as too_large")
+	fs.IntVar(&c.Limits.StringBytes, "limit-string-bytes", c.Limits.StringBytes, "longest record string value in bytes (0: 65536); rules' cost estimates assume it")
+	fs.IntVar(&c.Limits.ListLen, "limit-list-len", c.Limits.ListLen, "longest record list (0: 1000); rules' cost estimates assume it")
+	fs.IntVar(&c.Limits.MapEntries, "limit-map-entries", c.Limits.MapEntries, "most entries of a record map(string, dyn), all levels (0: 1000)")
+	fs.IntVar(&c.Limits.MapDepth, "limit-map-depth", c.Limits.MapDepth, "deepest nesting inside a record map(string, dyn) (0: 16)")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most events of one partition processed as one batch")
 	fs.StringVar(&c.Metrics.Listen, "metrics-listen", c.Metrics.Listen, "`ADDR` serving /metrics, /healthz and /readyz")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log `FORMAT`: json or text")
@@ -300,7 +315,10 @@ func (c *runConfig) options(env *cmdEnv) service.Options {
 		KeyFile: c.Kafka.TLS.KeyFile, ServerName: c.Kafka.TLS.ServerName, InsecureSkipVerify: c.Kafka.TLS.InsecureSkipVerify}
 	k.SASL = service.SASLOptions{Mechanism: c.Kafka.SASL.Mechanism, Username: c.Kafka.SASL.Username, Password: c.Kafka.SASL.Password}
 	o.Redis = service.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
-	o.Decoder = service.DecoderOptions{Kind: c.Decoder.Type, UnavailableValue: c.Decoder.UnavailableValue, MaxBytes: c.Decoder.MaxBytes}
+	o.Decoder = service.DecoderOptions{Kind: c.Decoder.Type, UnavailableValue: c.Decoder.UnavailableValue, MaxBytes: c.Decoder.MaxBytes,
+		MaxDepth: c.Decoder.MaxDepth, MaxElements: c.Decoder.MaxElements,
+		Limits: rules.Limits{MaxStringBytes: c.Limits.StringBytes, MaxListLen: c.Limits.ListLen,
+			MaxMapEntries: c.Limits.MapEntries, MaxDepth: c.Limits.MapDepth}}
 	if len(c.Decoder.Tables) > 0 {
 		o.Decoder.Tables = map[string]ingest.TableMapping{}
 		for name, t := range c.Decoder.Tables {

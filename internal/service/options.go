@@ -11,6 +11,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/rules"
 )
 
 // Defaults of Options.
@@ -176,6 +177,16 @@ type DecoderOptions struct {
 	UnavailableValue string
 	// MaxBytes is the largest input message accepted; default 1 MiB.
 	MaxBytes int
+	// MaxDepth is the deepest nesting of JSON objects and arrays accepted
+	// in a message; default 32 (at least 8). MaxElements is the most
+	// entries of one JSON array or object; default 4096, and at least the
+	// list and map limits below.
+	MaxDepth    int
+	MaxElements int
+	// Limits cap record values (string bytes, list length, map(string,
+	// dyn) entries and nesting); default rules.DefaultLimits. The rules'
+	// cost estimates assume the same limits.
+	Limits rules.Limits
 }
 
 // withDefaults returns opts with its defaults filled in, or the first
@@ -318,6 +329,15 @@ func (o Options) Validate() error {
 	}
 	if o.Decoder.MaxBytes < 0 {
 		bad("negative decoder max bytes %d", o.Decoder.MaxBytes)
+	}
+	if d := o.Decoder.MaxDepth; d < 0 || (d > 0 && d < 8) {
+		bad("decoder max depth %d: want 8 or more (0 for the default)", d)
+	}
+	if o.Decoder.MaxElements < 0 {
+		bad("negative decoder max elements %d", o.Decoder.MaxElements)
+	}
+	if l := o.Decoder.Limits; l.MaxStringBytes < 0 || l.MaxListLen < 0 || l.MaxMapEntries < 0 || l.MaxDepth < 0 {
+		bad("negative record value limit %+v", l)
 	}
 	if o.BatchSize < 0 || o.BatchSize > 100_000 {
 		bad("batch size %d: want 1 to 100000", o.BatchSize)

@@ -108,7 +108,7 @@ func New(opts Options) (*Service, error) {
 			return nil, fmt.Errorf("schema: %w", err)
 		}
 	}
-	if s.compiler, err = rules.NewCompiler(rules.CompilerOptions{Schema: s.schema}); err != nil {
+	if s.compiler, err = rules.NewCompiler(rules.CompilerOptions{Schema: s.schema, Limits: o.Decoder.Limits}); err != nil {
 		return nil, err
 	}
 	s.rulesSeen = fingerprint(o.Rules)
@@ -139,7 +139,7 @@ func New(opts Options) (*Service, error) {
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
 	s.rdb = redis.NewClient(ropts)
 	s.store = engine.NewRedisStore(s.rdb, o.Redis.Prefix, engine.StoreTTLs{Dedup: o.DedupTTL, Snapshot: o.SnapshotTTL})
-	s.engine, err = engine.New(engine.Options{Rules: set, Schema: s.schema, Store: s.store, Clock: o.Clock,
+	s.engine, err = engine.New(engine.Options{Rules: set, Schema: s.schema, Limits: s.compiler.Limits(), Store: s.store, Clock: o.Clock,
 		Registerer: s.reg, Logger: log.With("component", "engine")})
 	if err != nil {
 		return nil, err
@@ -157,7 +157,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := newDecoder(o.Decoder, s.schema)
+	dec, err := newDecoder(o.Decoder, s.schema, s.compiler.Limits())
 	if err != nil {
 		return nil, err
 	}
@@ -201,8 +201,8 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-func newDecoder(o DecoderOptions, schema *rules.Schema) (ingest.Decoder, error) {
-	do := ingest.DecoderOptions{Schema: schema, MaxBytes: o.MaxBytes}
+func newDecoder(o DecoderOptions, schema *rules.Schema, lim rules.Limits) (ingest.Decoder, error) {
+	do := ingest.DecoderOptions{Schema: schema, MaxBytes: o.MaxBytes, MaxDepth: o.MaxDepth, MaxElements: o.MaxElements, Limits: lim}
 	if o.Kind == DecoderDebezium {
 		return ingest.NewDebeziumDecoder(ingest.DebeziumOptions{DecoderOptions: do, Tables: o.Tables, UnavailableValue: o.UnavailableValue})
 	}
