@@ -1,0 +1,339 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/rules"
+)
+
+// Scenario is a matching workload: Automations spread over Workspaces.
+type Scenario struct {
+	Automations int
+	Workspaces  int
+}
+
+// Name is how a scenario is written: "10k/1" (automations/workspaces).
+func (s Scenario) Name() string { return count(s.Automations) + "/" + strconv.Itoa(s.Workspaces) }
+
+// count writes 1000 as 1k and 100000 as 100k.
+func count(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return strconv.Itoa(n/1_000_000) + "M"
+	case n >= 1000 && n%1000 == 0:
+		return strconv.Itoa(n/1000) + "k"
+	}
+	return strconv.Itoa(n)
+}
+
+// ParseScenario reads "AUTOMATIONS/WORKSPACES", where AUTOMATIONS may end
+// in k or M: "10k/1", "100k/1000".
+func ParseScenario(s string) (Scenario, error) {
+	a, w, ok := strings.Cut(s, "/")
+	if !ok {
+		return Scenario{}, fmt.Errorf("scenario %q: want AUTOMATIONS/WORKSPACES, e.g. 10k/1", s)
+	}
+	n, err := parseCount(a)
+	if err != nil || n < 1 {
+		return Scenario{}, fmt.Errorf("scenario %q: automations %q: want a positive count such as 100, 1k or 100k", s, a)
+	}
+	ws, err := strconv.Atoi(w)
+	if err != nil || ws < 1 || ws > n {
+		return Scenario{}, fmt.Errorf("scenario %q: workspaces %q: want 1 to the number of automations", s, w)
+	}
+	return Scenario{Automations: n, Workspaces: ws}, nil
+}
+
+func parseCount(s string) (int, error) {
+	mul := 1
+	switch {
+	case strings.HasSuffix(s, "k"):
+		mul, s = 1000, strings.TrimSuffix(s, "k")
+	case strings.HasSuffix(s, "M"):
+		mul, s = 1_000_000, strings.TrimSuffix(s, "M")
+	}
+	n, err := strconv.Atoi(s)
+	return n * mul, err
+}
+
+// ScenarioResult is the engine alone on one scenario, in one process:
+// events/s through Engine.Process and Commit (batches of 500, state in
+// Redis), with the index and with every rule evaluated, on the same
+// events. The engine processes a batch on one goroutine, so events/s is
+// per core.
+type ScenarioResult struct {
+	Name        string `json:"name"`
+	Automations int    `json:"automations"`
+	Workspaces  int    `json:"workspaces"`
+	// Events is how many events the indexed run processed (distinct
+	// events, no repeats).
+	Events              int     `json:"events"`
+	IndexedEventsPerSec float64 `json:"indexed_events_per_sec"`
+	// IndexedCPUCores is the process's CPU time over wall time during
+	// the indexed run: under 1 while the engine waits for Redis, over 1
+	// when the garbage collector runs on another core. (redis-server's
+	// CPU is not counted.)
+	IndexedCPUCores float64 `json:"indexed_cpu_cores"`
+	// IndexedEventsPerCPUSec is events per second of the process's CPU
+	// time: IndexedEventsPerSec / IndexedCPUCores.
+	IndexedEventsPerCPUSec float64 `json:"indexed_events_per_cpu_sec"`
+	// NaiveEvents is how many of the same events (from the first) the
+	// run evaluating every rule processed within its time budget.
+	NaiveEvents       int     `json:"naive_events"`
+	NaiveEventsPerSec float64 `json:"naive_events_per_sec"`
+	// Speedup is IndexedEventsPerSec / NaiveEventsPerSec.
+	Speedup float64 `json:"speedup"`
+	// IndexedCandidatesPerEvent and NaiveCandidatesPerEvent are the
+	// automations whose condition each run evaluated per event (the
+	// engine's whenthen_automations_evaluated_total).
+	IndexedCandidatesPerEvent float64 `json:"indexed_candidates_per_event"`
+	NaiveCandidatesPerEvent   float64 `json:"naive_candidates_per_event"`
+	// IndexedEvalShare is the share of the indexed run's time spent
+	// finding and evaluating candidates (whenthen_eval_duration_seconds);
+	// the rest is decoding and encoding record state, Redis round trips,
+	// dedup and building outputs.
+	IndexedEvalShare float64 `json:"indexed_eval_share"`
+	RunsPerEvent     float64 `json:"runs_per_event"`
+	ActionsPerEvent  float64 `json:"actions_per_event"`
+	// LoadSeconds and RSSMB are the scenario process's rule loading (see
+	// LoadResult).
+	LoadSeconds float64 `json:"load_seconds"`
+	RSSMB       float64 `json:"rss_mb"`
+}
+
+// LoadResult is the compilation of a rule set from files in a fresh
+// process, as `whenthen run` does at start: Compiler.Load of the
+// workload's files (YAML parsing, CEL compilation) and the engine's
+// index.
+type LoadResult struct {
+	Automations int `json:"automations"`
+	Workspaces  int `json:"workspaces"`
+	Files       int `json:"files"`
+	// Seconds is CompileSeconds + IndexSeconds.
+	Seconds        float64 `json:"seconds"`
+	CompileSeconds float64 `json:"compile_seconds"`
+	IndexSeconds   float64 `json:"index_seconds"`
+	// RSSMB is the process's peak resident set (VmHWM of
+	// /proc/self/status) once loaded, in MiB; RSSSource names where it
+	// was read.
+	RSSMB     float64 `json:"rss_mb"`
+	RSSSource string  `json:"rss_source"`
+	// HeapMB is the Go heap still in use after a GC: what the loaded
+	// rules keep.
+	HeapMB float64 `json:"heap_mb"`
+}
+
+// runScenario is the scenario process: it loads the rule files of req.Dir,
+// then (if req.Events > 0) runs the match.
+func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
+	w := Workload{Automations: req.Automations, Workspaces: req.Workspaces, Seed: req.Seed}
+	// The engine's store needs a client; loading alone never uses it.
+	ropts := &redis.Options{Addr: "127.0.0.1:6379"}
+	if req.RedisURL != "" {
+		var err error
+		if ropts, err = redis.ParseURL(req.RedisURL); err != nil {
+			return nil, fmt.Errorf("redis URL: %w", err)
+		}
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+
+	// Load: what `whenthen run` does before it serves.
+	name := strings.ReplaceAll(Scenario{req.Automations, w.workspaces()}.Name(), "/", "-")
+	stopProfile, err := startProfile(req.ProfileDir, "load-"+name)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	c, err := rules.NewCompiler(rules.CompilerOptions{})
+	if err != nil {
+		return nil, err
+	}
+	set, err := c.Load(req.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("generated rules do not load: %w", err)
+	}
+	compiled := time.Since(start)
+	s := &Setup{Workload: w, Compiler: c, Set: set, LoadTime: compiled}
+	indexedReg := prometheus.NewRegistry()
+	indexed, err := s.engineWithMetrics(rdb, req.Prefix+"indexed:", false, indexedReg)
+	if err != nil {
+		return nil, err
+	}
+	total := time.Since(start)
+	rss, source := peakRSS()
+	if err := stopProfile(); err != nil {
+		return nil, err
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if err := writeHeapProfile(req.ProfileDir, "load-"+name+"-heap"); err != nil {
+		return nil, err
+	}
+	res := &childResult{Load: LoadResult{
+		Automations: len(set.Automations), Workspaces: w.workspaces(), Files: len(set.Files),
+		Seconds: total.Seconds(), CompileSeconds: compiled.Seconds(), IndexSeconds: (total - compiled).Seconds(),
+		RSSMB: mib(rss), RSSSource: source, HeapMB: mib(ms.HeapAlloc),
+	}}
+	if req.Events <= 0 {
+		return res, nil
+	}
+
+	// Match.
+	if err := s.decode(req.Events); err != nil {
+		return nil, err
+	}
+	sc := Scenario{Automations: req.Automations, Workspaces: w.workspaces()}
+	m := &ScenarioResult{Name: sc.Name(), Automations: len(set.Automations), Workspaces: sc.Workspaces,
+		LoadSeconds: res.Load.Seconds, RSSMB: res.Load.RSSMB}
+	run := func(e *engine.Engine, mode string, budget time.Duration) (MatchResult, float64, error) {
+		runtime.GC() // the last run's garbage is not this one's
+		stop, err := startProfile(req.ProfileDir, "match-"+name+"-"+mode)
+		if err != nil {
+			return MatchResult{}, 0, err
+		}
+		cpu0 := cpuTime()
+		r, err := s.RunEngine(ctx, e, len(s.Events), req.Batch, budget)
+		cores := (cpuTime() - cpu0).Seconds() / r.Elapsed.Seconds()
+		if perr := stop(); err == nil {
+			err = perr
+		}
+		return r, cores, err
+	}
+	ir, cores, err := run(indexed, "indexed", req.IndexedBudget)
+	if err != nil {
+		return nil, fmt.Errorf("indexed run: %w", err)
+	}
+	m.Events, m.IndexedEventsPerSec, m.IndexedCPUCores = ir.Events, ir.EventsPerSec, cores
+	if cores > 0 {
+		m.IndexedEventsPerCPUSec = ir.EventsPerSec / cores
+	}
+	m.RunsPerEvent = float64(ir.Runs) / float64(ir.Events)
+	m.ActionsPerEvent = float64(ir.Actions) / float64(ir.Events)
+	evaluated, _ := gathered(indexedReg, "whenthen_automations_evaluated_total", "")
+	evalSeconds, _ := gathered(indexedReg, "whenthen_eval_duration_seconds", "")
+	m.IndexedCandidatesPerEvent = evaluated / float64(ir.Events)
+	m.IndexedEvalShare = evalSeconds / ir.Elapsed.Seconds()
+
+	naiveReg := prometheus.NewRegistry()
+	naive, err := s.engineWithMetrics(rdb, req.Prefix+"naive:", true, naiveReg)
+	if err != nil {
+		return nil, err
+	}
+	nr, _, err := run(naive, "naive", req.NaiveBudget)
+	if err != nil {
+		return nil, fmt.Errorf("naive run: %w", err)
+	}
+	m.NaiveEvents, m.NaiveEventsPerSec = nr.Events, nr.EventsPerSec
+	evaluated, _ = gathered(naiveReg, "whenthen_automations_evaluated_total", "")
+	m.NaiveCandidatesPerEvent = evaluated / float64(nr.Events)
+	if nr.EventsPerSec > 0 {
+		m.Speedup = ir.EventsPerSec / nr.EventsPerSec
+	}
+	res.Match = m
+	return res, nil
+}
+
+// engineWithMetrics is Setup.Engine with the engine's metrics registered
+// on reg.
+func (s *Setup) engineWithMetrics(rdb redis.UniversalClient, prefix string, noIndex bool, reg prometheus.Registerer) (*engine.Engine, error) {
+	return engine.New(engine.Options{Rules: s.Set, Schema: s.Compiler.Schema(),
+		Store: engine.NewRedisStore(rdb, prefix, engine.StoreTTLs{}), NoIndex: noIndex, Registerer: reg})
+}
+
+// decode generates and decodes n events of the setup's workload, as
+// Prepare does.
+func (s *Setup) decode(n int) error {
+	s.Raw = s.Workload.Events(n)
+	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: s.Compiler.Schema()})
+	if err != nil {
+		return err
+	}
+	s.Events = make([]*engine.Event, 0, len(s.Raw))
+	for i, raw := range s.Raw {
+		ev, err := dec.Decode(nil, raw)
+		if err != nil {
+			return fmt.Errorf("generated event %d does not decode: %w", i, err)
+		}
+		s.Events = append(s.Events, ev)
+	}
+	return nil
+}
+
+// WriteRules writes the workload's automation files into dir.
+func (w Workload) WriteRules(dir string) error {
+	for _, src := range w.Rules() {
+		if err := os.WriteFile(filepath.Join(dir, src.Name), src.Data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startProfile starts a CPU profile in dir/name.pprof; dir "" profiles
+// nothing. stop ends it.
+func startProfile(dir, name string) (stop func() error, err error) {
+	if dir == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
+
+// writeHeapProfile writes the heap profile (as of the last GC) to
+// dir/name.pprof; dir "" writes nothing.
+func writeHeapProfile(dir, name string) error {
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
