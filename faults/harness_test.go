@@ -800,15 +800,6 @@ func (in *instance) term(timeout time.Duration) bool {
 	}
 }
 
-func (in *instance) exited() bool {
-	select {
-	case <-in.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // readyz returns /readyz's status and body (0 if it does not answer).
 func (in *instance) readyz() (int, string) {
 	return httpGet("http://" + in.metrics + "/readyz")
