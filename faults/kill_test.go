@@ -43,8 +43,8 @@ func TestKillUnderLoad(t *testing.T) {
 	}
 	var ks []killInfo
 	pendingAt := map[string][]int{} // action id → the kills that left it pending
-	topicAtKill := map[int]int64{} // kill → action records in the topic then
-	var restarts []time.Duration   // restart until the first action produced
+	topicAtKill := map[int]int64{}  // kill → action records in the topic then
+	var restarts []time.Duration    // restart until the first action produced
 	for i := range kills {
 		t0 := time.Now()
 		before := actionsProduced()
