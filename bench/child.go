@@ -51,7 +51,10 @@ type childRequest struct {
 	IndexedBudget time.Duration `json:"indexed_budget,omitempty"`
 	NaiveBudget   time.Duration `json:"naive_budget,omitempty"`
 
-	RedisURL   string `json:"redis_url,omitempty"`
+	RedisURL string `json:"redis_url,omitempty"`
+	// RedisPID is the redis-server's process id, for its CPU time; 0 if
+	// unknown.
+	RedisPID   int    `json:"redis_pid,omitempty"`
 	Prefix     string `json:"prefix,omitempty"`
 	ProfileDir string `json:"profile_dir,omitempty"`
 

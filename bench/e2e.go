@@ -86,6 +86,9 @@ type E2EResult struct {
 	// in cores.
 	MachineCPUBusy float64 `json:"machine_cpu_busy"`
 	SuiteCPUCores  float64 `json:"suite_cpu_cores"`
+	// RedisCPUCores is redis-server's share, in cores; 0 when the suite
+	// did not start it.
+	RedisCPUCores float64 `json:"redis_cpu_cores,omitempty"`
 }
 
 // ServiceStats come from the service's /metrics, over the latency
@@ -217,11 +220,15 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 	}
 	busy0, total0, _ := machineCPU()
 	cpu0 := cpuTime()
+	rcpu0, rok0 := procCPU(r.PID)
 	lat, err := x.latency(ctx, raws, rate, svc)
 	if err != nil {
 		return nil, fmt.Errorf("latency: %w", err)
 	}
 	res.SuiteCPUCores = (cpuTime() - cpu0).Seconds() / lat.measured.Seconds()
+	if rcpu1, rok1 := procCPU(r.PID); rok0 && rok1 {
+		res.RedisCPUCores = (rcpu1 - rcpu0).Seconds() / lat.measured.Seconds()
+	}
 	if busy1, total1, ok := machineCPU(); ok && total1 > total0 {
 		res.MachineCPUBusy = float64(busy1-busy0) / float64(total1-total0)
 	}

@@ -73,3 +73,35 @@ func machineCPU() (busy, total uint64, ok bool) {
 	}
 	return busy, total, true
 }
+
+// userHZ is the unit of the CPU times of /proc/PID/stat: USER_HZ, 100 on
+// every Linux platform Go supports.
+const userHZ = 100
+
+// procCPU returns the CPU time process pid has used, from /proc; ok is
+// false where it cannot be read.
+func procCPU(pid int) (time.Duration, bool) {
+	if pid <= 0 {
+		return 0, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name, in parentheses, may hold spaces: fields count
+	// from the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	fs := strings.Fields(string(b[i+1:])) // state is fs[0]; utime and stime are fields 14 and 15 of the line
+	if len(fs) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseUint(fs[11], 10, 64)
+	stime, err2 := strconv.ParseUint(fs[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * time.Second / userHZ, true
+}

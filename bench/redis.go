@@ -31,7 +31,10 @@ type benchRedis struct {
 	// Prefix is unique to the run; every key the suite writes starts
 	// with it.
 	Prefix string
-	stop   func()
+	// PID is the redis-server's process id when the suite started it,
+	// else 0.
+	PID  int
+	stop func()
 }
 
 // startRedis returns the Redis at url if it is not empty, else a
@@ -120,7 +123,7 @@ func startRedisServer(ctx context.Context, bin string) (*benchRedis, error) {
 			continue
 		}
 		return &benchRedis{URL: "redis://" + addr + "/0", Kind: version + " (child process on " + addr + ")",
-			stop: func() { p.stop(5 * time.Second); os.RemoveAll(dir) }}, nil
+			PID: cmd.Process.Pid, stop: func() { p.stop(5 * time.Second); os.RemoveAll(dir) }}, nil
 	}
 	os.RemoveAll(dir)
 	return nil, lastErr

@@ -90,6 +90,9 @@ type ScenarioResult struct {
 	// IndexedEventsPerCPUSec is events per second of the process's CPU
 	// time: IndexedEventsPerSec / IndexedCPUCores.
 	IndexedEventsPerCPUSec float64 `json:"indexed_events_per_cpu_sec"`
+	// IndexedRedisCPUCores is redis-server's CPU time over wall time
+	// during the indexed run; 0 when the suite did not start it.
+	IndexedRedisCPUCores float64 `json:"indexed_redis_cpu_cores,omitempty"`
 	// NaiveEvents is how many of the same events (from the first) the
 	// run evaluating every rule processed within its time budget.
 	NaiveEvents       int     `json:"naive_events"`
@@ -200,6 +203,7 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	sc := Scenario{Automations: req.Automations, Workspaces: w.workspaces()}
 	m := &ScenarioResult{Name: sc.Name(), Automations: len(set.Automations), Workspaces: sc.Workspaces,
 		LoadSeconds: res.Load.Seconds, RSSMB: res.Load.RSSMB}
+	var redisCores float64
 	run := func(e *engine.Engine, mode string, budget time.Duration) (MatchResult, float64, error) {
 		runtime.GC() // the last run's garbage is not this one's
 		stop, err := startProfile(req.ProfileDir, "match-"+name+"-"+mode)
@@ -207,8 +211,12 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 			return MatchResult{}, 0, err
 		}
 		cpu0 := cpuTime()
+		rcpu0, rok0 := procCPU(req.RedisPID)
 		r, err := s.RunEngine(ctx, e, len(s.Events), req.Batch, budget)
 		cores := (cpuTime() - cpu0).Seconds() / r.Elapsed.Seconds()
+		if rcpu1, rok1 := procCPU(req.RedisPID); rok0 && rok1 {
+			redisCores = (rcpu1 - rcpu0).Seconds() / r.Elapsed.Seconds()
+		}
 		if perr := stop(); err == nil {
 			err = perr
 		}
@@ -218,6 +226,7 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("indexed run: %w", err)
 	}
+	m.IndexedRedisCPUCores = redisCores
 	m.Events, m.IndexedEventsPerSec, m.IndexedCPUCores = ir.Events, ir.EventsPerSec, cores
 	if cores > 0 {
 		m.IndexedEventsPerCPUSec = ir.EventsPerSec / cores

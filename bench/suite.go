@@ -251,7 +251,7 @@ func (o Options) child(ctx context.Context, r *benchRedis, sc Scenario, events i
 	return runInChild(ctx, o.Child, childRequest{
 		Automations: sc.Automations, Workspaces: sc.Workspaces, Seed: o.Seed, Dir: dir,
 		Events: events, Batch: o.Batch, IndexedBudget: o.IndexedBudget, NaiveBudget: o.NaiveBudget,
-		RedisURL: r.URL, Prefix: r.Prefix + strings.ReplaceAll(sc.Name(), "/", "-") + ":", ProfileDir: o.ProfileDir,
+		RedisURL: r.URL, RedisPID: r.PID, Prefix: r.Prefix + strings.ReplaceAll(sc.Name(), "/", "-") + ":", ProfileDir: o.ProfileDir,
 	}, o.Stderr)
 }
 

@@ -134,7 +134,7 @@ func TestPrintBench(t *testing.T) {
 		"redis    redis-server 7.0.15",
 		"PER CORE",
 		"10k/1        10000           1  200000        123456           900        1000   123.5x",
-		"10k/1       1.10    112233           12.5         5000.0         40%",
+		"10k/1       1.10         0.00    112233           12.5         5000.0         40%",
 		"service      20000 events/s",
 		"passthrough  50000 events/s",
 		"ratio        40.0 %",
