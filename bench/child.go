@@ -61,6 +61,9 @@ type childRequest struct {
 	// The service's and the passthrough's broker and consumer group.
 	Brokers []string `json:"brokers,omitempty"`
 	Group   string   `json:"group,omitempty"`
+	// AtEnd starts the passthrough's new group at the end of the input
+	// topic rather than its start.
+	AtEnd bool `json:"at_end,omitempty"`
 }
 
 // childResult is what a scenario process prints.
@@ -126,7 +129,7 @@ func runServer(ctx context.Context, req childRequest, stdin io.Reader, stdout io
 		info.MetricsAddr = svc.MetricsAddr()
 		run = svc.Run
 	} else {
-		run = func(ctx context.Context) error { return passthrough(ctx, req.Brokers, req.Group) }
+		run = func(ctx context.Context) error { return passthrough(ctx, req.Brokers, req.Group, req.AtEnd) }
 	}
 	if err := json.NewEncoder(stdout).Encode(info); err != nil {
 		return err

@@ -80,6 +80,11 @@ type E2EResult struct {
 	MaxMS float64 `json:"max_ms"`
 	// Service is what the service's metrics say of the same time.
 	Service ServiceStats `json:"service"`
+	// PassthroughP50MS and PassthroughP99MS are the passthrough's
+	// latencies at the same rate, afterwards: from the produce call to
+	// the copy of the event read, every event.
+	PassthroughP50MS float64 `json:"passthrough_p50_ms"`
+	PassthroughP99MS float64 `json:"passthrough_p99_ms"`
 	// MachineCPUBusy is the share of the machine's CPU time (all cores)
 	// that was busy while latency was measured; SuiteCPUCores what this
 	// process (broker, load generator, consumer of actions) used of it,
@@ -113,6 +118,15 @@ type ServiceStats struct {
 	BatchMS     float64 `json:"batch_ms"`
 	EngineMS    float64 `json:"engine_ms"`
 	ProduceMS   float64 `json:"produce_ms"`
+	// BatchP99MS, EngineP99MS and ProduceP99MS bound the 99th
+	// percentiles of the same (bucket upper bounds): where a tail of
+	// EventP99MS comes from, if from there.
+	BatchP99MS   float64 `json:"batch_p99_ms"`
+	EngineP99MS  float64 `json:"engine_p99_ms"`
+	ProduceP99MS float64 `json:"produce_p99_ms"`
+	// Retries counts batch steps retried, produce calls retried and
+	// failed fetches: each waits a backoff.
+	Retries float64 `json:"retries"`
 }
 
 func (o E2EOptions) withDefaults() E2EOptions {
@@ -132,9 +146,10 @@ func (o E2EOptions) withDefaults() E2EOptions {
 }
 
 const (
-	e2eServiceGroup     = "whenthen-bench"
-	e2ePassthroughGroup = "bench-passthrough"
-	e2ePassthroughTopic = "bench.passthrough"
+	e2eServiceGroup            = "whenthen-bench"
+	e2ePassthroughGroup        = "bench-passthrough"
+	e2ePassthroughLatencyGroup = "bench-passthrough-latency"
+	e2ePassthroughTopic        = "bench.passthrough"
 )
 
 // e2e is one end-to-end run's broker.
@@ -221,7 +236,8 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 	busy0, total0, _ := machineCPU()
 	cpu0 := cpuTime()
 	rcpu0, rok0 := procCPU(r.PID)
-	lat, err := x.latency(ctx, raws, rate, svc)
+	lat, err := x.latency(ctx, raws, rate, latencyTarget{srv: svc, group: e2eServiceGroup,
+		topic: actions.DefaultActionsTopic, eventID: actionEventID})
 	if err != nil {
 		return nil, fmt.Errorf("latency: %w", err)
 	}
@@ -250,7 +266,56 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 	if err := svc.close(30 * time.Second); err != nil {
 		return nil, fmt.Errorf("stopping the service: %w", err)
 	}
+
+	// The passthrough's latency at the same rate: what the broker and a
+	// bare kafka-go consumer and producer cost on this machine.
+	log.Info("e2e: passthrough latency at the same rate", "rate", int(rate))
+	pt, err = startServer(ctx, start, childRequest{Mode: modePassthrough, Brokers: x.brokers,
+		Group: e2ePassthroughLatencyGroup, AtEnd: true}, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer pt.close(15 * time.Second)
+	if err := x.waitAssigned(ctx, e2ePassthroughLatencyGroup, len(hwm), pt); err != nil {
+		return nil, fmt.Errorf("passthrough: %w", err)
+	}
+	lat, err = x.latency(ctx, raws, rate, latencyTarget{srv: pt, group: e2ePassthroughLatencyGroup,
+		topic: e2ePassthroughTopic, eventID: copiedEventID})
+	if err != nil {
+		return nil, fmt.Errorf("passthrough latency: %w", err)
+	}
+	if len(lat.samples) > 0 {
+		res.PassthroughP50MS = ms(percentile(lat.samples, 0.50))
+		res.PassthroughP99MS = ms(percentile(lat.samples, 0.99))
+	}
+	if err := pt.close(15 * time.Second); err != nil {
+		return nil, fmt.Errorf("stopping the passthrough: %w", err)
+	}
 	return res, nil
+}
+
+// waitAssigned waits for the consumer group to be stable with every
+// partition assigned, and a moment more for its first fetches.
+func (x *e2e) waitAssigned(ctx context.Context, group string, partitions int, srv *server) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if gi := x.cluster.GroupInfo(group); gi != nil && gi.State == "Stable" && gi.NumAssigned() == partitions {
+			// The readers resolve the end of each partition when they
+			// first fetch: events produced before that are skipped.
+			return sleepCtx(ctx, 500*time.Millisecond)
+		}
+		select {
+		case <-srv.p.done:
+			return fmt.Errorf("the process stopped: %v", srv.p.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the group was not assigned within a minute")
+		}
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // messages turns SPEC envelopes into Kafka messages keyed by record id
@@ -374,8 +439,12 @@ func (x *e2e) drain(ctx context.Context, group string, hwm map[int32]int64, srv 
 // input topic and writing each event to another topic, with the
 // service's batching (up to 500 messages or 5ms) and a commit per batch,
 // and nothing else. It is ingest's BenchmarkPassthrough.
-func passthrough(ctx context.Context, brokers []string, group string) error {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: group, Topic: ingest.DefaultTopic,
+func passthrough(ctx context.Context, brokers []string, group string, atEnd bool) error {
+	start := kafka.FirstOffset
+	if atEnd {
+		start = kafka.LastOffset
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: group, Topic: ingest.DefaultTopic, StartOffset: start,
 		MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond, QueueCapacity: 500})
 	defer r.Close()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: e2ePassthroughTopic, Balancer: &kafka.Hash{},
@@ -432,7 +501,33 @@ type latencyRun struct {
 // latency produces raws at rate events/s and measures, for each event
 // that fires an action, the time from its produce call to its first
 // action record read from the actions topic.
-func (x *e2e) latency(ctx context.Context, raws [][]byte, rate float64, svc *server) (*latencyRun, error) {
+// latencyTarget is what a latency measurement observes: the consumer
+// group whose commits say it is done, and the output topic and the event
+// id of its records.
+type latencyTarget struct {
+	srv     *server
+	group   string
+	topic   string
+	eventID func(value []byte) string
+}
+
+func actionEventID(v []byte) string {
+	var a struct {
+		EventID string `json:"event_id"`
+	}
+	_ = json.Unmarshal(v, &a)
+	return a.EventID
+}
+
+func copiedEventID(v []byte) string {
+	var ev struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(v, &ev)
+	return ev.ID
+}
+
+func (x *e2e) latency(ctx context.Context, raws [][]byte, rate float64, tg latencyTarget) (*latencyRun, error) {
 	msgs := messages(raws)
 	index := make(map[string]int, len(raws))
 	for i, raw := range raws {
@@ -448,16 +543,16 @@ func (x *e2e) latency(ctx context.Context, raws [][]byte, rate float64, svc *ser
 	arrived := make([]time.Time, len(raws))
 	var mu sync.Mutex // guards arrived, and sent once the producer is done
 
-	// Observers of the actions topic, one reader per partition from its
+	// Observers of the output topic, one reader per partition from its
 	// current end.
 	obsCtx, stopObs := context.WithCancel(ctx)
 	defer stopObs()
 	var wg sync.WaitGroup
-	start := x.highWatermarks(actions.DefaultActionsTopic)
+	start := x.highWatermarks(tg.topic)
 	read := make(map[int32]int64, len(start)) // next offset read, per partition
 	var obsErr error
 	for p, off := range start {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: x.brokers, Topic: actions.DefaultActionsTopic, Partition: int(p),
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: x.brokers, Topic: tg.topic, Partition: int(p),
 			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
 		if err := r.SetOffset(off); err != nil {
 			r.Close()
@@ -477,12 +572,9 @@ func (x *e2e) latency(ctx context.Context, raws [][]byte, rate float64, svc *ser
 					return
 				}
 				now := time.Now()
-				var a struct {
-					EventID string `json:"event_id"`
-				}
-				_ = json.Unmarshal(m.Value, &a)
+				id := tg.eventID(m.Value)
 				mu.Lock()
-				if i, ok := index[a.EventID]; ok && arrived[i].IsZero() {
+				if i, ok := index[id]; ok && arrived[i].IsZero() {
 					arrived[i] = now
 				}
 				read[p] = m.Offset + 1
@@ -520,20 +612,20 @@ func (x *e2e) latency(ctx context.Context, raws [][]byte, rate float64, svc *ser
 	// Kafka) and the observers to read every action up to there.
 	hwm := x.highWatermarks(ingest.DefaultTopic)
 	deadline := time.Now().Add(2 * time.Minute)
-	for !x.committed(e2eServiceGroup, hwm) {
+	for !x.committed(tg.group, hwm) {
 		select {
-		case <-svc.p.done:
-			return nil, fmt.Errorf("the service stopped: %v", svc.p.err)
+		case <-tg.srv.p.done:
+			return nil, fmt.Errorf("the consumer stopped: %v", tg.srv.p.err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			return nil, errors.New("the service did not process the paced events within 2 minutes")
+			return nil, errors.New("the paced events were not consumed within 2 minutes")
 		}
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
-	end := x.highWatermarks(actions.DefaultActionsTopic)
+	end := x.highWatermarks(tg.topic)
 	for {
 		mu.Lock()
 		caught, err := true, obsErr
@@ -548,7 +640,7 @@ func (x *e2e) latency(ctx context.Context, raws [][]byte, rate float64, svc *ser
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, errors.New("the actions were not read within 2 minutes")
+			return nil, errors.New("the outputs were not read within 2 minutes")
 		}
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
 			return nil, err
@@ -644,15 +736,25 @@ func serviceStats(a, b prometheus.Gatherer, elapsed time.Duration) ServiceStats 
 	st.BatchMS = 1000 * per(batchSecs, batches)
 	st.EngineMS = 1000 * per(engineSecs, engines)
 	st.ProduceMS = 1000 * per(produceSecs, produces)
-	h0, h1 := buckets(a, "whenthen_event_latency_seconds"), buckets(b, "whenthen_event_latency_seconds")
+	p99 := func(name, label string) float64 {
+		return 1000 * bucketQuantile(buckets(a, name, label), buckets(b, name, label), 0.99)
+	}
+	h0, h1 := buckets(a, "whenthen_event_latency_seconds", ""), buckets(b, "whenthen_event_latency_seconds", "")
 	st.EventP50MS = 1000 * bucketQuantile(h0, h1, 0.50)
 	st.EventP99MS = 1000 * bucketQuantile(h0, h1, 0.99)
+	st.BatchP99MS = p99("whenthen_pipeline_batch_duration_seconds", "")
+	st.EngineP99MS = p99("whenthen_engine_batch_duration_seconds", "")
+	st.ProduceP99MS = p99("whenthen_produce_duration_seconds", actions.DefaultActionsTopic)
+	for _, name := range []string{"whenthen_pipeline_retries_total", "whenthen_produce_retries_total", "whenthen_consumer_fetch_errors_total"} {
+		n, _ := delta(name, "")
+		st.Retries += n
+	}
 	return st
 }
 
-// buckets returns the cumulative counts of the histogram name, by upper
-// bound.
-func buckets(g prometheus.Gatherer, name string) map[float64]uint64 {
+// buckets returns the cumulative counts of the histogram name (of its
+// series with the label value, if one is given), by upper bound.
+func buckets(g prometheus.Gatherer, name, label string) map[float64]uint64 {
 	out := map[float64]uint64{}
 	mfs, _ := g.Gather()
 	for _, mf := range mfs {
@@ -660,6 +762,9 @@ func buckets(g prometheus.Gatherer, name string) map[float64]uint64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			if !hasLabelValue(m, label) {
+				continue
+			}
 			for _, b := range m.GetHistogram().GetBucket() {
 				out[b.GetUpperBound()] += b.GetCumulativeCount()
 			}
@@ -704,16 +809,9 @@ func gathered(g prometheus.Gatherer, name, label string) (sum, n float64) {
 		if mf.GetName() != name {
 			continue
 		}
-	series:
 		for _, m := range mf.GetMetric() {
-			if label != "" {
-				found := false
-				for _, lp := range m.GetLabel() {
-					found = found || lp.GetValue() == label
-				}
-				if !found {
-					continue series
-				}
+			if !hasLabelValue(m, label) {
+				continue
 			}
 			switch {
 			case m.GetCounter() != nil:
@@ -728,4 +826,18 @@ func gathered(g prometheus.Gatherer, name, label string) (sum, n float64) {
 		}
 	}
 	return sum, n
+}
+
+// hasLabelValue reports whether one of m's labels has the value label;
+// every series has the empty one.
+func hasLabelValue(m *dto.Metric, label string) bool {
+	if label == "" {
+		return true
+	}
+	for _, lp := range m.GetLabel() {
+		if lp.GetValue() == label {
+			return true
+		}
+	}
+	return false
 }

@@ -77,7 +77,7 @@ func TestRunTiny(t *testing.T) {
 	// Rates of outputs may be zero on a few hundred events; every other
 	// number must be positive.
 	mayBeZero := map[string]bool{"runs_per_event": true, "actions_per_event": true, "load_average": true, "index_seconds": true,
-		"gc_cycles": true, "produce_ms": true}
+		"gc_cycles": true, "produce_ms": true, "produce_p99_ms": true, "retries": true}
 	checkFilled(t, "", doc, mayBeZero)
 
 	if len(res.Match) != 2 || res.Match[0].Name != "100/1" || res.Match[1].Name != "1k/10" {

@@ -221,13 +221,15 @@ func printBench(w io.Writer, r *bench.Results) {
 		fmt.Fprintf(tw, "  ratio\t%.1f %%\tservice / passthrough\n", 100*e.Ratio)
 		fmt.Fprintf(tw, "  latency\tp50 %.1f ms\tp99 %.1f ms, max %.1f ms: produce call to action record read, at %.0f events/s for %.1fs (%d of %d events fired an action)\n",
 			e.P50MS, e.P99MS, e.MaxMS, e.LatencyRate, e.LatencySeconds, e.LatencySamples, e.LatencyEvents)
+		fmt.Fprintf(tw, "  passthrough\tp50 %.1f ms\tp99 %.1f ms: the passthrough at the same rate afterwards (produce call to copy read, every event)\n",
+			e.PassthroughP50MS, e.PassthroughP99MS)
 		v := e.Service
 		fmt.Fprintf(tw, "  in service\tp50 <= %s\tp99 <= %s by its own metric (Kafka timestamp to outputs acknowledged, every event)\n",
 			bucketMS(v.EventP50MS), bucketMS(v.EventP99MS))
 		fmt.Fprintf(tw, "  cpu\t%.0f %% busy\tof the machine meanwhile: service %.2f cores (%.0f GCs), broker and load generator %.2f, redis-server %.2f\n",
 			100*e.MachineCPUBusy, v.CPUCores, v.GCCycles, e.SuiteCPUCores, e.RedisCPUCores)
-		fmt.Fprintf(tw, "  batches\t%.1f events\tper partition batch, %.1f ms each (Engine.Process %.1f ms); a produce call of actions %.1f ms\n",
-			v.BatchEvents, v.BatchMS, v.EngineMS, v.ProduceMS)
+		fmt.Fprintf(tw, "  batches\t%.1f events\tper partition batch, %.1f ms each (p99 <= %s); Engine.Process %.1f ms (p99 <= %s); produce of actions %.1f ms (p99 <= %s); %.0f retries\n",
+			v.BatchEvents, v.BatchMS, bucketMS(v.BatchP99MS), v.EngineMS, bucketMS(v.EngineP99MS), v.ProduceMS, bucketMS(v.ProduceP99MS), v.Retries)
 		tw.Flush()
 	}
 	if l := r.Load; l != nil {
