@@ -18,7 +18,7 @@ FUZZTIME ?= 5s
 
 GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
 
-.PHONY: build test run bench lint fuzz-short clean
+.PHONY: build test run bench bench-full lint fuzz-short clean
 
 build:
 	$(GO) build -o bin/whenthen ./cmd/whenthen
@@ -39,6 +39,10 @@ bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkCompile' -benchtime 1x ./rules
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkProcess' -benchtime 20000x ./engine
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'Pipeline|Passthrough' -benchtime 3x ./ingest
+
+# The whole `whenthen bench` suite, as bench/RESULTS.md records it.
+bench-full: build
+	bin/whenthen bench --cpuprofile-dir /tmp/whenthen-prof --json-out /tmp/whenthen-bench.json
 
 lint:
 	@out=$$(gofmt -l $(GO_FILES)); \
