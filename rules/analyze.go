@@ -35,20 +35,27 @@ type Predicate struct {
 	// Values are the constants; Keys their IndexKey forms, in the same order.
 	Values []ref.Val
 	Keys   []string
+	// set is the set of an `in` predicate, nil for ==.
+	set *constSet
+	// str is the constant of == on a string field.
+	str    string
+	strCmp bool
 }
 
-// Holds tells whether r satisfies the predicate.
+// Holds tells whether r satisfies the predicate, as CEL evaluates it: ==
+// by CEL equality (numbers compare across int and double), `in` by the
+// set membership cel-go plans for a list of constants. It does not
+// allocate.
 func (p *Predicate) Holds(r *Record) bool {
-	k, ok := IndexKey(r.FieldValue(p.Field))
-	if !ok {
-		return false
+	v := r.FieldValue(p.Field)
+	switch {
+	case p.set != nil:
+		return p.set.has(v)
+	case p.strCmp:
+		s, ok := v.(types.String)
+		return ok && string(s) == p.str
 	}
-	for _, pk := range p.Keys {
-		if pk == k {
-			return true
-		}
-	}
-	return false
+	return len(p.Values) == 1 && types.Equal(v, p.Values[0]) == types.True
 }
 
 // Clause is one top-level conjunct of a condition.
@@ -88,10 +95,10 @@ func IndexKey(v ref.Val) (string, bool) {
 	return "", false
 }
 
-// analyze finds the index facts of a checked condition.
-func analyze(p *Program, s *Schema, recordObj string) *Condition {
+// analyze finds the index facts of a condition, from its checked AST
+// (which the program does not keep).
+func analyze(p *Program, a *ast.AST, s *Schema, recordObj string) *Condition {
 	c := &Condition{Program: p}
-	a := p.ast.NativeRep()
 	for _, ref := range a.ReferenceMap() {
 		switch ref.Name {
 		case VarBefore:
@@ -145,6 +152,7 @@ func predicate(a *ast.AST, e ast.Expr, obj *Object) (Predicate, bool) {
 	}
 	var fieldExpr ast.Expr
 	var consts []ast.Expr
+	in := false
 	switch call.FunctionName() {
 	case operators.Equals:
 		switch {
@@ -161,9 +169,10 @@ func predicate(a *ast.AST, e ast.Expr, obj *Object) (Predicate, bool) {
 		}
 		fieldExpr = args[0]
 		consts = args[1].AsList().Elements()
-		if len(consts) == 0 {
+		if len(consts) == 0 || len(args[1].AsList().OptionalIndices()) > 0 {
 			return Predicate{}, false
 		}
+		in = true
 	default:
 		return Predicate{}, false
 	}
@@ -183,11 +192,20 @@ func predicate(a *ast.AST, e ast.Expr, obj *Object) (Predicate, bool) {
 		}
 		v := ce.AsLiteral()
 		k, ok := IndexKey(v)
-		if !ok {
+		if !ok || !exactNumber(v) {
 			return Predicate{}, false
 		}
 		p.Values = append(p.Values, v)
 		p.Keys = append(p.Keys, k)
+	}
+	if in {
+		set, ok := newConstSet(p.Values)
+		if !ok {
+			return Predicate{}, false
+		}
+		p.set = set
+	} else if s, ok := p.Values[0].(types.String); ok {
+		p.str, p.strCmp = string(s), true
 	}
 	return p, true
 }
@@ -279,4 +297,21 @@ func balance(s string) string {
 			return s
 		}
 	}
+}
+
+// exactNumber tells whether a constant is a string or bool, or a number
+// of magnitude under 2^53: every number CEL finds equal to it has its
+// IndexKey. Past 2^53, an int and a double can be equal to CEL with
+// different keys, so such a predicate is left to evaluation.
+func exactNumber(v ref.Val) bool {
+	const limit = 1 << 53
+	switch x := v.(type) {
+	case types.Int:
+		return x > -limit && x < limit
+	case types.Uint:
+		return x < limit
+	case types.Double:
+		return float64(x) > -limit && float64(x) < limit
+	}
+	return true
 }

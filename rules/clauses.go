@@ -37,7 +37,7 @@ func (c *Compiler) ClausePrograms(a *Automation) ([]*Program, error) {
 		ck := progKey{env: key, kind: kindClause, expr: cl.Text}
 		e, ok := c.cache[ck]
 		if !ok {
-			prg, iss := c.compile(key, cl.Text, func(t *types.Type) string {
+			prg, _, iss := c.compile(key, cl.Text, func(t *types.Type) string {
 				if t.Kind() != types.BoolKind && t.Kind() != types.DynKind {
 					return fmt.Sprintf("must be a bool expression, but it is of type %s", t)
 				}

@@ -56,6 +56,10 @@ type Compiler struct {
 	mu    sync.Mutex
 	cache map[progKey]*cacheEntry
 	gen   uint64
+
+	// testFlipLess makes the fast evaluator build < as <=: a deliberately
+	// wrong evaluator, which the differential tests must catch.
+	testFlipLess bool
 }
 
 type progKey struct {
@@ -158,20 +162,50 @@ func envKey(k TriggerKind, object string) string {
 }
 
 // Program is a compiled, type-checked CEL expression.
+//
+// An expression inside the common subset of CEL that fast.go evaluates
+// (field comparisons, `in`, string tests, logic) is evaluated by a tree of
+// Go closures; cel-go plans it only when it is needed (EvalCEL, or a value
+// the fast evaluator does not handle), from the expression text. Other
+// expressions are planned by cel-go when they load. Programs keep neither
+// the checked AST nor its source info.
 type Program struct {
 	Expr string
 	// Type is the expression's output type.
 	Type *types.Type
 	// Cost is the estimated worst-case cost.
 	Cost uint64
-	ast  *cel.Ast
+
+	fast fastFunc  // nil when the expression is outside the fast subset
+	c    *Compiler // plans the cel-go program, in the environment of key
+	key  string
+	once sync.Once
 	prg  cel.Program
+	err  error // of a lazy plan
 }
 
 // Eval evaluates the program. A non-nil error is an evaluation error:
-// cost limit, overflow, division by zero, or cancellation.
+// cost limit, overflow, division by zero, or cancellation. The result is
+// the one cel-go gives: the fast evaluator hands anything it does not
+// handle (an error, an unexpected value) to cel-go.
 func (p *Program) Eval(ctx context.Context, act interpreter.Activation) (ref.Val, error) {
-	v, _, err := p.prg.ContextEval(ctx, act)
+	if p.fast != nil && act != nil {
+		if v, ok := p.fast(act); ok {
+			return v, nil
+		}
+	}
+	return p.EvalCEL(ctx, act)
+}
+
+// EvalCEL evaluates the program with cel-go, whether or not it is fast:
+// the reference the fast evaluator is tested against, and the baseline of
+// benchmarks. The cost limit and interrupt checks apply.
+func (p *Program) EvalCEL(ctx context.Context, act interpreter.Activation) (ref.Val, error) {
+	prg, err := p.celProgram()
+	if err != nil {
+		return nil, err
+	}
+	v, _, err := prg.ContextEval(ctx, act)
 	if err != nil {
 		return nil, err
 	}
@@ -184,8 +218,36 @@ func (p *Program) Eval(ctx context.Context, act interpreter.Activation) (ref.Val
 	return v, nil
 }
 
-// AST is the checked expression.
-func (p *Program) AST() *ast.AST { return p.ast.NativeRep() }
+// Fast tells whether the program has a fast evaluator: Eval then runs
+// cel-go only for values the fast evaluator does not handle.
+func (p *Program) Fast() bool { return p.fast != nil }
+
+// celProgram returns the cel-go program, planning it on first use.
+func (p *Program) celProgram() (cel.Program, error) {
+	p.once.Do(func() {
+		if p.prg != nil {
+			return
+		}
+		checked, iss := p.c.check(p.key, p.Expr)
+		if iss != nil && iss.Err() != nil {
+			p.err = fmt.Errorf("plan %q: %w", p.Expr, iss.Err())
+			return
+		}
+		p.prg, p.err = p.c.plan(p.key, checked)
+	})
+	return p.prg, p.err
+}
+
+// AST parses and checks the expression again: programs do not keep their
+// ASTs. It returns nil if that fails, which it does not for an expression
+// that compiled.
+func (p *Program) AST() *ast.AST {
+	checked, iss := p.c.check(p.key, p.Expr)
+	if iss != nil && iss.Err() != nil {
+		return nil
+	}
+	return checked.NativeRep()
+}
 
 // celIssue is a CEL error at a position within the expression.
 type celIssue struct {
@@ -193,48 +255,65 @@ type celIssue struct {
 	msg       string
 }
 
-// compile type-checks and plans expr in the environment of key. want is
-// the required output type check.
-func (c *Compiler) compile(key string, expr string, check func(*types.Type) string) (*Program, []*celIssue) {
+// check parses expr, widens its integer literals and type-checks it in
+// the environment of key.
+func (c *Compiler) check(key, expr string) (*cel.Ast, *cel.Issues) {
 	env := c.envs[key]
 	parsed, iss := env.Parse(expr)
-	if iss == nil || iss.Err() == nil {
-		c.widenIntLiterals(parsed, key)
-		var checked *cel.Ast
-		checked, iss = env.Check(parsed)
-		parsed = checked
+	if iss != nil && iss.Err() != nil {
+		return nil, iss
 	}
-	checked := parsed
+	c.widenIntLiterals(parsed, key)
+	return env.Check(parsed)
+}
+
+// plan builds the cel-go program of a checked expression.
+func (c *Compiler) plan(key string, checked *cel.Ast) (cel.Program, error) {
+	return c.envs[key].Program(checked,
+		cel.CostLimit(c.opts.CostLimit),
+		cel.InterruptCheckFrequency(c.opts.InterruptCheckFrequency),
+		cel.EvalOptions(cel.OptOptimize),
+	)
+}
+
+// compile type-checks expr in the environment of key, and builds its fast
+// evaluator or else plans it. check is the required output type check. It
+// also returns the checked AST, for analyze; the program does not keep it.
+func (c *Compiler) compile(key string, expr string, check func(*types.Type) string) (*Program, *ast.AST, []*celIssue) {
+	env := c.envs[key]
+	checked, iss := c.check(key, expr)
 	if iss != nil && iss.Err() != nil {
 		var out []*celIssue
 		for _, e := range iss.Errors() {
 			out = append(out, &celIssue{line: e.Location.Line(), col: e.Location.Column(), msg: e.Message})
 		}
-		return nil, out
+		return nil, nil, out
 	}
 	if msg := check(checked.OutputType()); msg != "" {
-		return nil, []*celIssue{{msg: msg}}
+		return nil, nil, []*celIssue{{msg: msg}}
 	}
 	est, err := env.EstimateCost(checked, &sizeEstimator{lim: c.limits, schema: c.schema})
 	if err != nil {
-		return nil, []*celIssue{{msg: "cannot estimate cost: " + err.Error()}}
+		return nil, nil, []*celIssue{{msg: "cannot estimate cost: " + err.Error()}}
 	}
 	if est.Max > c.opts.CostLimit {
 		what := fmt.Sprintf("%d", est.Max)
 		if est.IsUnknown() || est.Max == ^uint64(0) {
 			what = "unbounded"
 		}
-		return nil, []*celIssue{{msg: fmt.Sprintf("estimated worst-case cost %s is over the limit of %d; bound the inputs it iterates over or simplify it", what, c.opts.CostLimit)}}
+		return nil, nil, []*celIssue{{msg: fmt.Sprintf("estimated worst-case cost %s is over the limit of %d; bound the inputs it iterates over or simplify it", what, c.opts.CostLimit)}}
 	}
-	prg, err := env.Program(checked,
-		cel.CostLimit(c.opts.CostLimit),
-		cel.InterruptCheckFrequency(c.opts.InterruptCheckFrequency),
-		cel.EvalOptions(cel.OptOptimize),
-	)
-	if err != nil {
-		return nil, []*celIssue{{msg: err.Error()}}
+	a := checked.NativeRep()
+	p := &Program{Expr: expr, Type: checked.OutputType(), Cost: est.Max, c: c, key: key}
+	p.fast = c.buildFast(a)
+	if p.fast == nil {
+		prg, err := c.plan(key, checked)
+		if err != nil {
+			return nil, nil, []*celIssue{{msg: err.Error()}}
+		}
+		p.prg = prg
 	}
-	return &Program{Expr: expr, Type: checked.OutputType(), Cost: est.Max, ast: checked, prg: prg}, nil
+	return p, a, nil
 }
 
 // sizeEstimator bounds the sizes of event values by the decode limits, so
@@ -251,13 +330,7 @@ func (e *sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	}
 	t := n.Type()
 	if path[0] == VarChanged && len(path) == 1 {
-		max := 0
-		for _, o := range e.schema.objects {
-			if len(o.Fields) > max {
-				max = len(o.Fields)
-			}
-		}
-		return &cost.SizeEstimate{Min: 0, Max: uint64(max)}
+		return &cost.SizeEstimate{Min: 0, Max: uint64(maxChanged(e.schema))}
 	}
 	switch t.Kind() {
 	case types.StringKind, types.BytesKind:
@@ -268,6 +341,18 @@ func (e *sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 		return &cost.SizeEstimate{Min: 0, Max: uint64(e.lim.MaxMapEntries)}
 	}
 	return nil
+}
+
+// maxChanged is the most names the changed list can hold: the fields of
+// the largest object.
+func maxChanged(s *Schema) int {
+	max := 0
+	for _, o := range s.objects {
+		if len(o.Fields) > max {
+			max = len(o.Fields)
+		}
+	}
+	return max
 }
 
 func (e *sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
