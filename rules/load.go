@@ -5,8 +5,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"cel.dev/cel-go/common/types"
 	"go.yaml.in/yaml/v3"
@@ -148,16 +151,23 @@ func (c *Compiler) LoadSources(srcs []Source) (*Set, error) {
 	var all []*parsed
 	parsers := map[*parsed]*fileParser{}
 	set := &Set{byID: map[string]*Automation{}}
-	for _, src := range srcs {
-		set.Files = append(set.Files, src.Name)
+	// Files parse independently, on every core; what they hold is then
+	// taken in file order.
+	fps := make([]*fileParser, len(srcs))
+	parallel(len(srcs), func(i int) {
+		src := srcs[i]
 		fp := &fileParser{name: src.Name, schema: c.schema, lines: strings.Split(string(src.Data), "\n")}
+		fps[i] = fp
 		var doc yaml.Node
 		if err := yaml.Unmarshal(src.Data, &doc); err != nil {
 			line, msg := yamlErrorLine(err)
-			errs = append(errs, &Error{File: src.Name, Line: line, Col: 1, Msg: "invalid YAML: " + msg})
-			continue
+			fp.errs = append(fp.errs, &Error{File: src.Name, Line: line, Col: 1, Msg: "invalid YAML: " + msg})
+			return
 		}
 		fp.parseFile(&doc)
+	})
+	for i, fp := range fps {
+		set.Files = append(set.Files, srcs[i].Name)
 		errs = append(errs, fp.errs...)
 		fp.errs = nil
 		for _, pa := range fp.out {
@@ -165,6 +175,7 @@ func (c *Compiler) LoadSources(srcs []Source) (*Set, error) {
 		}
 		all = append(all, fp.out...)
 	}
+	c.precompile(all)
 	for _, pa := range all {
 		fp := parsers[pa]
 		c.validate(fp, pa, set)
@@ -284,40 +295,51 @@ func (c *Compiler) compileExprs(fp *fileParser, pa *parsed) {
 
 func (c *Compiler) condition(fp *fileParser, key string, src *exprSrc, id string, t Trigger) *Condition {
 	ck := progKey{env: key, kind: kindCondition, expr: src.text}
-	if e, ok := c.cache[ck]; ok {
-		e.gen = c.gen
-		if e.err != nil {
-			c.report(fp, src, id, t, e.err)
-		}
-		return e.cond
+	e, ok := c.cache[ck]
+	if !ok {
+		e = c.conditionEntry(key, src.text, recordObject(t))
+		c.cache[ck] = e
 	}
-	prg, iss := c.compile(key, src.text, func(out *types.Type) string {
+	e.gen = c.gen
+	if e.err != nil {
+		c.report(fp, src, id, t, e.err)
+	}
+	return e.cond
+}
+
+// conditionEntry compiles and analyzes a condition. It is safe for
+// concurrent use: precompile runs it on every core.
+func (c *Compiler) conditionEntry(key, expr, recordObj string) *cacheEntry {
+	prg, checked, iss := c.compile(key, expr, func(out *types.Type) string {
 		if out.Kind() != types.BoolKind && out.Kind() != types.DynKind {
 			return fmt.Sprintf("must be a bool expression, but it is of type %s", out)
 		}
 		return ""
 	})
-	e := &cacheEntry{gen: c.gen, err: iss}
+	e := &cacheEntry{err: iss}
 	if prg != nil {
-		e.cond = analyze(prg, c.schema, recordObject(t))
+		e.cond = analyze(prg, checked, c.schema, recordObj)
 	}
-	c.cache[ck] = e
-	if iss != nil {
-		c.report(fp, src, id, t, iss)
-	}
-	return e.cond
+	return e
 }
 
 func (c *Compiler) who(fp *fileParser, key string, src *exprSrc, id string, t Trigger) *Program {
 	ck := progKey{env: key, kind: kindWho, expr: src.text}
-	if e, ok := c.cache[ck]; ok {
-		e.gen = c.gen
-		if e.err != nil {
-			c.report(fp, src, id, t, e.err)
-		}
-		return e.prog
+	e, ok := c.cache[ck]
+	if !ok {
+		e = c.whoEntry(key, src.text)
+		c.cache[ck] = e
 	}
-	prg, iss := c.compile(key, src.text, func(out *types.Type) string {
+	e.gen = c.gen
+	if e.err != nil {
+		c.report(fp, src, id, t, e.err)
+	}
+	return e.prog
+}
+
+// whoEntry compiles a flow's who. It is safe for concurrent use.
+func (c *Compiler) whoEntry(key, expr string) *cacheEntry {
+	prg, _, iss := c.compile(key, expr, func(out *types.Type) string {
 		switch out.Kind() {
 		case types.StringKind, types.DynKind:
 			return ""
@@ -331,11 +353,53 @@ func (c *Compiler) who(fp *fileParser, key string, src *exprSrc, id string, t Tr
 		}
 		return fmt.Sprintf("must give a string or a list(string), but it is of type %s", out)
 	})
-	c.cache[ck] = &cacheEntry{gen: c.gen, prog: prg, err: iss}
-	if iss != nil {
-		c.report(fp, src, id, t, iss)
+	return &cacheEntry{prog: prg, err: iss}
+}
+
+// precompile compiles, on every core, the conditions and whos of the
+// parsed automations that the cache does not hold yet, and adds them to
+// it; compileExprs then finds each in the cache and reports its errors
+// in file order. Expressions are compiled once however many automations
+// share them.
+func (c *Compiler) precompile(all []*parsed) {
+	type job struct {
+		ck        progKey
+		recordObj string
 	}
-	return prg
+	var jobs []job
+	seen := map[progKey]bool{}
+	add := func(ck progKey, recordObj string) {
+		if _, ok := c.cache[ck]; ok || seen[ck] {
+			return
+		}
+		seen[ck] = true
+		jobs = append(jobs, job{ck, recordObj})
+	}
+	for _, pa := range all {
+		t := pa.a.Trigger
+		if t.Kind == 0 || (t.Kind != TriggerTracker && t.Object == "") {
+			continue
+		}
+		key := envKey(t.Kind, t.Object)
+		if pa.ifSrc != nil {
+			add(progKey{env: key, kind: kindCondition, expr: pa.ifSrc.text}, recordObject(t))
+		}
+		if pa.whoSrc != nil && pa.a.Flow != nil {
+			add(progKey{env: key, kind: kindWho, expr: pa.whoSrc.text}, "")
+		}
+	}
+	entries := make([]*cacheEntry, len(jobs))
+	parallel(len(jobs), func(i int) {
+		j := jobs[i]
+		if j.ck.kind == kindCondition {
+			entries[i] = c.conditionEntry(j.ck.env, j.ck.expr, j.recordObj)
+		} else {
+			entries[i] = c.whoEntry(j.ck.env, j.ck.expr)
+		}
+	})
+	for i, j := range jobs {
+		c.cache[j.ck] = entries[i]
+	}
 }
 
 func recordObject(t Trigger) string {
@@ -381,4 +445,32 @@ func availableVars(k TriggerKind) string {
 		return "tracker, account, opportunity, event, now"
 	}
 	return "record, account, opportunity, event, now"
+}
+
+// parallel calls fn(0) … fn(n-1) on GOMAXPROCS goroutines and waits for
+// them all.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }

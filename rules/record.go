@@ -373,7 +373,13 @@ func (r *Record) String(name string) string {
 }
 
 // ID is the record's id field.
-func (r *Record) ID() string { return r.String("id") }
+func (r *Record) ID() string {
+	if r.obj.id == nil {
+		return ""
+	}
+	s, _ := r.Get(r.obj.id).(types.String)
+	return string(s)
+}
 
 // Time returns the value of a timestamp field by name, and whether it is set.
 func (r *Record) Time(name string) (time.Time, bool) {

@@ -75,6 +75,7 @@ type Object struct {
 	byName   map[string]*Field
 	celType  *types.Type
 	zero     *Record
+	id       *Field // the id field; nil when the object has none
 }
 
 // Field returns the named field.
@@ -90,6 +91,9 @@ func (o *Object) add(name string, k Kind, custom bool) *Field {
 	f := &Field{Name: name, Kind: k, Index: len(o.Fields), Custom: custom}
 	o.Fields = append(o.Fields, f)
 	o.byName[name] = f
+	if name == "id" {
+		o.id = f
+	}
 	return f
 }
 
