@@ -36,8 +36,10 @@ type Options struct {
 	// SimulatedTime makes a timer fire at its due time (now = due), as
 	// `whenthen eval` and `whenthen test` need; the service leaves it off.
 	SimulatedTime bool
-	// NoIndex evaluates every automation of the trigger instead of the
-	// indexed candidates: for benchmarks and the index property test.
+	// NoIndex makes the naive engine, the baseline of benchmarks and the
+	// oracle of the index property test: every automation of the trigger
+	// is a candidate, and its whole condition is evaluated by cel-go (no
+	// index, no predicate pre-check, no specialised evaluator).
 	NoIndex bool
 	// MaxPersons caps the people one flow run enrolls; default 1,000.
 	MaxPersons int
@@ -191,6 +193,10 @@ type batch struct {
 	loaded  map[snapshotRef]bool
 	emitted map[string]bool // action ids emitted in this batch
 	cands   []*candidate
+	buf     []byte // encoded snapshots of the batch
+	// evaluated counts candidates considered, added to the metric once
+	// per batch.
+	evaluated int
 }
 
 func (e *Engine) newBatch(ix *index) *batch {
@@ -212,9 +218,10 @@ func (e *Engine) Process(ctx context.Context, events []*Event) (*Output, error) 
 	}
 	for _, ev := range events {
 		b.now = e.clock()
-		e.m.events.WithLabelValues(ev.Type).Inc()
+		e.m.event(ev.Type)
 		b.event(ctx, ev)
 	}
+	e.m.evaluated.Add(float64(b.evaluated))
 	if err := b.finish(ctx); err != nil {
 		return nil, err
 	}
@@ -222,15 +229,15 @@ func (e *Engine) Process(ctx context.Context, events []*Event) (*Output, error) 
 	return b.out, nil
 }
 
-// needsState tells whether an event's record state is loaded and kept.
-func (b *batch) needsState(ev *Event) bool {
+// needsState tells whether an event's record state is loaded and kept; w
+// is the event's workspace index (nil when it has no automations).
+func needsState(w *wsIndex, ev *Event) bool {
 	if ev.Record == nil || ev.Type == TypeTrackerDetected {
 		return false
 	}
 	if ev.Partial {
 		return true
 	}
-	w := b.ix.byWS[ev.Workspace]
 	return w != nil && w.stateful[ev.Object]
 }
 
@@ -239,21 +246,20 @@ func (b *batch) needsState(ev *Event) bool {
 // carries no before, or to compare date fields for timers. An event that
 // carries its before needs none: its stored state is written, not read,
 // and it is not checked for staleness.
-func (b *batch) needsLoad(ev *Event) bool {
-	if !b.needsState(ev) {
+func needsLoad(w *wsIndex, ev *Event) bool {
+	if !needsState(w, ev) {
 		return false
 	}
 	if ev.Partial || (ev.Before == nil && ev.Type != TypeRecordCreated) {
 		return true
 	}
-	w := b.ix.byWS[ev.Workspace]
 	return len(w.dates[ev.Object]) > 0
 }
 
 func (b *batch) loadState(ctx context.Context, events []*Event) error {
 	var refs []snapshotRef
 	for _, ev := range events {
-		if !b.needsLoad(ev) {
+		if !needsLoad(b.ix.byWS[ev.Workspace], ev) {
 			continue
 		}
 		r := snapshotRef{ev.Workspace, ev.Object, ev.RecordID()}
@@ -310,7 +316,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	}
 	sref := snapshotRef{ev.Workspace, ev.Object, ev.RecordID()}
 	stored := b.state[sref]
-	keep := b.needsState(ev)
+	keep := needsState(w, ev)
 	if stored != nil && ev.Time.Before(stored.time) {
 		b.e.m.stale.Inc()
 		return
@@ -336,10 +342,15 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	}
 	if keep {
 		b.state[sref] = &snapshot{rec: after, time: ev.Time}
-		data, err := b.e.encodeSnapshot(after, ev.Time)
+		// Snapshots are encoded one after the other into the batch's
+		// buffer; each keeps its own slice of it.
+		start := len(b.buf)
+		buf, err := b.e.encodeSnapshot(b.buf, after, ev.Time)
 		if err != nil {
 			b.e.log.Error("cannot encode record snapshot", "object", ev.Object, "record", sref.ID, "err", redact(err))
 		} else {
+			b.buf = buf
+			data := buf[start:len(buf):len(buf)]
 			b.out.writes.saves = append(b.out.writes.saves, snapshotWrite{ref: sref, data: data, keepUntil: latestDue(w, ev.Object, after)})
 		}
 	}
@@ -432,17 +443,31 @@ func (b *batch) eventValue(id, typ string, t time.Time, object, ws string) ref.V
 
 // holds evaluates a's condition with the record swapped for rec.
 func (b *batch) holds(ctx context.Context, a *rules.Automation, rec *rules.Record, act *activation) (bool, error) {
-	for i := range a.If.Index {
-		if !a.If.Index[i].Holds(rec) {
-			return false, nil
+	cond := a.If
+	eval := cond.Eval
+	switch {
+	case b.e.opts.NoIndex:
+		// The naive baseline: cel-go evaluates every condition in full.
+		eval = cond.EvalCEL
+	case cond.Fast():
+		// The specialised evaluator checks the indexed predicates itself,
+		// as cheaply as Predicate.Holds.
+	default:
+		for i := range cond.Index {
+			if !cond.Index[i].Holds(rec) {
+				return false, nil
+			}
+		}
+		if cond.RestTrue {
+			return true, nil
 		}
 	}
-	if a.If.RestTrue {
-		return true, nil
+	if rec != nil && act.record != ref.Val(rec) {
+		swapped := *act
+		swapped.record = rec
+		act = &swapped
 	}
-	swapped := *act
-	swapped.record = rec
-	v, err := a.If.Eval(ctx, &swapped)
+	v, err := eval(ctx, act)
 	if err != nil {
 		return false, err
 	}
@@ -466,7 +491,7 @@ func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *rules.Recor
 		if !triggerOK(a) {
 			continue
 		}
-		b.e.m.evaluated.Inc()
+		b.evaluated++
 		if a.If != nil {
 			ok, err := b.holds(ctx, a, orRecord(rec, act), act)
 			if err == nil && ok && wasTrue != nil {

@@ -10,6 +10,7 @@ import (
 // fixed sets (outcome, reason, trigger, type), never ids.
 type metrics struct {
 	events        *prometheus.CounterVec
+	byType        [len(eventTypes)]prometheus.Counter // events, resolved for the known types
 	evaluated     prometheus.Counter
 	matched       prometheus.Counter
 	runs          *prometheus.CounterVec
@@ -68,6 +69,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "whenthen_rules_loaded", Help: "Enabled automations in the live rule set.",
 		}),
 	}
+	for i, t := range eventTypes {
+		m.byType[i] = m.events.WithLabelValues(t)
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.events, m.evaluated, m.matched, m.runs, m.actions, m.dedupHits, m.evalErrors,
 			m.evalDuration, m.batchDuration, m.timers, m.stale, m.storeErrors, m.rules} {
@@ -77,4 +81,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// eventTypes are the event types the engine counts without a label lookup.
+var eventTypes = [...]string{TypeRecordCreated, TypeRecordUpdated, TypeRecordDeleted, TypeTrackerDetected, TypeScheduleFired}
+
+// event counts one event of type typ.
+func (m *metrics) event(typ string) {
+	for i, t := range eventTypes {
+		if t == typ {
+			m.byType[i].Inc()
+			return
+		}
+	}
+	m.events.WithLabelValues(typ).Inc()
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,36 +23,65 @@ var stringSliceType = reflect.TypeOf([]string{})
 // conditions of date triggers).
 const TypeDateDue = "date.due"
 
-// encodeSnapshot stores a record and the time of the event that set it.
-func (e *Engine) encodeSnapshot(r *rules.Record, t time.Time) ([]byte, error) {
-	buf := make([]byte, 0, 256)
-	buf = append(buf, `{"t":`...)
-	buf = strconv.AppendInt(buf, t.UnixMilli(), 10)
-	buf = append(buf, `,"r":`...)
-	buf, err := r.AppendJSON(buf)
+// encodeSnapshot appends the stored form of a record and the time of the
+// event that set it to dst: {"t":UNIX_MS,"r":RECORD_JSON}.
+func (e *Engine) encodeSnapshot(dst []byte, r *rules.Record, t time.Time) ([]byte, error) {
+	dst = append(dst, `{"t":`...)
+	dst = strconv.AppendInt(dst, t.UnixMilli(), 10)
+	dst = append(dst, `,"r":`...)
+	dst, err := r.AppendJSON(dst)
 	if err != nil {
 		return nil, err
 	}
-	return append(buf, '}'), nil
+	return append(dst, '}'), nil
 }
 
 func (e *Engine) decodeSnapshot(object string, data []byte) (*snapshot, error) {
-	var raw struct {
-		T int64           `json:"t"`
-		R json.RawMessage `json:"r"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, err
+	t, rec, ok := splitSnapshot(data)
+	if !ok {
+		// Not the exact form encodeSnapshot writes (white space, key
+		// order): read it as any JSON object of that shape.
+		var raw struct {
+			T int64           `json:"t"`
+			R json.RawMessage `json:"r"`
+		}
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return nil, err
+		}
+		t, rec = raw.T, raw.R
 	}
 	o, ok := e.opts.Schema.Object(object)
 	if !ok {
 		return nil, fmt.Errorf("unknown object %q", object)
 	}
-	rec, err := o.DecodeRecord(raw.R, e.opts.Limits)
+	r, err := o.DecodeRecord(rec, e.opts.Limits)
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{rec: rec, time: time.UnixMilli(raw.T).UTC()}, nil
+	return &snapshot{rec: r, time: time.UnixMilli(t).UTC()}, nil
+}
+
+// splitSnapshot reads the form encodeSnapshot writes without a JSON
+// decoder: the time, and the record's JSON (which DecodeRecord validates).
+func splitSnapshot(data []byte) (int64, []byte, bool) {
+	const head, mid = `{"t":`, `,"r":`
+	if !bytes.HasPrefix(data, []byte(head)) || len(data) < len(head)+len(mid)+3 || data[len(data)-1] != '}' {
+		return 0, nil, false
+	}
+	rest := data[len(head):]
+	i := bytes.IndexByte(rest, ',')
+	if i <= 0 || !bytes.HasPrefix(rest[i:], []byte(mid)) {
+		return 0, nil, false
+	}
+	t, err := strconv.ParseInt(string(rest[:i]), 10, 64)
+	if err != nil {
+		return 0, nil, false
+	}
+	rec := rest[i+len(mid) : len(rest)-1]
+	if len(rec) == 0 || rec[0] != '{' {
+		return 0, nil, false
+	}
+	return t, rec, true
 }
 
 // dateGroup is the date automations of one workspace on one date field

@@ -191,7 +191,8 @@ func printBench(w io.Writer, r *bench.Results) {
 	if len(r.Match) > 0 {
 		fmt.Fprintf(w, "\nmatch: the engine alone, events/s PER CORE (Engine.Process runs a batch on one goroutine),\n")
 		fmt.Fprintf(w, "batches of 500, state in Redis, each scenario in a process of its own; the naive run\n")
-		fmt.Fprintf(w, "evaluates every rule of the event's workspace and trigger, on the same events from the first\n\n")
+		fmt.Fprintf(w, "evaluates every rule of the event's workspace and trigger with cel-go (no index, no specialised\n")
+		fmt.Fprintf(w, "evaluator), on the same events from the first\n\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "scenario\tautomations\tworkspaces\tevents\tindexed ev/s\tnaive events\tnaive ev/s\tspeedup\t")
 		for _, s := range r.Match {
