@@ -148,11 +148,34 @@ func (c *Compiler) LoadSources(srcs []Source) (*Set, error) {
 	defer c.mu.Unlock()
 	c.gen++
 	var errs ErrorList
-	var all []*parsed
-	parsers := map[*parsed]*fileParser{}
 	set := &Set{byID: map[string]*Automation{}}
-	// Files parse independently, on every core; what they hold is then
-	// taken in file order.
+	// Files are taken in chunks of about loadChunkBytes: a chunk's files
+	// parse on every core, its distinct expressions compile on every core,
+	// then its automations are validated and settled in file order. The
+	// YAML trees of a chunk are garbage once it is done, so memory peaks at
+	// the rule set plus one chunk, not plus every file's parse.
+	for start := 0; start < len(srcs); {
+		end, size := start, 0
+		for end < len(srcs) && (end == start || size+len(srcs[end].Data) <= loadChunkBytes) {
+			size += len(srcs[end].Data)
+			end++
+		}
+		errs = append(errs, c.loadChunk(srcs[start:end], set)...)
+		start = end
+	}
+	c.prune()
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	return set, nil
+}
+
+// loadChunkBytes is the YAML a load parses before compiling it.
+const loadChunkBytes = 4 << 20
+
+func (c *Compiler) loadChunk(srcs []Source, set *Set) ErrorList {
+	var errs ErrorList
 	fps := make([]*fileParser, len(srcs))
 	parallel(len(srcs), func(i int) {
 		src := srcs[i]
@@ -166,30 +189,24 @@ func (c *Compiler) LoadSources(srcs []Source) (*Set, error) {
 		}
 		fp.parseFile(&doc)
 	})
+	var all []*parsed
 	for i, fp := range fps {
 		set.Files = append(set.Files, srcs[i].Name)
 		errs = append(errs, fp.errs...)
 		fp.errs = nil
-		for _, pa := range fp.out {
-			parsers[pa] = fp
-		}
 		all = append(all, fp.out...)
 	}
 	c.precompile(all)
-	for _, pa := range all {
-		fp := parsers[pa]
-		c.validate(fp, pa, set)
-		c.compileExprs(fp, pa)
-		errs = append(errs, fp.errs...)
-		fp.errs = nil
-		set.Automations = append(set.Automations, pa.a)
+	for _, fp := range fps {
+		for _, pa := range fp.out {
+			c.validate(fp, pa, set)
+			c.compileExprs(fp, pa)
+			errs = append(errs, fp.errs...)
+			fp.errs = nil
+			set.Automations = append(set.Automations, pa.a)
+		}
 	}
-	c.prune()
-	if len(errs) > 0 {
-		errs.Sort()
-		return nil, errs
-	}
-	return set, nil
+	return errs
 }
 
 // prune drops cached programs the latest load did not use, so the cache
