@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/internal/jsonx"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -172,9 +173,10 @@ const (
 	dbzHasOp      = 1 << 2
 )
 
-// dbzWire is a change event as decoded by encoding/json: the payload keys
-// of an unwrapped event, or the schema and payload of a wrapped one. The
-// schema is decoded into connectSchema, reading only what columnTypes
+// dbzWire is a change event's top-level members: the payload keys of an
+// unwrapped event, or the schema and payload of a wrapped one, as
+// encoding/json decodes them into a struct of these fields with UseNumber.
+// The schema is decoded into connectSchema, reading only what columnTypes
 // needs.
 type dbzWire struct {
 	Schema  *connectSchema `json:"schema"`
@@ -203,15 +205,8 @@ func (d *DebeziumDecoder) Decode(key, value []byte) (*engine.Event, error) {
 		return nil, derr
 	}
 	var w dbzWire
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&w); err != nil {
-		// Only the schema is typed; a schema of an unexpected shape is
-		// decoded as far as it goes and otherwise ignored.
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) {
-			return nil, decodeErr(ReasonInvalidJSON, "%s", sanitize(err.Error()))
-		}
+	if err := w.read(value); err != nil {
+		return nil, decodeErr(ReasonInvalidJSON, "%s", sanitize(err.Error()))
 	}
 	var p map[string]any
 	var cols map[string]colType
@@ -234,13 +229,179 @@ func (d *DebeziumDecoder) Decode(key, value []byte) (*engine.Event, error) {
 	return ev, nil
 }
 
+// read fills w from value, a message the checker accepted (the checker has
+// rejected every top-level key that encoding/json would match to a field
+// other than exactly). Members of other keys are skipped.
+func (w *dbzWire) read(value []byte) error {
+	p := jsonx.Get()
+	defer jsonx.Put(p)
+	p.ResetValidUTF8(value) // checked by precheck
+	o := p.Object()
+	for o.Next() {
+		var v *any
+		switch string(o.Key()) {
+		case "schema":
+			readSchema(p, &w.Schema)
+			continue
+		case "payload":
+			v = &w.Payload
+		case "op":
+			v = &w.Op
+		case "before":
+			v = &w.Before
+		case "after":
+			v = &w.After
+		case "source":
+			v = &w.Source
+		case "ts_ms":
+			v = &w.TsMs
+		default:
+			continue
+		}
+		x, err := p.Value()
+		if err != nil {
+			return err
+		}
+		*v = x
+	}
+	return p.End()
+}
+
+// readSchema decodes the next value of p into *s as encoding/json decodes
+// it into a *connectSchema, the errors of a value of the wrong type left
+// out: Decode ignores a schema of an unexpected shape. The value is
+// checked, but a syntax error is left in p.
+func readSchema(p *jsonx.Parser, s **connectSchema) {
+	switch p.Kind() {
+	case jsonx.Null:
+		*s = nil
+	case jsonx.Object:
+		if *s == nil {
+			*s = new(connectSchema)
+		}
+		(*s).read(p)
+		return
+	default:
+		// encoding/json allocates the struct before it finds the type
+		// wrong.
+		if *s == nil {
+			*s = new(connectSchema)
+		}
+	}
+	p.Skip()
+}
+
+// read decodes the object that is p's next value into s, as encoding/json
+// does: a key matches a field exactly or else case-insensitively, members
+// are decoded in order into what s already holds (so of two keys matching
+// one field, the last wins, objects merge and arrays reuse elements), null
+// clears the map and slice fields and leaves the others, and a value of
+// the wrong type is skipped.
+func (s *connectSchema) read(p *jsonx.Parser) {
+	o := p.Object()
+	for o.Next() {
+		switch schemaField(o.Key()) {
+		case "field":
+			readSchemaString(p, &s.Field)
+		case "name":
+			readSchemaString(p, &s.Name)
+		case "parameters":
+			switch p.Kind() {
+			case jsonx.Null:
+				s.Parameters = nil
+			case jsonx.Object:
+				if s.Parameters == nil {
+					s.Parameters = map[string]any{}
+				}
+				m := p.Object()
+				for m.Next() {
+					k := string(m.Key())
+					v, err := p.Value()
+					if err != nil {
+						return
+					}
+					s.Parameters[k] = v
+				}
+			}
+		case "fields":
+			switch p.Kind() {
+			case jsonx.Null:
+				s.Fields = nil
+			case jsonx.Array:
+				s.readFields(p)
+			}
+		}
+	}
+}
+
+// readFields decodes the array that is p's next value into s.Fields, as
+// encoding/json decodes an array into a slice: into the elements the
+// slice has, and up to its capacity, before growing it.
+func (s *connectSchema) readFields(p *jsonx.Parser) {
+	a := p.Array()
+	i := 0
+	for a.Next() {
+		if i == cap(s.Fields) {
+			s.Fields = append(s.Fields[:i], connectSchema{})
+		}
+		if i >= len(s.Fields) {
+			s.Fields = s.Fields[:i+1]
+		}
+		if p.Kind() == jsonx.Object { // null and other types leave the element
+			s.Fields[i].read(p)
+		}
+		i++
+	}
+	if i < len(s.Fields) {
+		s.Fields = s.Fields[:i]
+	}
+	if i == 0 {
+		s.Fields = []connectSchema{}
+	}
+}
+
+func readSchemaString(p *jsonx.Parser, dst *string) {
+	if p.Kind() == jsonx.String {
+		if v, err := p.String(); err == nil {
+			*dst = v
+		}
+	}
+}
+
+// schemaFields are the JSON keys of connectSchema's fields.
+var schemaFields = []string{"field", "name", "parameters", "fields"}
+
+// schemaField returns the field of connectSchema that key matches, as
+// encoding/json matches them, or "".
+func schemaField(key []byte) string {
+	for _, f := range schemaFields {
+		if string(key) == f {
+			return f
+		}
+	}
+	for _, f := range schemaFields {
+		if bytes.EqualFold(key, []byte(f)) {
+			return f
+		}
+	}
+	return ""
+}
+
 // decodeObject decodes a message the checker accepted.
 func decodeObject(b []byte) (map[string]any, *DecodeError) {
-	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
+	p := jsonx.Get()
+	defer jsonx.Put(p)
+	p.ResetValidUTF8(b) // checked by precheck
+	v, err := p.Value()
+	if err == nil {
+		err = p.End()
+	}
+	if err != nil {
 		return nil, decodeErr(ReasonInvalidJSON, "%s", sanitize(err.Error()))
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, decodeErr(ReasonInvalidJSON, "message is not a JSON object")
 	}
 	return m, nil
 }

@@ -388,8 +388,12 @@ func FuzzDebeziumDecode(f *testing.F) {
 			f.Add([]byte(c.key), c.value())
 		}
 	}
+	for _, s := range schemaCases {
+		f.Add([]byte(`{"id":42}`), []byte(`{"schema":`+s+`,"payload":{"op":"c","after":{"id":"L1","created_at":1795514400000},"source":{"table":"leads","ts_ms":1}}}`))
+	}
 	d := newDebezium(f)
 	f.Fuzz(func(t *testing.T, key, value []byte) {
+		dbzSameAsReference(t, d, key, value)
 		ev, err := d.Decode(key, value)
 		if err != nil {
 			if Reason(err) == ReasonInternal {

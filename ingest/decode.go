@@ -130,6 +130,13 @@ func (o DecoderOptions) withDefaults() (DecoderOptions, error) {
 // the checker.
 // The result has bit i set when the top-level object has key fold[i].
 func precheck(value []byte, o *DecoderOptions, fold [][]byte) (uint64, *DecodeError) {
+	return precheckAt(value, o, fold, nil)
+}
+
+// precheckAt is precheck that also sets offs[i], when the top-level object
+// has key fold[i], to the offset in value of that member's value. offs is
+// nil or as long as fold.
+func precheckAt(value []byte, o *DecoderOptions, fold [][]byte, offs []int) (uint64, *DecodeError) {
 	if isEmpty(value) {
 		return 0, decodeErr(ReasonEmpty, "empty message (tombstone)")
 	}
@@ -140,8 +147,12 @@ func precheck(value []byte, o *DecoderOptions, fold [][]byte) (uint64, *DecodeEr
 		return 0, decodeErr(ReasonInvalidUTF8, "message is not valid UTF-8")
 	}
 	c := checkerPool.Get().(*checker)
+	c.wantOffs = offs != nil
 	err := c.check(value, o.MaxDepth, o.MaxElements, fold)
 	present := c.present
+	if offs != nil {
+		copy(offs, c.offs[:])
+	}
 	c.reset()
 	checkerPool.Put(c)
 	return present, err
@@ -174,13 +185,17 @@ type checker struct {
 	maxElems int
 	fold     [][]byte
 	present  uint64   // bit i: the top-level object has key fold[i]
+	wantOffs bool     // set offs
+	offs     [64]int  // offs[i]: where the value of key fold[i] is, when wantOffs and present has bit i
 	keys     []keyRef // keys of the open objects, innermost last
 	path     []pathElem
 }
 
+// keyRef is a key of an object: where its text is in the message (no
+// pointer, so that the key and path stacks cost no write barriers).
 type keyRef struct {
-	raw []byte // between the quotes, as written
-	esc bool   // raw holds a backslash escape
+	start, end int  // of the text between the quotes, as written
+	esc        bool // the text holds a backslash escape
 }
 
 type pathElem struct {
@@ -193,7 +208,7 @@ type pathElem struct {
 const smallObject = 32
 
 func (c *checker) reset() {
-	c.data, c.fold = nil, nil
+	c.data, c.fold, c.wantOffs = nil, nil, false
 	clear(c.keys[:cap(c.keys)])
 	c.keys = c.keys[:0]
 	clear(c.path[:cap(c.path)])
@@ -305,8 +320,9 @@ func (c *checker) object(depth int) *DecodeError {
 		if err != nil {
 			return err
 		}
+		fi := -1
 		if depth == 1 && c.fold != nil {
-			if err := c.checkFold(k); err != nil {
+			if fi, err = c.checkFold(k); err != nil {
 				return err
 			}
 		}
@@ -321,6 +337,10 @@ func (c *checker) object(depth int) *DecodeError {
 			return c.syntax()
 		}
 		c.pos++
+		if fi >= 0 && c.wantOffs {
+			c.skipSpace()
+			c.offs[fi] = c.pos
+		}
 		c.path = append(c.path, pathElem{key: k})
 		err = c.value(depth + 1)
 		c.path = c.path[:len(c.path)-1]
@@ -348,7 +368,7 @@ func (c *checker) object(depth int) *DecodeError {
 // keys), and records it.
 func (c *checker) seen(k keyRef, start int, set *map[string]struct{}) bool {
 	if *set != nil {
-		s := keyString(k)
+		s := c.keyString(k)
 		if _, dup := (*set)[s]; dup {
 			return true
 		}
@@ -356,8 +376,13 @@ func (c *checker) seen(k keyRef, start int, set *map[string]struct{}) bool {
 		return false
 	}
 	keys := c.keys[start:]
+	kn := k.end - k.start
 	for _, o := range keys {
-		if sameKey(o, k) {
+		if !o.esc && !k.esc {
+			if o.end-o.start == kn && string(c.raw(o)) == string(c.raw(k)) {
+				return true
+			}
+		} else if c.keyString(o) == c.keyString(k) {
 			return true
 		}
 	}
@@ -367,30 +392,32 @@ func (c *checker) seen(k keyRef, start int, set *map[string]struct{}) bool {
 	}
 	m := make(map[string]struct{}, 2*len(keys))
 	for _, o := range keys {
-		m[keyString(o)] = struct{}{}
+		m[c.keyString(o)] = struct{}{}
 	}
-	m[keyString(k)] = struct{}{}
+	m[c.keyString(k)] = struct{}{}
 	*set = m
 	return false
 }
 
-func (c *checker) checkFold(k keyRef) *DecodeError {
-	raw := k.raw
+// checkFold checks key k of the top-level object against c.fold,
+// returning the index of the key it is, or -1.
+func (c *checker) checkFold(k keyRef) (int, *DecodeError) {
+	raw := c.raw(k)
 	if k.esc {
-		raw = []byte(unquote(k.raw))
+		raw = []byte(unquote(raw))
 	}
 	for i, f := range c.fold {
 		if bytes.Equal(raw, f) {
 			c.present |= 1 << i
-			return nil
+			return i, nil
 		}
 	}
 	for _, f := range c.fold {
 		if bytes.EqualFold(raw, f) {
-			return decodeErr(ReasonDuplicateKey, "a key differs only in case from the envelope key %q", f)
+			return -1, decodeErr(ReasonDuplicateKey, "a key differs only in case from the envelope key %q", f)
 		}
 	}
-	return nil
+	return -1, nil
 }
 
 func (c *checker) array(depth int) *DecodeError {
@@ -432,10 +459,17 @@ func (c *checker) str() (keyRef, *DecodeError) {
 	start := c.pos
 	esc := false
 	for c.pos < len(c.data) {
-		b := c.data[c.pos]
+		i, d := c.pos, c.data
+		for i < len(d) && plainStringByte[d[i]] {
+			i++
+		}
+		if c.pos = i; i == len(d) {
+			break
+		}
+		b := d[i]
 		switch {
 		case b == '"':
-			k := keyRef{raw: c.data[start:c.pos], esc: esc}
+			k := keyRef{start: start, end: c.pos, esc: esc}
 			c.pos++
 			return k, nil
 		case b < 0x20:
@@ -478,6 +512,15 @@ func (c *checker) str() (keyRef, *DecodeError) {
 	return keyRef{}, c.syntax()
 }
 
+// plainStringByte tells the bytes of a string's text that need no check:
+// all but control characters, '"' and '\'.
+var plainStringByte = func() (t [256]bool) {
+	for b := 0x20; b < 256; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
+
 // where names the position of the current value for messages: the path of
 // keys from the top-level object, each key written only if it looks like a
 // field name (payload text that is not a name is never echoed), with []
@@ -494,7 +537,7 @@ func (c *checker) at(ofArray bool) string {
 		if i > 0 {
 			b.WriteByte('.')
 		}
-		k := p.key.raw
+		k := c.raw(p.key)
 		if p.key.esc {
 			k = []byte(unquote(k))
 		}
@@ -526,18 +569,13 @@ func isName(b []byte) bool {
 	return true
 }
 
-func sameKey(a, b keyRef) bool {
-	if !a.esc && !b.esc {
-		return bytes.Equal(a.raw, b.raw)
-	}
-	return keyString(a) == keyString(b)
-}
+func (c *checker) raw(k keyRef) []byte { return c.data[k.start:k.end] }
 
-func keyString(k keyRef) string {
+func (c *checker) keyString(k keyRef) string {
 	if k.esc {
-		return unquote(k.raw)
+		return unquote(c.raw(k))
 	}
-	return string(k.raw)
+	return string(c.raw(k))
 }
 
 func hex4(b []byte) (rune, bool) {

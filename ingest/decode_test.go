@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -343,5 +344,27 @@ func TestDeepNestingRejectedCheaply(t *testing.T) {
 	v := `{"id":"e","x":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`
 	if err := (&checker{}).check([]byte(v), 32, 10, nil); err != nil {
 		t.Errorf("depth 32 rejected: %v", err)
+	}
+}
+
+// BenchmarkPrecheck measures the checks common to the decoders on an
+// envelope of about 600 bytes.
+//
+//	go test -run '^$' -bench Precheck -benchmem ./ingest/
+func BenchmarkPrecheck(b *testing.B) {
+	data, err := os.ReadFile("testdata/bench_opportunity.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	o, err := DecoderOptions{Schema: rules.DefaultSchema()}.withDefaults()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := precheck(data, &o, envelopeKeys); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -1,14 +1,13 @@
 package ingest
 
 import (
-	"bytes"
-	"encoding/json"
 	"strings"
 	"time"
 
 	"cel.dev/cel-go/common/types"
 
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/internal/jsonx"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -40,33 +39,78 @@ func NewEnvelopeDecoder(opts DecoderOptions) (*EnvelopeDecoder, error) {
 	return &EnvelopeDecoder{opts: o}, nil
 }
 
-// envelopeKeys are the keys of the top-level object. Every field of wire
-// is one of them.
+// envelopeKeys are the keys of the top-level object, in the order of the
+// key constants.
 var envelopeKeys = [][]byte{
 	[]byte("id"), []byte("type"), []byte("time"), []byte("workspace"),
 	[]byte("object"), []byte("record"), []byte("before"), []byte("partial"),
 	[]byte("tracker"), []byte("account"), []byte("opportunity"), []byte("schedule"),
 }
 
-// wire is the envelope as decoded by encoding/json. encoding/json matches
-// struct fields case-insensitively; the checker has rejected every key that
-// would match one of these fields other than exactly, so the match is
-// exact. Fields are any so that a wrong type is reported by field, not as
-// an encoding/json error; objects decode as map[string]any with
-// json.Number values.
+// Indexes of envelopeKeys.
+const (
+	keyID = iota
+	keyType
+	keyTime
+	keyWorkspace
+	keyObject
+	keyRecord
+	keyBefore
+	keyPartial
+	keyTracker
+	keyAccount
+	keyOpportunity
+	keySchedule
+	numEnvelopeKeys
+)
+
+// wire is the envelope's top-level members, found by the checker (which
+// has rejected every key that encoding/json would match to an envelope key
+// other than exactly). The scalars are built as encoding/json builds them
+// into an any with UseNumber, so that a wrong type is reported by field.
+// The members that should hold objects are left in the message, where p
+// reads them when needed: records go straight from JSON to record values
+// (rules.Object.ReadRecord) without a map between.
 type wire struct {
-	ID          any `json:"id"`
-	Type        any `json:"type"`
-	Time        any `json:"time"`
-	Workspace   any `json:"workspace"`
-	Object      any `json:"object"`
-	Record      any `json:"record"`
-	Before      any `json:"before"`
-	Partial     any `json:"partial"`
-	Tracker     any `json:"tracker"`
-	Account     any `json:"account"`
-	Opportunity any `json:"opportunity"`
-	Schedule    any `json:"schedule"`
+	p         *jsonx.Parser // reading the message
+	ID        scalar
+	Type      scalar
+	Time      scalar
+	Workspace scalar
+	Object    scalar
+	Partial   scalar
+
+	Record      member
+	Before      member
+	Tracker     member
+	Account     member
+	Opportunity member
+	Schedule    member
+}
+
+// member is where a member's value is in the message, and its kind
+// (Invalid when there is no such member).
+type member struct {
+	off  int
+	kind jsonx.Kind
+}
+
+// scalar is the value of a member: a string in s (not boxed in an any),
+// anything else in v.
+type scalar struct {
+	s        string
+	v        any
+	isString bool
+}
+
+// val returns the value: nil for none or null, else a string, bool,
+// json.Number, map[string]any or []any. The string is not copied to the
+// heap for a callee that does not keep it.
+func (x *scalar) val() any {
+	if x.isString {
+		return x.s
+	}
+	return x.v
 }
 
 var eventTypes = []string{
@@ -76,71 +120,131 @@ var eventTypes = []string{
 
 // Decode decodes one envelope. key is ignored.
 func (d *EnvelopeDecoder) Decode(key, value []byte) (*engine.Event, error) {
-	if _, err := precheck(value, &d.opts, envelopeKeys); err != nil {
-		return nil, err
+	var offs [numEnvelopeKeys]int
+	present, derr := precheckAt(value, &d.opts, envelopeKeys, offs[:])
+	if derr != nil {
+		return nil, derr
 	}
-	var w wire
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&w); err != nil {
-		// The checker accepted the syntax; encoding/json disagreeing is
+	p := jsonx.Get()
+	defer jsonx.Put(p)
+	w := wire{p: p}
+	if err := w.read(value, present, &offs); err != nil {
+		// The checker accepted the syntax; the parser disagreeing is
 		// unexpected, but the message is still what is wrong.
 		return nil, decodeErr(ReasonInvalidJSON, "%s", sanitize(err.Error()))
 	}
-	ev, err := d.event(&w)
-	if err != nil {
-		return nil, err
+	ev, derr := d.event(&w)
+	if derr != nil {
+		return nil, derr
 	}
 	return ev, nil
+}
+
+// read reads the top-level members of value, a message the checker
+// accepted: present and offs tell which envelope keys it has and where
+// their values are. The scalars are built; of the others, only the place
+// and kind are kept.
+func (w *wire) read(value []byte, present uint64, offs *[numEnvelopeKeys]int) error {
+	p := w.p
+	p.ResetValidUTF8(value) // checked by precheck
+	for i, off := range offs {
+		if present&(1<<i) == 0 {
+			continue
+		}
+		p.Seek(off)
+		x, m := w.field(i)
+		kind := p.Kind()
+		var err error
+		switch {
+		case m != nil:
+			*m = member{off: off, kind: kind}
+		case kind == jsonx.String:
+			x.isString = true
+			x.s, err = p.String()
+		default:
+			x.v, err = p.Value()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// field returns the field of w for envelopeKeys[i].
+func (w *wire) field(i int) (*scalar, *member) {
+	switch i {
+	case keyID:
+		return &w.ID, nil
+	case keyType:
+		return &w.Type, nil
+	case keyTime:
+		return &w.Time, nil
+	case keyWorkspace:
+		return &w.Workspace, nil
+	case keyObject:
+		return &w.Object, nil
+	case keyRecord:
+		return nil, &w.Record
+	case keyBefore:
+		return nil, &w.Before
+	case keyPartial:
+		return &w.Partial, nil
+	case keyTracker:
+		return nil, &w.Tracker
+	case keyAccount:
+		return nil, &w.Account
+	case keyOpportunity:
+		return nil, &w.Opportunity
+	}
+	return nil, &w.Schedule
 }
 
 func (d *EnvelopeDecoder) event(w *wire) (*engine.Event, *DecodeError) {
 	ev := &engine.Event{}
 	var err *DecodeError
-	if ev.ID, err = requiredString(w.ID, "id"); err != nil {
+	if ev.ID, err = requiredString(w.ID.val(), "id"); err != nil {
 		return nil, err
 	}
 	if len(ev.ID) > MaxEventIDBytes {
 		return nil, decodeErr(ReasonInvalidField, "id: %d bytes is over the limit of %d", len(ev.ID), MaxEventIDBytes)
 	}
-	if ev.Type, err = requiredString(w.Type, "type"); err != nil {
+	if ev.Type, err = requiredString(w.Type.val(), "type"); err != nil {
 		return nil, err
 	}
 	if !knownType(ev.Type) {
 		return nil, decodeErr(ReasonUnknownType, "type: not one of %s", strings.Join(eventTypes, ", "))
 	}
-	ts, err := requiredString(w.Time, "time")
+	ts, err := requiredString(w.Time.val(), "time")
 	if err != nil {
 		return nil, err
 	}
 	if ev.Time, err = parseEventTime(ts); err != nil {
 		return nil, err
 	}
-	if ev.Workspace, err = workspace(w.Workspace); err != nil {
+	if ev.Workspace, err = workspace(w.Workspace.val()); err != nil {
 		return nil, err
 	}
 	schema, lim := d.opts.Schema, d.opts.Limits
 
 	switch ev.Type {
 	case engine.TypeTrackerDetected:
-		tm, err := requiredObject(w.Tracker, "tracker")
-		if err != nil {
+		if err := requiredMember(w.Tracker, "tracker"); err != nil {
 			return nil, err
 		}
-		if ev.Tracker, err = trackerRecord(schema, tm, lim); err != nil {
+		if ev.Tracker, err = w.trackerRecord(schema, lim); err != nil {
 			return nil, err
 		}
 	default: // record.* and schedule.fired
 		if ev.Type == engine.TypeScheduleFired {
-			sm, err := requiredObject(w.Schedule, "schedule")
-			if err != nil {
+			if err := requiredMember(w.Schedule, "schedule"); err != nil {
 				return nil, err
 			}
-			if ev.Schedule, err = requiredString(sm["name"], "schedule.name"); err != nil {
+			if ev.Schedule, err = requiredString(w.value(w.Schedule, "name"), "schedule.name"); err != nil {
 				return nil, err
 			}
 		}
-		objName, err := requiredString(w.Object, "object")
+		objName, err := requiredString(w.Object.val(), "object")
 		if err != nil {
 			return nil, err
 		}
@@ -149,37 +253,135 @@ func (d *EnvelopeDecoder) event(w *wire) (*engine.Event, *DecodeError) {
 			return nil, decodeErr(ReasonUnknownObject, "object: not one of %s", strings.Join(rules.CRMObjects, ", "))
 		}
 		ev.Object = objName
-		rm, err := requiredObject(w.Record, "record")
-		if err != nil {
+		if err := requiredMember(w.Record, "record"); err != nil {
 			return nil, err
 		}
-		if ev.Record, err = mainRecord(obj, rm, "record", lim); err != nil {
+		if ev.Record, err = w.mainRecord(obj, w.Record, "record", lim); err != nil {
 			return nil, err
 		}
-		if ev.Partial, err = optionalBool(w.Partial, "partial"); err != nil {
+		if ev.Partial, err = optionalBool(w.Partial.val(), "partial"); err != nil {
 			return nil, err
 		}
 		// before is read on updates and deletes; on a create (nothing was
 		// before) and a schedule it is ignored.
 		if ev.Type == engine.TypeRecordUpdated || ev.Type == engine.TypeRecordDeleted {
-			bm, err := optionalObject(w.Before, "before")
-			if err != nil {
+			if err := optionalMember(w.Before, "before"); err != nil {
 				return nil, err
 			}
-			if bm != nil {
-				if ev.Before, err = newRecord(obj, bm, "before", lim); err != nil {
+			if w.Before.kind == jsonx.Object {
+				if ev.Before, err = w.record(obj, w.Before, "before", lim); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	if ev.Account, err = related(schema, rules.ObjAccount, w.Account, lim); err != nil {
+	if ev.Account, err = w.related(schema, rules.ObjAccount, w.Account, lim); err != nil {
 		return nil, err
 	}
-	if ev.Opportunity, err = related(schema, rules.ObjOpportunity, w.Opportunity, lim); err != nil {
+	if ev.Opportunity, err = w.related(schema, rules.ObjOpportunity, w.Opportunity, lim); err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// requiredMember checks that m is an object, as requiredObject does.
+func requiredMember(m member, name string) *DecodeError {
+	if m.kind == jsonx.Invalid || m.kind == jsonx.Null {
+		return decodeErr(ReasonMissingField, "%s is missing", name)
+	}
+	return optionalMember(m, name)
+}
+
+// optionalMember checks that m is an object or null, or absent, as
+// optionalObject does.
+func optionalMember(m member, name string) *DecodeError {
+	switch m.kind {
+	case jsonx.Invalid, jsonx.Null, jsonx.Object:
+		return nil
+	}
+	return decodeErr(ReasonInvalidField, "%s: want object, got %s", name, m.kind)
+}
+
+// value returns the value of the member key of object m, built; nil when
+// there is none.
+func (w *wire) value(m member, key string) any {
+	if !w.find(m, key) {
+		return nil
+	}
+	v, _ := w.p.Value()
+	return v
+}
+
+// find moves w.p to the value of the member key of object m, reporting
+// whether there is one.
+func (w *wire) find(m member, key string) bool {
+	p := w.p
+	p.Seek(m.off)
+	o := p.Object()
+	for o.Next() {
+		if string(o.Key()) == key {
+			return true
+		}
+	}
+	return false
+}
+
+// record reads the record of object obj in m, an object; at names m for
+// messages.
+func (w *wire) record(obj *rules.Object, m member, at string, lim rules.Limits) (*rules.Record, *DecodeError) {
+	w.p.Seek(m.off)
+	r, err := obj.ReadRecord(w.p, lim)
+	if perr := w.p.Err(); perr != nil {
+		return nil, decodeErr(ReasonInvalidJSON, "%s", sanitize(perr.Error()))
+	}
+	if err != nil {
+		return nil, recordError(at, err)
+	}
+	return r, nil
+}
+
+// mainRecord reads the record an event is about: it needs a non-empty
+// string id.
+func (w *wire) mainRecord(obj *rules.Object, m member, at string, lim rules.Limits) (*rules.Record, *DecodeError) {
+	if !w.find(m, "id") || w.p.Kind() == jsonx.Null {
+		return nil, decodeErr(ReasonMissingField, "%s.id is missing", at)
+	}
+	r, err := w.record(obj, m, at, lim)
+	if err != nil {
+		return nil, err
+	}
+	if r.ID() == "" {
+		return nil, decodeErr(ReasonMissingField, "%s.id is empty", at)
+	}
+	return r, nil
+}
+
+// related reads an optional related record (account, opportunity); it
+// need not have an id.
+func (w *wire) related(s *rules.Schema, name string, m member, lim rules.Limits) (*rules.Record, *DecodeError) {
+	if err := optionalMember(m, name); err != nil || m.kind != jsonx.Object {
+		return nil, err
+	}
+	obj, _ := s.Object(name)
+	return w.record(obj, m, name, lim)
+}
+
+// trackerRecord reads the tracker of a tracker.detected event: name is
+// required and confidence, when present, lies in [0, 1].
+func (w *wire) trackerRecord(s *rules.Schema, lim rules.Limits) (*rules.Record, *DecodeError) {
+	if _, err := requiredString(w.value(w.Tracker, "name"), "tracker.name"); err != nil {
+		return nil, err
+	}
+	r, err := w.record(s.Tracker, w.Tracker, "tracker", lim)
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := s.Tracker.Field("confidence"); ok {
+		if c, ok := r.Get(f).(types.Double); ok && !(c >= 0 && c <= 1) {
+			return nil, decodeErr(ReasonInvalidField, "tracker.confidence: want a number from 0 to 1")
+		}
+	}
+	return r, nil
 }
 
 func knownType(t string) bool {
@@ -262,51 +464,6 @@ func newRecord(obj *rules.Object, m map[string]any, at string, lim rules.Limits)
 	r, err := obj.NewRecord(m, lim)
 	if err != nil {
 		return nil, recordError(at, err)
-	}
-	return r, nil
-}
-
-// mainRecord builds the record an event is about: it needs a non-empty
-// string id.
-func mainRecord(obj *rules.Object, m map[string]any, at string, lim rules.Limits) (*rules.Record, *DecodeError) {
-	if id, ok := m["id"]; !ok || id == nil {
-		return nil, decodeErr(ReasonMissingField, "%s.id is missing", at)
-	}
-	r, err := newRecord(obj, m, at, lim)
-	if err != nil {
-		return nil, err
-	}
-	if r.ID() == "" {
-		return nil, decodeErr(ReasonMissingField, "%s.id is empty", at)
-	}
-	return r, nil
-}
-
-// related builds an optional related record (account, opportunity); it
-// need not have an id.
-func related(s *rules.Schema, name string, v any, lim rules.Limits) (*rules.Record, *DecodeError) {
-	m, err := optionalObject(v, name)
-	if err != nil || m == nil {
-		return nil, err
-	}
-	obj, _ := s.Object(name)
-	return newRecord(obj, m, name, lim)
-}
-
-// trackerRecord builds the tracker of a tracker.detected event: name is
-// required and confidence, when present, lies in [0, 1].
-func trackerRecord(s *rules.Schema, m map[string]any, lim rules.Limits) (*rules.Record, *DecodeError) {
-	if _, err := requiredString(m["name"], "tracker.name"); err != nil {
-		return nil, err
-	}
-	r, err := newRecord(s.Tracker, m, "tracker", lim)
-	if err != nil {
-		return nil, err
-	}
-	if f, ok := s.Tracker.Field("confidence"); ok {
-		if c, ok := r.Get(f).(types.Double); ok && !(c >= 0 && c <= 1) {
-			return nil, decodeErr(ReasonInvalidField, "tracker.confidence: want a number from 0 to 1")
-		}
 	}
 	return r, nil
 }

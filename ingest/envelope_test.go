@@ -495,8 +495,12 @@ func FuzzEnvelopeDecode(f *testing.F) {
 	if b, err := os.ReadFile("testdata/bench_opportunity.json"); err == nil {
 		f.Add(b)
 	}
+	for _, in := range refCases {
+		f.Add([]byte(in))
+	}
 	d := newEnvelope(f, DecoderOptions{})
 	f.Fuzz(func(t *testing.T, value []byte) {
+		sameAsReference(t, d, value)
 		ev, err := d.Decode(nil, value)
 		if err != nil {
 			r := Reason(err)

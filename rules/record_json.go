@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -9,6 +8,8 @@ import (
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+
+	"github.com/whenthen/whenthen/internal/jsonx"
 )
 
 // MarshalJSON encodes the record's present fields as a JSON object, in
@@ -30,8 +31,10 @@ func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = strconv.AppendQuote(dst, f.Name) // field names are [a-z0-9_]
-		dst = append(dst, ':')
+		// Field names are [a-z0-9_] (the schema checks it): no escaping.
+		dst = append(dst, '"')
+		dst = append(dst, f.Name...)
+		dst = append(dst, '"', ':')
 		dst, err = appendValue(dst, v)
 	})
 	if err != nil {
@@ -95,13 +98,93 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// DecodeRecord reads a record of object from its JSON encoding.
+// DecodeRecord reads a record of object from its JSON encoding: the JSON
+// value at the start of data (what follows it is not read), an object or
+// null (no field set). It reads what NewRecord reads from the map
+// encoding/json decodes the object into with UseNumber.
 func (o *Object) DecodeRecord(data []byte, lim Limits) (*Record, error) {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("decode %s record: %w", o.Name, err)
+	p := jsonx.Get()
+	defer jsonx.Put(p)
+	p.Reset(data)
+	switch k := p.Kind(); k {
+	case jsonx.Object:
+		r, err := o.ReadRecord(p, lim)
+		if perr := p.Err(); perr != nil {
+			return nil, fmt.Errorf("decode %s record: %w", o.Name, perr)
+		}
+		return r, err
+	case jsonx.Null:
+		if err := p.Skip(); err != nil {
+			return nil, fmt.Errorf("decode %s record: %w", o.Name, err)
+		}
+		return o.NewRecord(nil, lim)
+	default:
+		if err := p.Skip(); err != nil {
+			return nil, fmt.Errorf("decode %s record: %w", o.Name, err)
+		}
+		return nil, fmt.Errorf("decode %s record: want a JSON object, got %s", o.Name, k)
 	}
-	return o.NewRecord(m, lim)
+}
+
+// ReadRecord reads a record of object from the JSON object that is p's
+// next value, as NewRecord reads the map encoding/json decodes the object
+// into with UseNumber, without building the map: members that are no
+// field are skipped, and of a key twice, the last member counts. The
+// values are checked once the whole object is read, so a syntax error
+// (then p.Err() != nil) comes before a bad value. A *FieldValueError
+// names the first bad field in schema order.
+func (o *Object) ReadRecord(p *jsonx.Parser, lim Limits) (*Record, error) {
+	lim = lim.WithDefaults()
+	r := &Record{obj: o, vals: make([]ref.Val, len(o.Fields))}
+	var bad []error // by field index: the error of the field's value
+	m := p.Object()
+	for m.Next() {
+		f, ok := o.byName[string(m.Key())]
+		if !ok {
+			continue
+		}
+		v, err := readValue(p, f, lim)
+		if p.Err() != nil {
+			break
+		}
+		r.vals[f.Index] = v
+		if bad != nil {
+			bad[f.Index] = nil
+		}
+		if err != nil {
+			if bad == nil {
+				bad = make([]error, len(o.Fields))
+			}
+			bad[f.Index] = err
+		}
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	for i, err := range bad {
+		if err != nil {
+			return nil, &FieldValueError{Object: o.Name, Field: o.Fields[i].Name, Msg: err.Error()}
+		}
+	}
+	return r, nil
+}
+
+// readValue reads the value of field f that is p's next value, converting
+// it as toCEL does. A syntax error is left in p.Err().
+func readValue(p *jsonx.Parser, f *Field, lim Limits) (ref.Val, error) {
+	if f.Kind == KindString && p.Kind() == jsonx.String {
+		s, err := p.String()
+		if err != nil {
+			return nil, nil
+		}
+		if len(s) <= lim.MaxStringBytes {
+			return types.String(s), nil
+		}
+		return toCEL(f, s, lim)
+	}
+	v, err := p.Value()
+	if err != nil {
+		return nil, nil
+	}
+	return toCEL(f, v, lim)
 }

@@ -1,0 +1,500 @@
+package ingest
+
+// This file keeps the checker as it was before it was made faster, with
+// every name prefixed ref: the reference decoders of envelope_ref_test.go
+// and debezium_ref_test.go run it, so that their comparisons cover the
+// checker too.
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// refPrecheck runs the checks common to every JSON decoder, in order of cost:
+// empty, size, UTF-8, then one pass over the bytes validating the syntax,
+// depth, element counts and duplicate keys (see refChecker). fold is passed to
+// the refChecker.
+// The result has bit i set when the top-level object has key fold[i].
+func refPrecheck(value []byte, o *DecoderOptions, fold [][]byte) (uint64, *DecodeError) {
+	if refIsEmpty(value) {
+		return 0, decodeErr(ReasonEmpty, "empty message (tombstone)")
+	}
+	if len(value) > o.MaxBytes {
+		return 0, decodeErr(ReasonTooLarge, "message of %d bytes is over the limit of %d", len(value), o.MaxBytes)
+	}
+	if !utf8.Valid(value) {
+		return 0, decodeErr(ReasonInvalidUTF8, "message is not valid UTF-8")
+	}
+	c := refCheckerPool.Get().(*refChecker)
+	err := c.check(value, o.MaxDepth, o.MaxElements, fold)
+	present := c.present
+	c.reset()
+	refCheckerPool.Put(c)
+	return present, err
+}
+
+// refIsEmpty reports whether a value is a tombstone: no bytes, only white
+// space, or the JSON literal null.
+func refIsEmpty(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) == 0 || string(b) == "null"
+}
+
+var refCheckerPool = sync.Pool{New: func() any { return &refChecker{keys: make([]refKeyRef, 0, 64)} }}
+
+// refChecker validates, in one pass and without building values, that a
+// message is exactly one JSON object (RFC 8259 syntax, no trailing data),
+// nested at most maxDepth deep, with at most maxElems entries per array or
+// object, with no key twice in any object (keys compared after unescaping,
+// as encoding/json does), and with no escaped lone UTF-16 surrogate (which
+// encoding/json silently replaces with U+FFFD). With fold set, a key of the
+// top-level object that matches one of fold case-insensitively (with
+// Unicode simple folding, as encoding/json matches struct fields) but not
+// exactly is a duplicate_key error too, and present records which of fold
+// (at most 64) the top-level object has. The input is known to be valid
+// UTF-8.
+type refChecker struct {
+	data     []byte
+	pos      int
+	maxDepth int
+	maxElems int
+	fold     [][]byte
+	present  uint64      // bit i: the top-level object has key fold[i]
+	keys     []refKeyRef // keys of the open objects, innermost last
+	path     []refPathElem
+}
+
+type refKeyRef struct {
+	raw []byte // between the quotes, as written
+	esc bool   // raw holds a backslash escape
+}
+
+type refPathElem struct {
+	key   refKeyRef
+	array bool // inside an array under key
+}
+
+// refSmallObject is the number of keys of one object compared pairwise; past
+// it, an object's keys go into a map.
+const refSmallObject = 32
+
+func (c *refChecker) reset() {
+	c.data, c.fold = nil, nil
+	clear(c.keys[:cap(c.keys)])
+	c.keys = c.keys[:0]
+	clear(c.path[:cap(c.path)])
+	c.path = c.path[:0]
+}
+
+func (c *refChecker) check(data []byte, maxDepth, maxElems int, fold [][]byte) *DecodeError {
+	c.data, c.pos, c.maxDepth, c.maxElems, c.fold, c.present = data, 0, maxDepth, maxElems, fold, 0
+	c.skipSpace()
+	if c.pos >= len(c.data) || c.data[c.pos] != '{' {
+		return decodeErr(ReasonInvalidJSON, "message is not a JSON object")
+	}
+	if err := c.value(1); err != nil {
+		return err
+	}
+	c.skipSpace()
+	if c.pos != len(c.data) {
+		return decodeErr(ReasonInvalidJSON, "data after the JSON object at byte offset %d", c.pos)
+	}
+	return nil
+}
+
+func (c *refChecker) skipSpace() {
+	for c.pos < len(c.data) {
+		switch c.data[c.pos] {
+		case ' ', '\t', '\n', '\r':
+			c.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (c *refChecker) syntax() *DecodeError {
+	if c.pos >= len(c.data) {
+		return decodeErr(ReasonInvalidJSON, "unexpected end of JSON input (truncated message?)")
+	}
+	return decodeErr(ReasonInvalidJSON, "invalid JSON syntax at byte offset %d", c.pos)
+}
+
+// value checks the value at c.pos, at nesting depth depth (of the
+// container it would open).
+func (c *refChecker) value(depth int) *DecodeError {
+	c.skipSpace()
+	if c.pos >= len(c.data) {
+		return c.syntax()
+	}
+	switch b := c.data[c.pos]; {
+	case b == '{':
+		if depth > c.maxDepth {
+			return decodeErr(ReasonTooDeep, "nesting deeper than the limit of %d at %s", c.maxDepth, c.where())
+		}
+		return c.object(depth)
+	case b == '[':
+		if depth > c.maxDepth {
+			return decodeErr(ReasonTooDeep, "nesting deeper than the limit of %d at %s", c.maxDepth, c.where())
+		}
+		return c.array(depth)
+	case b == '"':
+		_, err := c.str()
+		return err
+	case b == '-' || (b >= '0' && b <= '9'):
+		n := scanNumber(c.data[c.pos:])
+		if n == 0 {
+			return c.syntax()
+		}
+		c.pos += n
+		return nil
+	case b == 't':
+		return c.literal("true")
+	case b == 'f':
+		return c.literal("false")
+	case b == 'n':
+		return c.literal("null")
+	}
+	return c.syntax()
+}
+
+func (c *refChecker) literal(lit string) *DecodeError {
+	if !bytes.HasPrefix(c.data[c.pos:], []byte(lit)) {
+		if len(c.data)-c.pos < len(lit) && strings.HasPrefix(lit, string(c.data[c.pos:])) {
+			c.pos = len(c.data)
+		}
+		return c.syntax()
+	}
+	c.pos += len(lit)
+	return nil
+}
+
+func (c *refChecker) object(depth int) *DecodeError {
+	c.pos++ // {
+	start := len(c.keys)
+	defer func() { c.keys = c.keys[:start] }()
+	var set map[string]struct{} // the keys, once there are more than refSmallObject
+	c.skipSpace()
+	if c.pos < len(c.data) && c.data[c.pos] == '}' {
+		c.pos++
+		return nil
+	}
+	for n := 1; ; n++ {
+		if n > c.maxElems {
+			return decodeErr(ReasonTooLarge, "object %s has more than the limit of %d members", c.where(), c.maxElems)
+		}
+		c.skipSpace()
+		if c.pos >= len(c.data) || c.data[c.pos] != '"' {
+			return c.syntax()
+		}
+		k, err := c.str()
+		if err != nil {
+			return err
+		}
+		if depth == 1 && c.fold != nil {
+			if err := c.checkFold(k); err != nil {
+				return err
+			}
+		}
+		if c.seen(k, start, &set) {
+			c.path = append(c.path, refPathElem{key: k})
+			err := decodeErr(ReasonDuplicateKey, "key %s appears twice in one object", c.where())
+			c.path = c.path[:len(c.path)-1]
+			return err
+		}
+		c.skipSpace()
+		if c.pos >= len(c.data) || c.data[c.pos] != ':' {
+			return c.syntax()
+		}
+		c.pos++
+		c.path = append(c.path, refPathElem{key: k})
+		err = c.value(depth + 1)
+		c.path = c.path[:len(c.path)-1]
+		if err != nil {
+			return err
+		}
+		c.skipSpace()
+		if c.pos >= len(c.data) {
+			return c.syntax()
+		}
+		switch c.data[c.pos] {
+		case ',':
+			c.pos++
+		case '}':
+			c.pos++
+			return nil
+		default:
+			return c.syntax()
+		}
+	}
+}
+
+// seen reports whether key k is already a key of the object whose keys
+// are c.keys[start:] (or *set, once the object has more than refSmallObject
+// keys), and records it.
+func (c *refChecker) seen(k refKeyRef, start int, set *map[string]struct{}) bool {
+	if *set != nil {
+		s := refKeyString(k)
+		if _, dup := (*set)[s]; dup {
+			return true
+		}
+		(*set)[s] = struct{}{}
+		return false
+	}
+	keys := c.keys[start:]
+	for _, o := range keys {
+		if refSameKey(o, k) {
+			return true
+		}
+	}
+	if len(keys) < refSmallObject {
+		c.keys = append(c.keys, k)
+		return false
+	}
+	m := make(map[string]struct{}, 2*len(keys))
+	for _, o := range keys {
+		m[refKeyString(o)] = struct{}{}
+	}
+	m[refKeyString(k)] = struct{}{}
+	*set = m
+	return false
+}
+
+func (c *refChecker) checkFold(k refKeyRef) *DecodeError {
+	raw := k.raw
+	if k.esc {
+		raw = []byte(refUnquote(k.raw))
+	}
+	for i, f := range c.fold {
+		if bytes.Equal(raw, f) {
+			c.present |= 1 << i
+			return nil
+		}
+	}
+	for _, f := range c.fold {
+		if bytes.EqualFold(raw, f) {
+			return decodeErr(ReasonDuplicateKey, "a key differs only in case from the envelope key %q", f)
+		}
+	}
+	return nil
+}
+
+func (c *refChecker) array(depth int) *DecodeError {
+	c.pos++ // [
+	if n := len(c.path); n > 0 {
+		c.path[n-1].array = true
+	}
+	c.skipSpace()
+	if c.pos < len(c.data) && c.data[c.pos] == ']' {
+		c.pos++
+		return nil
+	}
+	for n := 1; ; n++ {
+		if n > c.maxElems {
+			return decodeErr(ReasonTooLarge, "array %s has more than the limit of %d elements", c.at(true), c.maxElems)
+		}
+		if err := c.value(depth + 1); err != nil {
+			return err
+		}
+		c.skipSpace()
+		if c.pos >= len(c.data) {
+			return c.syntax()
+		}
+		switch c.data[c.pos] {
+		case ',':
+			c.pos++
+		case ']':
+			c.pos++
+			return nil
+		default:
+			return c.syntax()
+		}
+	}
+}
+
+// str checks the string at c.pos and returns its raw content.
+func (c *refChecker) str() (refKeyRef, *DecodeError) {
+	c.pos++ // "
+	start := c.pos
+	esc := false
+	for c.pos < len(c.data) {
+		b := c.data[c.pos]
+		switch {
+		case b == '"':
+			k := refKeyRef{raw: c.data[start:c.pos], esc: esc}
+			c.pos++
+			return k, nil
+		case b < 0x20:
+			return refKeyRef{}, decodeErr(ReasonInvalidJSON, "unescaped control character in a string at byte offset %d", c.pos)
+		case b == '\\':
+			esc = true
+			if c.pos+1 >= len(c.data) {
+				c.pos = len(c.data)
+				return refKeyRef{}, c.syntax()
+			}
+			switch c.data[c.pos+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				c.pos += 2
+			case 'u':
+				r, ok := refHex4(c.data[c.pos+2:])
+				if !ok {
+					if len(c.data)-c.pos < 6 {
+						c.pos = len(c.data)
+					}
+					return refKeyRef{}, c.syntax()
+				}
+				c.pos += 6
+				if utf16.IsSurrogate(r) {
+					var r2 rune = -1
+					if c.pos+1 < len(c.data) && c.data[c.pos] == '\\' && c.data[c.pos+1] == 'u' {
+						r2, _ = refHex4(c.data[c.pos+2:])
+					}
+					if utf16.DecodeRune(r, r2) == unicode.ReplacementChar {
+						return refKeyRef{}, decodeErr(ReasonInvalidUTF8, "escaped lone UTF-16 surrogate in a string at byte offset %d", c.pos-6)
+					}
+					c.pos += 6
+				}
+			default:
+				return refKeyRef{}, c.syntax()
+			}
+		default:
+			c.pos++
+		}
+	}
+	return refKeyRef{}, c.syntax()
+}
+
+// where names the position of the current value for messages: the path of
+// keys from the top-level object, each key written only if it looks like a
+// field name (payload text that is not a name is never echoed), with []
+// after the key of an array the value is in (but not after the innermost
+// key when ofArray: the value is that array).
+func (c *refChecker) where() string { return c.at(false) }
+
+func (c *refChecker) at(ofArray bool) string {
+	if len(c.path) == 0 {
+		return "at the top level"
+	}
+	var b strings.Builder
+	for i, p := range c.path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		k := p.key.raw
+		if p.key.esc {
+			k = []byte(refUnquote(k))
+		}
+		if refIsName(k) {
+			b.Write(k)
+		} else {
+			b.WriteByte('?')
+		}
+		if p.array && (i < len(c.path)-1 || !ofArray) {
+			b.WriteString("[]")
+		}
+	}
+	return b.String()
+}
+
+// refIsName reports whether b looks like a field or column name: it may then
+// appear in an error message.
+func refIsName(b []byte) bool {
+	if len(b) == 0 || len(b) > 64 {
+		return false
+	}
+	for _, r := range b {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '$', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func refSameKey(a, b refKeyRef) bool {
+	if !a.esc && !b.esc {
+		return bytes.Equal(a.raw, b.raw)
+	}
+	return refKeyString(a) == refKeyString(b)
+}
+
+func refKeyString(k refKeyRef) string {
+	if k.esc {
+		return refUnquote(k.raw)
+	}
+	return string(k.raw)
+}
+
+func refHex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return -1, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1, false
+		}
+		r = r*16 + rune(c)
+	}
+	return r, true
+}
+
+// refUnquote decodes the escapes of the content of a JSON string already
+// checked by the refChecker, the way encoding/json does.
+func refUnquote(raw []byte) string {
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		switch raw[i+1] {
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r, _ := refHex4(raw[i+2:])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					r2, _ = refHex4(raw[i+2:])
+				}
+				if d := utf16.DecodeRune(r, r2); d != unicode.ReplacementChar {
+					r = d
+					i += 6
+				} else {
+					r = unicode.ReplacementChar
+				}
+			}
+			b.WriteRune(r)
+			continue
+		default: // " \ /
+			b.WriteByte(raw[i+1])
+		}
+		i += 2
+	}
+	return b.String()
+}
