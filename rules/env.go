@@ -53,6 +53,10 @@ type Compiler struct {
 	opts   CompilerOptions
 	envs   map[string]*cel.Env
 
+	// shapes are checked ASTs that expressions differing only in their
+	// literals share (shape.go).
+	shapes shapes
+
 	mu    sync.Mutex
 	cache map[progKey]*cacheEntry
 	gen   uint64
@@ -258,6 +262,52 @@ type celIssue struct {
 // check parses expr, widens its integer literals and type-checks it in
 // the environment of key.
 func (c *Compiler) check(key, expr string) (*cel.Ast, *cel.Issues) {
+	return c.checkText(key, expr)
+}
+
+// checkedExpr is a checked expression and its estimated cost.
+type checkedExpr struct {
+	native *ast.AST
+	// cel is the cel-go form, nil when the expression was built from a
+	// shape template (planning it then needs a full check).
+	cel *cel.Ast
+	est cost.CostEstimate
+}
+
+// checkShaped checks expr, from the template of its shape when the
+// compiler has one (shape.go), and estimates its cost.
+func (c *Compiler) checkShaped(key, expr string) (*checkedExpr, *cel.Issues, error) {
+	shape, toks, shaped := shapeOf(expr)
+	shaped = shaped && len(toks) > 0
+	sk := shapeKey{key, shape}
+	if shaped {
+		if t, seen := c.shapes.get(sk); seen {
+			if t == nil {
+				shaped = false // not a shape templates can serve
+			} else if native, ok := t.instance(toks); ok {
+				c.shapes.hit()
+				return &checkedExpr{native: native, est: t.est}, nil, nil
+			}
+		}
+	}
+	checked, iss := c.checkText(key, expr)
+	if iss != nil && iss.Err() != nil {
+		return nil, iss, nil
+	}
+	est, err := c.envs[key].EstimateCost(checked, &sizeEstimator{lim: c.limits, schema: c.schema})
+	if err != nil {
+		return nil, nil, err
+	}
+	if shaped {
+		if _, seen := c.shapes.get(sk); !seen {
+			c.shapes.put(sk, newShapeTemplate(checked.NativeRep(), toks, est))
+		}
+	}
+	return &checkedExpr{native: checked.NativeRep(), cel: checked, est: est}, nil, nil
+}
+
+// checkText parses and checks expr in full.
+func (c *Compiler) checkText(key, expr string) (*cel.Ast, *cel.Issues) {
 	env := c.envs[key]
 	parsed, iss := env.Parse(expr)
 	if iss != nil && iss.Err() != nil {
@@ -280,8 +330,7 @@ func (c *Compiler) plan(key string, checked *cel.Ast) (cel.Program, error) {
 // evaluator or else plans it. check is the required output type check. It
 // also returns the checked AST, for analyze; the program does not keep it.
 func (c *Compiler) compile(key string, expr string, check func(*types.Type) string) (*Program, *ast.AST, []*celIssue) {
-	env := c.envs[key]
-	checked, iss := c.check(key, expr)
+	checked, iss, err := c.checkShaped(key, expr)
 	if iss != nil && iss.Err() != nil {
 		var out []*celIssue
 		for _, e := range iss.Errors() {
@@ -289,13 +338,15 @@ func (c *Compiler) compile(key string, expr string, check func(*types.Type) stri
 		}
 		return nil, nil, out
 	}
-	if msg := check(checked.OutputType()); msg != "" {
-		return nil, nil, []*celIssue{{msg: msg}}
-	}
-	est, err := env.EstimateCost(checked, &sizeEstimator{lim: c.limits, schema: c.schema})
 	if err != nil {
 		return nil, nil, []*celIssue{{msg: "cannot estimate cost: " + err.Error()}}
 	}
+	a := checked.native
+	outType := a.GetType(a.Expr().ID())
+	if msg := check(outType); msg != "" {
+		return nil, nil, []*celIssue{{msg: msg}}
+	}
+	est := checked.est
 	if est.Max > c.opts.CostLimit {
 		what := fmt.Sprintf("%d", est.Max)
 		if est.IsUnknown() || est.Max == ^uint64(0) {
@@ -303,11 +354,17 @@ func (c *Compiler) compile(key string, expr string, check func(*types.Type) stri
 		}
 		return nil, nil, []*celIssue{{msg: fmt.Sprintf("estimated worst-case cost %s is over the limit of %d; bound the inputs it iterates over or simplify it", what, c.opts.CostLimit)}}
 	}
-	a := checked.NativeRep()
-	p := &Program{Expr: expr, Type: checked.OutputType(), Cost: est.Max, c: c, key: key}
+	p := &Program{Expr: expr, Type: outType, Cost: est.Max, c: c, key: key}
 	p.fast = c.buildFast(a)
 	if p.fast == nil {
-		prg, err := c.plan(key, checked)
+		ca := checked.cel
+		if ca == nil {
+			var iss *cel.Issues
+			if ca, iss = c.checkText(key, expr); iss != nil && iss.Err() != nil {
+				return nil, nil, []*celIssue{{msg: iss.Err().Error()}}
+			}
+		}
+		prg, err := c.plan(key, ca)
 		if err != nil {
 			return nil, nil, []*celIssue{{msg: err.Error()}}
 		}
