@@ -36,28 +36,47 @@ type group struct {
 	all    []*candidate // every automation, for unindexed evaluation
 }
 
+// fieldIndex files candidates by the values of one record field, or of
+// two (a composite key: `record.industry == "X" && record.region == "Y"`
+// is filed under the pair, so that an event meets only the automations of
+// its own industry and region).
 type fieldIndex struct {
-	field *rules.Field
-	// byKey files candidates by rules.IndexKey of the constants; for string
-	// fields the key is the string itself (a string field only ever holds
-	// strings), which needs no allocation per lookup.
-	byKey map[string][]*candidate
+	fields []*rules.Field // one or two
+	// byKey files candidates by the rules.IndexKey of their constants,
+	// one per field; for string fields the key is the string itself (a
+	// string field only ever holds strings), which needs no allocation per
+	// lookup.
+	byKey map[pairKey][]*candidate
 }
 
-func (fi *fieldIndex) key(v ref.Val) (string, bool) {
-	if fi.field.Kind == rules.KindString {
+// pairKey is an index key: one field's key and "" or two fields' keys.
+type pairKey struct{ a, b string }
+
+// maxCompositeKeys bounds the keys one candidate is filed under (the
+// product of its two predicates' numbers of values).
+const maxCompositeKeys = 16
+
+func fieldKey(f *rules.Field, v ref.Val) (string, bool) {
+	if f.Kind == rules.KindString {
 		s, ok := v.(types.String)
 		return string(s), ok
 	}
 	return rules.IndexKey(v)
 }
 
+// lookup is the key of a record in this index.
+func (fi *fieldIndex) lookup(rec *rules.Record) (pairKey, bool) {
+	a, ok := fieldKey(fi.fields[0], rec.FieldValue(fi.fields[0]))
+	if !ok || len(fi.fields) == 1 {
+		return pairKey{a: a}, ok
+	}
+	b, ok := fieldKey(fi.fields[1], rec.FieldValue(fi.fields[1]))
+	return pairKey{a, b}, ok
+}
+
 type candidate struct {
 	a   *rules.Automation
 	ord int // position in the set: candidates run in a stable order
-	// pred is the index of the predicate the candidate is filed under, -1
-	// when scanned.
-	pred int
 }
 
 // groupKey names a trigger within a workspace; a struct key costs no
@@ -110,7 +129,7 @@ func buildIndex(set *rules.Set) *index {
 			g = &group{}
 			w.groups[key] = g
 		}
-		g.all = append(g.all, &candidate{a: a, ord: ord, pred: -1})
+		g.all = append(g.all, &candidate{a: a, ord: ord})
 	}
 	for _, w := range ix.byWS {
 		for _, g := range w.groups {
@@ -120,11 +139,12 @@ func buildIndex(set *rules.Set) *index {
 	return ix
 }
 
-// file files each candidate under its most selective predicate. A field
-// whose constants across the group's conditions are many distinct values
-// (an owner, an account) splits the candidates finer than one with few (a
-// stage), so a predicate's score is the field's distinct constants in the
-// group divided by the predicate's own number of values.
+// file files each candidate under its most selective predicate, or the
+// most selective two together. A field whose constants across the group's
+// conditions are many distinct values (an owner, an account) splits the
+// candidates finer than one with few (a stage), so a predicate's score is
+// the field's distinct constants in the group divided by the predicate's
+// own number of values; a pair's is the product of its two scores.
 func (g *group) file() {
 	distinct := map[*rules.Field]map[string]bool{}
 	for _, c := range g.all {
@@ -140,54 +160,89 @@ func (g *group) file() {
 			}
 		}
 	}
+	score := func(p *rules.Predicate) float64 {
+		return float64(len(distinct[p.Field])) / float64(len(p.Keys))
+	}
 	for _, c := range g.all {
 		if c.a.If == nil || len(c.a.If.Index) == 0 {
 			g.scan = append(g.scan, c)
 			continue
 		}
-		best, bestScore := 0, -1.0
-		for i, p := range c.a.If.Index {
-			score := float64(len(distinct[p.Field])) / float64(len(p.Keys))
-			if score > bestScore {
-				best, bestScore = i, score
+		preds := c.a.If.Index
+		best, second := -1, -1
+		for i := range preds {
+			switch {
+			case best < 0 || score(&preds[i]) > score(&preds[best]):
+				best, second = i, best
+			case second < 0 || score(&preds[i]) > score(&preds[second]):
+				second = i
 			}
 		}
-		g.add(c, best)
+		chosen := []*rules.Predicate{&preds[best]}
+		if second >= 0 && preds[second].Field != preds[best].Field && score(&preds[second]) > 1 &&
+			len(preds[best].Keys)*len(preds[second].Keys) <= maxCompositeKeys {
+			// Order the pair by field index, so that a pair of fields has
+			// one index whichever predicate came first.
+			p, q := &preds[best], &preds[second]
+			if q.Field.Index < p.Field.Index {
+				p, q = q, p
+			}
+			chosen = []*rules.Predicate{p, q}
+		}
+		g.add(c, chosen)
 	}
 }
 
-func (g *group) add(c *candidate, best int) {
-	c.pred = best
-	p := c.a.If.Index[best]
+func (g *group) add(c *candidate, preds []*rules.Predicate) {
 	var fi *fieldIndex
 	for _, f := range g.fields {
-		if f.field == p.Field {
+		if len(f.fields) == len(preds) && f.fields[0] == preds[0].Field && (len(preds) == 1 || f.fields[1] == preds[1].Field) {
 			fi = f
 			break
 		}
 	}
 	if fi == nil {
-		fi = &fieldIndex{field: p.Field, byKey: map[string][]*candidate{}}
+		fi = &fieldIndex{byKey: map[pairKey][]*candidate{}}
+		for _, p := range preds {
+			fi.fields = append(fi.fields, p.Field)
+		}
 		g.fields = append(g.fields, fi)
 	}
-	seen := map[string]bool{}
-	for _, v := range p.Values {
-		k, ok := fi.key(v)
-		if ok && !seen[k] {
+	keys := func(p *rules.Predicate) []string {
+		var out []string
+		for _, v := range p.Values {
+			if k, ok := fieldKey(p.Field, v); ok {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	seen := map[pairKey]bool{}
+	file := func(k pairKey) {
+		if !seen[k] {
 			seen[k] = true
 			fi.byKey[k] = append(fi.byKey[k], c)
+		}
+	}
+	for _, a := range keys(preds[0]) {
+		if len(preds) == 1 {
+			file(pairKey{a: a})
+			continue
+		}
+		for _, b := range keys(preds[1]) {
+			file(pairKey{a, b})
 		}
 	}
 }
 
 // candidates appends to buf the automations of the group whose indexed
-// predicate holds for rec (rec may be nil for triggers without a record),
+// predicates hold for rec (rec may be nil for triggers without a record),
 // in set order.
 func (g *group) candidates(rec *rules.Record, buf []*candidate) []*candidate {
 	buf = append(buf, g.scan...)
 	if rec != nil {
 		for _, fi := range g.fields {
-			if k, ok := fi.key(rec.FieldValue(fi.field)); ok {
+			if k, ok := fi.lookup(rec); ok {
 				buf = append(buf, fi.byKey[k]...)
 			}
 		}
