@@ -121,6 +121,10 @@ func buildIndex(set *rules.Set) *index {
 				w.dates[a.Trigger.Object] = append(w.dates[a.Trigger.Object], g)
 			}
 			g.autos = append(g.autos, a)
+			if d := a.Trigger.Date; len(g.autos) == 1 || d.Offset > g.maxOffset {
+				g.maxOffset = d.Offset
+			}
+			g.anyAt = g.anyAt || a.Trigger.Date.HasAt
 			w.stateful[a.Trigger.Object] = true
 			continue
 		}

@@ -90,6 +90,10 @@ type dateGroup struct {
 	object string
 	field  *rules.Field
 	autos  []*rules.Automation
+	// maxOffset is the largest offset of autos; anyAt tells whether one
+	// moves its due time to a time of day (at most a day later).
+	maxOffset time.Duration
+	anyAt     bool
 }
 
 // nextDue is the earliest due time of the group's automations for date
@@ -144,8 +148,10 @@ func (b *batch) armTimers(w *wsIndex, ev *Event, after, prior *rules.Record) {
 	}
 }
 
-// latestDue is the latest due time of the record's date timers in the
-// workspace: its snapshot must outlive them.
+// latestDue bounds the latest due time of the record's date timers in the
+// workspace from above: its snapshot and timers must outlive them. It is
+// exact for automations without `at`, and at most a day and an hour late
+// for those with one (a time of day on the due date's local day).
 func latestDue(w *wsIndex, object string, rec *rules.Record) time.Time {
 	var latest time.Time
 	if w == nil {
@@ -156,10 +162,12 @@ func latestDue(w *wsIndex, object string, rec *rules.Record) time.Time {
 		if !ok {
 			continue
 		}
-		for _, a := range g.autos {
-			if due := a.Trigger.Date.Due(v.Time); due.After(latest) {
-				latest = due
-			}
+		due := v.Time.Add(g.maxOffset)
+		if g.anyAt {
+			due = due.Add(25 * time.Hour)
+		}
+		if due.After(latest) {
+			latest = due
 		}
 	}
 	return latest
