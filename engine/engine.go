@@ -146,6 +146,10 @@ var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 // Run records keep the whole message.
 func redact(err error) string { return quotedValue.ReplaceAllLiteralString(err.Error(), `"…"`) }
 
+// snapshotBufSize is the first capacity of a batch's snapshot buffer:
+// room for a few hundred typical records before it grows.
+const snapshotBufSize = 128 << 10
+
 // claimTokenKey is the context key of WithClaimToken.
 type claimTokenKey struct{}
 
@@ -193,7 +197,7 @@ type batch struct {
 	loaded  map[snapshotRef]bool
 	emitted map[string]bool // action ids emitted in this batch
 	cands   []*candidate
-	buf     []byte // encoded snapshots of the batch
+	buf     []byte // encoded snapshots of the batch, snapshotBufSize at first
 	// evaluated counts candidates considered, added to the metric once
 	// per batch.
 	evaluated int
@@ -344,6 +348,9 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		b.state[sref] = &snapshot{rec: after, time: ev.Time}
 		// Snapshots are encoded one after the other into the batch's
 		// buffer; each keeps its own slice of it.
+		if b.buf == nil {
+			b.buf = make([]byte, 0, snapshotBufSize)
+		}
 		start := len(b.buf)
 		buf, err := b.e.encodeSnapshot(b.buf, after, ev.Time)
 		if err != nil {
