@@ -47,6 +47,9 @@ type fieldIndex struct {
 	// string field only ever holds strings), which needs no allocation per
 	// lookup.
 	byKey map[pairKey][]*candidate
+	// byOne is byKey of a one-field index, keyed by the field's key alone
+	// (a string-keyed map has the faster lookup).
+	byOne map[string][]*candidate
 }
 
 // pairKey is an index key: one field's key and "" or two fields' keys.
@@ -206,7 +209,7 @@ func (g *group) add(c *candidate, preds []*rules.Predicate) {
 		}
 	}
 	if fi == nil {
-		fi = &fieldIndex{byKey: map[pairKey][]*candidate{}}
+		fi = &fieldIndex{byKey: map[pairKey][]*candidate{}, byOne: map[string][]*candidate{}}
 		for _, p := range preds {
 			fi.fields = append(fi.fields, p.Field)
 		}
@@ -225,7 +228,11 @@ func (g *group) add(c *candidate, preds []*rules.Predicate) {
 	file := func(k pairKey) {
 		if !seen[k] {
 			seen[k] = true
-			fi.byKey[k] = append(fi.byKey[k], c)
+			if len(preds) == 1 {
+				fi.byOne[k.a] = append(fi.byOne[k.a], c)
+			} else {
+				fi.byKey[k] = append(fi.byKey[k], c)
+			}
 		}
 	}
 	for _, a := range keys(preds[0]) {
@@ -246,7 +253,11 @@ func (g *group) candidates(rec *rules.Record, buf []*candidate) []*candidate {
 	buf = append(buf, g.scan...)
 	if rec != nil {
 		for _, fi := range g.fields {
-			if k, ok := fi.lookup(rec); ok {
+			if len(fi.fields) == 1 {
+				if k, ok := fieldKey(fi.fields[0], rec.FieldValue(fi.fields[0])); ok {
+					buf = append(buf, fi.byOne[k]...)
+				}
+			} else if k, ok := fi.lookup(rec); ok {
 				buf = append(buf, fi.byKey[k]...)
 			}
 		}
