@@ -271,7 +271,7 @@ type checkedExpr struct {
 	// cel is the cel-go form, nil when the expression was built from a
 	// shape template (planning it then needs a full check).
 	cel *cel.Ast
-	est cost.CostEstimate
+	est cost.Estimate
 }
 
 // checkShaped checks expr, from the template of its shape when the

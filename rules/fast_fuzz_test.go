@@ -63,7 +63,7 @@ func FuzzFastEval(f *testing.F) {
 	for _, v := range []struct {
 		i int64
 		d float64
-	}{{math.MaxInt64, 9.223372036854775807e18}, {math.MinInt64, -9.223372036854775808e18}, {1 << 53, 1 << 53}, {0, math.NaN()}, {0, math.Inf(1)}, {-1, -0.0}} {
+	}{{math.MaxInt64, 9.223372036854775807e18}, {math.MinInt64, -9.223372036854775808e18}, {1 << 53, 1 << 53}, {0, math.NaN()}, {0, math.Inf(1)}, {-1, math.Copysign(0, -1)}} {
 		f.Add(uint8(4), "", "", v.i, v.d, uint8(0))
 		f.Add(uint8(10), "", "x", v.i, v.d, uint8(1))
 	}

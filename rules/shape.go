@@ -164,7 +164,7 @@ type shapeTemplate struct {
 	// est is the cost estimate of every expression of the shape: the
 	// template only serves shapes whose functions' costs depend on their
 	// literals' kinds and lengths, never on their values (costStable).
-	est cost.CostEstimate
+	est cost.Estimate
 }
 
 // costStable lists the functions whose estimated cost depends on their
@@ -222,7 +222,7 @@ func (s *shapes) put(k shapeKey, t *shapeTemplate) {
 // that pairing is not exact: every token held by exactly one node, of
 // the token's value (an int widened to double in a double comparison
 // counts), and no int left unwidened that could have been widened.
-func newShapeTemplate(checked *ast.AST, toks []litToken, est cost.CostEstimate) *shapeTemplate {
+func newShapeTemplate(checked *ast.AST, toks []litToken, est cost.Estimate) *shapeTemplate {
 	byStart := make(map[int32]int, len(toks))
 	for i, t := range toks {
 		byStart[int32(t.start)] = i

@@ -60,7 +60,7 @@ func compare(t *testing.T, data []byte) {
 
 	var p Parser
 	p.Reset(data)
-	if err := p.Skip(); err == nil {
+	if err = p.Skip(); err == nil {
 		err = p.End()
 	}
 	if (err != nil) != (wantErr != nil) {
