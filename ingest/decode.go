@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/internal/jsonx"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -578,26 +579,7 @@ func (c *checker) keyString(k keyRef) string {
 	return string(c.raw(k))
 }
 
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return -1, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1, false
-		}
-		r = r*16 + rune(c)
-	}
-	return r, true
-}
+func hex4(b []byte) (rune, bool) { return jsonx.Hex4(b) }
 
 // unquote decodes the escapes of the content of a JSON string already
 // checked by the checker, the way encoding/json does.

@@ -694,7 +694,7 @@ func (p *Parser) escape(b []byte, i int) ([]byte, int, bool) {
 		if utf16.IsSurrogate(r) {
 			r2 := rune(-1)
 			if i+6 <= len(d) && d[i] == '\\' && d[i+1] == 'u' {
-				if x, ok := hex4(d[i+2 : i+6]); ok {
+				if x, ok := Hex4(d[i+2 : i+6]); ok {
 					r2 = x
 				}
 			}
@@ -722,7 +722,7 @@ func (p *Parser) hex4(i int) (rune, bool) {
 			return 0, false
 		}
 	}
-	r, _ := hex4(d[i : i+4])
+	r, _ := Hex4(d[i : i+4])
 	return r, true
 }
 
@@ -730,7 +730,12 @@ func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-func hex4(b []byte) (rune, bool) {
+// Hex4 decodes the four hex digits that start b (of a \uXXXX escape);
+// false when b is shorter or they are not hex digits.
+func Hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return -1, false
+	}
 	var r rune
 	for _, c := range b[:4] {
 		switch {
