@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sort"
 
 	"cel.dev/cel-go/common/types"
@@ -39,26 +40,23 @@ type group struct {
 // fieldIndex files candidates by the values of one record field, or of
 // two (a composite key: `record.industry == "X" && record.region == "Y"`
 // is filed under the pair, so that an event meets only the automations of
-// its own industry and region).
+// its own industry and region). Keys are the fields' fieldKey forms.
 type fieldIndex struct {
-	fields []*rules.Field // one or two
-	// byKey files candidates by the rules.IndexKey of their constants,
-	// one per field; for string fields the key is the string itself (a
-	// string field only ever holds strings), which needs no allocation per
-	// lookup.
-	byKey map[pairKey][]*candidate
-	// byOne is byKey of a one-field index, keyed by the field's key alone
-	// (a string-keyed map has the faster lookup).
-	byOne map[string][]*candidate
+	fields []*rules.Field           // one or two
+	byOne  map[string][]*candidate  // one field (a string-keyed map has the faster lookup)
+	byPair map[pairKey][]*candidate // two fields
 }
 
-// pairKey is an index key: one field's key and "" or two fields' keys.
+// pairKey is the key of a two-field index.
 type pairKey struct{ a, b string }
 
 // maxCompositeKeys bounds the keys one candidate is filed under (the
 // product of its two predicates' numbers of values).
 const maxCompositeKeys = 16
 
+// fieldKey is the index key of a field's value: the string itself for a
+// string field (a string field only ever holds strings; no allocation per
+// lookup), else rules.IndexKey.
 func fieldKey(f *rules.Field, v ref.Val) (string, bool) {
 	if f.Kind == rules.KindString {
 		s, ok := v.(types.String)
@@ -67,14 +65,20 @@ func fieldKey(f *rules.Field, v ref.Val) (string, bool) {
 	return rules.IndexKey(v)
 }
 
-// lookup is the key of a record in this index.
-func (fi *fieldIndex) lookup(rec *rules.Record) (pairKey, bool) {
+// lookup appends the candidates filed under rec's values to buf.
+func (fi *fieldIndex) lookup(rec *rules.Record, buf []*candidate) []*candidate {
 	a, ok := fieldKey(fi.fields[0], rec.FieldValue(fi.fields[0]))
-	if !ok || len(fi.fields) == 1 {
-		return pairKey{a: a}, ok
+	if !ok {
+		return buf
+	}
+	if fi.byOne != nil {
+		return append(buf, fi.byOne[a]...)
 	}
 	b, ok := fieldKey(fi.fields[1], rec.FieldValue(fi.fields[1]))
-	return pairKey{a, b}, ok
+	if !ok {
+		return buf
+	}
+	return append(buf, fi.byPair[pairKey{a, b}]...)
 }
 
 type candidate struct {
@@ -146,12 +150,13 @@ func buildIndex(set *rules.Set) *index {
 	return ix
 }
 
-// file files each candidate under its most selective predicate, or the
-// most selective two together. A field whose constants across the group's
+// file files each candidate under its most selective predicate, together
+// with the second most selective when that one splits further (score over
+// 1) on another field. A field whose constants across the group's
 // conditions are many distinct values (an owner, an account) splits the
 // candidates finer than one with few (a stage), so a predicate's score is
 // the field's distinct constants in the group divided by the predicate's
-// own number of values; a pair's is the product of its two scores.
+// own number of values.
 func (g *group) file() {
 	distinct := map[*rules.Field]map[string]bool{}
 	for _, c := range g.all {
@@ -209,39 +214,34 @@ func (g *group) add(c *candidate, preds []*rules.Predicate) {
 		}
 	}
 	if fi == nil {
-		fi = &fieldIndex{byKey: map[pairKey][]*candidate{}, byOne: map[string][]*candidate{}}
+		fi = &fieldIndex{}
 		for _, p := range preds {
 			fi.fields = append(fi.fields, p.Field)
 		}
+		if len(preds) == 1 {
+			fi.byOne = map[string][]*candidate{}
+		} else {
+			fi.byPair = map[pairKey][]*candidate{}
+		}
 		g.fields = append(g.fields, fi)
 	}
+	// keys are a predicate's distinct index keys.
 	keys := func(p *rules.Predicate) []string {
 		var out []string
 		for _, v := range p.Values {
-			if k, ok := fieldKey(p.Field, v); ok {
+			if k, ok := fieldKey(p.Field, v); ok && !slices.Contains(out, k) {
 				out = append(out, k)
 			}
 		}
 		return out
 	}
-	seen := map[pairKey]bool{}
-	file := func(k pairKey) {
-		if !seen[k] {
-			seen[k] = true
-			if len(preds) == 1 {
-				fi.byOne[k.a] = append(fi.byOne[k.a], c)
-			} else {
-				fi.byKey[k] = append(fi.byKey[k], c)
-			}
-		}
-	}
 	for _, a := range keys(preds[0]) {
-		if len(preds) == 1 {
-			file(pairKey{a: a})
+		if fi.byOne != nil {
+			fi.byOne[a] = append(fi.byOne[a], c)
 			continue
 		}
 		for _, b := range keys(preds[1]) {
-			file(pairKey{a, b})
+			fi.byPair[pairKey{a, b}] = append(fi.byPair[pairKey{a, b}], c)
 		}
 	}
 }
@@ -253,13 +253,7 @@ func (g *group) candidates(rec *rules.Record, buf []*candidate) []*candidate {
 	buf = append(buf, g.scan...)
 	if rec != nil {
 		for _, fi := range g.fields {
-			if len(fi.fields) == 1 {
-				if k, ok := fieldKey(fi.fields[0], rec.FieldValue(fi.fields[0])); ok {
-					buf = append(buf, fi.byOne[k]...)
-				}
-			} else if k, ok := fi.lookup(rec); ok {
-				buf = append(buf, fi.byKey[k]...)
-			}
+			buf = fi.lookup(rec, buf)
 		}
 	}
 	if len(g.fields) > 0 && len(buf) > 1 {

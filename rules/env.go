@@ -259,12 +259,6 @@ type celIssue struct {
 	msg       string
 }
 
-// check parses expr, widens its integer literals and type-checks it in
-// the environment of key.
-func (c *Compiler) check(key, expr string) (*cel.Ast, *cel.Issues) {
-	return c.checkText(key, expr)
-}
-
 // checkedExpr is a checked expression and its estimated cost.
 type checkedExpr struct {
 	native *ast.AST
@@ -285,12 +279,12 @@ func (c *Compiler) checkShaped(key, expr string) (*checkedExpr, *cel.Issues, err
 			if t == nil {
 				shaped = false // not a shape templates can serve
 			} else if native, ok := t.instance(toks); ok {
-				c.shapes.hit()
+				c.shapes.hits.Add(1)
 				return &checkedExpr{native: native, est: t.est}, nil, nil
 			}
 		}
 	}
-	checked, iss := c.checkText(key, expr)
+	checked, iss := c.check(key, expr)
 	if iss != nil && iss.Err() != nil {
 		return nil, iss, nil
 	}
@@ -299,15 +293,14 @@ func (c *Compiler) checkShaped(key, expr string) (*checkedExpr, *cel.Issues, err
 		return nil, nil, err
 	}
 	if shaped {
-		if _, seen := c.shapes.get(sk); !seen {
-			c.shapes.put(sk, newShapeTemplate(checked.NativeRep(), toks, est))
-		}
+		c.shapes.put(sk, newShapeTemplate(checked.NativeRep(), toks, est))
 	}
 	return &checkedExpr{native: checked.NativeRep(), cel: checked, est: est}, nil, nil
 }
 
-// checkText parses and checks expr in full.
-func (c *Compiler) checkText(key, expr string) (*cel.Ast, *cel.Issues) {
+// check parses expr, widens its integer literals and type-checks it in
+// the environment of key, in full (no shape template).
+func (c *Compiler) check(key, expr string) (*cel.Ast, *cel.Issues) {
 	env := c.envs[key]
 	parsed, iss := env.Parse(expr)
 	if iss != nil && iss.Err() != nil {
@@ -360,7 +353,7 @@ func (c *Compiler) compile(key string, expr string, check func(*types.Type) stri
 		ca := checked.cel
 		if ca == nil {
 			var iss *cel.Issues
-			if ca, iss = c.checkText(key, expr); iss != nil && iss.Err() != nil {
+			if ca, iss = c.check(key, expr); iss != nil && iss.Err() != nil {
 				return nil, nil, []*celIssue{{msg: iss.Err().Error()}}
 			}
 		}

@@ -266,10 +266,10 @@ func (c *Compiler) compileExprs(fp *fileParser, pa *parsed) {
 	if id == "" {
 		id = "?"
 	}
-	if a.Trigger.Kind == 0 || (a.Trigger.Kind != TriggerTracker && a.Trigger.Object == "") {
+	key, ok := exprEnv(a.Trigger)
+	if !ok {
 		return // the trigger is already reported; the environment is unknown
 	}
-	key := envKey(a.Trigger.Kind, a.Trigger.Object)
 	if pa.ifSrc != nil {
 		a.If = c.condition(fp, key, pa.ifSrc, id, a.Trigger)
 	}
@@ -394,10 +394,10 @@ func (c *Compiler) precompile(all []*parsed) {
 	}
 	for _, pa := range all {
 		t := pa.a.Trigger
-		if t.Kind == 0 || (t.Kind != TriggerTracker && t.Object == "") {
+		key, ok := exprEnv(t)
+		if !ok {
 			continue
 		}
-		key := envKey(t.Kind, t.Object)
 		if pa.ifSrc != nil {
 			add(progKey{env: key, kind: kindCondition, expr: pa.ifSrc.text}, recordObject(t))
 		}
@@ -417,6 +417,15 @@ func (c *Compiler) precompile(all []*parsed) {
 	for i, j := range jobs {
 		c.cache[j.ck] = entries[i]
 	}
+}
+
+// exprEnv is the CEL environment of a trigger's expressions; false when
+// the trigger is too broken to tell (its error is already reported).
+func exprEnv(t Trigger) (string, bool) {
+	if t.Kind == 0 || (t.Kind != TriggerTracker && t.Object == "") {
+		return "", false
+	}
+	return envKey(t.Kind, t.Object), true
 }
 
 func recordObject(t Trigger) string {

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 
 	"cel.dev/cel-go/common/ast"
@@ -186,8 +187,8 @@ type shapeKey struct{ env, shape string }
 type shapes struct {
 	mu   sync.Mutex
 	m    map[shapeKey]*shapeTemplate
-	off  bool // every expression is parsed in full (tests)
-	hits int  // expressions built from a template
+	off  bool         // every expression is parsed in full (tests)
+	hits atomic.Int64 // expressions built from a template
 }
 
 func (s *shapes) get(k shapeKey) (*shapeTemplate, bool) {
@@ -200,19 +201,14 @@ func (s *shapes) get(k shapeKey) (*shapeTemplate, bool) {
 	return t, ok
 }
 
-func (s *shapes) hit() {
-	s.mu.Lock()
-	s.hits++
-	s.mu.Unlock()
-}
-
+// put keeps t for k unless k already has a template (or a nil mark).
 func (s *shapes) put(k shapeKey, t *shapeTemplate) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
 		s.m = map[shapeKey]*shapeTemplate{}
 	}
-	if len(s.m) < maxShapes {
+	if _, seen := s.m[k]; !seen && len(s.m) < maxShapes {
 		s.m[k] = t
 	}
 }
