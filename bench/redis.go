@@ -19,6 +19,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/whenthen/whenthen/internal/redisx"
 )
 
 // benchRedis is the Redis a suite runs against, and what it is.
@@ -172,7 +174,7 @@ func newRedisClient(url string) (*redis.Client, error) {
 	return redis.NewClient(o), nil
 }
 
-// deletePrefix removes every key starting with prefix.
+// deletePrefix removes every key starting with prefix from the Redis at url.
 func deletePrefix(url, prefix string, timeout time.Duration) error {
 	rdb, err := newRedisClient(url)
 	if err != nil {
@@ -181,24 +183,7 @@ func deletePrefix(url, prefix string, timeout time.Duration) error {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 1000 {
-			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	if len(batch) > 0 {
-		return rdb.Unlink(ctx, batch...).Err()
-	}
-	return nil
+	return redisx.DeletePrefix(ctx, rdb, prefix)
 }
 
 func freePort() (int, error) {

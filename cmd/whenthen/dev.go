@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/redisx"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -400,7 +401,7 @@ func redactRedisURL(u string) string {
 }
 
 // deletePrefix deletes the keys of one dev run (those starting with
-// prefix, which holds no glob characters) from the Redis at url.
+// prefix) from the Redis at url.
 func deletePrefix(url, prefix string, timeout time.Duration) error {
 	o, err := redis.ParseURL(url)
 	if err != nil {
@@ -410,22 +411,5 @@ func deletePrefix(url, prefix string, timeout time.Duration) error {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 500 {
-			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	if len(batch) > 0 {
-		return rdb.Unlink(ctx, batch...).Err()
-	}
-	return nil
+	return redisx.DeletePrefix(ctx, rdb, prefix)
 }

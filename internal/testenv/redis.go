@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/whenthen/whenthen/internal/redisx"
 )
 
 // EnvRedisURL names the environment variable that points tests at an
@@ -88,7 +90,7 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 		defer cancel()
-		if err := deletePrefix(ctx, c, prefix); err != nil {
+		if err := redisx.DeletePrefix(ctx, c, prefix); err != nil {
 			t.Logf("testenv: deleting keys %s*: %v", prefix, err)
 		}
 		c.Close()
@@ -402,22 +404,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return hex.EncodeToString(b)
-}
-
-func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
-	var cursor uint64
-	for {
-		keys, next, err := c.Scan(ctx, cursor, prefix+"*", 500).Result()
-		if err != nil {
-			return err
-		}
-		if len(keys) > 0 {
-			if err := c.Unlink(ctx, keys...).Err(); err != nil {
-				return err
-			}
-		}
-		if cursor = next; cursor == 0 {
-			return nil
-		}
-	}
 }
