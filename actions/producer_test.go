@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 const partitions = 3
@@ -141,18 +142,6 @@ func metric(t *testing.T, reg prometheus.Gatherer, name, topic string) float64 {
 	}
 	t.Fatalf("no metric %s{topic=%q}", name, topic)
 	return 0
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func header(m kafka.Message, key string) string {
@@ -566,7 +555,7 @@ func TestPublishRetriesUntilTopicExists(t *testing.T) {
 	go func() { done <- p.Publish(t.Context(), as, rs) }()
 
 	// Both writes have failed and are being retried; now create the topics.
-	waitFor(t, "retries", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "retries", func() bool {
 		return metric(t, reg, "whenthen_produce_retries_total", actionsTopic) >= 1 &&
 			metric(t, reg, "whenthen_produce_retries_total", runsTopic) >= 1
 	})
@@ -730,7 +719,7 @@ func TestClose(t *testing.T) {
 		p, reg := newProducer(t, c, func(o *actions.ProducerOptions) { o.ActionsTopic = "missing.actions" })
 		done := make(chan error, 1)
 		go func() { done <- p.Publish(t.Context(), testActions("", 1), nil) }()
-		waitFor(t, "a retry", func() bool { return metric(t, reg, "whenthen_produce_retries_total", "missing.actions") >= 1 })
+		testenv.WaitFor(t, 10*time.Second, "a retry", func() bool { return metric(t, reg, "whenthen_produce_retries_total", "missing.actions") >= 1 })
 		if err := p.Close(t.Context()); err != nil {
 			t.Fatalf("Close: %v", err)
 		}

@@ -448,27 +448,6 @@ func (w *world) allCommitted() bool {
 	return true
 }
 
-// count returns the number of messages in topic.
-func (w *world) count(topic string) int64 {
-	var n int64
-	for _, pi := range w.kafka.PartitionInfos(topic) {
-		n += pi.HighWatermark - pi.LogStartOffset
-	}
-	return n
-}
-
-// waitFor polls cond every 20ms until it holds, failing after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // readTopic reads every message of topic, partition by partition, in
 // offset order.
 func (w *world) readTopic(t testing.TB, topic string) []kafka.Message {
@@ -762,7 +741,7 @@ func (w *world) start(name string, o instanceOpts) *instance {
 			t.Logf("%s output (last 40 lines):\n%s", name, tail(in.out.String(), 40))
 		}
 	})
-	waitFor(t, 30*time.Second, name+" ready", func() bool {
+	testenv.WaitFor(t, 30*time.Second, name+" ready", func() bool {
 		select {
 		case <-in.done:
 			t.Fatalf("%s exited during startup:\n%s", name, tail(in.out.String(), 40))

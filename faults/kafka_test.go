@@ -32,7 +32,7 @@ func TestKafkaUnreachable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	prod := w.produce(ctx, wl.messages(), wl.rate)
-	waitFor(t, 30*time.Second, "some actions", func() bool { return w.count(actions.DefaultActionsTopic) > 300 })
+	testenv.WaitFor(t, 30*time.Second, "some actions", func() bool { return w.kafka.Count(actions.DefaultActionsTopic) > 300 })
 
 	cutAt := time.Now()
 	w.kproxy.Cut()
@@ -42,7 +42,7 @@ func TestKafkaUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	prod.wait(t, 5*time.Minute)
-	waitFor(t, 3*time.Minute, "every event committed", w.allCommitted)
+	testenv.WaitFor(t, 3*time.Minute, "every event committed", w.allCommitted)
 	drained := time.Since(restoredAt)
 	time.Sleep(300 * time.Millisecond)
 	samples := ready.finish()
@@ -83,7 +83,7 @@ func TestKafkaSlowBroker(t *testing.T) {
 	w.kproxy.SetLatency(latency)
 	began := time.Now()
 	in := w.start("instance", instanceOpts{})
-	waitFor(t, pick(2*time.Minute, 10*time.Minute), "every event committed", w.allCommitted)
+	testenv.WaitFor(t, pick(2*time.Minute, 10*time.Minute), "every event committed", w.allCommitted)
 	took := time.Since(began)
 	w.kproxy.SetLatency(0)
 	if !in.term(20 * time.Second) {
@@ -137,10 +137,10 @@ func TestKafkaWritesTimeOut(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	prod := w.produce(ctx, wl.messages(), wl.rate)
-	waitFor(t, 60*time.Second, "the timed-out writes", func() bool { return fh.Hits() >= timeouts })
+	testenv.WaitFor(t, 60*time.Second, "the timed-out writes", func() bool { return fh.Hits() >= timeouts })
 	delayArmed.Store(true)
 	prod.wait(t, 5*time.Minute)
-	waitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
+	testenv.WaitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
 	retries := in.metric(`whenthen_produce_retries_total{topic="automations.actions"}`)
 	if !in.term(20 * time.Second) {
 		t.Error("the instance did not exit cleanly on SIGTERM")

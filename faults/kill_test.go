@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 // TestKillUnderLoad SIGKILLs the `whenthen run` child at random moments
@@ -49,17 +50,17 @@ func TestKillUnderLoad(t *testing.T) {
 		t0 := time.Now()
 		before := actionsProduced()
 		in := w.start(fmt.Sprintf("instance-%d", i), instanceOpts{})
-		waitFor(t, 60*time.Second, "the restarted instance producing actions", func() bool { return actionsProduced() > before })
+		testenv.WaitFor(t, 60*time.Second, "the restarted instance producing actions", func() bool { return actionsProduced() > before })
 		restarts = append(restarts, time.Since(t0))
 		// A random moment, most often while the backlog of the restart gap drains.
 		time.Sleep(time.Duration(rand.IntN(pick(800, 1500))) * time.Millisecond)
 		in.kill()
 		// A produce the process sent before it died may still be applied:
 		// count once the topic stops growing.
-		n := w.count(actions.DefaultActionsTopic)
+		n := w.kafka.Count(actions.DefaultActionsTopic)
 		for {
 			time.Sleep(300 * time.Millisecond)
-			m := w.count(actions.DefaultActionsTopic)
+			m := w.kafka.Count(actions.DefaultActionsTopic)
 			if m == n {
 				break
 			}
@@ -76,7 +77,7 @@ func TestKillUnderLoad(t *testing.T) {
 	}
 	final := w.start("final", instanceOpts{})
 	prod.wait(t, 5*time.Minute)
-	waitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
+	testenv.WaitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
 	if !final.term(20 * time.Second) {
 		t.Error("the final instance did not exit cleanly on SIGTERM")
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 // poison is one bad input of RELIABILITY.md's list. reason is the
@@ -108,7 +109,7 @@ func TestPoison(t *testing.T) {
 	prod := w.produce(ctx, msgs, 0)
 	prod.wait(t, time.Minute)
 	produced := time.Now()
-	waitFor(t, 60*time.Second, "every partition committed to its end (no stall)", w.allCommitted)
+	testenv.WaitFor(t, 60*time.Second, "every partition committed to its end (no stall)", w.allCommitted)
 	caughtUp := time.Since(produced)
 	if !in.term(20 * time.Second) {
 		t.Error("the instance did not exit cleanly on SIGTERM")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 // TestRebalance has instances join and leave one group while events
@@ -29,8 +30,8 @@ func TestRebalance(t *testing.T) {
 	prod := w.produce(ctx, wl.messages(), wl.rate)
 	live := map[string]*instance{}
 	progress := func(what string) {
-		n := w.count(actions.DefaultActionsTopic)
-		waitFor(t, 60*time.Second, what, func() bool { return w.count(actions.DefaultActionsTopic) > n+50 })
+		n := w.kafka.Count(actions.DefaultActionsTopic)
+		testenv.WaitFor(t, 60*time.Second, what, func() bool { return w.kafka.Count(actions.DefaultActionsTopic) > n+50 })
 	}
 	join := func(name string) {
 		live[name] = w.start(name, instanceOpts{batchSize: 50})
@@ -55,7 +56,7 @@ func TestRebalance(t *testing.T) {
 		join([]string{"A", "B", "C"}[r%3])
 	}
 	prod.wait(t, 5*time.Minute)
-	waitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
+	testenv.WaitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
 	gi := w.kafka.GroupInfo(group)
 	members := len(gi.Members)
 	for name, in := range live {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 // readiness samples an instance's /readyz: 200 → 1, anything else → 0.
@@ -40,7 +41,7 @@ func TestRedisUnreachable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	prod := w.produce(ctx, wl.messages(), wl.rate)
-	waitFor(t, 30*time.Second, "some actions", func() bool { return w.count(actions.DefaultActionsTopic) > 200 })
+	testenv.WaitFor(t, 30*time.Second, "some actions", func() bool { return w.kafka.Count(actions.DefaultActionsTopic) > 200 })
 	time.Sleep(time.Second)
 
 	cutAt := time.Now()
@@ -52,7 +53,7 @@ func TestRedisUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	prod.wait(t, 5*time.Minute)
-	waitFor(t, 3*time.Minute, "every event committed", w.allCommitted)
+	testenv.WaitFor(t, 3*time.Minute, "every event committed", w.allCommitted)
 	drained := time.Since(restoredAt)
 	time.Sleep(300 * time.Millisecond)
 	readySamples, rssSamples := ready.finish(), rss.finish()
@@ -105,14 +106,14 @@ func TestRedisRepliesLost(t *testing.T) {
 	half := len(msgs) / 2
 	prod := w.produce(ctx, msgs[:half], wl.rate)
 	prod.wait(t, 5*time.Minute)
-	waitFor(t, pick(60*time.Second, 5*time.Minute), "the first half committed", w.allCommitted)
+	testenv.WaitFor(t, pick(60*time.Second, 5*time.Minute), "the first half committed", w.allCommitted)
 	_, randomLost, _ := w.rproxy.Stats()
 
 	// A claim applied, then Redis unreachable for 5s before its reply
 	// arrives: longer than go-redis's own retries, so the pipeline
 	// retries Process.
 	prod = w.produce(ctx, msgs[half:], wl.rate)
-	waitFor(t, 30*time.Second, "the second half flowing", func() bool { return prod.count() > 200 })
+	testenv.WaitFor(t, 30*time.Second, "the second half flowing", func() bool { return prod.count() > 200 })
 	w.rproxy.SetReplyLoss(0)
 	fired := w.rproxy.CutOnReply(func(b []byte) bool { return bytes.Contains(b, []byte("$3\r\nnew\r\n")) })
 	select {
@@ -126,11 +127,11 @@ func TestRedisRepliesLost(t *testing.T) {
 	}
 	healed := time.Now()
 	// Caught up: everything produced by now committed (the stream goes on).
-	target := w.count(inputTopic)
-	waitFor(t, 2*time.Minute, "the backlog of the outage committed", func() bool { return w.kafkaCommitted() >= target })
+	target := w.kafka.Count(inputTopic)
+	testenv.WaitFor(t, 2*time.Minute, "the backlog of the outage committed", func() bool { return w.kafkaCommitted() >= target })
 	recovered := time.Since(healed)
 	prod.wait(t, 5*time.Minute)
-	waitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
+	testenv.WaitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
 	_, allLost, _ := w.rproxy.Stats()
 	retries := in.metric(`whenthen_pipeline_retries_total{stage="process"}`) + in.metric(`whenthen_pipeline_retries_total{stage="commit"}`)
 	if !in.term(20 * time.Second) {
@@ -166,13 +167,13 @@ func TestRedisRestartedEmpty(t *testing.T) {
 	prod := w.produce(ctx, wl.messages(), wl.rate)
 	restarts := pick(1, 5)
 	for i := range restarts {
-		waitFor(t, 30*time.Second, "progress", func() bool {
-			return w.count(actions.DefaultActionsTopic) > int64((i+1)*wl.total()/(restarts+2))
+		testenv.WaitFor(t, 30*time.Second, "progress", func() bool {
+			return w.kafka.Count(actions.DefaultActionsTopic) > int64((i+1)*wl.total()/(restarts+2))
 		})
 		w.redis.Restart()
 	}
 	prod.wait(t, 5*time.Minute)
-	waitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
+	testenv.WaitFor(t, 2*time.Minute, "every event committed", w.allCommitted)
 	samples := ready.finish()
 	red := 0
 	for _, s := range samples {

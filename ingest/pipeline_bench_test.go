@@ -110,7 +110,7 @@ func benchmarkFlow(b *testing.B, start func(*testing.B, *testenv.Cluster) (stop 
 			msgs[i] = oppEvent(i, 5000)
 		}
 		stop := start(b, c)
-		waitFor(b, 20*time.Second, "the group to be assigned", func() bool {
+		testenv.WaitFor(b, 20*time.Second, "the group to be assigned", func() bool {
 			gi := c.GroupInfo(testGroup)
 			return gi != nil && gi.State == "Stable" && gi.NumAssigned() == benchPartitions
 		})
@@ -124,7 +124,7 @@ func benchmarkFlow(b *testing.B, start func(*testing.B, *testenv.Cluster) (stop 
 			}
 		}
 		cancel()
-		waitFor(b, 60*time.Second, "every action", func() bool { return count(c, actions.DefaultActionsTopic) >= benchEvents })
+		testenv.WaitFor(b, 60*time.Second, "every action", func() bool { return c.Count(actions.DefaultActionsTopic) >= benchEvents })
 		b.StopTimer()
 		stop()
 		l, e := latencies(b, c)

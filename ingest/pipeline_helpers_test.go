@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +74,7 @@ func newRigOn(t testing.TB, c *testenv.Cluster, o rigOptions) *rig {
 	}
 	log := o.logger
 	if log == nil {
-		log = testLogger(t)
+		log = testenv.Logger(t)
 	}
 	comp, err := rules.NewCompiler(rules.CompilerOptions{})
 	if err != nil {
@@ -178,38 +176,6 @@ func (r *rig) start() (stop func()) {
 	return stop
 }
 
-// testLogger logs to the test log at warn level, or to stderr at debug
-// level with WHENTHEN_TEST_LOG=debug.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("WHENTHEN_TEST_LOG") == "debug" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	w := &tWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.done = true
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-// tWriter writes to the test log until the test ends, then drops what
-// goroutines abandoned at shutdown (a hung kafka-go reader) still write.
-type tWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // writer returns a kafka-go writer to topic on c, keyed by hash.
 func writer(t testing.TB, c *testenv.Cluster, topic string) *kafka.Writer {
 	t.Helper()
@@ -247,28 +213,6 @@ func oppEvent(n int, amount int) kafka.Message {
 // bigDealActionID is the action id the big-deal automation gives event evt-N.
 func bigDealActionID(n int) string {
 	return actions.ActionID("", "big-deal", fmt.Sprintf("evt-%d", n), "brief")
-}
-
-// count returns the number of messages in topic.
-func count(c *testenv.Cluster, topic string) int64 {
-	var n int64
-	for _, pi := range c.PartitionInfos(topic) {
-		n += pi.HighWatermark - pi.LogStartOffset
-	}
-	return n
-}
-
-// waitFor polls cond every 10ms until it holds, failing the test after
-// timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // readTopic reads every message of topic, partition by partition.

@@ -54,8 +54,8 @@ func TestPipelineBadMessages(t *testing.T) {
 	r.start()
 
 	total := int64(len(msgs))
-	waitFor(t, 20*time.Second, "every message processed and committed", func() bool {
-		return count(r.cluster, actions.DefaultActionsTopic) >= 20 && count(r.cluster, actions.DefaultDLQTopic) >= 3 &&
+	testenv.WaitFor(t, 20*time.Second, "every message processed and committed", func() bool {
+		return r.cluster.Count(actions.DefaultActionsTopic) >= 20 && r.cluster.Count(actions.DefaultDLQTopic) >= 3 &&
 			committed(r.cluster, testGroup, 0) == total
 	})
 
@@ -180,7 +180,7 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 	}
 	produce(t, r.cluster, first...)
 	r.start()
-	waitFor(t, 20*time.Second, "the first 10 events committed", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "the first 10 events committed", func() bool {
 		return committed(r.cluster, testGroup, 0) == 10
 	})
 
@@ -193,19 +193,19 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 	retries := func() float64 {
 		return metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", ingest.StageProcess)
 	}
-	waitFor(t, 20*time.Second, "the batch to retry three times", func() bool { return retries() >= 3 })
+	testenv.WaitFor(t, 20*time.Second, "the batch to retry three times", func() bool { return retries() >= 3 })
 	if err := r.pipeline.Err(); err == nil || !strings.Contains(err.Error(), "process") {
 		t.Errorf("pipeline Err() = %v, want the process step failing", err)
 	}
 	if got := committed(r.cluster, testGroup, 0); got != 10 {
 		t.Fatalf("committed offset %d while Redis is down, want 10", got)
 	}
-	if n := count(r.cluster, actions.DefaultActionsTopic); n != 10 {
+	if n := r.cluster.Count(actions.DefaultActionsTopic); n != 10 {
 		t.Fatalf("%d actions while Redis is down, want 10", n)
 	}
 
 	srv.Restart()
-	waitFor(t, 20*time.Second, "all 20 events committed after Redis is back", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "all 20 events committed after Redis is back", func() bool {
 		return committed(r.cluster, testGroup, 0) == 20
 	})
 	if err := r.pipeline.Err(); err != nil {
@@ -250,12 +250,12 @@ func TestPublishFailureRetriesBatch(t *testing.T) {
 	}
 	produce(t, r.cluster, msgs...)
 	r.start()
-	waitFor(t, 20*time.Second, "a stalled publish", func() bool { return r.pipeline.Err() != nil })
+	testenv.WaitFor(t, 20*time.Second, "a stalled publish", func() bool { return r.pipeline.Err() != nil })
 	if got := committed(r.cluster, testGroup, 0); got > 0 {
 		t.Fatalf("committed offset %d while publishing fails, want none", got)
 	}
 	failing.Store(false)
-	waitFor(t, 30*time.Second, "all events committed after writes succeed", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "all events committed after writes succeed", func() bool {
 		return committed(r.cluster, testGroup, 0) == 10
 	})
 	got := map[string]int{}
@@ -313,7 +313,7 @@ func TestConsumerPartitions(t *testing.T) {
 	co := fastConsumer(c.Addrs(), transport)
 	co.BatchSize = 16
 	co.QueueSize = total // no queue fills: a held partition must not hold the others here
-	co.Logger = testLogger(t)
+	co.Logger = testenv.Logger(t)
 	cons, err := ingest.NewConsumer(co)
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +374,7 @@ func TestConsumerPartitions(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	waitFor(t, 20*time.Second, "every partition committed to its end", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "every partition committed to its end", func() bool {
 		for _, pi := range c.PartitionInfos(inputTopic) {
 			if committed(c, testGroup, pi.Partition) != pi.HighWatermark {
 				return false
@@ -407,7 +407,7 @@ func TestConsumerLag(t *testing.T) {
 		t.Errorf("lag before consuming = %v, want 30", got)
 	}
 	r.start()
-	waitFor(t, 20*time.Second, "all committed", func() bool { return committed(r.cluster, testGroup, 0) == 30 })
+	testenv.WaitFor(t, 20*time.Second, "all committed", func() bool { return committed(r.cluster, testGroup, 0) == 30 })
 	if err := r.consumer.UpdateLag(ctx); err != nil {
 		t.Fatal(err)
 	}

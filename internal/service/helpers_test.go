@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,7 +72,7 @@ func options(t testing.TB, c *testenv.Cluster, rulesDir, redisURL string) servic
 		Redis:           service.RedisOptions{URL: redisURL, Prefix: prefix},
 		Rules:           []string{rulesDir},
 		MetricsListen:   "127.0.0.1:0",
-		Logger:          testLogger(t),
+		Logger:          testenv.Logger(t),
 		ShutdownTimeout: 8 * time.Second,
 		ReloadInterval:  -1,
 		TimerInterval:   100 * time.Millisecond,
@@ -106,38 +104,6 @@ func start(t testing.TB, o service.Options) (*service.Service, func()) {
 	return s, stop
 }
 
-// testLogger logs warnings to the test log; WHENTHEN_TEST_LOG=debug logs
-// everything to stderr.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("WHENTHEN_TEST_LOG") == "debug" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	w := &tWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.done = true
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-// tWriter writes to the test log until the test ends, then drops what
-// goroutines abandoned at shutdown (a hung kafka-go reader) still write.
-type tWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // produce writes values to the input topic, keyed by keys[i].
 func produce(t testing.TB, c *testenv.Cluster, msgs ...kafka.Message) {
 	t.Helper()
@@ -163,15 +129,6 @@ func oppEvent(n, amount int) kafka.Message {
 		`"object":"opportunity","record":{"id":"opp-%d","amount":%d,"owner_id":"u-7"}}`, n, n, amount))
 }
 
-// count returns the number of messages in topic.
-func count(c *testenv.Cluster, topic string) int64 {
-	var n int64
-	for _, pi := range c.PartitionInfos(topic) {
-		n += pi.HighWatermark - pi.LogStartOffset
-	}
-	return n
-}
-
 // allCommitted reports whether the group committed every partition of the
 // input topic to its end.
 func allCommitted(c *testenv.Cluster) bool {
@@ -185,18 +142,6 @@ func allCommitted(c *testenv.Cluster) bool {
 		}
 	}
 	return true
-}
-
-// waitFor polls cond every 10ms until it holds, failing after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // readTopic reads every message of topic, partition by partition.

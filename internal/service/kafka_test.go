@@ -72,7 +72,7 @@ func TestKafkaTLSAndSCRAM(t *testing.T) {
 	if err := w.WriteMessages(ctx, oppEvent(1, 5000), oppEvent(2, 5000)); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
-	waitFor(t, 20*time.Second, "both events committed", func() bool { return allCommitted(c) })
+	testenv.WaitFor(t, 20*time.Second, "both events committed", func() bool { return allCommitted(c) })
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Addrs(), Topic: actions.DefaultActionsTopic, MaxWait: 50 * time.Millisecond,
 		Dialer: &kafka.Dialer{Timeout: 5 * time.Second, TLS: tlsCfg, SASLMechanism: mech}})
 	defer r.Close()

@@ -56,7 +56,7 @@ func TestKafkaWrongCredentials(t *testing.T) {
 			o.ShutdownTimeout = time.Second
 			s, stop := start(t, o)
 			var body string
-			waitFor(t, 20*time.Second, "a Kafka error on /readyz", func() bool {
+			testenv.WaitFor(t, 20*time.Second, "a Kafka error on /readyz", func() bool {
 				var code int
 				code, body = get(t, "http://"+s.MetricsAddr()+"/readyz")
 				return code == 503 && strings.Contains(body, "kafka")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 // syncLog is a log sink safe for the service's goroutines.
@@ -75,8 +76,8 @@ func TestLogsHoldNoFieldValues(t *testing.T) {
 		event("bad2", `{"id":"evt-8","type":"record.created",`+tm+`,"object":"opportunity","record":{"id":"O2","amount":"M8badamount"}}`),
 		event("bad3", `{"id":"evt-9","type":"record.created",`+tm+`,"object":"opportunity","record":{"id":"O3","name":"M1name`+strings.Repeat("x", 70000)+`"}}`),
 	)
-	waitFor(t, 20*time.Second, "every event committed", func() bool { return allCommitted(c) })
-	if n := count(c, actions.DefaultDLQTopic); n != 3 {
+	testenv.WaitFor(t, 20*time.Second, "every event committed", func() bool { return allCommitted(c) })
+	if n := c.Count(actions.DefaultDLQTopic); n != 3 {
 		t.Errorf("%d dead letters, want 3", n)
 	}
 	if n := metricValue(t, s.Gatherer(), "whenthen_eval_errors_total", "", ""); n == 0 {

@@ -64,12 +64,12 @@ func TestRedisACLAndTLS(t *testing.T) {
 	o.Redis.CAFile = ca
 	o.Logger, o.LogOutput, o.LogFormat, o.LogLevel = nil, &logs, "json", "debug"
 	s, _ := start(t, o)
-	waitFor(t, 20*time.Second, "ready over TLS with the ACL user", func() bool { code, _ := get(t, "http://"+s.MetricsAddr()+"/readyz"); return code == 200 })
+	testenv.WaitFor(t, 20*time.Second, "ready over TLS with the ACL user", func() bool { code, _ := get(t, "http://"+s.MetricsAddr()+"/readyz"); return code == 200 })
 	renewal := time.Now().Add(time.Hour + 2*time.Second).UTC().Format(time.RFC3339Nano)
 	produce(t, c, oppEvent(1, 5000),
 		event("A1", `{"id":"evt-a1","type":"record.created","time":"2026-11-24T10:00:00Z","object":"account",`+
 			`"record":{"id":"A1","renewal_date":"`+renewal+`","primary_contact_id":"c9"}}`))
-	waitFor(t, 30*time.Second, "the event's action and the timer's", func() bool { return count(c, actions.DefaultActionsTopic) == 2 })
+	testenv.WaitFor(t, 30*time.Second, "the event's action and the timer's", func() bool { return c.Count(actions.DefaultActionsTopic) == 2 })
 
 	// A wrong password: unready, with Redis's answer.
 	bad := options(t, c, rulesDir, rediss("not-the-password"))
@@ -79,7 +79,7 @@ func TestRedisACLAndTLS(t *testing.T) {
 	bad.Logger, bad.LogOutput, bad.LogFormat, bad.LogLevel = nil, &logs, "json", "debug"
 	b, _ := start(t, bad)
 	var body string
-	waitFor(t, 20*time.Second, "a Redis error on /readyz", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "a Redis error on /readyz", func() bool {
 		var code int
 		code, body = get(t, "http://"+b.MetricsAddr()+"/readyz")
 		return code == 503 && strings.Contains(body, "redis")
@@ -107,7 +107,7 @@ func TestRedisACLAndTLS(t *testing.T) {
 		o.ShutdownTimeout = time.Second
 		edit(&o)
 		s, stop := start(t, o)
-		waitFor(t, 20*time.Second, name+": unready", func() bool { code, _ := get(t, "http://"+s.MetricsAddr()+"/readyz"); return code == 503 })
+		testenv.WaitFor(t, 20*time.Second, name+": unready", func() bool { code, _ := get(t, "http://"+s.MetricsAddr()+"/readyz"); return code == 503 })
 		_, body := get(t, "http://"+s.MetricsAddr()+"/readyz")
 		t.Logf("%s: %s", name, strings.TrimSpace(body))
 		stop()

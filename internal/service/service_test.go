@@ -75,7 +75,7 @@ func TestEndToEnd(t *testing.T) {
 		event("006B1", `{"id":"evt-7","type":"record.created","time":"2026-11-24T10:00:00Z","workspace":"other","object":"opportunity",`+
 			`"record":{"id":"006B1","stage":"Closed Won","amount":900000,"owner_id":"u-9"}}`),
 	)
-	waitFor(t, 20*time.Second, "every event committed", func() bool { return allCommitted(c) })
+	testenv.WaitFor(t, 20*time.Second, "every event committed", func() bool { return allCommitted(c) })
 
 	brief := actions.ActionID("acme", "closed-won-brief", "evt-2", "brief")
 	lead := actions.ActionID("acme", "lead-nurture", "evt-4", "L1")
@@ -204,13 +204,13 @@ func TestRestartMidStream(t *testing.T) {
 	produce(t, c, msgs...)
 
 	_, stopA := start(t, o)
-	waitFor(t, 20*time.Second, "some actions", func() bool { return count(c, actions.DefaultActionsTopic) >= 50 })
+	testenv.WaitFor(t, 20*time.Second, "some actions", func() bool { return c.Count(actions.DefaultActionsTopic) >= 50 })
 	stopA()
-	if n := count(c, actions.DefaultActionsTopic); n >= total {
+	if n := c.Count(actions.DefaultActionsTopic); n >= total {
 		t.Logf("the first instance finished everything (%d actions) before it closed", n)
 	}
 	b, _ := start(t, o)
-	waitFor(t, 20*time.Second, "every event committed", func() bool { return allCommitted(c) })
+	testenv.WaitFor(t, 20*time.Second, "every event committed", func() bool { return allCommitted(c) })
 	assertOnce(t, c, total)
 	if n := metricValue(t, b.Gatherer(), "whenthen_decoded_events_total", "", ""); n == 0 {
 		t.Error("the second instance processed nothing: the close was not mid-stream")
@@ -234,9 +234,9 @@ func TestTwoInstancesShareGroup(t *testing.T) {
 	}
 	produce(t, c, msgs...)
 	a, _ := start(t, o)
-	waitFor(t, 20*time.Second, "some actions", func() bool { return count(c, actions.DefaultActionsTopic) >= 40 })
+	testenv.WaitFor(t, 20*time.Second, "some actions", func() bool { return c.Count(actions.DefaultActionsTopic) >= 40 })
 	b, _ := start(t, o)
-	waitFor(t, 20*time.Second, "two members sharing the partitions", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "two members sharing the partitions", func() bool {
 		gi := c.GroupInfo(group)
 		return gi != nil && gi.State == "Stable" && len(gi.Members) == 2 &&
 			gi.Members[0].NumAssigned() > 0 && gi.Members[1].NumAssigned() > 0
@@ -247,7 +247,7 @@ func TestTwoInstancesShareGroup(t *testing.T) {
 		more = append(more, oppEvent(i, 5000))
 	}
 	produce(t, c, more...)
-	waitFor(t, 30*time.Second, "every event committed", func() bool { return allCommitted(c) })
+	testenv.WaitFor(t, 30*time.Second, "every event committed", func() bool { return allCommitted(c) })
 	assertOnce(t, c, 2*total)
 	na := metricValue(t, a.Gatherer(), "whenthen_decoded_events_total", "", "")
 	nb := metricValue(t, b.Gatherer(), "whenthen_decoded_events_total", "", "")
@@ -270,11 +270,11 @@ func TestReload(t *testing.T) {
 	before := metricValue(t, g, "whenthen_rule_reload_last_success_timestamp_seconds", "", "")
 
 	produce(t, c, oppEvent(1, 5000))
-	waitFor(t, 20*time.Second, "the first action", func() bool { return count(c, actions.DefaultActionsTopic) == 1 })
+	testenv.WaitFor(t, 20*time.Second, "the first action", func() bool { return c.Count(actions.DefaultActionsTopic) == 1 })
 
 	// Broken: a misspelled field. The old rules stay.
 	writeFile(t, dir, "r.yaml", strings.Replace(bigDeal, "record.amount", "record.amuont", 1))
-	waitFor(t, 10*time.Second, "a failed reload", func() bool { return reloads("failure") == 1 })
+	testenv.WaitFor(t, 10*time.Second, "a failed reload", func() bool { return reloads("failure") == 1 })
 	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "amuont") {
 		t.Errorf("Reload() of the broken file = %v, want the error naming the field", err)
 	}
@@ -282,11 +282,11 @@ func TestReload(t *testing.T) {
 		t.Errorf("failures = %v, want 2", got)
 	}
 	produce(t, c, oppEvent(2, 5000))
-	waitFor(t, 20*time.Second, "the second action", func() bool { return count(c, actions.DefaultActionsTopic) == 2 })
+	testenv.WaitFor(t, 20*time.Second, "the second action", func() bool { return c.Count(actions.DefaultActionsTopic) == 2 })
 
 	// A good change: a new automation with a lower threshold.
 	writeFile(t, dir, "r.yaml", strings.NewReplacer("big-deal", "any-deal", "> 1000", "> 100").Replace(bigDeal))
-	waitFor(t, 10*time.Second, "a successful reload", func() bool { return reloads("success") == 2 })
+	testenv.WaitFor(t, 10*time.Second, "a successful reload", func() bool { return reloads("success") == 2 })
 	if _, ok := s.Rules().Automation("any-deal"); !ok {
 		t.Error("the live rules lack any-deal after the reload")
 	}
@@ -294,7 +294,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("last reload time went from %v to %v", before, after)
 	}
 	produce(t, c, oppEvent(3, 500))
-	waitFor(t, 20*time.Second, "the third action", func() bool { return count(c, actions.DefaultActionsTopic) == 3 })
+	testenv.WaitFor(t, 20*time.Second, "the third action", func() bool { return c.Count(actions.DefaultActionsTopic) == 3 })
 	got := actionCounts(t, c)
 	for _, id := range []string{bigDealAction(1), bigDealAction(2), actions.ActionID("", "any-deal", "evt-3", "brief")} {
 		if got[id] != 1 {
@@ -314,13 +314,13 @@ func TestReadyz(t *testing.T) {
 	s, _ := start(t, o)
 	base := "http://" + s.MetricsAddr()
 	ready := func() (int, string) { return get(t, base+"/readyz") }
-	waitFor(t, 20*time.Second, "ready", func() bool { code, _ := ready(); return code == 200 })
+	testenv.WaitFor(t, 20*time.Second, "ready", func() bool { code, _ := ready(); return code == 200 })
 	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
 
 	srv.Stop()
-	waitFor(t, 20*time.Second, "not ready without Redis", func() bool { code, _ := ready(); return code == 503 })
+	testenv.WaitFor(t, 20*time.Second, "not ready without Redis", func() bool { code, _ := ready(); return code == 503 })
 	if _, body := ready(); !strings.HasPrefix(body, "not ready: redis:") {
 		t.Errorf("/readyz body %q, want the Redis error", body)
 	}
@@ -328,7 +328,7 @@ func TestReadyz(t *testing.T) {
 		t.Errorf("/healthz = %d while Redis is down, want 200", code)
 	}
 	srv.Restart()
-	waitFor(t, 20*time.Second, "ready again", func() bool { code, _ := ready(); return code == 200 })
+	testenv.WaitFor(t, 20*time.Second, "ready again", func() bool { code, _ := ready(); return code == 200 })
 }
 
 // TestDateTimer arms a date timer through an event and lets the timer loop
@@ -353,13 +353,13 @@ automations:
 	// Renewal at 12:00, so the timer is due at 11:00.
 	produce(t, c, event("A1", `{"id":"evt-1","type":"record.created","time":"2026-11-24T10:00:00Z","object":"account",`+
 		`"record":{"id":"A1","renewal_date":"2026-11-24T12:00:00Z","primary_contact_id":"c9"}}`))
-	waitFor(t, 20*time.Second, "the event committed", func() bool { return allCommitted(c) })
-	if n := count(c, actions.DefaultActionsTopic); n != 0 {
+	testenv.WaitFor(t, 20*time.Second, "the event committed", func() bool { return allCommitted(c) })
+	if n := c.Count(actions.DefaultActionsTopic); n != 0 {
 		t.Fatalf("%d actions before the timer is due", n)
 	}
 	<-clock
 	clock <- now.Add(90 * time.Minute)
-	waitFor(t, 20*time.Second, "the timer's action", func() bool { return count(c, actions.DefaultActionsTopic) == 1 })
+	testenv.WaitFor(t, 20*time.Second, "the timer's action", func() bool { return c.Count(actions.DefaultActionsTopic) == 1 })
 	as := readActions(t, c)
 	if as[0].AutomationID != "renewal" || as[0].Flow == nil || as[0].Flow.PersonID != "c9" || as[0].RecordID != "A1" {
 		t.Errorf("timer action %+v", as[0])
@@ -401,7 +401,7 @@ func TestCloseAndRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	waitFor(t, 10*time.Second, "ready", func() bool { code, _ := get(t, "http://"+s.MetricsAddr()+"/readyz"); return code == 200 })
+	testenv.WaitFor(t, 10*time.Second, "ready", func() bool { code, _ := get(t, "http://"+s.MetricsAddr()+"/readyz"); return code == 200 })
 	if err := s.Run(ctx); err == nil {
 		t.Error("second Run succeeded")
 	}
@@ -474,7 +474,7 @@ func TestShutdownBoundedWhenKafkaHangs(t *testing.T) {
 	o.ShutdownTimeout = 2 * time.Second
 	s, _ := start(t, o)
 	produce(t, c, oppEvent(1, 5000))
-	waitFor(t, 20*time.Second, "the event committed", func() bool { return allCommitted(c) })
+	testenv.WaitFor(t, 20*time.Second, "the event committed", func() bool { return allCommitted(c) })
 
 	for _, key := range []kmsg.Key{kmsg.Fetch, kmsg.OffsetCommit, kmsg.LeaveGroup, kmsg.Heartbeat, kmsg.OffsetFetch} {
 		c.ControlKey(int16(key), func(kmsg.Request) (kmsg.Response, error, bool) {

@@ -70,3 +70,12 @@ func kfakeLogLevel(s string) (kfake.LogLevel, bool) {
 	}
 	return kfake.LogLevelNone, false
 }
+
+// Count returns the number of messages in topic, over its partitions.
+func (c *Cluster) Count(topic string) int64 {
+	var n int64
+	for _, pi := range c.PartitionInfos(topic) {
+		n += pi.HighWatermark - pi.LogStartOffset
+	}
+	return n
+}
