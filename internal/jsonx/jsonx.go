@@ -809,71 +809,89 @@ func (p *Parser) skipString() {
 // A member's value is read with the Parser (Value, Skip, Raw, Object,
 // Array); Next skips a value left unread.
 type ObjectReader struct {
+	container
+	key []byte
+}
+
+// container is what ObjectReader and ArrayReader share: the position in
+// an open object or array.
+type container struct {
 	p    *Parser
-	key  []byte
-	n    int // members met
-	val  int // offset of the current member's value
+	n    int // members or elements met
+	val  int // offset of the current member's value or element
 	done bool
 }
 
-// Object starts reading the object that is the next value. If the next
-// value is not an object, that is an error and the reader has no members.
-func (p *Parser) Object() ObjectReader {
+// open enters the object or array (open is '{' or '[') that is the next
+// value; what names it in the error when the next value is something else.
+func (p *Parser) open(open byte, what string) container {
 	if p.err != nil {
-		return ObjectReader{done: true}
+		return container{done: true}
 	}
 	p.skipSpace()
-	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
-		p.failHere("looking for the beginning of an object")
-		return ObjectReader{done: true}
+	if p.pos >= len(p.data) || p.data[p.pos] != open {
+		p.failHere("looking for the beginning of " + what)
+		return container{done: true}
 	}
 	if !p.push() {
-		return ObjectReader{done: true}
+		return container{done: true}
 	}
 	p.pos++
-	return ObjectReader{p: p}
+	return container{p: p}
 }
 
-// Next reads up to the next member's value, reporting whether there is
-// one; false at the end of the object or on an error.
-func (o *ObjectReader) Next() bool {
-	if o.done {
+// next skips a value left unread and moves past the separator to the
+// next member or element, reporting whether there is one; false at the
+// closing byte or on an error (after names the entries in the error).
+func (c *container) next(closing byte, after string) bool {
+	if c.done {
 		return false
 	}
-	p := o.p
-	if p.err == nil && o.n > 0 && p.pos == o.val {
+	p := c.p
+	if p.err == nil && c.n > 0 && p.pos == c.val {
 		p.skip()
 	}
 	if p.err != nil {
-		o.done = true
+		c.done = true
 		return false
 	}
 	p.skipSpace()
 	if p.pos >= len(p.data) {
 		p.eof()
-		o.done = true
+		c.done = true
 		return false
 	}
-	switch c := p.data[p.pos]; {
-	case c == '}' && o.n == 0:
+	switch b := p.data[p.pos]; {
+	case b == closing:
 		p.pos++
 		p.depth--
-		o.done = true
+		c.done = true
 		return false
-	case o.n == 0:
-	case c == ',':
+	case c.n == 0:
+	case b == ',':
 		p.pos++
 		p.skipSpace()
-	case c == '}':
-		p.pos++
-		p.depth--
-		o.done = true
-		return false
 	default:
-		p.fail("invalid character after an object member")
-		o.done = true
+		p.fail("invalid character after " + after)
+		c.done = true
 		return false
 	}
+	return true
+}
+
+// Object starts reading the object that is the next value. If the next
+// value is not an object, that is an error and the reader has no members.
+func (p *Parser) Object() ObjectReader {
+	return ObjectReader{container: p.open('{', "an object")}
+}
+
+// Next reads up to the next member's value, reporting whether there is
+// one; false at the end of the object or on an error.
+func (o *ObjectReader) Next() bool {
+	if !o.next('}', "an object member") {
+		return false
+	}
+	p := o.p
 	if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 		p.failHere("looking for the beginning of an object key")
 		o.done = true
@@ -906,70 +924,21 @@ func (o *ObjectReader) Key() []byte { return o.key }
 // reads members: each element is read with the Parser, and Next skips an
 // element left unread.
 type ArrayReader struct {
-	p    *Parser
-	n    int
-	val  int
-	done bool
+	container
 }
 
 // Array starts reading the array that is the next value. If the next value
 // is not an array, that is an error and the reader has no elements.
 func (p *Parser) Array() ArrayReader {
-	if p.err != nil {
-		return ArrayReader{done: true}
-	}
-	p.skipSpace()
-	if p.pos >= len(p.data) || p.data[p.pos] != '[' {
-		p.failHere("looking for the beginning of an array")
-		return ArrayReader{done: true}
-	}
-	if !p.push() {
-		return ArrayReader{done: true}
-	}
-	p.pos++
-	return ArrayReader{p: p}
+	return ArrayReader{container: p.open('[', "an array")}
 }
 
 // Next reports whether there is another element, positioning p at it.
 func (a *ArrayReader) Next() bool {
-	if a.done {
+	if !a.next(']', "an array element") {
 		return false
 	}
-	p := a.p
-	if p.err == nil && a.n > 0 && p.pos == a.val {
-		p.skip()
-	}
-	if p.err != nil {
-		a.done = true
-		return false
-	}
-	p.skipSpace()
-	if p.pos >= len(p.data) {
-		p.eof()
-		a.done = true
-		return false
-	}
-	switch c := p.data[p.pos]; {
-	case c == ']' && a.n == 0:
-		p.pos++
-		p.depth--
-		a.done = true
-		return false
-	case a.n == 0:
-	case c == ',':
-		p.pos++
-		p.skipSpace()
-	case c == ']':
-		p.pos++
-		p.depth--
-		a.done = true
-		return false
-	default:
-		p.fail("invalid character after an array element")
-		a.done = true
-		return false
-	}
-	a.val = p.pos
+	a.val = a.p.pos
 	a.n++
 	return true
 }
