@@ -220,42 +220,16 @@ func (c *Compiler) prune() {
 	}
 }
 
-// validate checks what spans fields: the support matrix, unique ids, and
-// fire modes that do not need the compiled condition.
+// validate checks what spans automations: ids unique across the set.
 func (c *Compiler) validate(fp *fileParser, pa *parsed, set *Set) {
 	a := pa.a
-	id := a.ID
-	if id == "" {
-		id = "?"
-	} else if prev, dup := set.byID[id]; dup {
-		fp.errAt(pa.idNode, id, "id %q is already used at %s:%d:%d", id, prev.Pos.File, prev.Pos.Line, prev.Pos.Col)
-	} else {
-		set.byID[id] = a
-	}
-	t := a.Trigger
-	if t.Kind == 0 {
+	if a.ID == "" {
 		return
 	}
-	if a.Brief != nil {
-		switch {
-		case t.Kind != TriggerRecord:
-			fp.errAt(pa.briefN, id, "a %s trigger cannot send a brief (briefs need an account, opportunity or contact record trigger; use a flow)", t.Kind)
-		case t.Object == ObjLead:
-			fp.errAt(pa.briefN, id, "a lead record trigger cannot send a brief (use a flow)")
-		case a.Brief.Kind == "":
-			switch t.Object {
-			case ObjAccount, ObjOpportunity:
-				a.Brief.Kind = t.Object
-			case ObjContact:
-				fp.errAt(pa.briefN, id, "then.brief.kind is required for a contact trigger (account or opportunity)")
-			}
-		}
-	}
-	if a.Cooldown > 0 && t.Kind == TriggerTracker {
-		fp.errAt(pa.cooldownN, id, "cooldown applies per record; a tracker trigger has none (use then.flow.reenroll_after)")
-	}
-	if a.Flow != nil && pa.whoSrc == nil && t.Object != ObjLead && t.Object != ObjContact {
-		fp.errAt(pa.thenN, id, "then.flow.who is required unless the trigger's record is a lead or contact (the person is then the record itself)")
+	if prev, dup := set.byID[a.ID]; dup {
+		fp.errAt(pa.idNode, a.ID, "id %q is already used at %s:%d:%d", a.ID, prev.Pos.File, prev.Pos.Line, prev.Pos.Col)
+	} else {
+		set.byID[a.ID] = a
 	}
 }
 
@@ -276,34 +250,17 @@ func (c *Compiler) compileExprs(fp *fileParser, pa *parsed) {
 	if pa.whoSrc != nil && a.Flow != nil {
 		a.Flow.Who = c.who(fp, key, pa.whoSrc, id, a.Trigger)
 	}
-	// Fire mode.
-	fire := ""
-	if pa.fire != nil {
-		if s, ok := fp.str(pa.fire, id, "fire"); ok {
-			fire = s
-			if s != "on_enter" && s != "every_time" {
-				fp.errAt(pa.fire, id, "unknown fire mode %q (want on_enter or every_time)", s)
-				fire = ""
-			}
-		}
-	}
+	// Fire mode: the parser checked the value; what is left needs the
+	// compiled condition.
 	switch {
-	case pa.ifSrc == nil:
-		if pa.fire != nil {
-			fp.errAt(pa.fire, id, "fire applies only to automations with an if (without one the automation runs on every trigger)")
-		}
-		a.Fire = FireEveryTime
-	case a.Trigger.Kind != TriggerRecord:
-		if fire == "on_enter" {
-			fp.errAt(pa.fire, id, "fire: on_enter applies only to record triggers (a %s trigger fires once per occurrence)", a.Trigger.Kind)
-		}
+	case pa.ifSrc == nil || a.Trigger.Kind != TriggerRecord:
 		a.Fire = FireEveryTime
 	case a.If != nil && (a.If.ReadsBefore || a.If.ReadsChanged):
-		if fire == "on_enter" {
-			fp.errAt(pa.fire, id, "fire: on_enter is not allowed on a condition that reads before or changed (it already describes a change; remove fire or use every_time)")
+		if pa.fire == FireOnEnter {
+			fp.errAt(pa.fireN, id, "fire: on_enter is not allowed on a condition that reads before or changed (it already describes a change; remove fire or use every_time)")
 		}
 		a.Fire = FireEveryTime
-	case fire == "every_time":
+	case pa.fire == FireEveryTime:
 		a.Fire = FireEveryTime
 	default:
 		a.Fire = FireOnEnter

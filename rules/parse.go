@@ -21,13 +21,20 @@ var (
 // MaxIDLen is the longest automation id.
 const MaxIDLen = 128
 
-// parsed is an automation as written, before its expressions compile.
+// parsed is an automation as written, before its expressions compile:
+// everything the file format alone decides is checked and settled here
+// (keys, values, the support matrix, fire modes); compile.go adds what
+// needs the compiled expressions and the whole set.
 type parsed struct {
-	a         *Automation
-	idNode    *yaml.Node
-	ifSrc     *exprSrc
-	whoSrc    *exprSrc
-	fire      *yaml.Node // the fire value as written, nil when absent
+	a      *Automation
+	idNode *yaml.Node
+	ifSrc  *exprSrc
+	whoSrc *exprSrc
+	// fireN is the fire value as written, nil when absent; fire is its
+	// value when valid, 0 otherwise (the default is settled at compile:
+	// it depends on whether the condition reads before or changed).
+	fireN     *yaml.Node
+	fire      Fire
 	thenN     *yaml.Node
 	briefN    *yaml.Node
 	cooldownN *yaml.Node
@@ -211,7 +218,7 @@ func (p *fileParser) parseAutomation(n *yaml.Node, index int, workspace string) 
 				}
 			}
 		case "fire":
-			pa.fire = v
+			pa.fireN = v
 		case "then":
 			pa.thenN = v
 		case "cooldown":
@@ -237,7 +244,69 @@ func (p *fileParser) parseAutomation(n *yaml.Node, index int, workspace string) 
 	} else {
 		p.parseThen(pa, id)
 	}
+	p.parseFire(pa, id)
+	p.checkMatrix(pa, id)
 	return pa
+}
+
+// parseFire reads fire: a valid mode, given only with an if, and on_enter
+// only on a record trigger.
+func (p *fileParser) parseFire(pa *parsed, id string) {
+	if pa.fireN == nil {
+		return
+	}
+	s, ok := p.str(pa.fireN, id, "fire")
+	if !ok {
+		return
+	}
+	switch s {
+	case "on_enter":
+		pa.fire = FireOnEnter
+	case "every_time":
+		pa.fire = FireEveryTime
+	default:
+		p.errAt(pa.fireN, id, "unknown fire mode %q (want on_enter or every_time)", s)
+		return
+	}
+	t := pa.a.Trigger
+	switch {
+	case pa.ifSrc == nil:
+		p.errAt(pa.fireN, id, "fire applies only to automations with an if (without one the automation runs on every trigger)")
+	case pa.fire == FireOnEnter && t.Kind != 0 && t.Kind != TriggerRecord:
+		p.errAt(pa.fireN, id, "fire: on_enter applies only to record triggers (a %s trigger fires once per occurrence)", t.Kind)
+	}
+}
+
+// checkMatrix enforces which trigger may take which action and setting
+// (docs/rules.md, "Support matrix"), and settles the brief kind a record
+// trigger implies.
+func (p *fileParser) checkMatrix(pa *parsed, id string) {
+	a := pa.a
+	t := a.Trigger
+	if t.Kind == 0 {
+		return
+	}
+	if a.Brief != nil {
+		switch {
+		case t.Kind != TriggerRecord:
+			p.errAt(pa.briefN, id, "a %s trigger cannot send a brief (briefs need an account, opportunity or contact record trigger; use a flow)", t.Kind)
+		case t.Object == ObjLead:
+			p.errAt(pa.briefN, id, "a lead record trigger cannot send a brief (use a flow)")
+		case a.Brief.Kind == "":
+			switch t.Object {
+			case ObjAccount, ObjOpportunity:
+				a.Brief.Kind = t.Object
+			case ObjContact:
+				p.errAt(pa.briefN, id, "then.brief.kind is required for a contact trigger (account or opportunity)")
+			}
+		}
+	}
+	if a.Cooldown > 0 && t.Kind == TriggerTracker {
+		p.errAt(pa.cooldownN, id, "cooldown applies per record; a tracker trigger has none (use then.flow.reenroll_after)")
+	}
+	if a.Flow != nil && pa.whoSrc == nil && t.Object != ObjLead && t.Object != ObjContact {
+		p.errAt(pa.thenN, id, "then.flow.who is required unless the trigger's record is a lead or contact (the person is then the record itself)")
+	}
 }
 
 func (p *fileParser) object(n *yaml.Node, id, what string) (string, bool) {
