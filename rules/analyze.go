@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // Condition is a compiled If, with the facts the engine's index needs.
@@ -31,7 +32,7 @@ type Condition struct {
 
 // Predicate is `record.<Field> == const` or `record.<Field> in [consts]`.
 type Predicate struct {
-	Field *Field
+	Field *crm.Field
 	// Values are the constants; Keys their IndexKey forms, in the same order.
 	Values []ref.Val
 	Keys   []string
@@ -46,7 +47,7 @@ type Predicate struct {
 // by CEL equality (numbers compare across int and double), `in` by the
 // set membership cel-go plans for a list of constants. It does not
 // allocate.
-func (p *Predicate) Holds(r *Record) bool {
+func (p *Predicate) Holds(r *crm.Record) bool {
 	v := r.FieldValue(p.Field)
 	switch {
 	case p.set != nil:
@@ -97,7 +98,7 @@ func IndexKey(v ref.Val) (string, bool) {
 
 // analyze finds the index facts of a condition, from its checked AST
 // (which the program does not keep).
-func analyze(p *Program, a *ast.AST, s *Schema, recordObj string) *Condition {
+func analyze(p *Program, a *ast.AST, s *crm.Schema, recordObj string) *Condition {
 	c := &Condition{Program: p}
 	for _, ref := range a.ReferenceMap() {
 		switch ref.Name {
@@ -107,9 +108,9 @@ func analyze(p *Program, a *ast.AST, s *Schema, recordObj string) *Condition {
 			c.ReadsChanged = true
 		}
 	}
-	var obj *Object
+	var obj *crm.Object
 	if recordObj != "" {
-		obj = s.objects[recordObj]
+		obj = stdObject(s, recordObj)
 	}
 	conj := conjuncts(a.Expr(), nil)
 	c.Clauses = clauses(a, conj, []rune(p.Expr))
@@ -141,7 +142,7 @@ func conjuncts(e ast.Expr, out []ast.Expr) []ast.Expr {
 
 // predicate recognises record.f == const, const == record.f and
 // record.f in [consts] on a scalar field.
-func predicate(a *ast.AST, e ast.Expr, obj *Object) (Predicate, bool) {
+func predicate(a *ast.AST, e ast.Expr, obj *crm.Object) (Predicate, bool) {
 	if e.Kind() != ast.CallKind {
 		return Predicate{}, false
 	}
@@ -181,7 +182,7 @@ func predicate(a *ast.AST, e ast.Expr, obj *Object) (Predicate, bool) {
 		return Predicate{}, false
 	}
 	switch f.Kind {
-	case KindString, KindInt, KindDouble, KindBool:
+	case crm.KindString, crm.KindInt, crm.KindDouble, crm.KindBool:
 	default:
 		return Predicate{}, false
 	}
@@ -210,7 +211,7 @@ func predicate(a *ast.AST, e ast.Expr, obj *Object) (Predicate, bool) {
 	return p, true
 }
 
-func recordField(a *ast.AST, e ast.Expr, obj *Object) (*Field, bool) {
+func recordField(a *ast.AST, e ast.Expr, obj *crm.Object) (*crm.Field, bool) {
 	if e.Kind() != ast.SelectKind {
 		return nil, false
 	}
@@ -223,7 +224,7 @@ func recordField(a *ast.AST, e ast.Expr, obj *Object) (*Field, bool) {
 	if r, ok := a.ReferenceMap()[sel.Operand().ID()]; !ok || r.Name != VarRecord {
 		return nil, false
 	}
-	f, ok := obj.byName[sel.FieldName()]
+	f, ok := obj.Field(sel.FieldName())
 	return f, ok
 }
 

@@ -2,6 +2,8 @@ package rules
 
 import (
 	"time"
+
+	"github.com/whenthen/whenthen/crm"
 )
 
 // TriggerKind is what starts an automation.
@@ -76,7 +78,7 @@ type Trigger struct {
 // DateTrigger fires at a record's date field, shifted by Offset, and
 // optionally moved to a local time of day.
 type DateTrigger struct {
-	Field    *Field
+	Field    *crm.Field
 	Offset   time.Duration
 	HasAt    bool
 	AtHour   int

@@ -7,17 +7,18 @@ import (
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // TestClausePrograms evaluates each clause of a condition on its own and
 // checks the values, and that the programs come from the cache.
 func TestClausePrograms(t *testing.T) {
 	c := testCompiler(t)
-	opp, _ := c.Schema().Object(ObjOpportunity)
+	opp, _ := c.Schema().Object(crm.ObjOpportunity)
 	rec := mustRecord(t, opp, `{"id":"o1","stage":"Closed Won","amount":150000,"competitors":["acme"]}`)
 	act, _ := interpreter.NewActivation(map[string]any{
 		VarRecord: rec, VarBefore: opp.Empty(), VarChanged: types.NewStringList(types.DefaultTypeAdapter, nil),
-		VarAccount: c.Schema().objects[ObjAccount].Empty(), VarOpportunity: rec,
+		VarAccount: stdObject(c.Schema(), crm.ObjAccount).Empty(), VarOpportunity: rec,
 		VarEvent: mustRecord(t, c.Schema().Event, `{"id":"e","type":"record.updated"}`),
 		VarNow:   types.Timestamp{},
 	})

@@ -1,14 +1,24 @@
-// Package rules owns the automation language: the YAML file format, the
-// record schema, and the compilation of If conditions and flow `who`
-// expressions into cached, type-checked CEL programs.
+// Package rules owns the automation language: the YAML file format and
+// the compilation of If conditions and flow `who` expressions into cached,
+// type-checked CEL programs over the record model of package crm.
 //
-// Loading is parse, then validate, then compile, each in its own file
-// (parse.go, load.go, env.go), with YAML positions kept so that every error
-// of every file is reported together as FILE:LINE:COL: automation ID:
-// message. analyze.go extracts what the engine's index needs from each
-// compiled condition.
+// Loading is parse, then compile, then analyse, each in its own file,
+// with YAML positions kept so that every error of every file is reported
+// together as FILE:LINE:COL: automation ID: message:
 //
-// Records are typed CEL objects (Record) built from the Schema through a
-// custom type provider, so that a misspelled field is a load error and an
-// absent field reads as its type's zero value.
+//   - parse.go reads one file into automations and settles everything the
+//     format alone decides (keys, values, the support matrix, fire modes);
+//   - load.go compiles a set of files (given as names and bytes; reading
+//     them is the caller's job) on every core: unique ids, conditions and
+//     whos through env.go's environments, and the fire rule that needs the
+//     compiled condition;
+//   - env.go builds the CEL environments per trigger shape and compiles
+//     expressions, sharing identical ones; shape.go shares the parse and
+//     check of expressions that differ only in their literals; numeric.go
+//     lets int literals compare with double fields;
+//   - analyze.go extracts what the engine's index needs from each compiled
+//     condition; clauses.go compiles a condition's top-level clauses for
+//     the authoring tools;
+//   - fast.go is the specialised evaluator of the common CEL subset, with
+//     cel-go as its fallback and differential oracle.
 package rules

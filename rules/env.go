@@ -13,6 +13,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // CEL variable names (SPEC section 3).
@@ -30,10 +31,10 @@ const (
 // CompilerOptions configures a Compiler.
 type CompilerOptions struct {
 	// Schema types the records; default DefaultSchema().
-	Schema *Schema
+	Schema *crm.Schema
 	// Limits caps event values; the cost estimate of every expression
 	// assumes them. Default DefaultLimits.
-	Limits Limits
+	Limits crm.Limits
 	// CostLimit is the runtime cost limit of one evaluation, and the most an
 	// expression's estimated worst-case cost may be when it loads.
 	// Default 1,000,000 (as Kubernetes).
@@ -48,8 +49,8 @@ type CompilerOptions struct {
 // programs so that identical expressions share one compiled program, across
 // files and across reloads. It is safe for concurrent use.
 type Compiler struct {
-	schema *Schema
-	limits Limits
+	schema *crm.Schema
+	limits crm.Limits
 	opts   CompilerOptions
 	envs   map[string]*cel.Env
 
@@ -89,7 +90,7 @@ type cacheEntry struct {
 // NewCompiler builds the CEL environments.
 func NewCompiler(opts CompilerOptions) (*Compiler, error) {
 	if opts.Schema == nil {
-		opts.Schema = DefaultSchema()
+		opts.Schema = crm.DefaultSchema()
 	}
 	opts.Limits = opts.Limits.WithDefaults()
 	if opts.CostLimit == 0 {
@@ -99,7 +100,7 @@ func NewCompiler(opts CompilerOptions) (*Compiler, error) {
 		opts.InterruptCheckFrequency = 100
 	}
 	s := opts.Schema
-	p, err := newProvider(s)
+	p, err := crm.NewTypeProvider(s)
 	if err != nil {
 		return nil, err
 	}
@@ -112,17 +113,17 @@ func NewCompiler(opts CompilerOptions) (*Compiler, error) {
 		ext.Lists(),
 		ext.Sets(),
 		ext.Math(),
-		cel.Variable(VarAccount, s.objects[ObjAccount].celType),
-		cel.Variable(VarOpportunity, s.objects[ObjOpportunity].celType),
-		cel.Variable(VarEvent, s.Event.celType),
+		cel.Variable(VarAccount, stdObject(s, crm.ObjAccount).CELType()),
+		cel.Variable(VarOpportunity, stdObject(s, crm.ObjOpportunity).CELType()),
+		cel.Variable(VarEvent, s.Event.CELType()),
 		cel.Variable(VarNow, types.TimestampType),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("build CEL environment: %w", err)
 	}
 	c := &Compiler{schema: s, limits: opts.Limits, opts: opts, envs: map[string]*cel.Env{}, cache: map[progKey]*cacheEntry{}}
-	for _, name := range CRMObjects {
-		t := s.objects[name].celType
+	for _, name := range crm.CRMObjects {
+		t := stdObject(s, name).CELType()
 		rec, err := base.Extend(
 			cel.Variable(VarRecord, t),
 			cel.Variable(VarBefore, t),
@@ -138,7 +139,7 @@ func NewCompiler(opts CompilerOptions) (*Compiler, error) {
 		}
 		c.envs[envKey(TriggerDate, name)] = state
 	}
-	tr, err := base.Extend(cel.Variable(VarTracker, s.Tracker.celType))
+	tr, err := base.Extend(cel.Variable(VarTracker, s.Tracker.CELType()))
 	if err != nil {
 		return nil, fmt.Errorf("build CEL environment: %w", err)
 	}
@@ -147,10 +148,10 @@ func NewCompiler(opts CompilerOptions) (*Compiler, error) {
 }
 
 // Schema is the compiler's schema.
-func (c *Compiler) Schema() *Schema { return c.schema }
+func (c *Compiler) Schema() *crm.Schema { return c.schema }
 
 // Limits are the event value limits the compiler's estimates assume.
-func (c *Compiler) Limits() Limits { return c.limits }
+func (c *Compiler) Limits() crm.Limits { return c.limits }
 
 // envKey names the environment of a trigger: record triggers see before
 // and changed; date and schedule triggers see the record only; tracker
@@ -369,8 +370,8 @@ func (c *Compiler) compile(key string, expr string, check func(*types.Type) stri
 // sizeEstimator bounds the sizes of event values by the decode limits, so
 // that iterating over a list field has a finite estimated cost.
 type sizeEstimator struct {
-	lim    Limits
-	schema *Schema
+	lim    crm.Limits
+	schema *crm.Schema
 }
 
 func (e *sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
@@ -395,10 +396,10 @@ func (e *sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 
 // maxChanged is the most names the changed list can hold: the fields of
 // the largest object.
-func maxChanged(s *Schema) int {
+func maxChanged(s *crm.Schema) int {
 	max := 0
-	for _, o := range s.objects {
-		if len(o.Fields) > max {
+	for _, name := range crm.CRMObjects {
+		if o := stdObject(s, name); len(o.Fields) > max {
 			max = len(o.Fields)
 		}
 	}
@@ -407,4 +408,14 @@ func maxChanged(s *Schema) int {
 
 func (e *sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
 	return nil
+}
+
+// stdObject is one of the schema's CRM objects (account, opportunity,
+// lead, contact), which every schema has.
+func stdObject(s *crm.Schema, name string) *crm.Object {
+	o, ok := s.Object(name)
+	if !ok {
+		panic("rules: schema has no object " + name)
+	}
+	return o
 }

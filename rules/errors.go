@@ -2,14 +2,11 @@ package rules
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
-// Error is one problem in an automation or schema file, at a position.
+// Error is one problem in an automation file, at a position.
 type Error struct {
 	File         string
 	Line, Col    int    // 1-based; 0 when unknown
@@ -55,37 +52,4 @@ func (l ErrorList) Sort() {
 		}
 		return a.Col < b.Col
 	})
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
-
-// yamlMessage strips the "yaml: " prefix of a YAML library error.
-func yamlMessage(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "yaml: ")
-	return s
-}
-
-// yamlErrorLine extracts the line of a YAML syntax error, if it names one.
-func yamlErrorLine(err error) (int, string) {
-	s := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(s); m != nil {
-		var n int
-		fmt.Sscan(m[1], &n)
-		return n, s[len(m[0]):]
-	}
-	return 0, yamlMessage(err)
-}
-
-func docRoot(doc *yaml.Node) *yaml.Node {
-	if doc.Kind == yaml.DocumentNode {
-		if len(doc.Content) == 0 {
-			return nil
-		}
-		return doc.Content[0]
-	}
-	if doc.Kind == 0 {
-		return nil
-	}
-	return doc
 }

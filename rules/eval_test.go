@@ -10,9 +10,10 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
+	"github.com/whenthen/whenthen/crm"
 )
 
-func mustRecord(t *testing.T, o *Object, js string) *Record {
+func mustRecord(t *testing.T, o *crm.Object, js string) *crm.Record {
 	t.Helper()
 	var m map[string]any
 	d := json.NewDecoder(strings.NewReader(js))
@@ -20,7 +21,7 @@ func mustRecord(t *testing.T, o *Object, js string) *Record {
 	if err := d.Decode(&m); err != nil {
 		t.Fatal(err)
 	}
-	r, err := o.NewRecord(m, Limits{})
+	r, err := o.NewRecord(m, crm.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +45,13 @@ func oppAutomation(cond string) string {
 // zero values for absent fields, has(), int/double comparison, timestamps.
 func TestEvalSemantics(t *testing.T) {
 	c := testCompiler(t)
-	opp, _ := c.Schema().Object(ObjOpportunity)
+	opp, _ := c.Schema().Object(crm.ObjOpportunity)
 	rec := mustRecord(t, opp, `{"id":"o1","stage":"Closed Won","amount":250000,"seats":12,
 		"close_date":"2026-11-01T00:00:00Z","competitors":["acme","globex"],"notes_meta":{"a":{"b":[1,2.5,"x"]}}}`)
 	empty := opp.Empty()
 	tests := []struct {
 		cond string
-		rec  *Record
+		rec  *crm.Record
 		want bool
 	}{
 		{`record.stage == "Closed Won"`, rec, true},
@@ -80,7 +81,7 @@ func TestEvalSemantics(t *testing.T) {
 			a := loadOne(t, c, oppAutomation(tt.cond))
 			act, _ := interpreter.NewActivation(map[string]any{
 				VarRecord: tt.rec, VarBefore: opp.Empty(), VarChanged: types.NewStringList(types.DefaultTypeAdapter, nil),
-				VarAccount: c.Schema().objects[ObjAccount].Empty(), VarOpportunity: tt.rec,
+				VarAccount: stdObject(c.Schema(), crm.ObjAccount).Empty(), VarOpportunity: tt.rec,
 				VarEvent: mustRecord(t, c.Schema().Event, `{"id":"e","type":"record.updated"}`),
 				VarNow:   types.Timestamp{Time: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)},
 			})
@@ -98,7 +99,7 @@ func TestEvalSemantics(t *testing.T) {
 // TestEvalErrors: runtime failures are errors, never a silent false.
 func TestEvalErrors(t *testing.T) {
 	c := testCompiler(t)
-	opp, _ := c.Schema().Object(ObjOpportunity)
+	opp, _ := c.Schema().Object(crm.ObjOpportunity)
 	rec := mustRecord(t, opp, `{"id":"o1","seats":0,"notes_meta":{}}`)
 	for _, cond := range []string{
 		`100 / record.seats > 1`,
@@ -122,7 +123,7 @@ func TestRuntimeCostLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opp, _ := c.Schema().Object(ObjOpportunity)
+	opp, _ := c.Schema().Object(crm.ObjOpportunity)
 	// Estimated worst case is over 2000 when competitors may hold 1000
 	// elements, so load with a small list limit and evaluate a big list.
 	c.limits.MaxListLen, c.limits.MaxStringBytes = 10, 100
@@ -131,7 +132,7 @@ func TestRuntimeCostLimit(t *testing.T) {
 	for i := range big {
 		big[i] = strings.Repeat("a", 50)
 	}
-	rec, err := opp.NewRecord(map[string]any{"competitors": big}, Limits{MaxListLen: 1000})
+	rec, err := opp.NewRecord(map[string]any{"competitors": big}, crm.Limits{MaxListLen: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestDateDue(t *testing.T) {
 }
 
 func TestSchemaErrors(t *testing.T) {
-	_, err := ParseSchema("s.yaml", []byte("objects:\n  deal:\n    fields: {x: int}\n  account:\n    fields:\n      tier: string\n      Bad: int\n      score: float\n"))
+	_, err := crm.ParseSchema("s.yaml", []byte("objects:\n  deal:\n    fields: {x: int}\n  account:\n    fields:\n      tier: string\n      Bad: int\n      score: float\n"))
 	want := strings.Join([]string{
 		`s.yaml:2:3: unknown object "deal" (want one of account, opportunity, lead, contact)`,
 		`s.yaml:7:7: invalid field name "Bad" (want [a-z_][a-z0-9_]*)`,
@@ -293,19 +294,19 @@ func TestSchemaErrors(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
 	}
-	_, err = ParseSchema("s.yaml", []byte("objects:\n  account:\n    fields:\n      in: string\n"))
+	_, err = crm.ParseSchema("s.yaml", []byte("objects:\n  account:\n    fields:\n      in: string\n"))
 	if err == nil || err.Error() != `s.yaml:4:7: field name "in" is a keyword or reserved word of CEL` {
 		t.Fatalf("got %v", err)
 	}
-	_, err = ParseSchema("s.yaml", []byte("objects:\n  account:\n    fields:\n      tier: string\n"))
+	_, err = crm.ParseSchema("s.yaml", []byte("objects:\n  account:\n    fields:\n      tier: string\n"))
 	if err == nil || err.Error() != `s.yaml:4:7: field account.tier is a standard field` {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestRecordValues(t *testing.T) {
-	s := DefaultSchema()
-	acc, _ := s.Object(ObjAccount)
+	s := crm.DefaultSchema()
+	acc, _ := s.Object(crm.ObjAccount)
 	tests := []struct {
 		name, js, wantErr string
 	}{
@@ -327,7 +328,7 @@ func TestRecordValues(t *testing.T) {
 			if err := d.Decode(&m); err != nil {
 				t.Fatal(err)
 			}
-			r, err := acc.NewRecord(m, Limits{})
+			r, err := acc.NewRecord(m, crm.Limits{})
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("got %v, want %s", err, tt.wantErr)
@@ -359,14 +360,14 @@ func TestRecordValues(t *testing.T) {
 
 func TestRecordJSONRoundTrip(t *testing.T) {
 	c := testCompiler(t)
-	opp, _ := c.Schema().Object(ObjOpportunity)
+	opp, _ := c.Schema().Object(crm.ObjOpportunity)
 	in := mustRecord(t, opp, `{"id":"o\"1","stage":"Closed Won","amount":250000.5,"seats":9007199254740993,
 		"close_date":"2026-11-01T10:00:00.123Z","competitors":["a","b"],"notes_meta":{"k":[1,"x",{"y":true}]}}`)
 	data, err := in.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := opp.DecodeRecord(data, Limits{})
+	out, err := opp.DecodeRecord(data, crm.Limits{})
 	if err != nil {
 		t.Fatalf("%v: %s", err, data)
 	}

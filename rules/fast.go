@@ -13,6 +13,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/interpreter"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // The fast evaluator.
@@ -96,7 +97,7 @@ type fnode struct {
 // fastBuilder builds the fast evaluator of one checked expression.
 type fastBuilder struct {
 	a          *ast.AST
-	schema     *Schema
+	schema     *crm.Schema
 	maxStr     int // longest string value taken (Limits.MaxStringBytes)
 	maxList    int // longest list field taken (Limits.MaxListLen)
 	maxChanged int // longest changed list taken (maxChanged)
@@ -237,13 +238,13 @@ func boundedList(v any, max int) (traits.Lister, bool) {
 
 // resolveRecord resolves the record variable name, which must be a record
 // of obj.
-func resolveRecord(act interpreter.Activation, name string, obj *Object) (*Record, bool) {
+func resolveRecord(act interpreter.Activation, name string, obj *crm.Object) (*crm.Record, bool) {
 	v, ok := act.ResolveName(name)
 	if !ok {
 		return nil, false
 	}
-	r, ok := v.(*Record)
-	if !ok || r == nil || r.obj != obj {
+	r, ok := v.(*crm.Record)
+	if !ok || r == nil || r.Object() != obj {
 		return nil, false
 	}
 	return r, true
@@ -265,11 +266,11 @@ func (b *fastBuilder) sel(e ast.Expr) *fnode {
 	if ot.Kind() != types.StructKind {
 		return nil
 	}
-	obj, ok := b.schema.byTypeName(ot.TypeName())
+	obj, ok := b.schema.ObjectOfType(ot.TypeName())
 	if !ok {
 		return nil
 	}
-	f, ok := obj.byName[s.FieldName()]
+	f, ok := obj.Field(s.FieldName())
 	if !ok {
 		return nil
 	}
@@ -284,7 +285,7 @@ func (b *fastBuilder) sel(e ast.Expr) *fnode {
 	}
 	maxStr, maxList := b.maxStr, b.maxList
 	switch f.Kind {
-	case KindString:
+	case crm.KindString:
 		return &fnode{kind: fkString,
 			s: func(act interpreter.Activation) (string, bool) {
 				r, ok := resolveRecord(act, name, obj)
@@ -309,7 +310,7 @@ func (b *fastBuilder) sel(e ast.Expr) *fnode {
 				}
 				return v, true
 			}}
-	case KindInt:
+	case crm.KindInt:
 		return &fnode{kind: fkInt, n: func(act interpreter.Activation) (num, bool) {
 			r, ok := resolveRecord(act, name, obj)
 			if !ok {
@@ -318,7 +319,7 @@ func (b *fastBuilder) sel(e ast.Expr) *fnode {
 			x, ok := r.FieldValue(f).(types.Int)
 			return num{k: fkInt, i: int64(x)}, ok
 		}}
-	case KindDouble:
+	case crm.KindDouble:
 		return &fnode{kind: fkDouble, n: func(act interpreter.Activation) (num, bool) {
 			r, ok := resolveRecord(act, name, obj)
 			if !ok {
@@ -327,7 +328,7 @@ func (b *fastBuilder) sel(e ast.Expr) *fnode {
 			x, ok := r.FieldValue(f).(types.Double)
 			return num{k: fkDouble, d: float64(x)}, ok
 		}}
-	case KindBool:
+	case crm.KindBool:
 		return &fnode{kind: fkBool, b: func(act interpreter.Activation) (bool, bool) {
 			r, ok := resolveRecord(act, name, obj)
 			if !ok {
@@ -336,7 +337,7 @@ func (b *fastBuilder) sel(e ast.Expr) *fnode {
 			x, ok := r.FieldValue(f).(types.Bool)
 			return bool(x), ok
 		}}
-	case KindTimestamp:
+	case crm.KindTimestamp:
 		return &fnode{kind: fkTime, t: func(act interpreter.Activation) (time.Time, bool) {
 			r, ok := resolveRecord(act, name, obj)
 			if !ok {
@@ -345,9 +346,9 @@ func (b *fastBuilder) sel(e ast.Expr) *fnode {
 			x, ok := r.FieldValue(f).(types.Timestamp)
 			return x.Time, ok
 		}}
-	case KindStringList, KindObjectList:
+	case crm.KindStringList, crm.KindObjectList:
 		elem := fkind(0)
-		if f.Kind == KindStringList {
+		if f.Kind == crm.KindStringList {
 			elem = fkString
 		}
 		return &fnode{kind: fkList, elem: elem, l: func(act interpreter.Activation) (traits.Lister, bool) {

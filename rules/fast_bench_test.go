@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // benchActivation resolves names as the engine's activation does: a
@@ -50,24 +51,24 @@ func BenchmarkEval(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := c.Schema()
-	rec := func(obj, js string) *Record {
+	rec := func(obj, js string) *crm.Record {
 		o, _ := s.Object(obj)
 		return jsonRecord(b, o, js)
 	}
 	tests := []struct {
 		name, object, cond string
-		record, before     *Record
+		record, before     *crm.Record
 	}{
-		{"owner-stage-amount", ObjOpportunity, `record.owner_id == "u-12" && record.stage == "Closed Won" && record.amount > 200000`,
-			rec(ObjOpportunity, `{"id":"006-1","owner_id":"u-12","stage":"Closed Won","amount":250000,"account_id":"acc-1"}`), nil},
-		{"source-country-score", ObjLead, `record.source == "web" && record.country == "C7" && record.score >= 70`,
-			rec(ObjLead, `{"id":"00Q-1","source":"web","country":"C7","score":80}`), nil},
-		{"changed-before", ObjOpportunity, `"stage" in changed && before.stage != "Closed Lost"`,
-			rec(ObjOpportunity, `{"id":"006-1","stage":"Closed Won"}`), rec(ObjOpportunity, `{"id":"006-1","stage":"Negotiation"}`)},
-		{"startsWith", ObjContact, `record.title.startsWith("VP")`,
-			rec(ObjContact, `{"id":"003-1","title":"VP Sales"}`), nil},
-		{"industry-region-tier-in", ObjAccount, `record.industry == "Industry3" && record.region == "R4" && record.tier in ["SMB", "Enterprise"] && record.employee_count > 1000`,
-			rec(ObjAccount, `{"id":"001-1","industry":"Industry3","region":"R4","tier":"Enterprise","employee_count":4000}`), nil},
+		{"owner-stage-amount", crm.ObjOpportunity, `record.owner_id == "u-12" && record.stage == "Closed Won" && record.amount > 200000`,
+			rec(crm.ObjOpportunity, `{"id":"006-1","owner_id":"u-12","stage":"Closed Won","amount":250000,"account_id":"acc-1"}`), nil},
+		{"source-country-score", crm.ObjLead, `record.source == "web" && record.country == "C7" && record.score >= 70`,
+			rec(crm.ObjLead, `{"id":"00Q-1","source":"web","country":"C7","score":80}`), nil},
+		{"changed-before", crm.ObjOpportunity, `"stage" in changed && before.stage != "Closed Lost"`,
+			rec(crm.ObjOpportunity, `{"id":"006-1","stage":"Closed Won"}`), rec(crm.ObjOpportunity, `{"id":"006-1","stage":"Negotiation"}`)},
+		{"startsWith", crm.ObjContact, `record.title.startsWith("VP")`,
+			rec(crm.ObjContact, `{"id":"003-1","title":"VP Sales"}`), nil},
+		{"industry-region-tier-in", crm.ObjAccount, `record.industry == "Industry3" && record.region == "R4" && record.tier in ["SMB", "Enterprise"] && record.employee_count > 1000`,
+			rec(crm.ObjAccount, `{"id":"001-1","industry":"Industry3","region":"R4","tier":"Enterprise","employee_count":4000}`), nil},
 	}
 	for _, tt := range tests {
 		key := envKey(TriggerRecord, tt.object)
@@ -84,8 +85,8 @@ func BenchmarkEval(b *testing.B) {
 		}
 		act := &benchActivation{record: tt.record, before: before,
 			changed:     types.NewStringList(types.DefaultTypeAdapter, before.Changed(tt.record)),
-			account:     s.objects[ObjAccount].Empty(),
-			opportunity: s.objects[ObjOpportunity].Empty(), event: s.Event.Empty(),
+			account:     stdObject(s, crm.ObjAccount).Empty(),
+			opportunity: stdObject(s, crm.ObjOpportunity).Empty(), event: s.Event.Empty(),
 			now: types.Timestamp{Time: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)}}
 		ctx := context.Background()
 		for _, mode := range []struct {
@@ -112,14 +113,14 @@ func BenchmarkPredicateHolds(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	opp, _ := c.Schema().Object(ObjOpportunity)
+	opp, _ := c.Schema().Object(crm.ObjOpportunity)
 	r := jsonRecord(b, opp, `{"stage":"Closed Won","amount":250000}`)
 	for _, cond := range []string{`record.stage == "Closed Won"`, `record.stage in ["Negotiation", "Closed Won"]`, `record.amount == 250000`} {
-		p, a, iss := c.compile(envKey(TriggerRecord, ObjOpportunity), cond, func(*types.Type) string { return "" })
+		p, a, iss := c.compile(envKey(TriggerRecord, crm.ObjOpportunity), cond, func(*types.Type) string { return "" })
 		if iss != nil {
 			b.Fatal(iss[0].msg)
 		}
-		pr := &analyze(p, a, c.Schema(), ObjOpportunity).Index[0]
+		pr := &analyze(p, a, c.Schema(), crm.ObjOpportunity).Index[0]
 		b.Run(cond, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -131,7 +132,7 @@ func BenchmarkPredicateHolds(b *testing.B) {
 	}
 }
 
-func jsonRecord(tb testing.TB, o *Object, js string) *Record {
+func jsonRecord(tb testing.TB, o *crm.Object, js string) *crm.Record {
 	tb.Helper()
 	var m map[string]any
 	d := json.NewDecoder(strings.NewReader(js))
@@ -139,7 +140,7 @@ func jsonRecord(tb testing.TB, o *Object, js string) *Record {
 	if err := d.Decode(&m); err != nil {
 		tb.Fatal(err)
 	}
-	r, err := o.NewRecord(m, Limits{})
+	r, err := o.NewRecord(m, crm.Limits{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // fuzzTemplates are expressions with placeholders for the fuzzed values:
@@ -71,8 +72,8 @@ func FuzzFastEval(f *testing.F) {
 		g := &exprGen{r: r, env: env}
 		f.Add(uint8(255), g.boolean(2), poolStrings[r.Intn(len(poolStrings))], int64(r.Intn(100)), float64(r.Intn(100))/2, uint8(r.Intn(256)))
 	}
-	opp := c.schema.objects[ObjOpportunity]
-	key := envKey(TriggerRecord, ObjOpportunity)
+	opp := stdObject(c.schema, crm.ObjOpportunity)
+	key := envKey(TriggerRecord, crm.ObjOpportunity)
 	f.Fuzz(func(t *testing.T, tmpl uint8, expr, s string, i int64, d float64, flags uint8) {
 		if int(tmpl) < len(fuzzTemplates) {
 			u := uint64(i)
@@ -102,7 +103,7 @@ func FuzzFastEval(f *testing.F) {
 		set("strategic", flags&64 != 0, 0)
 		set("signed_at", "2026-11-01T00:00:00Z", 128)
 		set("close_date", time.Unix(i%(1<<34), 0).UTC().Format(time.RFC3339), 0)
-		rec, err := opp.NewRecord(fields, Limits{})
+		rec, err := opp.NewRecord(fields, crm.Limits{})
 		if err != nil {
 			return
 		}
@@ -112,7 +113,7 @@ func FuzzFastEval(f *testing.F) {
 		}
 		act, err := interpreter.NewActivation(map[string]any{
 			VarRecord: rec, VarBefore: before, VarChanged: types.NewStringList(types.DefaultTypeAdapter, rec.Changed(before)),
-			VarAccount: c.schema.objects[ObjAccount].Empty(), VarOpportunity: rec, VarEvent: c.schema.Event.Empty(),
+			VarAccount: stdObject(c.schema, crm.ObjAccount).Empty(), VarOpportunity: rec, VarEvent: c.schema.Event.Empty(),
 			VarNow: types.Timestamp{Time: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)},
 		})
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // diffSchema has custom fields of every kind a schema file can declare.
@@ -33,7 +34,7 @@ const diffSchema = `objects:
 
 func diffCompiler(t testing.TB, opts CompilerOptions) *Compiler {
 	t.Helper()
-	s, err := ParseSchema("diff.yaml", []byte(diffSchema))
+	s, err := crm.ParseSchema("diff.yaml", []byte(diffSchema))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,23 +63,23 @@ var (
 // genEnv is the CEL environment an expression is generated for.
 type genEnv struct {
 	key     string
-	vars    map[string]*Object // record-typed variables
+	vars    map[string]*crm.Object // record-typed variables
 	changed bool
 }
 
-func diffEnvs(s *Schema) []genEnv {
-	base := func() map[string]*Object {
-		return map[string]*Object{VarAccount: s.objects[ObjAccount], VarOpportunity: s.objects[ObjOpportunity], VarEvent: s.Event}
+func diffEnvs(s *crm.Schema) []genEnv {
+	base := func() map[string]*crm.Object {
+		return map[string]*crm.Object{VarAccount: stdObject(s, crm.ObjAccount), VarOpportunity: stdObject(s, crm.ObjOpportunity), VarEvent: s.Event}
 	}
 	var out []genEnv
-	for _, name := range CRMObjects {
+	for _, name := range crm.CRMObjects {
 		v := base()
-		v[VarRecord], v[VarBefore] = s.objects[name], s.objects[name]
+		v[VarRecord], v[VarBefore] = stdObject(s, name), stdObject(s, name)
 		out = append(out, genEnv{key: envKey(TriggerRecord, name), vars: v, changed: true})
 	}
 	v := base()
-	v[VarRecord] = s.objects[ObjOpportunity]
-	out = append(out, genEnv{key: envKey(TriggerDate, ObjOpportunity), vars: v})
+	v[VarRecord] = stdObject(s, crm.ObjOpportunity)
+	out = append(out, genEnv{key: envKey(TriggerDate, crm.ObjOpportunity), vars: v})
 	v = base()
 	v[VarTracker] = s.Tracker
 	out = append(out, genEnv{key: envKey(TriggerTracker, ""), vars: v})
@@ -95,7 +96,7 @@ type exprGen struct {
 func (g *exprGen) pick(xs []string) string { return xs[g.r.Intn(len(xs))] }
 
 // field returns `var.field` for a field of one of the kinds, or "".
-func (g *exprGen) field(kinds ...Kind) string {
+func (g *exprGen) field(kinds ...crm.Kind) string {
 	var opts []string
 	for v, o := range g.env.vars {
 		for _, f := range o.Fields {
@@ -127,7 +128,7 @@ func (g *exprGen) strLit() string { return strconv.Quote(g.pick(poolStrings)) }
 func (g *exprGen) str(d int) string {
 	switch n := g.r.Intn(10); {
 	case n < 5:
-		if f := g.field(KindString); f != "" {
+		if f := g.field(crm.KindString); f != "" {
 			return f
 		}
 		return g.strLit()
@@ -146,12 +147,12 @@ func (g *exprGen) str(d int) string {
 func (g *exprGen) number(d int) string {
 	switch n := g.r.Intn(14); {
 	case n < 3:
-		if f := g.field(KindInt); f != "" {
+		if f := g.field(crm.KindInt); f != "" {
 			return f
 		}
 		return g.pick(poolInts)
 	case n < 6:
-		if f := g.field(KindDouble); f != "" {
+		if f := g.field(crm.KindDouble); f != "" {
 			return f
 		}
 		return g.pick(poolDoubles)
@@ -162,7 +163,7 @@ func (g *exprGen) number(d int) string {
 	case n < 11:
 		return g.pick(poolDoubles)
 	case n < 12:
-		if f := g.field(KindStringList, KindObjectList); f != "" && g.r.Intn(2) == 0 {
+		if f := g.field(crm.KindStringList, crm.KindObjectList); f != "" && g.r.Intn(2) == 0 {
 			return "size(" + f + ")"
 		}
 		return g.str(d) + ".size()"
@@ -179,7 +180,7 @@ func (g *exprGen) number(d int) string {
 func (g *exprGen) timestamp(d int) string {
 	switch n := g.r.Intn(6); {
 	case n < 3:
-		if f := g.field(KindTimestamp); f != "" {
+		if f := g.field(crm.KindTimestamp); f != "" {
 			return f
 		}
 		return VarNow
@@ -212,12 +213,12 @@ func (g *exprGen) boolean(d int) string {
 	case 5:
 		return fmt.Sprintf("%s %s %s", g.timestamp(d), g.op(allOps...), g.timestamp(d))
 	case 6:
-		if f := g.field(KindBool); f != "" {
+		if f := g.field(crm.KindBool); f != "" {
 			return f
 		}
 		return g.op("true", "false")
 	case 7:
-		if f := g.field(KindString, KindInt, KindDouble, KindBool, KindTimestamp, KindStringList, KindDynMap, KindObjectList); f != "" {
+		if f := g.field(crm.KindString, crm.KindInt, crm.KindDouble, crm.KindBool, crm.KindTimestamp, crm.KindStringList, crm.KindDynMap, crm.KindObjectList); f != "" {
 			return "has(" + f + ")"
 		}
 		return "true"
@@ -247,7 +248,7 @@ func (g *exprGen) boolean(d int) string {
 		}
 		return fmt.Sprintf("%s in [%s]", lhs, strings.Join(elems, ", "))
 	case 10:
-		lst := g.field(KindStringList)
+		lst := g.field(crm.KindStringList)
 		if g.env.changed && (lst == "" || g.r.Intn(2) == 0) {
 			lst = VarChanged
 		}
@@ -274,17 +275,17 @@ func (g *exprGen) boolean(d int) string {
 		case 0:
 			return fmt.Sprintf("%s.matches(%q)", g.str(d), "^[a-z]+$")
 		case 1:
-			if f := g.field(KindStringList); f != "" {
+			if f := g.field(crm.KindStringList); f != "" {
 				return fmt.Sprintf("%s.exists(x, x == %s)", f, g.str(d-1))
 			}
 			return "[1, 2].exists(x, x > 1)"
 		case 2:
-			if f := g.field(KindDynMap); f != "" {
+			if f := g.field(crm.KindDynMap); f != "" {
 				return fmt.Sprintf("%s.k == %s", f, g.pick(poolInts))
 			}
 			return "true"
 		case 3:
-			if f := g.field(KindInt); f != "" {
+			if f := g.field(crm.KindInt); f != "" {
 				return fmt.Sprintf("100 / %s > 1", f)
 			}
 			return "false"
@@ -299,10 +300,10 @@ func (g *exprGen) boolean(d int) string {
 // recGen generates records and activations.
 type recGen struct {
 	r   *rand.Rand
-	lim Limits // the limits records are built with; can exceed the compiler's
+	lim crm.Limits // the limits records are built with; can exceed the compiler's
 }
 
-func (g *recGen) value(f *Field) (any, bool) {
+func (g *recGen) value(f *crm.Field) (any, bool) {
 	switch g.r.Intn(10) {
 	case 0:
 		return nil, false // absent
@@ -310,7 +311,7 @@ func (g *recGen) value(f *Field) (any, bool) {
 		return nil, true // cleared
 	}
 	switch f.Kind {
-	case KindString:
+	case crm.KindString:
 		switch g.r.Intn(12) {
 		case 0:
 			return strings.Repeat("ab", 10+g.r.Intn(40)), true
@@ -320,12 +321,12 @@ func (g *recGen) value(f *Field) (any, bool) {
 			return "", true
 		}
 		return poolStrings[g.r.Intn(len(poolStrings))], true
-	case KindInt:
+	case crm.KindInt:
 		if g.r.Intn(4) == 0 {
 			return json.Number(strconv.Itoa(g.r.Intn(300) - 100)), true
 		}
 		return json.Number(poolInts[g.r.Intn(len(poolInts))]), true
-	case KindDouble:
+	case crm.KindDouble:
 		switch g.r.Intn(12) {
 		case 0:
 			return json.Number("NaN"), true
@@ -338,14 +339,14 @@ func (g *recGen) value(f *Field) (any, bool) {
 		}
 		d := strings.TrimSuffix(poolDoubles[g.r.Intn(len(poolDoubles))], "u")
 		return json.Number(d), true
-	case KindBool:
+	case crm.KindBool:
 		return g.r.Intn(2) == 0, true
-	case KindTimestamp:
+	case crm.KindTimestamp:
 		if g.r.Intn(3) == 0 {
 			return time.Unix(g.r.Int63n(4e9), 0).UTC().Format(time.RFC3339), true
 		}
 		return poolTimes[g.r.Intn(len(poolTimes))], true
-	case KindStringList:
+	case crm.KindStringList:
 		n := g.r.Intn(5)
 		if g.r.Intn(10) == 0 {
 			n = 20
@@ -355,12 +356,12 @@ func (g *recGen) value(f *Field) (any, bool) {
 			l[i] = poolStrings[g.r.Intn(len(poolStrings))]
 		}
 		return l, true
-	case KindDynMap:
+	case crm.KindDynMap:
 		if g.r.Intn(2) == 0 {
 			return map[string]any{"k": json.Number(poolInts[g.r.Intn(len(poolInts))])}, true
 		}
 		return map[string]any{}, true
-	case KindObjectList:
+	case crm.KindObjectList:
 		l := make([]any, g.r.Intn(4))
 		for i := range l {
 			l[i] = map[string]any{"contact_id": "c", "role": poolStrings[g.r.Intn(len(poolStrings))]}
@@ -370,7 +371,7 @@ func (g *recGen) value(f *Field) (any, bool) {
 	return nil, false
 }
 
-func (g *recGen) record(t testing.TB, o *Object) *Record {
+func (g *recGen) record(t testing.TB, o *crm.Object) *crm.Record {
 	m := map[string]any{}
 	for _, f := range o.Fields {
 		if v, ok := g.value(f); ok {
@@ -387,7 +388,7 @@ func (g *recGen) record(t testing.TB, o *Object) *Record {
 // activation binds every variable of env, with now and then a variable
 // missing, of another object, or of a native Go type (which cel-go
 // converts and the fast evaluator hands to cel-go).
-func (g *recGen) activation(t testing.TB, s *Schema, env genEnv) interpreter.Activation {
+func (g *recGen) activation(t testing.TB, s *crm.Schema, env genEnv) interpreter.Activation {
 	vars := map[string]any{}
 	names := make([]string, 0, len(env.vars))
 	for name := range env.vars {
@@ -397,15 +398,15 @@ func (g *recGen) activation(t testing.TB, s *Schema, env genEnv) interpreter.Act
 	for _, name := range names {
 		vars[name] = g.record(t, env.vars[name])
 	}
-	if rec, ok := vars[VarRecord].(*Record); ok && g.r.Intn(3) == 0 {
+	if rec, ok := vars[VarRecord].(*crm.Record); ok && g.r.Intn(3) == 0 {
 		// A before image sharing most values, so that changed is short.
 		vars[VarBefore] = rec
-		if b, ok := vars[VarBefore].(*Record); ok && env.vars[VarBefore] != nil {
+		if b, ok := vars[VarBefore].(*crm.Record); ok && env.vars[VarBefore] != nil {
 			vars[VarBefore] = b.Merge(g.record(t, b.Object()))
 		}
 	}
 	if env.changed {
-		rec, before := vars[VarRecord].(*Record), vars[VarBefore].(*Record)
+		rec, before := vars[VarRecord].(*crm.Record), vars[VarBefore].(*crm.Record)
 		vars[VarChanged] = types.NewStringList(types.DefaultTypeAdapter, rec.Changed(before))
 	}
 	vars[VarNow] = types.Timestamp{Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
@@ -418,7 +419,7 @@ func (g *recGen) activation(t testing.TB, s *Schema, env genEnv) interpreter.Act
 		sortStrings(names)
 		delete(vars, names[g.r.Intn(len(names))])
 	case 1:
-		vars[VarRecord] = s.objects[ObjLead].Empty()
+		vars[VarRecord] = stdObject(s, crm.ObjLead).Empty()
 	case 2:
 		vars[VarNow] = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	case 3:
@@ -493,7 +494,7 @@ func (st *diffStats) compare(p *Program, act interpreter.Activation) {
 
 // runDifferential generates nExpr expressions and evaluates each that
 // compiles on nAct activations.
-func runDifferential(t testing.TB, c *Compiler, seed int64, nExpr, nAct int, lim Limits) *diffStats {
+func runDifferential(t testing.TB, c *Compiler, seed int64, nExpr, nAct int, lim crm.Limits) *diffStats {
 	r := rand.New(rand.NewSource(seed))
 	envs := diffEnvs(c.schema)
 	rg := &recGen{r: r, lim: lim}
@@ -552,16 +553,16 @@ func TestFastDifferential(t *testing.T) {
 	tests := []struct {
 		name  string
 		opts  CompilerOptions
-		lim   Limits // of the generated records
+		lim   crm.Limits // of the generated records
 		seed  int64
 		exprs int
 	}{
-		{"default limits", CompilerOptions{}, Limits{}, 1, 3000},
+		{"default limits", CompilerOptions{}, crm.Limits{}, 1, 3000},
 		// Records over the limits the cost estimates assume, and a small
 		// cost limit: the fast evaluator must hand them to cel-go, which
 		// charges their cost.
-		{"values over the limits", CompilerOptions{Limits: Limits{MaxStringBytes: 24, MaxListLen: 3}, CostLimit: 40},
-			Limits{MaxStringBytes: 1 << 20, MaxListLen: 100}, 2, 1500},
+		{"values over the limits", CompilerOptions{Limits: crm.Limits{MaxStringBytes: 24, MaxListLen: 3}, CostLimit: 40},
+			crm.Limits{MaxStringBytes: 1 << 20, MaxListLen: 100}, 2, 1500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -595,7 +596,7 @@ func TestFastDifferential(t *testing.T) {
 func TestFastDifferentialCatchesAWrongEvaluator(t *testing.T) {
 	c := diffCompiler(t, CompilerOptions{})
 	c.testFlipLess = true
-	st := runDifferential(t, c, 1, 1000, 12, Limits{})
+	st := runDifferential(t, c, 1, 1000, 12, crm.Limits{})
 	t.Log(st)
 	if st.mismatches == 0 {
 		t.Fatal("a fast evaluator with < built as <= went unnoticed")
@@ -607,19 +608,19 @@ func TestFastDifferentialCatchesAWrongEvaluator(t *testing.T) {
 // their values on a fixed record.
 func TestFastSubset(t *testing.T) {
 	c := diffCompiler(t, CompilerOptions{})
-	opp := c.schema.objects[ObjOpportunity]
+	opp := stdObject(c.schema, crm.ObjOpportunity)
 	rec := mustRecord(t, opp, `{"id":"o1","owner_id":"u-12","stage":"Closed Won","amount":250000,"probability":0.5,
 		"seats":12,"discount":-0.0,"strategic":true,"close_date":"2026-11-01T00:00:00Z","competitors":["acme","globex"],
 		"name":"Acme 😀 renewal","notes_meta":{"k":1}}`)
 	before := mustRecord(t, opp, `{"id":"o1","stage":"Negotiation","amount":250000}`)
-	nan, err := opp.NewRecord(map[string]any{"id": "o2", "amount": json.Number("NaN"), "discount": json.Number("NaN")}, Limits{})
+	nan, err := opp.NewRecord(map[string]any{"id": "o2", "amount": json.Number("NaN"), "discount": json.Number("NaN")}, crm.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	act := func(r *Record) interpreter.Activation {
+	act := func(r *crm.Record) interpreter.Activation {
 		a, _ := interpreter.NewActivation(map[string]any{
 			VarRecord: r, VarBefore: before, VarChanged: types.NewStringList(types.DefaultTypeAdapter, r.Changed(before)),
-			VarAccount: c.schema.objects[ObjAccount].Empty(), VarOpportunity: r, VarEvent: c.schema.Event.Empty(),
+			VarAccount: stdObject(c.schema, crm.ObjAccount).Empty(), VarOpportunity: r, VarEvent: c.schema.Event.Empty(),
 			VarNow: types.Timestamp{Time: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)},
 		})
 		return a
@@ -659,7 +660,7 @@ func TestFastSubset(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
-			p, _, iss := c.compile(envKey(TriggerRecord, ObjOpportunity), tt.expr, func(*types.Type) string { return "" })
+			p, _, iss := c.compile(envKey(TriggerRecord, crm.ObjOpportunity), tt.expr, func(*types.Type) string { return "" })
 			if iss != nil {
 				t.Fatal(iss[0].msg)
 			}
@@ -693,12 +694,12 @@ func TestFastSubset(t *testing.T) {
 // cel-go, errors included.
 func TestFastFallback(t *testing.T) {
 	c := diffCompiler(t, CompilerOptions{})
-	p, _, iss := c.compile(envKey(TriggerRecord, ObjOpportunity), `record.stage == "x" || before.stage == "y"`, func(*types.Type) string { return "" })
+	p, _, iss := c.compile(envKey(TriggerRecord, crm.ObjOpportunity), `record.stage == "x" || before.stage == "y"`, func(*types.Type) string { return "" })
 	if iss != nil || !p.Fast() {
 		t.Fatalf("want a fast program, got %v", iss)
 	}
-	opp := c.schema.objects[ObjOpportunity]
-	lead := c.schema.objects[ObjLead]
+	opp := stdObject(c.schema, crm.ObjOpportunity)
+	lead := stdObject(c.schema, crm.ObjLead)
 	x := mustRecord(t, opp, `{"stage":"x"}`)
 	tests := []struct {
 		name    string
@@ -741,7 +742,7 @@ func TestFastFallback(t *testing.T) {
 // equality are too narrow for random sampling to meet reliably.
 func TestFastNumbersExhaustive(t *testing.T) {
 	c := diffCompiler(t, CompilerOptions{})
-	opp := c.schema.objects[ObjOpportunity]
+	opp := stdObject(c.schema, crm.ObjOpportunity)
 	var lits []string
 	lits = append(append(append(lits, poolInts...), poolUints...), poolDoubles...)
 	var exprs []string
@@ -756,10 +757,10 @@ func TestFastNumbersExhaustive(t *testing.T) {
 	for _, op := range allOps {
 		exprs = append(exprs, "record.seats "+op+" record.discount")
 	}
-	var recs []*Record
+	var recs []*crm.Record
 	for _, i := range poolInts {
 		for _, d := range append(append(append([]string{}, poolDoubles...), poolInts...), "NaN", "Inf", "-Inf") {
-			r, err := opp.NewRecord(map[string]any{"seats": json.Number(i), "discount": json.Number(d)}, Limits{})
+			r, err := opp.NewRecord(map[string]any{"seats": json.Number(i), "discount": json.Number(d)}, crm.Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -768,7 +769,7 @@ func TestFastNumbersExhaustive(t *testing.T) {
 	}
 	st := &diffStats{exprs: len(exprs)}
 	for _, e := range exprs {
-		p, _, iss := c.compile(envKey(TriggerDate, ObjOpportunity), e, func(*types.Type) string { return "" })
+		p, _, iss := c.compile(envKey(TriggerDate, crm.ObjOpportunity), e, func(*types.Type) string { return "" })
 		if iss != nil {
 			continue // == across int and double does not type-check
 		}
@@ -794,7 +795,7 @@ func TestFastNumbersExhaustive(t *testing.T) {
 // its clause true, and testing it does not allocate.
 func TestPredicateHolds(t *testing.T) {
 	c := diffCompiler(t, CompilerOptions{})
-	opp := c.schema.objects[ObjOpportunity]
+	opp := stdObject(c.schema, crm.ObjOpportunity)
 	var conds []string
 	for _, s := range []string{`"Closed Won"`, `""`, `"ü"`} {
 		conds = append(conds, "record.stage == "+s, s+" == record.stage", "record.stage in ["+s+`, "a", "b"]`)
@@ -805,7 +806,7 @@ func TestPredicateHolds(t *testing.T) {
 	}
 	conds = append(conds, "record.strategic == true", "record.strategic in [false]")
 	rg := &recGen{r: rand.New(rand.NewSource(3))}
-	var recs []*Record
+	var recs []*crm.Record
 	for i := 0; i < 200; i++ {
 		recs = append(recs, rg.record(t, opp))
 	}
@@ -814,14 +815,14 @@ func TestPredicateHolds(t *testing.T) {
 			recs = append(recs, mustRecord(t, opp, `{"seats":`+i+`,"amount":`+d+`}`))
 		}
 	}
-	key := envKey(TriggerRecord, ObjOpportunity)
+	key := envKey(TriggerRecord, crm.ObjOpportunity)
 	var preds, holds int
 	for _, cond := range conds {
 		p, a, iss := c.compile(key, cond, func(*types.Type) string { return "" })
 		if iss != nil {
 			continue
 		}
-		ac := analyze(p, a, c.schema, ObjOpportunity)
+		ac := analyze(p, a, c.schema, crm.ObjOpportunity)
 		if len(ac.Index) != 1 || !ac.RestTrue {
 			continue
 		}
@@ -855,7 +856,7 @@ func TestPredicateHolds(t *testing.T) {
 // once, from any number of goroutines; AST re-parses the expression.
 func TestLazyPlan(t *testing.T) {
 	c := diffCompiler(t, CompilerOptions{})
-	key := envKey(TriggerRecord, ObjOpportunity)
+	key := envKey(TriggerRecord, crm.ObjOpportunity)
 	p, _, iss := c.compile(key, `record.stage == "x" && record.amount > 5`, func(*types.Type) string { return "" })
 	if iss != nil || !p.Fast() {
 		t.Fatalf("want a fast program, got %v", iss)
@@ -867,7 +868,7 @@ func TestLazyPlan(t *testing.T) {
 	if p.prg != nil || slow.prg == nil {
 		t.Fatalf("planned at load: fast %v, cel-go %v; want false, true", p.prg != nil, slow.prg != nil)
 	}
-	opp := c.schema.objects[ObjOpportunity]
+	opp := stdObject(c.schema, crm.ObjOpportunity)
 	act, _ := interpreter.NewActivation(map[string]any{VarRecord: mustRecord(t, opp, `{"stage":"x","amount":6}`)})
 	done := make(chan ref.Val)
 	for i := 0; i < 8; i++ {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"cel.dev/cel-go/interpreter"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // TestHostileExpressions: the expressions of RELIABILITY.md are rejected
@@ -28,7 +29,7 @@ func TestHostileExpressions(t *testing.T) {
 			}
 		})
 	}
-	opp, _ := c.Schema().Object(ObjOpportunity)
+	opp, _ := c.Schema().Object(crm.ObjOpportunity)
 	rec := mustRecord(t, opp, `{"id":"o","stage":"(a+)+$","name":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!","seats":3}`)
 	runtime := []struct{ name, cond string }{
 		{"x/0", "record.seats / 0 > 1"},

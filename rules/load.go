@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 
 	"cel.dev/cel-go/common/types"
-	"go.yaml.in/yaml/v3"
+	"github.com/whenthen/whenthen/internal/yamlfile"
 )
 
 // Source is one automation file's name and content.
@@ -181,13 +181,12 @@ func (c *Compiler) loadChunk(srcs []Source, set *Set) ErrorList {
 		src := srcs[i]
 		fp := &fileParser{name: src.Name, schema: c.schema, lines: strings.Split(string(src.Data), "\n")}
 		fps[i] = fp
-		var doc yaml.Node
-		if err := yaml.Unmarshal(src.Data, &doc); err != nil {
-			line, msg := yamlErrorLine(err)
-			fp.errs = append(fp.errs, &Error{File: src.Name, Line: line, Col: 1, Msg: "invalid YAML: " + msg})
+		root, perr := yamlfile.Parse(src.Name, src.Data)
+		if perr != nil {
+			fp.errs = append(fp.errs, &Error{File: perr.File, Line: perr.Line, Col: 1, Msg: perr.Msg})
 			return
 		}
-		fp.parseFile(&doc)
+		fp.parseFile(root)
 	})
 	var all []*parsed
 	for i, fp := range fps {

@@ -7,13 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/whenthen/whenthen/crm"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected error files of testdata/*.bad.yaml")
 
 func testCompiler(t testing.TB) *Compiler {
 	t.Helper()
-	s, err := LoadSchema("testdata/schema.yaml")
+	s, err := crm.LoadSchema("testdata/schema.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

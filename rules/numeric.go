@@ -5,6 +5,7 @@ import (
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // widenIntLiterals lets `record.amount == 250000` and
@@ -28,8 +29,8 @@ func (c *Compiler) widenIntLiterals(parsed *cel.Ast, key string) {
 		if !ok {
 			return false
 		}
-		f, ok := o.byName[e.AsSelect().FieldName()]
-		return ok && f.Kind == KindDouble
+		f, ok := o.Field(e.AsSelect().FieldName())
+		return ok && f.Kind == crm.KindDouble
 	}
 	widen := func(e ast.Expr) {
 		if e.Kind() != ast.LiteralKind {
@@ -67,15 +68,15 @@ func (c *Compiler) widenIntLiterals(parsed *cel.Ast, key string) {
 
 // varObjects maps the record-typed variables of an environment to their
 // objects.
-func (c *Compiler) varObjects(key string) map[string]*Object {
+func (c *Compiler) varObjects(key string) map[string]*crm.Object {
 	s := c.schema
-	m := map[string]*Object{VarAccount: s.objects[ObjAccount], VarOpportunity: s.objects[ObjOpportunity], VarTracker: s.Tracker}
-	for _, name := range CRMObjects {
+	m := map[string]*crm.Object{VarAccount: stdObject(s, crm.ObjAccount), VarOpportunity: stdObject(s, crm.ObjOpportunity), VarTracker: s.Tracker}
+	for _, name := range crm.CRMObjects {
 		if key == envKey(TriggerRecord, name) {
-			m[VarRecord], m[VarBefore] = s.objects[name], s.objects[name]
+			m[VarRecord], m[VarBefore] = stdObject(s, name), stdObject(s, name)
 		}
 		if key == envKey(TriggerDate, name) {
-			m[VarRecord] = s.objects[name]
+			m[VarRecord] = stdObject(s, name)
 		}
 	}
 	return m

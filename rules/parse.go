@@ -9,6 +9,7 @@ import (
 	"time"
 	_ "time/tzdata" // time zones on machines without a zoneinfo database
 
+	"github.com/whenthen/whenthen/crm"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -50,7 +51,7 @@ type exprSrc struct {
 type fileParser struct {
 	name   string
 	lines  []string
-	schema *Schema
+	schema *crm.Schema
 	errs   ErrorList
 	out    []*parsed
 }
@@ -130,8 +131,8 @@ func (p *fileParser) duration(n *yaml.Node, id, what string, allowNegative bool)
 	return d, true
 }
 
-func (p *fileParser) parseFile(doc *yaml.Node) {
-	root := docRoot(doc)
+// parseFile reads a file's root node (nil for an empty file).
+func (p *fileParser) parseFile(root *yaml.Node) {
 	if root == nil {
 		return // an empty file holds no automations
 	}
@@ -290,13 +291,13 @@ func (p *fileParser) checkMatrix(pa *parsed, id string) {
 		switch {
 		case t.Kind != TriggerRecord:
 			p.errAt(pa.briefN, id, "a %s trigger cannot send a brief (briefs need an account, opportunity or contact record trigger; use a flow)", t.Kind)
-		case t.Object == ObjLead:
+		case t.Object == crm.ObjLead:
 			p.errAt(pa.briefN, id, "a lead record trigger cannot send a brief (use a flow)")
 		case a.Brief.Kind == "":
 			switch t.Object {
-			case ObjAccount, ObjOpportunity:
+			case crm.ObjAccount, crm.ObjOpportunity:
 				a.Brief.Kind = t.Object
-			case ObjContact:
+			case crm.ObjContact:
 				p.errAt(pa.briefN, id, "then.brief.kind is required for a contact trigger (account or opportunity)")
 			}
 		}
@@ -304,7 +305,7 @@ func (p *fileParser) checkMatrix(pa *parsed, id string) {
 	if a.Cooldown > 0 && t.Kind == TriggerTracker {
 		p.errAt(pa.cooldownN, id, "cooldown applies per record; a tracker trigger has none (use then.flow.reenroll_after)")
 	}
-	if a.Flow != nil && pa.whoSrc == nil && t.Object != ObjLead && t.Object != ObjContact {
+	if a.Flow != nil && pa.whoSrc == nil && t.Object != crm.ObjLead && t.Object != crm.ObjContact {
 		p.errAt(pa.thenN, id, "then.flow.who is required unless the trigger's record is a lead or contact (the person is then the record itself)")
 	}
 }
@@ -314,8 +315,8 @@ func (p *fileParser) object(n *yaml.Node, id, what string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if _, known := p.schema.objects[s]; !known {
-		p.errAt(n, id, "%s: unknown object %q (want one of: %s)", what, s, strings.Join(CRMObjects, ", "))
+	if _, known := p.schema.Object(s); !known {
+		p.errAt(n, id, "%s: unknown object %q (want one of: %s)", what, s, strings.Join(crm.CRMObjects, ", "))
 		return "", false
 	}
 	return s, true
@@ -504,11 +505,11 @@ func (p *fileParser) parseDate(v *yaml.Node, id string, t *Trigger) {
 	if fieldNode == nil {
 		p.errAt(v, id, "when.date.field is required")
 	} else if s, ok := p.str(fieldNode, id, "when.date.field"); ok && t.Object != "" {
-		f, found := p.schema.objects[t.Object].byName[s]
+		f, found := stdObject(p.schema, t.Object).Field(s)
 		switch {
 		case !found:
 			p.errAt(fieldNode, id, "when.date.field: %s has no field %q", t.Object, s)
-		case f.Kind != KindTimestamp:
+		case f.Kind != crm.KindTimestamp:
 			p.errAt(fieldNode, id, "when.date.field: %s.%s is a %s, not a timestamp", t.Object, s, f.Kind)
 		default:
 			d.Field = f
@@ -554,7 +555,7 @@ func (p *fileParser) parseBrief(v *yaml.Node, id string, b *BriefAction) {
 		switch k {
 		case "kind":
 			if s, ok := p.str(v, id, "then.brief.kind"); ok {
-				if s != ObjAccount && s != ObjOpportunity {
+				if s != crm.ObjAccount && s != crm.ObjOpportunity {
 					p.errAt(v, id, "then.brief.kind: unknown kind %q (want account or opportunity)", s)
 					return
 				}

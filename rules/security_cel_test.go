@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cel.dev/cel-go/interpreter"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // hostileLoadable are expressions meant to cost as much as the loader
@@ -49,9 +50,9 @@ var hostileLoadable = []struct{ name, cond string }{
 // strings of 1,000 bytes), and what the limits the cost estimate assumes
 // allow (1,000 strings of 64 KiB: 64 MiB, reachable only with a raised
 // decoder.max_bytes).
-func hostileInputs(t testing.TB, o *Object) map[string]*Record {
-	lim := DefaultLimits
-	mk := func(n, size int) *Record {
+func hostileInputs(t testing.TB, o *crm.Object) map[string]*crm.Record {
+	lim := crm.DefaultLimits
+	mk := func(n, size int) *crm.Record {
 		list := make([]any, n)
 		for i := range list {
 			list[i] = strings.Repeat(string(rune('a'+i%26)), size-1) + "d"
@@ -68,7 +69,7 @@ func hostileInputs(t testing.TB, o *Object) map[string]*Record {
 		}
 		return r
 	}
-	return map[string]*Record{
+	return map[string]*crm.Record{
 		"1MiB message": mk(900, 1000),
 		"limits":       mk(lim.MaxListLen, lim.MaxStringBytes),
 	}
@@ -83,7 +84,7 @@ func TestHostileCostFigures(t *testing.T) {
 		t.Skip("measures evaluations over 64 MiB inputs")
 	}
 	c := testCompiler(t)
-	opp, _ := c.Schema().Object(ObjOpportunity)
+	opp, _ := c.Schema().Object(crm.ObjOpportunity)
 	inputs := hostileInputs(t, opp)
 	var worst struct {
 		d     time.Duration

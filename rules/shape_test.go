@@ -5,6 +5,8 @@ import (
 	"math/rand"
 	"strings"
 	"testing"
+
+	"github.com/whenthen/whenthen/crm"
 )
 
 func TestShapeOf(t *testing.T) {
@@ -91,7 +93,7 @@ func TestShapeDifferential(t *testing.T) {
 	full.shapes.off = true
 	r := rand.New(rand.NewSource(7))
 	envs := diffEnvs(shaped.schema)
-	rg := &recGen{r: r, lim: DefaultLimits}
+	rg := &recGen{r: r, lim: crm.DefaultLimits}
 	st := &diffStats{}
 	compared := 0
 	for i := 0; i < 1500; i++ {
@@ -142,10 +144,10 @@ func TestShapeIntWidening(t *testing.T) {
 	// whose int is not exactly a double must not take the template.
 	c := diffCompiler(t, CompilerOptions{})
 	for _, x := range []string{`record.amount == 9007199254740990`, `record.amount == 9007199254740993`} {
-		e := c.conditionEntry(envKey(TriggerRecord, ObjOpportunity), x, ObjOpportunity)
+		e := c.conditionEntry(envKey(TriggerRecord, crm.ObjOpportunity), x, crm.ObjOpportunity)
 		full := diffCompiler(t, CompilerOptions{})
 		full.shapes.off = true
-		f := full.conditionEntry(envKey(TriggerRecord, ObjOpportunity), x, ObjOpportunity)
+		f := full.conditionEntry(envKey(TriggerRecord, crm.ObjOpportunity), x, crm.ObjOpportunity)
 		if describe(e) != describe(f) {
 			t.Errorf("%s:\n template: %s\n full:     %s", x, describe(e), describe(f))
 		}
@@ -156,10 +158,10 @@ func TestShapeOnlyForCostStableFunctions(t *testing.T) {
 	// substring's estimated cost can read its int argument: such shapes
 	// are always parsed in full, so each expression gets its own estimate.
 	c := diffCompiler(t, CompilerOptions{})
-	key := envKey(TriggerRecord, ObjOpportunity)
+	key := envKey(TriggerRecord, crm.ObjOpportunity)
 	for _, x := range []string{`record.name.substring(1) == "ab"`, `record.name.substring(2) == "cd"`,
 		`record.amount > 5 && record.name == "a"`, `record.amount > 6 && record.name == "b"`} {
-		if e := c.conditionEntry(key, x, ObjOpportunity); e.err != nil {
+		if e := c.conditionEntry(key, x, crm.ObjOpportunity); e.err != nil {
 			t.Fatalf("%s: %v", x, e.err[0].msg)
 		}
 	}

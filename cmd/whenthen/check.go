@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/whenthen/whenthen/internal/yamlfile"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -50,19 +51,9 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	set, err := loadRules(*schemaPath, paths)
 	rep := checkReport{Errors: []checkError{}}
+	var lines []string // the errors as text, one a line
 	if err != nil {
-		var list rules.ErrorList
-		var one *rules.Error
-		switch {
-		case errors.As(err, &list):
-			for _, e := range list {
-				rep.Errors = append(rep.Errors, checkError{e.File, e.Line, e.Col, e.AutomationID, e.Msg})
-			}
-		case errors.As(err, &one):
-			rep.Errors = append(rep.Errors, checkError{one.File, one.Line, one.Col, one.AutomationID, one.Msg})
-		default:
-			rep.Errors = append(rep.Errors, checkError{Message: err.Error()})
-		}
+		rep.Errors, lines = checkErrors(err)
 	} else {
 		sum := set.Summary()
 		rep.Valid, rep.Summary = true, &sum
@@ -73,12 +64,8 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) int {
 	} else if rep.Valid {
 		fmt.Fprintf(env.stdout, "ok: %s\n", rep.Summary)
 	} else {
-		if list, ok := err.(rules.ErrorList); ok {
-			for _, e := range list {
-				fmt.Fprintln(env.stderr, e.Error())
-			}
-		} else {
-			fmt.Fprintf(env.stderr, "whenthen check: %v\n", err)
+		for _, l := range lines {
+			fmt.Fprintln(env.stderr, l)
 		}
 		fmt.Fprintf(env.stderr, "%d %s\n", len(rep.Errors), map[bool]string{true: "error", false: "errors"}[len(rep.Errors) == 1])
 	}
@@ -86,6 +73,38 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// checkErrors reports the positioned errors of an automation or schema
+// file, one by one; any other error as one without a position.
+func checkErrors(err error) ([]checkError, []string) {
+	var (
+		out   []checkError
+		lines []string
+		list  rules.ErrorList
+		one   *rules.Error
+		flist yamlfile.ErrorList
+		fone  *yamlfile.Error
+	)
+	switch {
+	case errors.As(err, &list):
+		for _, e := range list {
+			out = append(out, checkError{e.File, e.Line, e.Col, e.AutomationID, e.Msg})
+			lines = append(lines, e.Error())
+		}
+	case errors.As(err, &one):
+		out, lines = []checkError{{one.File, one.Line, one.Col, one.AutomationID, one.Msg}}, []string{one.Error()}
+	case errors.As(err, &flist):
+		for _, e := range flist {
+			out = append(out, checkError{File: e.File, Line: e.Line, Col: e.Col, Message: e.Msg})
+			lines = append(lines, e.Error())
+		}
+	case errors.As(err, &fone):
+		out, lines = []checkError{{File: fone.File, Line: fone.Line, Col: fone.Col, Message: fone.Msg}}, []string{fone.Error()}
+	default:
+		out, lines = []checkError{{Message: err.Error()}}, []string{"whenthen check: " + err.Error()}
+	}
+	return out, lines
 }
 
 // loadRules loads a schema (the standard one when path is "") and the

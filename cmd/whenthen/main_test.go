@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -113,5 +114,25 @@ func TestCheck(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, "check"); code != 2 {
 		t.Fatalf("no paths: exit %d, want 2", code)
+	}
+}
+
+// TestCheckBadSchema: every error of a schema file is reported on its
+// own, with its position, in text and in JSON.
+func TestCheckBadSchema(t *testing.T) {
+	schema := filepath.Join(t.TempDir(), "schema.yaml")
+	if err := os.WriteFile(schema, []byte("objects:\n  account:\n    fields:\n      Tier: string\n      score: float\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCmd(t, "check", "--schema", schema, "../../examples/automations")
+	lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+	if code != 1 || len(lines) != 3 || !strings.HasPrefix(lines[0], schema+":4:7: ") || !strings.HasPrefix(lines[1], schema+":5:14: ") || lines[2] != "2 errors" {
+		t.Fatalf("exit %d:\n%s", code, errs)
+	}
+	code, out, _ := runCmd(t, "check", "--format", "json", "--schema", schema, "../../examples/automations")
+	var rep checkReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || rep.Valid || len(rep.Errors) != 2 ||
+		rep.Errors[1].Line != 5 || rep.Errors[1].Col != 14 || !strings.Contains(rep.Errors[1].Message, "float") {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
 	}
 }

@@ -1,4 +1,4 @@
-package rules
+package crm
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"github.com/whenthen/whenthen/internal/yamlfile"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -152,8 +153,9 @@ func (s *Schema) Object(name string) (*Object, bool) {
 	return o, ok
 }
 
-// Objects returns every type of the schema, the CRM objects first.
-func (s *Schema) all() []*Object {
+// Objects returns every type of the schema, the CRM objects first, then
+// the tracker, participant and event types.
+func (s *Schema) Objects() []*Object {
 	out := make([]*Object, 0, len(s.objects)+3)
 	for _, n := range CRMObjects {
 		out = append(out, s.objects[n])
@@ -161,8 +163,10 @@ func (s *Schema) all() []*Object {
 	return append(out, s.Tracker, s.Participant, s.Event)
 }
 
-func (s *Schema) byTypeName(typeName string) (*Object, bool) {
-	for _, o := range s.all() {
+// ObjectOfType returns the type whose CEL type name is typeName
+// ("crm.Opportunity").
+func (s *Schema) ObjectOfType(typeName string) (*Object, bool) {
+	for _, o := range s.Objects() {
 		if o.TypeName == typeName {
 			return o, true
 		}
@@ -196,18 +200,17 @@ func LoadSchema(path string) (*Schema, error) {
 //	    fields:
 //	      seats: int
 func ParseSchema(name string, data []byte) (*Schema, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &Error{File: name, Msg: "invalid YAML: " + yamlMessage(err)}
+	root, perr := yamlfile.Parse(name, data)
+	if perr != nil {
+		return nil, perr
 	}
-	var errs ErrorList
+	var errs yamlfile.ErrorList
 	custom := map[string][]customField{}
-	root := docRoot(&doc)
 	if root == nil {
 		return buildSchema(nil)
 	}
 	at := func(n *yaml.Node, format string, args ...any) {
-		errs = append(errs, &Error{File: name, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &yamlfile.Error{File: name, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)})
 	}
 	if root.Kind != yaml.MappingNode {
 		at(root, "schema must be a mapping with key \"objects\"")
@@ -268,7 +271,7 @@ func ParseSchema(name string, data []byte) (*Schema, error) {
 	}
 	s, err := buildSchema(custom)
 	if err != nil {
-		if el, ok := err.(ErrorList); ok {
+		if el, ok := err.(yamlfile.ErrorList); ok {
 			for _, e := range el {
 				e.File = name
 			}
@@ -309,7 +312,7 @@ func validFieldName(s string) bool {
 
 func buildSchema(custom map[string][]customField) (*Schema, error) {
 	s := &Schema{objects: map[string]*Object{}}
-	var errs ErrorList
+	var errs yamlfile.ErrorList
 	for _, name := range CRMObjects {
 		o := newObject(name, "crm."+strings.ToUpper(name[:1])+name[1:])
 		o.add("id", KindString, false)
@@ -327,7 +330,7 @@ func buildSchema(custom map[string][]customField) (*Schema, error) {
 				if !prev.Custom {
 					what = "is a standard field"
 				}
-				errs = append(errs, &Error{Line: f.node.Line, Col: f.node.Column, Msg: fmt.Sprintf("field %s.%s %s", name, f.name, what)})
+				errs = append(errs, &yamlfile.Error{Line: f.node.Line, Col: f.node.Column, Msg: fmt.Sprintf("field %s.%s %s", name, f.name, what)})
 				continue
 			}
 			o.add(f.name, f.kind, true)
@@ -358,7 +361,7 @@ func buildSchema(custom map[string][]customField) (*Schema, error) {
 	e.add("workspace", KindString, false)
 	s.Event = e
 
-	for _, o := range s.all() {
+	for _, o := range s.Objects() {
 		o.zero = &Record{obj: o, vals: make([]ref.Val, len(o.Fields))}
 	}
 	return s, nil

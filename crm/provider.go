@@ -1,4 +1,4 @@
-package rules
+package crm
 
 import (
 	"fmt"
@@ -7,23 +7,25 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 )
 
-// provider is the CEL type provider built from a Schema: the CRM objects,
+// TypeProvider is the CEL type provider built from a Schema: the CRM objects,
 // tracker, participant and event are CEL object types whose fields are
 // typed, so that an unknown field is a check error, not a runtime false.
 // Everything else is delegated to the standard registry.
-type provider struct {
+type TypeProvider struct {
 	*types.Registry
 	schema *Schema
 	fields map[string]map[string]*types.FieldType // type name -> field -> type
 }
 
-func newProvider(s *Schema) (*provider, error) {
+// NewTypeProvider returns the CEL type provider and adapter of the
+// schema's types, for cel.CustomTypeProvider and cel.CustomTypeAdapter.
+func NewTypeProvider(s *Schema) (*TypeProvider, error) {
 	reg, err := types.NewRegistry()
 	if err != nil {
 		return nil, err
 	}
-	p := &provider{Registry: reg, schema: s, fields: map[string]map[string]*types.FieldType{}}
-	for _, o := range s.all() {
+	p := &TypeProvider{Registry: reg, schema: s, fields: map[string]map[string]*types.FieldType{}}
+	for _, o := range s.Objects() {
 		fm := make(map[string]*types.FieldType, len(o.Fields))
 		for _, f := range o.Fields {
 			fm[f.Name] = fieldType(f)
@@ -73,16 +75,16 @@ func fieldType(f *Field) *types.FieldType {
 }
 
 // FindStructType implements types.Provider.
-func (p *provider) FindStructType(name string) (*types.Type, bool) {
-	if o, ok := p.schema.byTypeName(name); ok {
+func (p *TypeProvider) FindStructType(name string) (*types.Type, bool) {
+	if o, ok := p.schema.ObjectOfType(name); ok {
 		return types.NewTypeTypeWithParam(o.celType), true
 	}
 	return p.Registry.FindStructType(name)
 }
 
 // FindStructFieldNames implements types.Provider.
-func (p *provider) FindStructFieldNames(name string) ([]string, bool) {
-	if o, ok := p.schema.byTypeName(name); ok {
+func (p *TypeProvider) FindStructFieldNames(name string) ([]string, bool) {
+	if o, ok := p.schema.ObjectOfType(name); ok {
 		names := make([]string, len(o.Fields))
 		for i, f := range o.Fields {
 			names[i] = f.Name
@@ -93,7 +95,7 @@ func (p *provider) FindStructFieldNames(name string) ([]string, bool) {
 }
 
 // FindStructFieldType implements types.Provider.
-func (p *provider) FindStructFieldType(name, field string) (*types.FieldType, bool) {
+func (p *TypeProvider) FindStructFieldType(name, field string) (*types.FieldType, bool) {
 	if fm, ok := p.fields[name]; ok {
 		ft, ok := fm[field]
 		return ft, ok
@@ -103,8 +105,8 @@ func (p *provider) FindStructFieldType(name, field string) (*types.FieldType, bo
 
 // NewValue implements types.Provider. Records come from events; rules
 // cannot construct them.
-func (p *provider) NewValue(name string, fields map[string]ref.Val) ref.Val {
-	if _, ok := p.schema.byTypeName(name); ok {
+func (p *TypeProvider) NewValue(name string, fields map[string]ref.Val) ref.Val {
+	if _, ok := p.schema.ObjectOfType(name); ok {
 		return types.NewErr("cannot construct %s values in a condition", name)
 	}
 	return p.Registry.NewValue(name, fields)
