@@ -11,6 +11,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"github.com/whenthen/whenthen/crm"
+	"github.com/whenthen/whenthen/rules/internal/celfast"
 )
 
 // Condition is a compiled If, with the facts the engine's index needs.
@@ -37,7 +38,7 @@ type Predicate struct {
 	Values []ref.Val
 	Keys   []string
 	// set is the set of an `in` predicate, nil for ==.
-	set *constSet
+	set *celfast.ConstSet
 	// str is the constant of == on a string field.
 	str    string
 	strCmp bool
@@ -51,7 +52,7 @@ func (p *Predicate) Holds(r *crm.Record) bool {
 	v := r.FieldValue(p.Field)
 	switch {
 	case p.set != nil:
-		return p.set.has(v)
+		return p.set.Has(v)
 	case p.strCmp:
 		s, ok := v.(types.String)
 		return ok && string(s) == p.str
@@ -200,7 +201,7 @@ func predicate(a *ast.AST, e ast.Expr, obj *crm.Object) (Predicate, bool) {
 		p.Keys = append(p.Keys, k)
 	}
 	if in {
-		set, ok := newConstSet(p.Values)
+		set, ok := celfast.NewConstSet(p.Values)
 		if !ok {
 			return Predicate{}, false
 		}

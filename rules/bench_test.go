@@ -65,7 +65,7 @@ func BenchmarkCompile(b *testing.B) {
 					runtime.GC()
 					var before, after runtime.MemStats
 					runtime.ReadMemStats(&before)
-					set, err := c.LoadSources(srcs)
+					set, err := c.Compile(srcs)
 					if err != nil {
 						b.Fatal(err)
 					}

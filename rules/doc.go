@@ -8,10 +8,10 @@
 //
 //   - parse.go reads one file into automations and settles everything the
 //     format alone decides (keys, values, the support matrix, fire modes);
-//   - load.go compiles a set of files (given as names and bytes; reading
-//     them is the caller's job) on every core: unique ids, conditions and
-//     whos through env.go's environments, and the fire rule that needs the
-//     compiled condition;
+//   - load.go compiles a set of files given as names and bytes (files.go
+//     reads them, for the callers that start from paths) on every core:
+//     unique ids, conditions and whos through env.go's environments, and
+//     the fire rule that needs the compiled condition;
 //   - env.go builds the CEL environments per trigger shape and compiles
 //     expressions, sharing identical ones; shape.go shares the parse and
 //     check of expressions that differ only in their literals; numeric.go
@@ -19,6 +19,7 @@
 //   - analyze.go extracts what the engine's index needs from each compiled
 //     condition; clauses.go compiles a condition's top-level clauses for
 //     the authoring tools;
-//   - fast.go is the specialised evaluator of the common CEL subset, with
-//     cel-go as its fallback and differential oracle.
+//   - internal/celfast is the specialised evaluator of the common CEL
+//     subset, with cel-go as its fallback; its differential tests against
+//     cel-go (celfast_*_test.go) live here, where expressions compile.
 package rules

@@ -14,6 +14,7 @@ import (
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
 	"github.com/whenthen/whenthen/crm"
+	"github.com/whenthen/whenthen/rules/internal/celfast"
 )
 
 // CEL variable names (SPEC section 3).
@@ -181,8 +182,8 @@ type Program struct {
 	// Cost is the estimated worst-case cost.
 	Cost uint64
 
-	fast fastFunc  // nil when the expression is outside the fast subset
-	c    *Compiler // plans the cel-go program, in the environment of key
+	fast celfast.Func // nil when the expression is outside the fast subset
+	c    *Compiler    // plans the cel-go program, in the environment of key
 	key  string
 	once sync.Once
 	prg  cel.Program
@@ -349,7 +350,8 @@ func (c *Compiler) compile(key string, expr string, check func(*types.Type) stri
 		return nil, nil, []*celIssue{{msg: fmt.Sprintf("estimated worst-case cost %s is over the limit of %d; bound the inputs it iterates over or simplify it", what, c.opts.CostLimit)}}
 	}
 	p := &Program{Expr: expr, Type: outType, Cost: est.Max, c: c, key: key}
-	p.fast = c.buildFast(a)
+	p.fast = celfast.Build(a, celfast.Options{Schema: c.schema, MaxString: c.limits.MaxStringBytes, MaxList: c.limits.MaxListLen,
+		Changed: VarChanged, MaxChanged: maxChanged(c.schema), FlipLess: c.testFlipLess})
 	if p.fast == nil {
 		ca := checked.cel
 		if ca == nil {

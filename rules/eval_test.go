@@ -30,7 +30,7 @@ func mustRecord(t *testing.T, o *crm.Object, js string) *crm.Record {
 
 func loadOne(t *testing.T, c *Compiler, yaml string) *Automation {
 	t.Helper()
-	set, err := c.LoadSources([]Source{{Name: "t.yaml", Data: []byte(yaml)}})
+	set, err := c.Compile([]Source{{Name: "t.yaml", Data: []byte(yaml)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestIdenticalExpressionsShareProgram(t *testing.T) {
 		}
 		return []Source{{Name: "x.yaml", Data: []byte(b.String())}}
 	}
-	set, err := c.LoadSources(src("a", "b", "c"))
+	set, err := c.Compile(src("a", "b", "c"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestIdenticalExpressionsShareProgram(t *testing.T) {
 		t.Fatalf("programs: got %d, want 1", got)
 	}
 	// A reload reuses the program.
-	set2, err := c.LoadSources(src("d"))
+	set2, err := c.Compile(src("d"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestIdenticalExpressionsShareProgram(t *testing.T) {
 func TestDuplicateIDsAcrossFiles(t *testing.T) {
 	c := testCompiler(t)
 	a := "automations:\n  - id: same\n    when: {record: lead}\n    then: {flow: {id: f}}\n"
-	_, err := c.LoadSources([]Source{{Name: "one.yaml", Data: []byte(a)}, {Name: "two.yaml", Data: []byte(a)}})
+	_, err := c.Compile([]Source{{Name: "one.yaml", Data: []byte(a)}, {Name: "two.yaml", Data: []byte(a)}})
 	want := `two.yaml:2:9: automation same: id "same" is already used at one.yaml:2:5`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
@@ -261,7 +261,7 @@ func TestErrorPositionsInQuotedAndFoldedExpressions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			y := "automations:\n  - id: a\n    when: {record: opportunity}\n" + tt.ifLine + "\n    then: {brief: {}}\n"
-			_, err := c.LoadSources([]Source{{Name: "t.yaml", Data: []byte(y)}})
+			_, err := c.Compile([]Source{{Name: "t.yaml", Data: []byte(y)}})
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want+":") {
 				t.Fatalf("got %v, want position %s", err, tt.want)
 			}

@@ -22,7 +22,7 @@ func FuzzLoad(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		set, err := c.LoadSources([]Source{{Name: "fuzz.yaml", Data: data}})
+		set, err := c.Compile([]Source{{Name: "fuzz.yaml", Data: data}})
 		if err != nil {
 			list, ok := err.(ErrorList)
 			if !ok || len(list) == 0 {

@@ -23,7 +23,7 @@ func TestHostileExpressions(t *testing.T) {
 	}
 	for _, tt := range rejected {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := c.LoadSources([]Source{{Name: "t.yaml", Data: []byte(oppAutomation(tt.cond))}})
+			_, err := c.Compile([]Source{{Name: "t.yaml", Data: []byte(oppAutomation(tt.cond))}})
 			if err == nil || !strings.Contains(err.Error(), tt.msg) {
 				t.Fatalf("want an error containing %q, got %v", tt.msg, err)
 			}

@@ -2,11 +2,7 @@ package rules
 
 import (
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,12 +10,6 @@ import (
 	"cel.dev/cel-go/common/types"
 	"github.com/whenthen/whenthen/internal/yamlfile"
 )
-
-// Source is one automation file's name and content.
-type Source struct {
-	Name string
-	Data []byte
-}
 
 // Set is a loaded, valid set of automations.
 type Set struct {
@@ -87,63 +77,10 @@ func plural(n int, word string) string {
 	return word + "s"
 }
 
-// Expand lists the automation files under paths: files as given, and the
-// *.yaml and *.yml files below directories (hidden ones skipped), sorted.
-func Expand(paths []string) ([]string, error) {
-	var files []string
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !info.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			name := d.Name()
-			if path != p && strings.HasPrefix(name, ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !d.IsDir() && (strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
-				files = append(files, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	sort.Strings(files)
-	return files, nil
-}
-
-// Load reads and compiles the automation files under paths. The error, if
-// any, is an ErrorList holding every problem of every file, or an I/O error.
-func (c *Compiler) Load(paths ...string) (*Set, error) {
-	files, err := Expand(paths)
-	if err != nil {
-		return nil, err
-	}
-	srcs := make([]Source, 0, len(files))
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		srcs = append(srcs, Source{Name: f, Data: data})
-	}
-	return c.LoadSources(srcs)
-}
-
-// LoadSources compiles automation files given as content.
-func (c *Compiler) LoadSources(srcs []Source) (*Set, error) {
+// Compile compiles automation files given as names and content (reading
+// them is the caller's job: ReadFiles). The error, if any, is an ErrorList
+// holding every problem of every file.
+func (c *Compiler) Compile(srcs []Source) (*Set, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++

@@ -34,7 +34,7 @@ func TestGoodFiles(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			if _, err := testCompiler(t).Load(f); err != nil {
+			if _, err := compileFiles(t, f); err != nil {
 				t.Fatalf("want no error, got:\n%v", err)
 			}
 		})
@@ -50,7 +50,7 @@ func TestBadFiles(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			_, err := testCompiler(t).Load(f)
+			_, err := compileFiles(t, f)
 			if err == nil {
 				t.Fatal("want errors, got none")
 			}
@@ -74,4 +74,14 @@ func TestBadFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// compileFiles reads and compiles the automation files at paths.
+func compileFiles(t *testing.T, paths ...string) (*Set, error) {
+	t.Helper()
+	srcs, err := ReadFiles(paths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testCompiler(t).Compile(srcs)
 }

@@ -93,7 +93,7 @@ func TestHostileCostFigures(t *testing.T) {
 	}
 	loaded := 0
 	for _, h := range hostileLoadable {
-		set, err := c.LoadSources([]Source{{Name: "t.yaml", Data: []byte(oppAutomation(h.cond))}})
+		set, err := c.Compile([]Source{{Name: "t.yaml", Data: []byte(oppAutomation(h.cond))}})
 		if err != nil {
 			msg := err.Error()
 			if i := strings.Index(msg, "estimated"); i >= 0 {

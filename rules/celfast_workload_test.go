@@ -25,7 +25,7 @@ func TestWorkloadConditionsAreFast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := c.LoadSources(w.Rules())
+	set, err := c.Compile(w.Rules())
 	if err != nil {
 		t.Fatal(err)
 	}

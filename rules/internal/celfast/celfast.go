@@ -1,4 +1,11 @@
-package rules
+// Package celfast is the specialised evaluator of rules' conditions: for
+// a checked CEL expression of the common subset below, it builds a tree of
+// typed Go closures that gives cel-go's answer without cel-go's
+// interpreter, or reports that it cannot and leaves the evaluation to
+// cel-go. Package rules builds one per compiled expression
+// (rules.Program.Eval) and keeps the differential tests that hold it to
+// cel-go's results.
+package celfast
 
 import (
 	"math"
@@ -16,8 +23,6 @@ import (
 	"github.com/whenthen/whenthen/crm"
 )
 
-// The fast evaluator.
-//
 // Most conditions compare record fields with constants. For an expression
 // whose every node is in the subset below, compile builds a tree of Go
 // closures from the checked AST (the checker's types tell each node's
@@ -42,9 +47,25 @@ import (
 // reports ok=false and Program.Eval evaluates with cel-go. An evaluation
 // error is therefore always cel-go's: && and || need no error algebra here.
 
-// fastFunc evaluates an expression of the fast subset. ok is false when it
+// Func evaluates an expression of the fast subset. ok is false when it
 // met something it does not handle; the caller then evaluates with cel-go.
-type fastFunc func(act interpreter.Activation) (v ref.Val, ok bool)
+type Func func(act interpreter.Activation) (v ref.Val, ok bool)
+
+// Options are what Build needs to know of the environment.
+type Options struct {
+	// Schema types the record variables.
+	Schema *crm.Schema
+	// MaxString and MaxList are the longest string and list values the
+	// cost estimate assumed (crm.Limits): longer values go to cel-go.
+	MaxString, MaxList int
+	// Changed is the name of the variable holding the list of changed
+	// field names, and MaxChanged its longest length.
+	Changed    string
+	MaxChanged int
+	// FlipLess builds < as <=: a deliberate bug that the differential
+	// tests must catch. Never set outside them.
+	FlipLess bool
+}
 
 type (
 	boolFn func(interpreter.Activation) (bool, bool)
@@ -98,18 +119,19 @@ type fnode struct {
 type fastBuilder struct {
 	a          *ast.AST
 	schema     *crm.Schema
-	maxStr     int // longest string value taken (Limits.MaxStringBytes)
-	maxList    int // longest list field taken (Limits.MaxListLen)
-	maxChanged int // longest changed list taken (maxChanged)
+	maxStr     int    // longest string value taken (Limits.MaxStringBytes)
+	maxList    int    // longest list field taken (Limits.MaxListLen)
+	changed    string // name of the changed variable
+	maxChanged int    // longest changed list taken
 	flipLess   bool
 }
 
-// buildFast returns the fast evaluator of a checked expression, or nil if
-// the expression is outside the subset or of another result type than
-// bool or string.
-func (c *Compiler) buildFast(a *ast.AST) fastFunc {
-	b := &fastBuilder{a: a, schema: c.schema, maxStr: c.limits.MaxStringBytes, maxList: c.limits.MaxListLen,
-		maxChanged: maxChanged(c.schema), flipLess: c.testFlipLess}
+// Build returns the evaluator of a checked expression, or nil if the
+// expression is outside the subset or of another result type than bool
+// or string.
+func Build(a *ast.AST, o Options) Func {
+	b := &fastBuilder{a: a, schema: o.Schema, maxStr: o.MaxString, maxList: o.MaxList,
+		changed: o.Changed, maxChanged: o.MaxChanged, flipLess: o.FlipLess}
 	n := b.build(a.Expr())
 	if n == nil {
 		return nil
@@ -129,7 +151,7 @@ func (c *Compiler) buildFast(a *ast.AST) fastFunc {
 			return types.Bool(x), true
 		}
 	case fkString:
-		return fastFunc(n.sv)
+		return Func(n.sv)
 	}
 	return nil
 }
@@ -210,7 +232,7 @@ func (b *fastBuilder) ident(e ast.Expr) *fnode {
 			ts, ok := v.(types.Timestamp)
 			return ts.Time, ok
 		}}
-	case name == VarChanged && t.Kind() == types.ListKind && t.Parameters()[0].Kind() == types.StringKind:
+	case name == b.changed && t.Kind() == types.ListKind && t.Parameters()[0].Kind() == types.StringKind:
 		max := b.maxChanged
 		return &fnode{kind: fkList, elem: fkString, l: func(act interpreter.Activation) (traits.Lister, bool) {
 			v, ok := act.ResolveName(name)
@@ -847,7 +869,7 @@ func (b *fastBuilder) inConstants(le ast.Expr, list ast.ListExpr) *fnode {
 	if len(vals) == 0 {
 		return literal(types.False)
 	}
-	set, ok := newConstSet(vals)
+	set, ok := NewConstSet(vals)
 	if !ok {
 		return nil
 	}
@@ -1036,11 +1058,11 @@ func boolIndex(b bool) int {
 	return 0
 }
 
-// constSet is the set cel-go tests `x in [constants]` against
+// ConstSet is the set cel-go tests `x in [constants]` against
 // (decorators.go maybeOptimizeSetMembership), split by kind: a lookup in
 // the map of x's kind is a lookup of x in cel-go's map[ref.Val]ref.Val,
 // where keys of different kinds never match (and NaN matches nothing).
-type constSet struct {
+type ConstSet struct {
 	strs  []string // few strings: a scan beats a hash
 	strm  map[string]struct{}
 	ints  map[int64]struct{}
@@ -1051,9 +1073,9 @@ type constSet struct {
 
 const constSetScan = 8
 
-// newConstSet builds the set of constants. It reports false when cel-go
+// NewConstSet builds the set of constants. It reports false when cel-go
 // would not plan a set (an element that is not a primitive value).
-func newConstSet(elems []ref.Val) (*constSet, bool) {
+func NewConstSet(elems []ref.Val) (*ConstSet, bool) {
 	valueSet := map[ref.Val]ref.Val{}
 	for _, elem := range elems {
 		if !types.IsPrimitiveType(elem) || elem.Type() == types.BytesType {
@@ -1090,7 +1112,7 @@ func newConstSet(elems []ref.Val) (*constSet, bool) {
 			}
 		}
 	}
-	s := &constSet{}
+	s := &ConstSet{}
 	for k := range valueSet {
 		switch x := k.(type) {
 		case types.String:
@@ -1126,7 +1148,7 @@ func newConstSet(elems []ref.Val) (*constSet, bool) {
 	return s, true
 }
 
-func (s *constSet) hasString(x string) bool {
+func (s *ConstSet) hasString(x string) bool {
 	if s.strm != nil {
 		_, ok := s.strm[x]
 		return ok
@@ -1139,7 +1161,7 @@ func (s *constSet) hasString(x string) bool {
 	return false
 }
 
-func (s *constSet) hasNum(x num) bool {
+func (s *ConstSet) hasNum(x num) bool {
 	var ok bool
 	switch x.k {
 	case fkInt:
@@ -1152,8 +1174,8 @@ func (s *constSet) hasNum(x num) bool {
 	return ok
 }
 
-// has tells whether the CEL value v is in the set.
-func (s *constSet) has(v ref.Val) bool {
+// Has tells whether the CEL value v is in the set.
+func (s *ConstSet) Has(v ref.Val) bool {
 	switch x := v.(type) {
 	case types.String:
 		return s.hasString(string(x))

@@ -2,7 +2,8 @@ package rules
 
 import "github.com/whenthen/whenthen/crm"
 
-// Transitional aliases of the record model, which moved to package crm.
+// Transitional aliases of the record model, which moved to package crm,
+// and of the loaders that became ReadFiles and Compile.
 // They keep the rest of the tree building while the refactor of issue 11
 // is merged, and are deleted at its end: use package crm.
 type (
@@ -38,3 +39,19 @@ var (
 	ParseSchema   = crm.ParseSchema
 	ParseTime     = crm.ParseTime
 )
+
+// Load reads and compiles the automation files under paths.
+//
+// Deprecated: transitional; use ReadFiles and Compile.
+func (c *Compiler) Load(paths ...string) (*Set, error) {
+	srcs, err := ReadFiles(paths...)
+	if err != nil {
+		return nil, err
+	}
+	return c.Compile(srcs)
+}
+
+// LoadSources compiles automation files given as content.
+//
+// Deprecated: transitional; use Compile.
+func (c *Compiler) LoadSources(srcs []Source) (*Set, error) { return c.Compile(srcs) }
