@@ -30,7 +30,7 @@ const partitions = 3
 
 // newCluster starts an in-process Kafka-protocol broker with the three
 // default output topics, each of three partitions.
-func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+func newCluster(t testing.TB, opts ...kfake.Opt) *testenv.Cluster {
 	t.Helper()
 	opts = append([]kfake.Opt{
 		kfake.NumBrokers(1),
@@ -41,14 +41,14 @@ func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 		t.Fatalf("kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return c
+	return &testenv.Cluster{Cluster: c}
 }
 
 // newProducer returns a producer on c with its own transport, whose
 // metadata refreshes every 50ms so that topics created by a test are seen
 // quickly, and its own metrics registry. edit, if not nil, changes the
 // options first.
-func newProducer(t testing.TB, c *kfake.Cluster, edit func(*actions.ProducerOptions)) (*actions.Producer, *prometheus.Registry) {
+func newProducer(t testing.TB, c *testenv.Cluster, edit func(*actions.ProducerOptions)) (*actions.Producer, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	transport := &kafka.Transport{MetadataTTL: 50 * time.Millisecond}
@@ -76,47 +76,6 @@ func newProducer(t testing.TB, c *kfake.Cluster, edit func(*actions.ProducerOpti
 	return p, reg
 }
 
-// readTopic reads every message of topic, partition by partition, with a
-// kafka-go Reader over TCP.
-func readTopic(t *testing.T, c *kfake.Cluster, topic string) []kafka.Message {
-	t.Helper()
-	var out []kafka.Message
-	for _, pi := range c.PartitionInfos(topic) {
-		if pi.HighWatermark == pi.LogStartOffset {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:   c.ListenAddrs(),
-			Topic:     topic,
-			Partition: int(pi.Partition),
-			MaxWait:   50 * time.Millisecond,
-		})
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				cancel()
-				r.Close()
-				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
-			}
-			out = append(out, m)
-		}
-		cancel()
-		if err := r.Close(); err != nil {
-			t.Errorf("close reader: %v", err)
-		}
-	}
-	return out
-}
-
-func countMessages(c *kfake.Cluster, topic string) int64 {
-	var n int64
-	for _, pi := range c.PartitionInfos(topic) {
-		n += pi.HighWatermark - pi.LogStartOffset
-	}
-	return n
-}
-
 // metric returns the value of the counter, or the sample count of the
 // histogram, name{topic=topic} in reg.
 func metric(t *testing.T, reg prometheus.Gatherer, name, topic string) float64 {
@@ -142,15 +101,6 @@ func metric(t *testing.T, reg prometheus.Gatherer, name, topic string) float64 {
 	}
 	t.Fatalf("no metric %s{topic=%q}", name, topic)
 	return 0
-}
-
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 func headerMap(m kafka.Message) map[string]string {
@@ -229,13 +179,13 @@ func TestPublish(t *testing.T) {
 				t.Fatalf("Publish: %v", err)
 			}
 
-			got := readTopic(t, c, actions.DefaultActionsTopic)
+			got := c.ReadTopic(t, actions.DefaultActionsTopic)
 			if len(got) != len(as) {
 				t.Fatalf("read %d actions, want %d", len(got), len(as))
 			}
 			byID := map[string]kafka.Message{}
 			for _, m := range got {
-				byID[header(m, actions.HeaderActionID)] = m
+				byID[testenv.Header(m, actions.HeaderActionID)] = m
 			}
 			for _, a := range as {
 				m, ok := byID[a.ActionID]
@@ -261,13 +211,13 @@ func TestPublish(t *testing.T) {
 				}
 			}
 
-			gotRuns := readTopic(t, c, actions.DefaultRunsTopic)
+			gotRuns := c.ReadTopic(t, actions.DefaultRunsTopic)
 			if len(gotRuns) != len(rs) {
 				t.Fatalf("read %d runs, want %d", len(gotRuns), len(rs))
 			}
 			runByID := map[string]kafka.Message{}
 			for _, m := range gotRuns {
-				runByID[header(m, actions.HeaderRunID)] = m
+				runByID[testenv.Header(m, actions.HeaderRunID)] = m
 			}
 			for _, r := range rs {
 				m, ok := runByID[r.RunID]
@@ -285,7 +235,7 @@ func TestPublish(t *testing.T) {
 					t.Errorf("run %s headers %v, want %v", r.RunID, m.Headers, wantHeaders)
 				}
 			}
-			if n := countMessages(c, actions.DefaultDLQTopic); n != 0 {
+			if n := c.Count(actions.DefaultDLQTopic); n != 0 {
 				t.Errorf("%d dead letters, want 0", n)
 			}
 
@@ -365,7 +315,7 @@ func TestPublishEmpty(t *testing.T) {
 	if err := p.Publish(t.Context(), nil, testRuns("", 3)); err != nil {
 		t.Fatalf("Publish(nil, runs): %v", err)
 	}
-	msgs := readTopic(t, c, actions.DefaultRunsTopic)
+	msgs := c.ReadTopic(t, actions.DefaultRunsTopic)
 	if len(msgs) != 3 {
 		t.Fatalf("%d runs in Kafka, want 3", len(msgs))
 	}
@@ -405,7 +355,7 @@ func TestPublishKeepsKeyOnOnePartition(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	msgs := readTopic(t, c, actions.DefaultActionsTopic)
+	msgs := c.ReadTopic(t, actions.DefaultActionsTopic)
 	if len(msgs) != len(as) {
 		t.Fatalf("read %d, want %d", len(msgs), len(as))
 	}
@@ -458,13 +408,13 @@ func TestDeadLetter(t *testing.T) {
 	if err := p.DeadLetter(t.Context(), dls); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
-	msgs := readTopic(t, c, actions.DefaultDLQTopic)
+	msgs := c.ReadTopic(t, actions.DefaultDLQTopic)
 	if len(msgs) != len(dls) {
 		t.Fatalf("read %d dead letters, want %d", len(msgs), len(dls))
 	}
 	byOffset := map[string]kafka.Message{}
 	for _, m := range msgs {
-		byOffset[header(m, actions.HeaderSourceOffset)] = m
+		byOffset[testenv.Header(m, actions.HeaderSourceOffset)] = m
 	}
 	cut := strings.Repeat("é", 512) // 1024 bytes
 	for i, want := range []map[string]string{
@@ -515,7 +465,7 @@ func TestPublishContextDone(t *testing.T) {
 			t.Errorf("DeadLetter = %v, want context.Canceled", err)
 		}
 		for _, topic := range []string{actions.DefaultActionsTopic, actions.DefaultRunsTopic, actions.DefaultDLQTopic} {
-			if n := countMessages(c, topic); n != 0 {
+			if n := c.Count(topic); n != 0 {
 				t.Errorf("%d messages in %s", n, topic)
 			}
 			if got := metric(t, reg, "whenthen_produced_messages_total", topic); got != 0 {
@@ -576,8 +526,8 @@ func TestPublishRetriesUntilTopicExists(t *testing.T) {
 		{runsTopic, actions.HeaderRunID, idsOf(rs, func(r actions.Run) string { return r.RunID })},
 	} {
 		seen := map[string]int{}
-		for _, m := range readTopic(t, c, tc.topic) {
-			seen[header(m, tc.header)]++
+		for _, m := range c.ReadTopic(t, tc.topic) {
+			seen[testenv.Header(m, tc.header)]++
 		}
 		for _, id := range tc.ids {
 			if seen[id] < 1 {
@@ -636,8 +586,8 @@ func TestPublishRetriesOnlyFailedMessages(t *testing.T) {
 	} {
 		count := map[string]int{}
 		partition := map[string]int{}
-		for _, m := range readTopic(t, c, tc.topic) {
-			id := header(m, tc.header)
+		for _, m := range c.ReadTopic(t, tc.topic) {
+			id := testenv.Header(m, tc.header)
 			count[id]++
 			partition[id] = m.Partition
 		}

@@ -114,7 +114,7 @@ func benchmarkFlow(b *testing.B, start func(*testing.B, *testenv.Cluster) (stop 
 			gi := c.GroupInfo(testGroup)
 			return gi != nil && gi.State == "Stable" && gi.NumAssigned() == benchPartitions
 		})
-		w := writer(b, c, inputTopic)
+		w := c.Writer(b, inputTopic)
 		b.StartTimer()
 
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -146,14 +146,14 @@ func benchmarkFlow(b *testing.B, start func(*testing.B, *testenv.Cluster) (stop 
 func latencies(b *testing.B, c *testenv.Cluster) ([]time.Duration, time.Duration) {
 	in := map[string]time.Time{}
 	var first, last time.Time
-	for _, m := range readTopic(b, c, inputTopic) {
+	for _, m := range c.ReadTopic(b, inputTopic) {
 		in[string(m.Key)] = m.Time
 		if first.IsZero() || m.Time.Before(first) {
 			first = m.Time
 		}
 	}
 	var out []time.Duration
-	for _, m := range readTopic(b, c, actions.DefaultActionsTopic) {
+	for _, m := range c.ReadTopic(b, actions.DefaultActionsTopic) {
 		t0, ok := in[string(m.Key)]
 		if !ok {
 			b.Fatalf("action with key %s for no event", m.Key)

@@ -176,31 +176,6 @@ func (r *rig) start() (stop func()) {
 	return stop
 }
 
-// writer returns a kafka-go writer to topic on c, keyed by hash.
-func writer(t testing.TB, c *testenv.Cluster, topic string) *kafka.Writer {
-	t.Helper()
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(c.Addrs()...),
-		Topic:        topic,
-		Balancer:     &kafka.Hash{},
-		BatchTimeout: 2 * time.Millisecond,
-		BatchSize:    1000,
-		RequiredAcks: kafka.RequireAll,
-	}
-	t.Cleanup(func() { _ = w.Close() })
-	return w
-}
-
-// produce writes messages to the input topic.
-func produce(t testing.TB, c *testenv.Cluster, msgs ...kafka.Message) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := writer(t, c, inputTopic).WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-}
-
 // oppEvent is an opportunity envelope: event evt-N about record opp-N.
 func oppEvent(n int, amount int) kafka.Message {
 	return kafka.Message{
@@ -213,61 +188,6 @@ func oppEvent(n int, amount int) kafka.Message {
 // bigDealActionID is the action id the big-deal automation gives event evt-N.
 func bigDealActionID(n int) string {
 	return actions.ActionID("", "big-deal", fmt.Sprintf("evt-%d", n), "brief")
-}
-
-// readTopic reads every message of topic, partition by partition.
-func readTopic(t testing.TB, c *testenv.Cluster, topic string) []kafka.Message {
-	t.Helper()
-	var out []kafka.Message
-	for _, pi := range c.PartitionInfos(topic) {
-		if pi.HighWatermark == pi.LogStartOffset {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:   c.Addrs(),
-			Topic:     topic,
-			Partition: int(pi.Partition),
-			MaxWait:   50 * time.Millisecond,
-			MinBytes:  1,
-			MaxBytes:  10 << 20,
-		})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				cancel()
-				r.Close()
-				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
-			}
-			out = append(out, m)
-		}
-		cancel()
-		r.Close()
-	}
-	return out
-}
-
-// header returns the value of a message's header.
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
-// committed returns the group's committed offset of a partition, -1 if none.
-func committed(c *testenv.Cluster, group string, partition int32) int64 {
-	gi := c.GroupInfo(group)
-	if gi == nil {
-		return -1
-	}
-	pc, ok := gi.Commits[inputTopic][partition]
-	if !ok {
-		return -1
-	}
-	return pc.Offset
 }
 
 // newRedisClient returns a client of the Redis at url, closed at cleanup.

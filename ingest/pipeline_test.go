@@ -50,18 +50,18 @@ func TestPipelineBadMessages(t *testing.T) {
 	msgs = slices.Insert(msgs, 10, kafka.Message{Key: []byte("k-utf8"), Value: bad[1].value})
 	msgs = slices.Insert(msgs, 5, kafka.Message{Key: []byte("k-trunc"), Value: bad[0].value})
 	msgs = append(msgs, oppEvent(99, 10))
-	produce(t, r.cluster, msgs...)
+	r.cluster.Produce(t, inputTopic, msgs...)
 	r.start()
 
 	total := int64(len(msgs))
 	testenv.WaitFor(t, 20*time.Second, "every message processed and committed", func() bool {
 		return r.cluster.Count(actions.DefaultActionsTopic) >= 20 && r.cluster.Count(actions.DefaultDLQTopic) >= 3 &&
-			committed(r.cluster, testGroup, 0) == total
+			r.cluster.Committed(testGroup, inputTopic, 0) == total
 	})
 
 	got := map[string]int{}
-	for _, m := range readTopic(t, r.cluster, actions.DefaultActionsTopic) {
-		got[header(m, actions.HeaderActionID)]++
+	for _, m := range r.cluster.ReadTopic(t, actions.DefaultActionsTopic) {
+		got[testenv.Header(m, actions.HeaderActionID)]++
 		var a struct {
 			ActionID     string `json:"action_id"`
 			AutomationID string `json:"automation_id"`
@@ -71,7 +71,7 @@ func TestPipelineBadMessages(t *testing.T) {
 		if err := json.Unmarshal(m.Value, &a); err != nil {
 			t.Fatalf("action %s: %v", m.Value, err)
 		}
-		if a.AutomationID != "big-deal" || a.ActionID != header(m, actions.HeaderActionID) ||
+		if a.AutomationID != "big-deal" || a.ActionID != testenv.Header(m, actions.HeaderActionID) ||
 			"opp-"+strings.TrimPrefix(a.EventID, "evt-") != a.RecordID || string(m.Key) != a.RecordID {
 			t.Errorf("action %s (key %s) does not match its event", m.Value, m.Key)
 		}
@@ -84,7 +84,7 @@ func TestPipelineBadMessages(t *testing.T) {
 			t.Errorf("action %s: %d times, wanted: %v", id, n, want[id])
 		}
 	}
-	runs := readTopic(t, r.cluster, actions.DefaultRunsTopic)
+	runs := r.cluster.ReadTopic(t, actions.DefaultRunsTopic)
 	if len(runs) != 20 {
 		t.Errorf("%d runs, want 20", len(runs))
 	}
@@ -95,7 +95,7 @@ func TestPipelineBadMessages(t *testing.T) {
 		}
 	}
 
-	dlq := readTopic(t, r.cluster, actions.DefaultDLQTopic)
+	dlq := r.cluster.ReadTopic(t, actions.DefaultDLQTopic)
 	if len(dlq) != 3 {
 		t.Fatalf("%d dead letters, want 3", len(dlq))
 	}
@@ -112,13 +112,13 @@ func TestPipelineBadMessages(t *testing.T) {
 		if string(m.Key) != want.key || !bytes.Equal(m.Value, want.value) {
 			t.Errorf("dead letter %d: key %q value %q, want the original %q %q", i, m.Key, m.Value, want.key, want.value)
 		}
-		if h := header(m, actions.HeaderDLQReason); h != want.reason {
+		if h := testenv.Header(m, actions.HeaderDLQReason); h != want.reason {
 			t.Errorf("dead letter %d: reason %q, want %q", i, h, want.reason)
 		}
-		if h := header(m, actions.HeaderSourceOffset); h != want.offset {
+		if h := testenv.Header(m, actions.HeaderSourceOffset); h != want.offset {
 			t.Errorf("dead letter %d: source offset %q, want %s", i, h, want.offset)
 		}
-		if header(m, actions.HeaderDLQDetail) == "" || header(m, actions.HeaderSourceTopic) != inputTopic {
+		if testenv.Header(m, actions.HeaderDLQDetail) == "" || testenv.Header(m, actions.HeaderSourceTopic) != inputTopic {
 			t.Errorf("dead letter %d: headers %v", i, m.Headers)
 		}
 	}
@@ -178,10 +178,10 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 	for i := range 10 {
 		first = append(first, oppEvent(i, 5000))
 	}
-	produce(t, r.cluster, first...)
+	r.cluster.Produce(t, inputTopic, first...)
 	r.start()
 	testenv.WaitFor(t, 20*time.Second, "the first 10 events committed", func() bool {
-		return committed(r.cluster, testGroup, 0) == 10
+		return r.cluster.Committed(testGroup, inputTopic, 0) == 10
 	})
 
 	srv.Stop()
@@ -189,7 +189,7 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 	for i := 10; i < 20; i++ {
 		second = append(second, oppEvent(i, 5000))
 	}
-	produce(t, r.cluster, second...)
+	r.cluster.Produce(t, inputTopic, second...)
 	retries := func() float64 {
 		return metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", ingest.StageProcess)
 	}
@@ -197,7 +197,7 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 	if err := r.pipeline.Err(); err == nil || !strings.Contains(err.Error(), "process") {
 		t.Errorf("pipeline Err() = %v, want the process step failing", err)
 	}
-	if got := committed(r.cluster, testGroup, 0); got != 10 {
+	if got := r.cluster.Committed(testGroup, inputTopic, 0); got != 10 {
 		t.Fatalf("committed offset %d while Redis is down, want 10", got)
 	}
 	if n := r.cluster.Count(actions.DefaultActionsTopic); n != 10 {
@@ -206,7 +206,7 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 
 	srv.Restart()
 	testenv.WaitFor(t, 20*time.Second, "all 20 events committed after Redis is back", func() bool {
-		return committed(r.cluster, testGroup, 0) == 20
+		return r.cluster.Committed(testGroup, inputTopic, 0) == 20
 	})
 	if err := r.pipeline.Err(); err != nil {
 		t.Errorf("pipeline Err() = %v after recovery", err)
@@ -248,19 +248,19 @@ func TestPublishFailureRetriesBatch(t *testing.T) {
 	for i := range 10 {
 		msgs = append(msgs, oppEvent(i, 5000))
 	}
-	produce(t, r.cluster, msgs...)
+	r.cluster.Produce(t, inputTopic, msgs...)
 	r.start()
 	testenv.WaitFor(t, 20*time.Second, "a stalled publish", func() bool { return r.pipeline.Err() != nil })
-	if got := committed(r.cluster, testGroup, 0); got > 0 {
+	if got := r.cluster.Committed(testGroup, inputTopic, 0); got > 0 {
 		t.Fatalf("committed offset %d while publishing fails, want none", got)
 	}
 	failing.Store(false)
 	testenv.WaitFor(t, 30*time.Second, "all events committed after writes succeed", func() bool {
-		return committed(r.cluster, testGroup, 0) == 10
+		return r.cluster.Committed(testGroup, inputTopic, 0) == 10
 	})
 	got := map[string]int{}
-	for _, m := range readTopic(t, r.cluster, actions.DefaultActionsTopic) {
-		got[header(m, actions.HeaderActionID)]++
+	for _, m := range r.cluster.ReadTopic(t, actions.DefaultActionsTopic) {
+		got[testenv.Header(m, actions.HeaderActionID)]++
 	}
 	for i := range 10 {
 		if got[bigDealActionID(i)] == 0 {
@@ -278,8 +278,8 @@ func TestPublishFailureRetriesBatch(t *testing.T) {
 func assertActionsOnce(t *testing.T, c *testenv.Cluster, n int) {
 	t.Helper()
 	got := map[string]int{}
-	for _, m := range readTopic(t, c, actions.DefaultActionsTopic) {
-		got[header(m, actions.HeaderActionID)]++
+	for _, m := range c.ReadTopic(t, actions.DefaultActionsTopic) {
+		got[testenv.Header(m, actions.HeaderActionID)]++
 	}
 	for i := range n {
 		id := bigDealActionID(i)
@@ -307,7 +307,7 @@ func TestConsumerPartitions(t *testing.T) {
 	for i := range total {
 		msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "%d", i)})
 	}
-	produce(t, c, msgs...)
+	c.Produce(t, inputTopic, msgs...)
 	transport := &kafka.Transport{}
 	t.Cleanup(transport.CloseIdleConnections)
 	co := fastConsumer(c.Addrs(), transport)
@@ -376,7 +376,7 @@ func TestConsumerPartitions(t *testing.T) {
 	}()
 	testenv.WaitFor(t, 20*time.Second, "every partition committed to its end", func() bool {
 		for _, pi := range c.PartitionInfos(inputTopic) {
-			if committed(c, testGroup, pi.Partition) != pi.HighWatermark {
+			if c.Committed(testGroup, inputTopic, pi.Partition) != pi.HighWatermark {
 				return false
 			}
 		}
@@ -397,7 +397,7 @@ func TestConsumerLag(t *testing.T) {
 	for i := range 30 {
 		msgs = append(msgs, oppEvent(i, 10))
 	}
-	produce(t, r.cluster, msgs...)
+	r.cluster.Produce(t, inputTopic, msgs...)
 	ctx := context.Background()
 	if err := r.consumer.UpdateLag(ctx); err != nil {
 		t.Fatal(err)
@@ -407,7 +407,7 @@ func TestConsumerLag(t *testing.T) {
 		t.Errorf("lag before consuming = %v, want 30", got)
 	}
 	r.start()
-	testenv.WaitFor(t, 20*time.Second, "all committed", func() bool { return committed(r.cluster, testGroup, 0) == 30 })
+	testenv.WaitFor(t, 20*time.Second, "all committed", func() bool { return r.cluster.Committed(testGroup, inputTopic, 0) == 30 })
 	if err := r.consumer.UpdateLag(ctx); err != nil {
 		t.Fatal(err)
 	}
