@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/ingest"
 )
 
@@ -448,7 +449,7 @@ func passthrough(ctx context.Context, brokers []string, group string, atEnd bool
 		MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond, QueueCapacity: 500})
 	defer r.Close()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: e2ePassthroughTopic, Balancer: &kafka.Hash{},
-		BatchTimeout: actions.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
+		BatchTimeout: writer.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
 	defer closeWriter(w)
 	batch := make([]kafka.Message, 0, 500)
 	out := make([]kafka.Message, 0, 500)

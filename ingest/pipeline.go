@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
 )
 
@@ -21,7 +22,7 @@ type Engine interface {
 	Commit(ctx context.Context, out *engine.Output) error
 }
 
-// Producer is what a Pipeline needs of *actions.Producer.
+// Producer is what a Pipeline needs of *writer.Writer.
 type Producer interface {
 	Publish(ctx context.Context, acts []actions.Action, runs []actions.Run) error
 	DeadLetter(ctx context.Context, dls []actions.DeadLetter) error
@@ -238,12 +239,12 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 // the dead-letter topic must not stall its partition for good.
 func (p *Pipeline) deadLetter(ctx context.Context, log *slog.Logger, dls []actions.DeadLetter) error {
 	err := p.prod.DeadLetter(ctx, dls)
-	if err == nil || !tooLarge(err) {
+	if err == nil || !writer.TooLarge(err) {
 		return err
 	}
 	for _, dl := range dls {
 		err := p.prod.DeadLetter(ctx, []actions.DeadLetter{dl})
-		if err != nil && tooLarge(err) {
+		if err != nil && writer.TooLarge(err) {
 			log.Warn("dead letter too large for the dead-letter topic; writing it without its value",
 				"offset", dl.Offset, "bytes", len(dl.Value))
 			dl.Detail = truncate(fmt.Sprintf("%s (the original value, %d bytes, is left out: too large for the dead-letter topic)",
@@ -258,13 +259,6 @@ func (p *Pipeline) deadLetter(ctx context.Context, log *slog.Logger, dls []actio
 	return nil
 }
 
-// tooLarge reports whether Kafka, or kafka-go, refused a write as too
-// large.
-func tooLarge(err error) bool {
-	var mtl kafka.MessageTooLargeError
-	return errors.As(err, &mtl) || errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge)
-}
-
 // Bounds of a failing step's retry backoff.
 const (
 	stepBackoffMin = 50 * time.Millisecond
@@ -272,7 +266,7 @@ const (
 )
 
 // retry runs fn until it succeeds or ctx is done, with backoff, marking
-// the batch stalled while it fails. actions.ErrClosed is returned at once.
+// the batch stalled while it fails. writer.ErrClosed is returned at once.
 func (p *Pipeline) retry(ctx context.Context, partition int, stage string, fn func(context.Context) error) error {
 	var st *stall
 	defer func() {
@@ -295,7 +289,7 @@ func (p *Pipeline) retry(ctx context.Context, partition int, stage string, fn fu
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
 		}
-		if errors.Is(err, actions.ErrClosed) {
+		if errors.Is(err, writer.ErrClosed) {
 			return fmt.Errorf("%s: %w", stage, err)
 		}
 		p.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
@@ -58,7 +59,7 @@ func passthrough(ctx context.Context, c *testenv.Cluster) {
 		MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond, QueueCapacity: 500})
 	defer r.Close()
 	w := &kafka.Writer{Addr: kafka.TCP(c.Addrs()...), Topic: actions.DefaultActionsTopic, Balancer: &kafka.Hash{},
-		BatchTimeout: actions.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
+		BatchTimeout: writer.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	batch := make([]kafka.Message, 0, 500)
 	for ctx.Err() == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/testenv"
@@ -42,7 +43,7 @@ type rig struct {
 	cluster  *testenv.Cluster
 	reg      *prometheus.Registry
 	engine   *engine.Engine
-	producer *actions.Producer
+	writer   *writer.Writer
 	pipeline *ingest.Pipeline
 	consumer *ingest.Consumer
 }
@@ -99,20 +100,20 @@ func newRigOn(t testing.TB, c *testenv.Cluster, o rigOptions) *rig {
 	}
 	transport := &kafka.Transport{MetadataTTL: time.Second}
 	t.Cleanup(transport.CloseIdleConnections)
-	r.producer, err = actions.NewProducer(actions.ProducerOptions{Brokers: c.Addrs(), Transport: transport, Registerer: r.reg, Logger: log})
+	r.writer, err = writer.New(writer.Options{Brokers: c.Addrs(), Transport: transport, Registerer: r.reg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = r.producer.Close(ctx)
+		_ = r.writer.Close(ctx)
 	})
 	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: comp.Schema()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	po := ingest.PipelineOptions{Decoder: dec, Engine: r.engine, Producer: r.producer, Registerer: r.reg, Logger: log}
+	po := ingest.PipelineOptions{Decoder: dec, Engine: r.engine, Producer: r.writer, Registerer: r.reg, Logger: log}
 	if o.pipeline != nil {
 		o.pipeline(&po)
 	}

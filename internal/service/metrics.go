@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the service's own metrics; the engine, producer, consumer
+// metrics are the service's own metrics; the engine, writer, consumer
 // and pipeline register theirs on the same registry.
 type metrics struct {
 	reloads     *prometheus.CounterVec

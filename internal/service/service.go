@@ -27,7 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/rules"
@@ -49,7 +49,7 @@ type Service struct {
 	store    *engine.RedisStore
 	engine   *engine.Engine
 	kafka    *kafkaClients
-	producer *actions.Producer
+	writer   *writer.Writer
 	consumer *ingest.Consumer
 	pipeline *ingest.Pipeline
 
@@ -150,7 +150,7 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	k := o.Kafka
-	s.producer, err = actions.NewProducer(actions.ProducerOptions{
+	s.writer, err = writer.New(writer.Options{
 		Brokers: k.Brokers, ActionsTopic: k.ActionsTopic, RunsTopic: k.RunsTopic, DLQTopic: k.DLQTopic,
 		Transport: s.kafka.transport, Registerer: s.reg, Logger: log.With("component", "producer"),
 	})
@@ -161,7 +161,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{Decoder: dec, Engine: s.engine, Producer: s.producer,
+	s.pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{Decoder: dec, Engine: s.engine, Producer: s.writer,
 		Registerer: s.reg, Logger: log.With("component", "pipeline")})
 	if err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func New(opts Options) (*Service, error) {
 		HeartbeatInterval: k.HeartbeatInterval,
 		SessionTimeout:    k.SessionTimeout,
 		RebalanceTimeout:  k.RebalanceTimeout,
-		// The consumer drains within 3/4 of the shutdown; the producer,
+		// The consumer drains within 3/4 of the shutdown; the writer,
 		// Redis and the HTTP server close in the rest.
 		DrainTimeout: o.ShutdownTimeout * 3 / 4,
 		Registerer:   s.reg,
@@ -289,12 +289,12 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// release closes the producer, Redis, the Kafka transport and the HTTP
+// release closes the writer, Redis, the Kafka transport and the HTTP
 // server within ctx.
 func (s *Service) release(ctx context.Context) {
-	if s.producer != nil {
-		if err := s.producer.Close(ctx); err != nil {
-			s.log.Warn("closing the producer", "err", err)
+	if s.writer != nil {
+		if err := s.writer.Close(ctx); err != nil {
+			s.log.Warn("closing the writer", "err", err)
 		}
 	}
 	if s.rdb != nil {

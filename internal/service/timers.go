@@ -54,11 +54,11 @@ func (s *Service) fireDue(ctx context.Context) {
 			return
 		}
 		publish := func(ctx context.Context) error {
-			// The producer retries until its context is done: bound each
+			// The writer retries until its context is done: bound each
 			// attempt so that a failing Kafka is counted and logged here.
 			ctx, cancel := context.WithTimeout(ctx, ingest.DefaultPublishTimeout)
 			defer cancel()
-			return s.producer.Publish(ctx, out.Actions, out.Runs)
+			return s.writer.Publish(ctx, out.Actions, out.Runs)
 		}
 		if !s.retry(ctx, "publish", publish) {
 			return
