@@ -439,7 +439,7 @@ func (x *e2e) drain(ctx context.Context, group string, hwm map[int32]int64, srv 
 // passthrough is the baseline: a kafka-go consumer group reading the
 // input topic and writing each event to another topic, with the
 // service's batching (up to 500 messages or 5ms) and a commit per batch,
-// and nothing else. It is ingest's BenchmarkPassthrough.
+// and nothing else. It is pipeline's BenchmarkPassthrough.
 func passthrough(ctx context.Context, brokers []string, group string, atEnd bool) error {
 	start := kafka.FirstOffset
 	if atEnd {

@@ -1,8 +1,9 @@
 // Package service is the whenthen service that `whenthen run` starts: it
-// wires the Kafka consumer and pipeline (package ingest), the engine and
-// its Redis store (package engine), the producer (package actions) and the
-// rules (package rules) into one [Service] with New, Run and Close, and
-// serves /metrics, /healthz and /readyz.
+// wires the Kafka consumer and decoder (package ingest), the main loop
+// (package pipeline), the engine and its Redis store (package engine), the
+// Kafka writer (package actions/writer) and the rules (package rules) into
+// one [Service] with New, Run and Close, and serves /metrics, /healthz and
+// /readyz.
 //
 // Besides the consumer, Run fires due date timers every TimerInterval
 // (FireDue, Publish, then Commit, each retried on error), and reloads the
@@ -30,6 +31,7 @@ import (
 	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/pipeline"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -51,7 +53,7 @@ type Service struct {
 	kafka    *kafkaClients
 	writer   *writer.Writer
 	consumer *ingest.Consumer
-	pipeline *ingest.Pipeline
+	pipeline *pipeline.Pipeline
 
 	listener net.Listener
 	http     *http.Server
@@ -161,7 +163,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{Decoder: dec, Engine: s.engine, Producer: s.writer,
+	s.pipeline, err = pipeline.New(pipeline.Options{Decoder: dec, Engine: s.engine, Writer: s.writer,
 		Registerer: s.reg, Logger: log.With("component", "pipeline")})
 	if err != nil {
 		return nil, err

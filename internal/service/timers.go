@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/pipeline"
 )
 
 // Bounds of the timer loop's retry backoff.
@@ -56,7 +56,7 @@ func (s *Service) fireDue(ctx context.Context) {
 		publish := func(ctx context.Context) error {
 			// The writer retries until its context is done: bound each
 			// attempt so that a failing Kafka is counted and logged here.
-			ctx, cancel := context.WithTimeout(ctx, ingest.DefaultPublishTimeout)
+			ctx, cancel := context.WithTimeout(ctx, pipeline.DefaultPublishTimeout)
 			defer cancel()
 			return s.writer.Publish(ctx, out.Actions, out.Runs)
 		}

@@ -1,4 +1,4 @@
-package ingest_test
+package pipeline_test
 
 import (
 	"context"
@@ -28,7 +28,7 @@ const (
 // event), published and committed. It reports events/s and the p50 and p99
 // latency from an event's Kafka timestamp to its action's.
 //
-//	go test -run '^$' -bench 'Pipeline|Passthrough' -benchtime 1x ./ingest/
+//	go test -run '^$' -bench 'Pipeline|Passthrough' -benchtime 1x ./pipeline/
 func BenchmarkPipeline(b *testing.B) {
 	benchmarkFlow(b, func(b *testing.B, c *testenv.Cluster) func() {
 		r := newRigOn(b, c, rigOptions{logger: slog.New(slog.DiscardHandler), consumer: func(o *ingest.ConsumerOptions) {

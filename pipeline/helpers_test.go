@@ -1,4 +1,4 @@
-package ingest_test
+package pipeline_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/testenv"
+	"github.com/whenthen/whenthen/pipeline"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -44,7 +45,7 @@ type rig struct {
 	reg      *prometheus.Registry
 	engine   *engine.Engine
 	writer   *writer.Writer
-	pipeline *ingest.Pipeline
+	pipeline *pipeline.Pipeline
 	consumer *ingest.Consumer
 }
 
@@ -53,7 +54,7 @@ type rigOptions struct {
 	redisURL   string // "" for the shared test Redis
 	rules      string
 	consumer   func(*ingest.ConsumerOptions)
-	pipeline   func(*ingest.PipelineOptions)
+	pipeline   func(*pipeline.Options)
 	logger     *slog.Logger
 }
 
@@ -113,11 +114,11 @@ func newRigOn(t testing.TB, c *testenv.Cluster, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	po := ingest.PipelineOptions{Decoder: dec, Engine: r.engine, Producer: r.writer, Registerer: r.reg, Logger: log}
+	po := pipeline.Options{Decoder: dec, Engine: r.engine, Writer: r.writer, Registerer: r.reg, Logger: log}
 	if o.pipeline != nil {
 		o.pipeline(&po)
 	}
-	r.pipeline, err = ingest.NewPipeline(po)
+	r.pipeline, err = pipeline.New(po)
 	if err != nil {
 		t.Fatal(err)
 	}

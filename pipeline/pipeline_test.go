@@ -1,8 +1,7 @@
-package ingest_test
+package pipeline_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -21,6 +20,7 @@ import (
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/testenv"
+	"github.com/whenthen/whenthen/pipeline"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -191,7 +191,7 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 	}
 	r.cluster.Produce(t, inputTopic, second...)
 	retries := func() float64 {
-		return metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", ingest.StageProcess)
+		return metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", pipeline.StageProcess)
 	}
 	testenv.WaitFor(t, 20*time.Second, "the batch to retry three times", func() bool { return retries() >= 3 })
 	if err := r.pipeline.Err(); err == nil || !strings.Contains(err.Error(), "process") {
@@ -220,7 +220,7 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 // A write that timed out may still land (kafka-go #1427), so an action may
 // be in Kafka twice, always with its one action id.
 func TestPublishFailureRetriesBatch(t *testing.T) {
-	r := newRig(t, rigOptions{pipeline: func(o *ingest.PipelineOptions) { o.PublishTimeout = 500 * time.Millisecond }})
+	r := newRig(t, rigOptions{pipeline: func(o *pipeline.Options) { o.PublishTimeout = 500 * time.Millisecond }})
 	var failing atomic.Bool
 	failing.Store(true)
 	r.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -290,129 +290,6 @@ func assertActionsOnce(t *testing.T, c *testenv.Cluster, n int) {
 	}
 	if len(got) > 0 {
 		t.Errorf("unexpected actions: %v", slices.Collect(maps.Keys(got)))
-	}
-}
-
-// TestConsumerPartitions checks the consumer alone on four partitions:
-// partitions are handled at the same time, each in offset order; a batch
-// whose handler fails is handed over again; the committed offsets reach
-// the end of every partition.
-func TestConsumerPartitions(t *testing.T) {
-	const parts, total = 4, 400
-	c := testenv.Kafka(t)
-	if err := c.CreateTopic(inputTopic, parts, nil); err != nil {
-		t.Fatal(err)
-	}
-	var msgs []kafka.Message
-	for i := range total {
-		msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "%d", i)})
-	}
-	c.Produce(t, inputTopic, msgs...)
-	transport := &kafka.Transport{}
-	t.Cleanup(transport.CloseIdleConnections)
-	co := fastConsumer(c.Addrs(), transport)
-	co.BatchSize = 16
-	co.QueueSize = total // no queue fills: a held partition must not hold the others here
-	co.Logger = testenv.Logger(t)
-	cons, err := ingest.NewConsumer(co)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	var (
-		entered  = make(chan int, parts)
-		barrier  = make(chan struct{})
-		next     [parts]int64 // only touched by each partition's worker
-		seen     atomic.Int64
-		failOnce atomic.Bool
-		failedAt atomic.Int64
-		retried  atomic.Bool
-		firsts   [parts]atomic.Bool
-	)
-	failedAt.Store(-1)
-	go func() {
-		got := map[int]bool{}
-		for len(got) < parts {
-			got[<-entered] = true
-		}
-		close(barrier)
-	}()
-	handler := func(ctx context.Context, batch []kafka.Message) error {
-		p := batch[0].Partition
-		if !firsts[p].Swap(true) {
-			// The first batch of each partition waits for the other
-			// partitions' first batches: they must run at the same time.
-			entered <- p
-			select {
-			case <-barrier:
-			case <-time.After(10 * time.Second):
-				return fmt.Errorf("partition %d: the other partitions never ran alongside it", p)
-			}
-		}
-		if p == 1 && !failOnce.Swap(true) {
-			failedAt.Store(batch[0].Offset)
-			return fmt.Errorf("injected failure")
-		}
-		if p == 1 && batch[0].Offset == failedAt.Load() {
-			retried.Store(true)
-		}
-		for _, m := range batch {
-			if m.Offset < next[p] {
-				t.Errorf("partition %d: offset %d after %d", p, m.Offset, next[p]-1)
-			}
-			next[p] = m.Offset + 1
-		}
-		seen.Add(int64(len(batch)))
-		return nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cons.Run(ctx, handler) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	testenv.WaitFor(t, 20*time.Second, "every partition committed to its end", func() bool {
-		for _, pi := range c.PartitionInfos(inputTopic) {
-			if c.Committed(testGroup, inputTopic, pi.Partition) != pi.HighWatermark {
-				return false
-			}
-		}
-		return true
-	})
-	if !retried.Load() {
-		t.Error("the failed batch was not handed over again from the same offset")
-	}
-	if n := seen.Load(); n != total {
-		t.Errorf("handled %d messages, want %d (each once)", n, total)
-	}
-}
-
-// TestConsumerLag checks the lag gauge against the brokers' offsets.
-func TestConsumerLag(t *testing.T) {
-	r := newRig(t, rigOptions{})
-	var msgs []kafka.Message
-	for i := range 30 {
-		msgs = append(msgs, oppEvent(i, 10))
-	}
-	r.cluster.Produce(t, inputTopic, msgs...)
-	ctx := context.Background()
-	if err := r.consumer.UpdateLag(ctx); err != nil {
-		t.Fatal(err)
-	}
-	lag := func() float64 { return metricValue(t, r.reg, "whenthen_consumer_lag", "partition", "0") }
-	if got := lag(); got != 30 {
-		t.Errorf("lag before consuming = %v, want 30", got)
-	}
-	r.start()
-	testenv.WaitFor(t, 20*time.Second, "all committed", func() bool { return r.cluster.Committed(testGroup, inputTopic, 0) == 30 })
-	if err := r.consumer.UpdateLag(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := lag(); got != 0 {
-		t.Errorf("lag after consuming = %v, want 0", got)
 	}
 }
 

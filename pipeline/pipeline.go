@@ -1,10 +1,11 @@
-package ingest
+package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -14,7 +15,15 @@ import (
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/ingest"
 )
+
+// Decoder is what a Pipeline needs of a decoder (ingest.EnvelopeDecoder,
+// ingest.DebeziumDecoder): the event of a message, or an error that
+// ingest.Reason and ingest.Detail describe.
+type Decoder interface {
+	Decode(key, value []byte) (*engine.Event, error)
+}
 
 // Engine is what a Pipeline needs of *engine.Engine.
 type Engine interface {
@@ -22,8 +31,9 @@ type Engine interface {
 	Commit(ctx context.Context, out *engine.Output) error
 }
 
-// Producer is what a Pipeline needs of *writer.Writer.
-type Producer interface {
+// Writer is what a Pipeline needs of *writer.Writer. Its errors are
+// classified with writer.ErrClosed and writer.TooLarge.
+type Writer interface {
 	Publish(ctx context.Context, acts []actions.Action, runs []actions.Run) error
 	DeadLetter(ctx context.Context, dls []actions.DeadLetter) error
 }
@@ -40,16 +50,16 @@ const (
 	StageCommit     = "commit"
 )
 
-// PipelineOptions configure a [Pipeline].
-type PipelineOptions struct {
+// Options configure a [Pipeline].
+type Options struct {
 	// Decoder turns messages into events. Required.
 	Decoder Decoder
 	// Engine processes the events. Required.
 	Engine Engine
-	// Producer writes outputs and dead letters. Required.
-	Producer Producer
+	// Writer writes outputs and dead letters. Required.
+	Writer Writer
 	// PublishTimeout bounds each attempt of Publish and DeadLetter (the
-	// producer itself retries until its context is done): a Kafka that
+	// writer itself retries until its context is done): a Kafka that
 	// keeps failing then shows as a stalled batch, which is retried;
 	// default 15s.
 	PublishTimeout time.Duration
@@ -60,8 +70,8 @@ type PipelineOptions struct {
 	Logger *slog.Logger
 }
 
-// Pipeline handles the batches of a [Consumer]: its Handle method is a
-// [Handler]. For each batch it
+// Pipeline handles the batches of an [ingest.Consumer]: its Handle method
+// is an [ingest.Handler]. For each batch it
 //
 //  1. decodes every message; one that cannot be decoded goes to the
 //     dead-letter topic with its original key and value and the reason
@@ -83,10 +93,10 @@ type PipelineOptions struct {
 type Pipeline struct {
 	dec     Decoder
 	eng     Engine
-	prod    Producer
+	w       Writer
 	timeout time.Duration
 	log     *slog.Logger
-	m       *pipelineMetrics
+	m       *metrics
 
 	mu      sync.Mutex
 	stalled map[*stall]struct{}
@@ -100,13 +110,13 @@ type stall struct {
 	since     time.Time
 }
 
-// NewPipeline returns a pipeline configured by opts.
-func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
-	if opts.Decoder == nil || opts.Engine == nil || opts.Producer == nil {
-		return nil, errors.New("ingest: PipelineOptions.Decoder, Engine and Producer are required")
+// New returns a pipeline configured by opts.
+func New(opts Options) (*Pipeline, error) {
+	if opts.Decoder == nil || opts.Engine == nil || opts.Writer == nil {
+		return nil, errors.New("pipeline: Options.Decoder, Engine and Writer are required")
 	}
 	if opts.PublishTimeout < 0 {
-		return nil, fmt.Errorf("ingest: negative PipelineOptions.PublishTimeout %v", opts.PublishTimeout)
+		return nil, fmt.Errorf("pipeline: negative Options.PublishTimeout %v", opts.PublishTimeout)
 	}
 	if opts.PublishTimeout == 0 {
 		opts.PublishTimeout = DefaultPublishTimeout
@@ -115,11 +125,11 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newPipelineMetrics(opts.Registerer)
+	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{dec: opts.Decoder, eng: opts.Engine, prod: opts.Producer, timeout: opts.PublishTimeout,
+	return &Pipeline{dec: opts.Decoder, eng: opts.Engine, w: opts.Writer, timeout: opts.PublishTimeout,
 		log: logger, m: m, stalled: map[*stall]struct{}{}}, nil
 }
 
@@ -157,7 +167,7 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		m := &msgs[i]
 		ev, err := p.dec.Decode(m.Key, m.Value)
 		if err != nil {
-			reason, detail := Reason(err), Detail(err)
+			reason, detail := ingest.Reason(err), ingest.Detail(err)
 			dls = append(dls, actions.DeadLetter{Key: m.Key, Value: m.Value, Reason: reason, Detail: detail,
 				Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time})
 			log.Warn("undecodable message; dead-lettering it", "offset", m.Offset, "reason", reason, "detail", detail)
@@ -198,7 +208,7 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		err = p.retry(ctx, part, StagePublish, func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, p.timeout)
 			defer cancel()
-			return p.prod.Publish(ctx, out.Actions, out.Runs)
+			return p.w.Publish(ctx, out.Actions, out.Runs)
 		})
 		if err != nil {
 			return err
@@ -238,19 +248,18 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 // (the detail says how many bytes were left out): a message too large for
 // the dead-letter topic must not stall its partition for good.
 func (p *Pipeline) deadLetter(ctx context.Context, log *slog.Logger, dls []actions.DeadLetter) error {
-	err := p.prod.DeadLetter(ctx, dls)
+	err := p.w.DeadLetter(ctx, dls)
 	if err == nil || !writer.TooLarge(err) {
 		return err
 	}
 	for _, dl := range dls {
-		err := p.prod.DeadLetter(ctx, []actions.DeadLetter{dl})
+		err := p.w.DeadLetter(ctx, []actions.DeadLetter{dl})
 		if err != nil && writer.TooLarge(err) {
 			log.Warn("dead letter too large for the dead-letter topic; writing it without its value",
 				"offset", dl.Offset, "bytes", len(dl.Value))
-			dl.Detail = truncate(fmt.Sprintf("%s (the original value, %d bytes, is left out: too large for the dead-letter topic)",
-				dl.Detail, len(dl.Value)), MaxDetailBytes)
+			dl.Detail = ingest.DetailValueLeftOut(dl.Detail, len(dl.Value))
 			dl.Value = nil
-			err = p.prod.DeadLetter(ctx, []actions.DeadLetter{dl})
+			err = p.w.DeadLetter(ctx, []actions.DeadLetter{dl})
 		}
 		if err != nil {
 			return err
@@ -311,9 +320,9 @@ func (p *Pipeline) retry(ctx context.Context, partition int, stage string, fn fu
 	}
 }
 
-// pipelineMetrics are the pipeline's metrics. Labels: reason (the fixed
-// set Reasons) and stage (the Stage constants).
-type pipelineMetrics struct {
+// metrics are the pipeline's metrics. Labels: reason (the fixed set
+// ingest.Reasons) and stage (the Stage constants).
+type metrics struct {
 	decoded       prometheus.Counter
 	deadLetters   *prometheus.CounterVec
 	batches       prometheus.Counter
@@ -323,8 +332,8 @@ type pipelineMetrics struct {
 	batchDuration prometheus.Histogram
 }
 
-func newPipelineMetrics(reg prometheus.Registerer) (*pipelineMetrics, error) {
-	m := &pipelineMetrics{
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
 		decoded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "whenthen_decoded_events_total", Help: "Input messages decoded into events.",
 		}),
@@ -351,7 +360,7 @@ func newPipelineMetrics(reg prometheus.Registerer) (*pipelineMetrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	for _, r := range Reasons {
+	for _, r := range ingest.Reasons {
 		m.deadLetters.WithLabelValues(r)
 	}
 	for _, s := range []string{StageDeadLetter, StageProcess, StagePublish, StageCommit} {
@@ -366,8 +375,25 @@ func newPipelineMetrics(reg prometheus.Registerer) (*pipelineMetrics, error) {
 			for _, done := range cs[:i] {
 				reg.Unregister(done)
 			}
-			return nil, fmt.Errorf("ingest: register pipeline metrics: %w", err)
+			return nil, fmt.Errorf("pipeline: register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// sleep waits for d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// jitter draws a wait from [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }
