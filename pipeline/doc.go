@@ -14,6 +14,11 @@
 //	commit     ingest.Consumer commits the batch's offsets once Handle
 //	           returned nil
 //
+// Date timers take the same path from the engine on: a round of
+// [Pipeline.FireDue] is Engine.FireDue, Writer.Publish and Engine.Commit
+// (which acknowledges the timers), retried the same way; the service's
+// timer loop calls it every tick.
+//
 // The guarantees:
 //
 //   - An offset is committed only after the outputs of its message are

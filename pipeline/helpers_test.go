@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/actions/writer"
@@ -55,6 +58,7 @@ type rigOptions struct {
 	rules      string
 	consumer   func(*ingest.ConsumerOptions)
 	pipeline   func(*pipeline.Options)
+	clock      func() time.Time // the engine's; nil for time.Now
 	logger     *slog.Logger
 }
 
@@ -95,7 +99,7 @@ func newRigOn(t testing.TB, c *testenv.Cluster, o rigOptions) *rig {
 		rdb := newRedisClient(t, o.redisURL)
 		store = engine.NewRedisStore(rdb, "wt:", engine.StoreTTLs{})
 	}
-	r.engine, err = engine.New(engine.Options{Rules: set, Schema: comp.Schema(), Store: store, Registerer: r.reg, Logger: log})
+	r.engine, err = engine.New(engine.Options{Rules: set, Schema: comp.Schema(), Store: store, Clock: o.clock, Registerer: r.reg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,4 +207,30 @@ func newRedisClient(t testing.TB, url string) *redis.Client {
 	c := redis.NewClient(o)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// refuseWrites makes the broker answer every produce request to topic with
+// NOT_ENOUGH_REPLICAS while failing is true.
+func refuseWrites(c *testenv.Cluster, topic string, failing *atomic.Bool) {
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		if !failing.Load() || len(pr.Topics) == 0 || pr.Topics[0].Topic != topic {
+			return nil, nil, false
+		}
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		resp.Version = pr.Version
+		for _, tp := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = tp.Topic
+			for _, pp := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = pp.Partition
+				rp.ErrorCode = kerr.NotEnoughReplicas.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
 }

@@ -25,9 +25,11 @@ type Decoder interface {
 	Decode(key, value []byte) (*engine.Event, error)
 }
 
-// Engine is what a Pipeline needs of *engine.Engine.
+// Engine is what a Pipeline needs of *engine.Engine: Process for a batch,
+// FireDue for a round of date timers, Commit for either.
 type Engine interface {
 	Process(ctx context.Context, events []*engine.Event) (*engine.Output, error)
+	FireDue(ctx context.Context, upTo time.Time, limit int) (*engine.Output, error)
 	Commit(ctx context.Context, out *engine.Output) error
 }
 
@@ -42,10 +44,13 @@ type Writer interface {
 // dead letters.
 const DefaultPublishTimeout = 15 * time.Second
 
-// Pipeline stages, the values of the stage label.
+// Pipeline stages, the values of the stage label: a batch's steps are
+// StageDeadLetter, StageProcess, StagePublish and StageCommit; a timer
+// round's StageFire, StagePublish and StageCommit.
 const (
 	StageDeadLetter = "dead_letter"
 	StageProcess    = "process"
+	StageFire       = "fire"
 	StagePublish    = "publish"
 	StageCommit     = "commit"
 )
@@ -205,11 +210,7 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		if err != nil {
 			return err
 		}
-		err = p.retry(ctx, part, StagePublish, func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, p.timeout)
-			defer cancel()
-			return p.w.Publish(ctx, out.Actions, out.Runs)
-		})
+		err = p.retry(ctx, part, StagePublish, func(ctx context.Context) error { return p.publish(ctx, out) })
 		if err != nil {
 			return err
 		}
@@ -243,6 +244,54 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
+// FireDue fires one round of the date timers due at now, at most limit of
+// them, the way Handle takes a batch from the engine on: the engine's
+// FireDue, then Publish of the round's actions and runs, then Commit,
+// which acknowledges the timers. Publish and Commit are retried with the
+// same Output until they succeed or ctx is done; a FireDue that fails is
+// not retried: its error is returned and the caller tries again later
+// (the timers stay due). It returns the number of runs the round
+// recorded, 0 when no timer was due.
+//
+// A round abandoned when ctx is done leaves its timers leased in Redis:
+// they fire again once the lease expires, at least once, deduplicated by
+// their deterministic event ids. Failed steps count in
+// whenthen_timer_loop_errors_total by stage (StageFire, StagePublish,
+// StageCommit); a timer round is not a batch, and Err does not report it.
+func (p *Pipeline) FireDue(ctx context.Context, now time.Time, limit int) (int, error) {
+	out, err := p.eng.FireDue(ctx, now, limit)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.m.timerErrors.WithLabelValues(StageFire).Inc()
+			p.log.Warn("firing due timers failed; trying again at the next tick", "err", err)
+		}
+		return 0, fmt.Errorf("%s: %w", StageFire, err)
+	}
+	if err := p.retryTimers(ctx, StagePublish, func(ctx context.Context) error { return p.publish(ctx, out) }); err != nil {
+		return 0, err
+	}
+	if err := p.retryTimers(ctx, StageCommit, func(ctx context.Context) error { return p.eng.Commit(ctx, out) }); err != nil {
+		return 0, err
+	}
+	if len(out.Runs) > 0 {
+		p.log.Info("date timers fired", "runs", len(out.Runs), "actions", len(out.Actions))
+		for i := range out.Actions {
+			a := &out.Actions[i]
+			p.log.Debug("action", "action_id", a.ActionID, "automation", a.AutomationID, "event", a.EventID, "record", a.RecordID)
+		}
+	}
+	return len(out.Runs), nil
+}
+
+// publish writes out's actions and runs. The writer retries until its
+// context is done: each attempt is bounded by PublishTimeout, so that a
+// failing Kafka is counted and logged by the step's retry.
+func (p *Pipeline) publish(ctx context.Context, out *engine.Output) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	return p.w.Publish(ctx, out.Actions, out.Runs)
+}
+
 // deadLetter writes dls. If Kafka refuses them as too large, they are
 // written one by one, and one refused again is written without its value
 // (the detail says how many bytes were left out): a message too large for
@@ -274,8 +323,9 @@ const (
 	stepBackoffMax = 5 * time.Second
 )
 
-// retry runs fn until it succeeds or ctx is done, with backoff, marking
-// the batch stalled while it fails. writer.ErrClosed is returned at once.
+// retry runs a step of a batch of partition with [retry], marking the
+// batch stalled while the step fails and counting each failure in
+// whenthen_pipeline_retries_total.
 func (p *Pipeline) retry(ctx context.Context, partition int, stage string, fn func(context.Context) error) error {
 	var st *stall
 	defer func() {
@@ -286,21 +336,7 @@ func (p *Pipeline) retry(ctx context.Context, partition int, stage string, fn fu
 			p.mu.Unlock()
 		}
 	}()
-	backoff := stepBackoffMin
-	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
-		if err == nil {
-			if st != nil {
-				p.log.Info("batch step succeeded after retries", "partition", partition, "stage", stage, "attempts", attempt)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
-		}
-		if errors.Is(err, writer.ErrClosed) {
-			return fmt.Errorf("%s: %w", stage, err)
-		}
+	attempts, err := retry(ctx, stage, fn, func(attempt int, err error, wait time.Duration) {
 		p.mu.Lock()
 		if st == nil {
 			st = &stall{partition: partition, stage: stage, since: time.Now()}
@@ -310,11 +346,50 @@ func (p *Pipeline) retry(ctx context.Context, partition int, stage string, fn fu
 		st.err = err
 		p.mu.Unlock()
 		p.m.retries.WithLabelValues(stage).Inc()
-		wait := jitter(backoff)
 		p.log.Warn("batch step failed; retrying", "partition", partition, "stage", stage, "attempt", attempt,
 			"backoff", wait, "err", err)
+	})
+	if err == nil && attempts > 1 {
+		p.log.Info("batch step succeeded after retries", "partition", partition, "stage", stage, "attempts", attempts)
+	}
+	return err
+}
+
+// retryTimers runs a step of a timer round with [retry], counting each
+// failure in whenthen_timer_loop_errors_total.
+func (p *Pipeline) retryTimers(ctx context.Context, stage string, fn func(context.Context) error) error {
+	_, err := retry(ctx, stage, fn, func(attempt int, err error, wait time.Duration) {
+		p.m.timerErrors.WithLabelValues(stage).Inc()
+		p.log.Warn("timer round step failed; retrying", "stage", stage, "attempt", attempt, "backoff", wait, "err", err)
+	})
+	if err != nil && ctx.Err() != nil {
+		p.log.Warn("timer round abandoned at shutdown; its timers fire again after their lease", "stage", stage, "err", err)
+	}
+	return err
+}
+
+// retry runs fn until it succeeds or ctx is done, waiting with backoff
+// after each failure, which it reports to failed first (a failure once ctx
+// is done is not reported). It returns the number of attempts and nil, or
+// an error naming stage and wrapping ctx's error, or writer.ErrClosed,
+// which ends it at once.
+func retry(ctx context.Context, stage string, fn func(context.Context) error, failed func(attempt int, err error, wait time.Duration)) (int, error) {
+	backoff := stepBackoffMin
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			return attempt, nil
+		}
+		if ctx.Err() != nil {
+			return attempt, fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
+		}
+		if errors.Is(err, writer.ErrClosed) {
+			return attempt, fmt.Errorf("%s: %w", stage, err)
+		}
+		wait := jitter(backoff)
+		failed(attempt, err, wait)
 		if !sleep(ctx, wait) {
-			return fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
+			return attempt, fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
 		}
 		backoff = min(2*backoff, stepBackoffMax)
 	}
@@ -328,6 +403,7 @@ type metrics struct {
 	batches       prometheus.Counter
 	retries       *prometheus.CounterVec
 	stalled       prometheus.Gauge
+	timerErrors   *prometheus.CounterVec
 	latency       prometheus.Histogram
 	batchDuration prometheus.Histogram
 }
@@ -349,6 +425,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "whenthen_pipeline_stalled_batches", Help: "Batches currently retrying a failed step.",
 		}),
+		timerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_timer_loop_errors_total", Help: "Failed steps of the date timer loop (each is retried), by stage.",
+		}, []string{"stage"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "whenthen_event_latency_seconds",
 			Help:    "Time from an input message's Kafka timestamp until the outputs of its batch were acknowledged by Kafka.",
@@ -366,10 +445,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, s := range []string{StageDeadLetter, StageProcess, StagePublish, StageCommit} {
 		m.retries.WithLabelValues(s)
 	}
+	for _, s := range []string{StageFire, StagePublish, StageCommit} {
+		m.timerErrors.WithLabelValues(s)
+	}
 	if reg == nil {
 		return m, nil
 	}
-	cs := []prometheus.Collector{m.decoded, m.deadLetters, m.batches, m.retries, m.stalled, m.latency, m.batchDuration}
+	cs := []prometheus.Collector{m.decoded, m.deadLetters, m.batches, m.retries, m.stalled, m.timerErrors, m.latency, m.batchDuration}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

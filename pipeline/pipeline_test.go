@@ -14,8 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/ingest"
@@ -223,27 +221,7 @@ func TestPublishFailureRetriesBatch(t *testing.T) {
 	r := newRig(t, rigOptions{pipeline: func(o *pipeline.Options) { o.PublishTimeout = 500 * time.Millisecond }})
 	var failing atomic.Bool
 	failing.Store(true)
-	r.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		r.cluster.KeepControl()
-		pr := req.(*kmsg.ProduceRequest)
-		if !failing.Load() || len(pr.Topics) == 0 || pr.Topics[0].Topic != actions.DefaultActionsTopic {
-			return nil, nil, false
-		}
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		resp.Version = pr.Version
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
-			for _, pp := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = pp.Partition
-				rp.ErrorCode = kerr.NotEnoughReplicas.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
-	})
+	refuseWrites(r.cluster, actions.DefaultActionsTopic, &failing)
 	var msgs []kafka.Message
 	for i := range 10 {
 		msgs = append(msgs, oppEvent(i, 5000))
@@ -270,6 +248,97 @@ func TestPublishFailureRetriesBatch(t *testing.T) {
 	}
 	if len(got) > 0 {
 		t.Errorf("unexpected actions: %v", got)
+	}
+}
+
+// renewalRules enroll an account's primary contact in a flow an hour
+// before its renewal date.
+const renewalRules = `
+automations:
+  - id: renewal
+    when:
+      date: {record: account, field: renewal_date, offset: -1h}
+    then:
+      flow: {id: renewal, who: record.primary_contact_id}
+`
+
+// TestFireDue fires a date timer through the pipeline: a round before the
+// timer is due fires nothing; a round whose publish Kafka refuses retries
+// it, counted as a timer loop error and not as a stalled batch, and once
+// Kafka takes the action acknowledges the timer; a round while Redis is
+// down fails at the fire stage.
+func TestFireDue(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	var now atomic.Int64
+	now.Store(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	r := newRig(t, rigOptions{redisURL: srv.URL(), rules: renewalRules, clock: clock,
+		pipeline: func(o *pipeline.Options) { o.PublishTimeout = 500 * time.Millisecond }})
+	ctx := t.Context()
+	timerErrors := func(stage string) float64 {
+		return metricValue(t, r.reg, "whenthen_timer_loop_errors_total", "stage", stage)
+	}
+
+	// Renewal at 12:00, so the timer is due at 11:00.
+	ev := kafka.Message{Topic: inputTopic, Key: []byte("A1"), Value: []byte(`{"id":"evt-1","type":"record.created",` +
+		`"time":"2026-11-24T10:00:00Z","object":"account","record":{"id":"A1","renewal_date":"2026-11-24T12:00:00Z","primary_contact_id":"c9"}}`)}
+	if err := r.pipeline.Handle(ctx, []kafka.Message{ev}); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	if runs, err := r.pipeline.FireDue(ctx, clock(), 100); err != nil || runs != 0 {
+		t.Fatalf("FireDue before the timer is due = %d, %v; want 0 runs", runs, err)
+	}
+
+	now.Store(time.Date(2026, 11, 24, 11, 30, 0, 0, time.UTC).UnixNano())
+	var failing atomic.Bool
+	failing.Store(true)
+	refuseWrites(r.cluster, actions.DefaultActionsTopic, &failing)
+	type result struct {
+		runs int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runs, err := r.pipeline.FireDue(ctx, clock(), 100)
+		done <- result{runs, err}
+	}()
+	testenv.WaitFor(t, 20*time.Second, "a failed publish of the timer's action", func() bool { return timerErrors(pipeline.StagePublish) >= 1 })
+	if err := r.pipeline.Err(); err != nil {
+		t.Errorf("Err() = %v while a timer round retries, want nil (no batch is stalled)", err)
+	}
+	failing.Store(false)
+	if res := <-done; res.err != nil || res.runs != 1 {
+		t.Fatalf("FireDue = %d, %v; want 1 run", res.runs, res.err)
+	}
+	acts := r.cluster.ReadTopic(t, actions.DefaultActionsTopic)
+	if len(acts) == 0 {
+		t.Fatal("no action for the timer")
+	}
+	for _, m := range acts { // a refused write may still have landed: at least once
+		var a actions.Action
+		if err := json.Unmarshal(m.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.AutomationID != "renewal" || a.Flow == nil || a.Flow.PersonID != "c9" || a.RecordID != "A1" {
+			t.Errorf("timer action %s", m.Value)
+		}
+	}
+	if n := metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", pipeline.StagePublish); n != 0 {
+		t.Errorf("whenthen_pipeline_retries_total{stage=publish} = %v, want 0: no batch retried", n)
+	}
+	if runs, err := r.pipeline.FireDue(ctx, clock(), 100); err != nil || runs != 0 {
+		t.Errorf("FireDue after the timer was acknowledged = %d, %v; want 0 runs", runs, err)
+	}
+
+	srv.Stop()
+	if _, err := r.pipeline.FireDue(ctx, clock(), 100); err == nil {
+		t.Error("FireDue with Redis down succeeded")
+	}
+	if n := timerErrors(pipeline.StageFire); n != 1 {
+		t.Errorf("whenthen_timer_loop_errors_total{stage=fire} = %v, want 1", n)
+	}
+	if n := timerErrors(pipeline.StageCommit); n != 0 {
+		t.Errorf("whenthen_timer_loop_errors_total{stage=commit} = %v, want 0", n)
 	}
 }
 

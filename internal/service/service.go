@@ -6,10 +6,11 @@
 // /readyz.
 //
 // Besides the consumer, Run fires due date timers every TimerInterval
-// (FireDue, Publish, then Commit, each retried on error), and reloads the
-// rule files when they change or Reload is called (on SIGHUP): the whole
-// new set is compiled first with the same Compiler, and swapped in only if
-// it is valid; otherwise the old set keeps running.
+// through the pipeline (Pipeline.FireDue: fire, publish, then commit, the
+// last two retried on error), and reloads the rule files when they change
+// or Reload is called (on SIGHUP): the whole new set is compiled first
+// with the same Compiler, and swapped in only if it is valid; otherwise
+// the old set keeps running.
 package service
 
 import (
@@ -355,18 +356,6 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	case <-done:
 		return true
 	case <-t.C:
-		return false
-	}
-}
-
-// sleep waits for d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
 		return false
 	}
 }
