@@ -662,8 +662,21 @@ func TestPublishDoesNotRetryTooLarge(t *testing.T) {
 	if !errors.As(err, &tooLarge) {
 		t.Fatalf("Publish = %v, want a kafka.MessageTooLargeError", err)
 	}
+	if !writer.TooLarge(err) {
+		t.Errorf("TooLarge(%v) = false", err)
+	}
 	if got := metric(t, reg, "whenthen_produce_retries_total", actions.DefaultRunsTopic); got != 0 {
 		t.Errorf("retried %v times", got)
+	}
+	for _, e := range []error{kafka.MessageSizeTooLarge, fmt.Errorf("write: %w", kafka.RecordListTooLarge)} {
+		if !writer.TooLarge(e) {
+			t.Errorf("TooLarge(%v) = false", e)
+		}
+	}
+	for _, e := range []error{nil, kafka.InvalidTopic, context.DeadlineExceeded, writer.ErrClosed} {
+		if writer.TooLarge(e) {
+			t.Errorf("TooLarge(%v) = true", e)
+		}
 	}
 }
 
