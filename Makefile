@@ -38,7 +38,7 @@ run: build
 bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkCompile' -benchtime 1x ./rules
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkProcess' -benchtime 20000x ./engine
-	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'Pipeline|Passthrough' -benchtime 3x ./ingest
+	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'Pipeline|Passthrough' -benchtime 3x ./pipeline
 
 # The whole `whenthen bench` suite, as bench/RESULTS.md records it.
 bench-full: build

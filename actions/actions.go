@@ -1,12 +1,15 @@
-// Package actions owns whenthen's output records and their Kafka producers.
+// Package actions owns whenthen's output records: what every consumer of
+// the output topics needs, and nothing of Kafka.
 //
 // An [Action] asks a downstream system to do something (send a brief, enroll
 // a person in a flow); a [Run] records what one automation did with one event
-// (completed, skipped and why, or failed). Both carry deterministic ids
-// ([ActionID], [RunID]) so that a record written twice, after a retry or a
-// redelivery, can be recognised downstream. [Producer] writes them, and
-// undecodable input as a [DeadLetter], to Kafka and returns only once Kafka
-// has acknowledged every message.
+// (completed, skipped and why, or failed); a [DeadLetter] is input that could
+// not be processed. Actions and runs carry deterministic ids ([ActionID],
+// [RunID]) so that a record written twice, after a retry or a redelivery,
+// can be recognised downstream. The default topic names, the message keys
+// ([Action.Key], [Run.Key]) and the header names (HeaderActionID, ...) are
+// the rest of the topics' format; package actions/writer writes the records
+// to Kafka.
 //
 // The JSON form of both records is written by hand ([Action.AppendJSON],
 // [Run.AppendJSON]) for speed; it decodes with encoding/json into the same

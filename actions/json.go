@@ -59,8 +59,9 @@ func (a *Action) AppendJSON(dst []byte) []byte {
 }
 
 // MarshalJSON implements json.Marshaler with [Action.AppendJSON], so that
-// encoding/json writes the same bytes as the producer. It fails, as
-// encoding/json does, on a time outside years 0 to 9999.
+// encoding/json writes the same bytes as the Kafka writer (package
+// actions/writer). It fails, as encoding/json does, on a time outside
+// years 0 to 9999.
 func (a Action) MarshalJSON() ([]byte, error) {
 	if err := checkTimes("action", a.EventTime, a.FiredAt); err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/ingest"
 )
 
@@ -438,7 +439,7 @@ func (x *e2e) drain(ctx context.Context, group string, hwm map[int32]int64, srv 
 // passthrough is the baseline: a kafka-go consumer group reading the
 // input topic and writing each event to another topic, with the
 // service's batching (up to 500 messages or 5ms) and a commit per batch,
-// and nothing else. It is ingest's BenchmarkPassthrough.
+// and nothing else. It is pipeline's BenchmarkPassthrough.
 func passthrough(ctx context.Context, brokers []string, group string, atEnd bool) error {
 	start := kafka.FirstOffset
 	if atEnd {
@@ -448,7 +449,7 @@ func passthrough(ctx context.Context, brokers []string, group string, atEnd bool
 		MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond, QueueCapacity: 500})
 	defer r.Close()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: e2ePassthroughTopic, Balancer: &kafka.Hash{},
-		BatchTimeout: actions.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
+		BatchTimeout: writer.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
 	defer closeWriter(w)
 	batch := make([]kafka.Message, 0, 500)
 	out := make([]kafka.Message, 0, 500)

@@ -448,33 +448,6 @@ func (w *world) allCommitted() bool {
 	return true
 }
 
-// readTopic reads every message of topic, partition by partition, in
-// offset order.
-func (w *world) readTopic(t testing.TB, topic string) []kafka.Message {
-	t.Helper()
-	var out []kafka.Message
-	for _, pi := range w.kafka.PartitionInfos(topic) {
-		if pi.HighWatermark == pi.LogStartOffset {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{w.brokers()}, Topic: topic, Partition: int(pi.Partition),
-			MaxWait: 2 * time.Second, MaxBytes: 10 << 20})
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				cancel()
-				r.Close()
-				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
-			}
-			out = append(out, m)
-		}
-		cancel()
-		r.Close()
-	}
-	return out
-}
-
 // verdict is what a case's outputs say.
 type verdict struct {
 	inputs     int
@@ -499,9 +472,9 @@ type verdict struct {
 func (w *world) verify(t *testing.T) *verdict {
 	t.Helper()
 	v := &verdict{dups: map[string]int{}, dupsBy: map[string]int{}, actionAt: map[string]int64{}, firstEvent: map[string]string{}}
-	inputs := w.readTopic(t, inputTopic)
+	inputs := w.kafka.ReadTopic(t, inputTopic)
 	v.inputs = len(inputs)
-	acts := w.readTopic(t, actions.DefaultActionsTopic)
+	acts := w.kafka.ReadTopic(t, actions.DefaultActionsTopic)
 	v.actions = len(acts)
 	seen := map[string]int{}
 	first := map[string]int64{} // action id → offset of its first copy
@@ -553,7 +526,7 @@ func (w *world) verify(t *testing.T) *verdict {
 		}
 	}
 	sort.Strings(v.lost)
-	for _, m := range w.readTopic(t, actions.DefaultRunsTopic) {
+	for _, m := range w.kafka.ReadTopic(t, actions.DefaultRunsTopic) {
 		var r struct {
 			Outcome string `json:"outcome"`
 		}
@@ -561,7 +534,7 @@ func (w *world) verify(t *testing.T) *verdict {
 			v.runErrors++
 		}
 	}
-	v.dlq = w.readTopic(t, actions.DefaultDLQTopic)
+	v.dlq = w.kafka.ReadTopic(t, actions.DefaultDLQTopic)
 	dlqAt := map[string]int64{} // "partition/offset" of the source → dlq offset
 	for _, m := range v.dlq {
 		var p, o string

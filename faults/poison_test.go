@@ -121,16 +121,8 @@ func TestPoison(t *testing.T) {
 	for _, m := range v.dlq {
 		dlq[string(m.Key)] = m
 	}
-	header := func(m kafka.Message, k string) string {
-		for _, h := range m.Headers {
-			if h.Key == k {
-				return string(h.Value)
-			}
-		}
-		return ""
-	}
 	copies := map[string]int{}
-	for _, m := range w.readTopic(t, actions.DefaultActionsTopic) {
+	for _, m := range w.kafka.ReadTopic(t, actions.DefaultActionsTopic) {
 		var a struct {
 			EventID string `json:"event_id"`
 		}
@@ -150,11 +142,11 @@ func TestPoison(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("%s: not dead-lettered", p.name)
-		case header(m, actions.HeaderDLQReason) != p.reason:
-			t.Errorf("%s: reason %q (%s), want %q", p.name, header(m, actions.HeaderDLQReason), header(m, actions.HeaderDLQDetail), p.reason)
-		case !bytes.Equal(m.Value, p.value) && !(len(m.Value) == 0 && strings.Contains(header(m, actions.HeaderDLQDetail), "is left out")):
+		case testenv.Header(m, actions.HeaderDLQReason) != p.reason:
+			t.Errorf("%s: reason %q (%s), want %q", p.name, testenv.Header(m, actions.HeaderDLQReason), testenv.Header(m, actions.HeaderDLQDetail), p.reason)
+		case !bytes.Equal(m.Value, p.value) && !(len(m.Value) == 0 && strings.Contains(testenv.Header(m, actions.HeaderDLQDetail), "is left out")):
 			t.Errorf("%s: the dead letter holds %d bytes, not the original %d", p.name, len(m.Value), len(p.value))
-		case header(m, actions.HeaderDLQDetail) == "":
+		case testenv.Header(m, actions.HeaderDLQDetail) == "":
 			t.Errorf("%s: no detail", p.name)
 		default:
 			dead++

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"unicode/utf8"
 )
@@ -39,6 +40,15 @@ func Detail(err error) string {
 		msg = sanitize(err.Error())
 	}
 	return truncate(msg, MaxDetailBytes)
+}
+
+// DetailValueLeftOut returns detail, the Detail of a dead letter, extended
+// to say that the original value, n bytes, is left out of it because the
+// dead-letter topic refused it as too large: at most MaxDetailBytes, like
+// Detail.
+func DetailValueLeftOut(detail string, n int) string {
+	return truncate(fmt.Sprintf("%s (the original value, %d bytes, is left out: too large for the dead-letter topic)",
+		detail, n), MaxDetailBytes)
 }
 
 var (

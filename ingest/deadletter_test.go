@@ -64,3 +64,15 @@ func TestDecodeErrorError(t *testing.T) {
 		t.Errorf("Error() = %q", got)
 	}
 }
+
+func TestDetailValueLeftOut(t *testing.T) {
+	const note = " (the original value, 2000000 bytes, is left out: too large for the dead-letter topic)"
+	if got, want := DetailValueLeftOut("invalid_json: unexpected end", 2_000_000), "invalid_json: unexpected end"+note; got != want {
+		t.Errorf("DetailValueLeftOut = %q, want %q", got, want)
+	}
+	long := strings.Repeat("é", 510) // 1020 bytes: with the note, over the limit
+	d := DetailValueLeftOut(long, 2_000_000)
+	if len(d) > MaxDetailBytes || len(d) < MaxDetailBytes-4 || !utf8.ValidString(d) || !strings.HasSuffix(d, "…") || !strings.HasPrefix(d, long) {
+		t.Errorf("DetailValueLeftOut of %d bytes, valid %v: ...%q", len(d), utf8.ValidString(d), d[len(d)-8:])
+	}
+}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 )
 
 func init() {
@@ -26,7 +26,7 @@ const defaultBrokerListen = "127.0.0.1:9092"
 // the three output topics.
 func brokerTopics() []string {
 	ts := []string{defaultEventsTopic}
-	for _, t := range actions.DefaultTopics(0, 0) {
+	for _, t := range writer.DefaultTopics(0, 0) {
 		ts = append(ts, t.Name)
 	}
 	return ts

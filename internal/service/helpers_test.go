@@ -104,19 +104,6 @@ func start(t testing.TB, o service.Options) (*service.Service, func()) {
 	return s, stop
 }
 
-// produce writes values to the input topic, keyed by keys[i].
-func produce(t testing.TB, c *testenv.Cluster, msgs ...kafka.Message) {
-	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(c.Addrs()...), Topic: inputTopic, Balancer: &kafka.Hash{},
-		BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-}
-
 // event builds an input message from a JSON envelope; the key is the
 // record id, or key when the envelope has no record.
 func event(key, envelope string) kafka.Message {
@@ -144,31 +131,6 @@ func allCommitted(c *testenv.Cluster) bool {
 	return true
 }
 
-// readTopic reads every message of topic, partition by partition.
-func readTopic(t testing.TB, c *testenv.Cluster, topic string) []kafka.Message {
-	t.Helper()
-	var out []kafka.Message
-	for _, pi := range c.PartitionInfos(topic) {
-		if pi.HighWatermark == pi.LogStartOffset {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Addrs(), Topic: topic, Partition: int(pi.Partition), MaxWait: 50 * time.Millisecond})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				cancel()
-				r.Close()
-				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
-			}
-			out = append(out, m)
-		}
-		cancel()
-		r.Close()
-	}
-	return out
-}
-
 // action is the part of an action record tests compare.
 type action struct {
 	ActionID     string         `json:"action_id"`
@@ -193,7 +155,7 @@ type run struct {
 func readActions(t testing.TB, c *testenv.Cluster) []action {
 	t.Helper()
 	var out []action
-	for _, m := range readTopic(t, c, actions.DefaultActionsTopic) {
+	for _, m := range c.ReadTopic(t, actions.DefaultActionsTopic) {
 		var a action
 		if err := json.Unmarshal(m.Value, &a); err != nil {
 			t.Fatalf("action %s: %v", m.Value, err)
@@ -206,7 +168,7 @@ func readActions(t testing.TB, c *testenv.Cluster) []action {
 func readRuns(t testing.TB, c *testenv.Cluster) []run {
 	t.Helper()
 	var out []run
-	for _, m := range readTopic(t, c, actions.DefaultRunsTopic) {
+	for _, m := range c.ReadTopic(t, actions.DefaultRunsTopic) {
 		var r run
 		if err := json.Unmarshal(m.Value, &r); err != nil {
 			t.Fatalf("run %s: %v", m.Value, err)

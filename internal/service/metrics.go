@@ -6,12 +6,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the service's own metrics; the engine, producer, consumer
-// and pipeline register theirs on the same registry.
+// metrics are the service's own metrics; the engine, writer, consumer
+// and pipeline (the timer loop's included) register theirs on the same
+// registry.
 type metrics struct {
-	reloads     *prometheus.CounterVec
-	lastReload  prometheus.Gauge
-	timerErrors *prometheus.CounterVec
+	reloads    *prometheus.CounterVec
+	lastReload prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -22,16 +22,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "whenthen_rule_reload_last_success_timestamp_seconds", Help: "When the live rule set was loaded, as a Unix time.",
 		}),
-		timerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "whenthen_timer_loop_errors_total", Help: "Failed steps of the date timer loop (each is retried), by stage.",
-		}, []string{"stage"}),
 	}
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
-	for _, s := range []string{"fire", "publish", "commit"} {
-		m.timerErrors.WithLabelValues(s)
-	}
-	for _, c := range []prometheus.Collector{m.reloads, m.lastReload, m.timerErrors} {
+	for _, c := range []prometheus.Collector{m.reloads, m.lastReload} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("service: register metrics: %w", err)
 		}

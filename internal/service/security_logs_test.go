@@ -64,7 +64,7 @@ func TestLogsHoldNoFieldValues(t *testing.T) {
 	const tm = `"time":"2026-11-24T10:00:00Z","workspace":"acme"`
 	markers := []string{"M1name", "M2stage", "M3email", "M4title", "M5partname", "M6trackname", "M7badtime",
 		"M8badamount", "M9unknown", "M10before", "M11role", "M12region"}
-	produce(t, c,
+	c.Produce(t, inputTopic,
 		event("006A1", `{"id":"evt-1","type":"record.created",`+tm+`,"object":"opportunity","record":{"id":"006A1","name":"M1name","stage":"M2stage","amount":250000,"owner_id":"u-7","region_x":"M9unknown"}}`),
 		event("006A1", `{"id":"evt-2","type":"record.updated",`+tm+`,"object":"opportunity","record":{"id":"006A1","name":"M1name","stage":"Closed Won","amount":250000,"owner_id":"u-7"},"before":{"stage":"M10before"}}`),
 		event("L1", `{"id":"evt-3","type":"record.created",`+tm+`,"object":"lead","record":{"id":"L1","score":80,"email":"M3email"}}`),

@@ -66,7 +66,7 @@ func TestRedisACLAndTLS(t *testing.T) {
 	s, _ := start(t, o)
 	testenv.WaitFor(t, 20*time.Second, "ready over TLS with the ACL user", func() bool { code, _ := get(t, "http://"+s.MetricsAddr()+"/readyz"); return code == 200 })
 	renewal := time.Now().Add(time.Hour + 2*time.Second).UTC().Format(time.RFC3339Nano)
-	produce(t, c, oppEvent(1, 5000),
+	c.Produce(t, inputTopic, oppEvent(1, 5000),
 		event("A1", `{"id":"evt-a1","type":"record.created","time":"2026-11-24T10:00:00Z","object":"account",`+
 			`"record":{"id":"A1","renewal_date":"`+renewal+`","primary_contact_id":"c9"}}`))
 	testenv.WaitFor(t, 30*time.Second, "the event's action and the timer's", func() bool { return c.Count(actions.DefaultActionsTopic) == 2 })

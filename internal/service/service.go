@@ -1,14 +1,16 @@
 // Package service is the whenthen service that `whenthen run` starts: it
-// wires the Kafka consumer and pipeline (package ingest), the engine and
-// its Redis store (package engine), the producer (package actions) and the
-// rules (package rules) into one [Service] with New, Run and Close, and
-// serves /metrics, /healthz and /readyz.
+// wires the Kafka consumer and decoder (package ingest), the main loop
+// (package pipeline), the engine and its Redis store (package engine), the
+// Kafka writer (package actions/writer) and the rules (package rules) into
+// one [Service] with New, Run and Close, and serves /metrics, /healthz and
+// /readyz.
 //
 // Besides the consumer, Run fires due date timers every TimerInterval
-// (FireDue, Publish, then Commit, each retried on error), and reloads the
-// rule files when they change or Reload is called (on SIGHUP): the whole
-// new set is compiled first with the same Compiler, and swapped in only if
-// it is valid; otherwise the old set keeps running.
+// through the pipeline (Pipeline.FireDue: fire, publish, then commit, the
+// last two retried on error), and reloads the rule files when they change
+// or Reload is called (on SIGHUP): the whole new set is compiled first
+// with the same Compiler, and swapped in only if it is valid; otherwise
+// the old set keeps running.
 package service
 
 import (
@@ -27,9 +29,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/pipeline"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -49,9 +52,9 @@ type Service struct {
 	store    *engine.RedisStore
 	engine   *engine.Engine
 	kafka    *kafkaClients
-	producer *actions.Producer
+	writer   *writer.Writer
 	consumer *ingest.Consumer
-	pipeline *ingest.Pipeline
+	pipeline *pipeline.Pipeline
 
 	listener net.Listener
 	http     *http.Server
@@ -150,7 +153,7 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	k := o.Kafka
-	s.producer, err = actions.NewProducer(actions.ProducerOptions{
+	s.writer, err = writer.New(writer.Options{
 		Brokers: k.Brokers, ActionsTopic: k.ActionsTopic, RunsTopic: k.RunsTopic, DLQTopic: k.DLQTopic,
 		Transport: s.kafka.transport, Registerer: s.reg, Logger: log.With("component", "producer"),
 	})
@@ -161,7 +164,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{Decoder: dec, Engine: s.engine, Producer: s.producer,
+	s.pipeline, err = pipeline.New(pipeline.Options{Decoder: dec, Engine: s.engine, Writer: s.writer,
 		Registerer: s.reg, Logger: log.With("component", "pipeline")})
 	if err != nil {
 		return nil, err
@@ -180,7 +183,7 @@ func New(opts Options) (*Service, error) {
 		HeartbeatInterval: k.HeartbeatInterval,
 		SessionTimeout:    k.SessionTimeout,
 		RebalanceTimeout:  k.RebalanceTimeout,
-		// The consumer drains within 3/4 of the shutdown; the producer,
+		// The consumer drains within 3/4 of the shutdown; the writer,
 		// Redis and the HTTP server close in the rest.
 		DrainTimeout: o.ShutdownTimeout * 3 / 4,
 		Registerer:   s.reg,
@@ -289,12 +292,12 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// release closes the producer, Redis, the Kafka transport and the HTTP
+// release closes the writer, Redis, the Kafka transport and the HTTP
 // server within ctx.
 func (s *Service) release(ctx context.Context) {
-	if s.producer != nil {
-		if err := s.producer.Close(ctx); err != nil {
-			s.log.Warn("closing the producer", "err", err)
+	if s.writer != nil {
+		if err := s.writer.Close(ctx); err != nil {
+			s.log.Warn("closing the writer", "err", err)
 		}
 	}
 	if s.rdb != nil {
@@ -353,18 +356,6 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	case <-done:
 		return true
 	case <-t.C:
-		return false
-	}
-}
-
-// sleep waits for d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
 		return false
 	}
 }

@@ -54,7 +54,7 @@ func TestEndToEnd(t *testing.T) {
 	s, _ := start(t, options(t, c, dir, ""))
 
 	const tm = `"time":"2026-11-24T10:00:00Z","workspace":"acme"`
-	produce(t, c,
+	c.Produce(t, inputTopic,
 		// Created below the threshold: nothing.
 		event("006A1", `{"id":"evt-1","type":"record.created",`+tm+`,"object":"opportunity","record":{"id":"006A1","stage":"Negotiation","amount":250000,"owner_id":"u-7"}}`),
 		// Enters Closed Won: a brief to the owner and u-42.
@@ -107,7 +107,7 @@ func TestEndToEnd(t *testing.T) {
 	if got, want := mustJSON(t, readRuns(t, c)), mustJSON(t, wantRuns); got != want {
 		t.Errorf("runs:\n got %s\nwant %s", got, want)
 	}
-	dlq := readTopic(t, c, actions.DefaultDLQTopic)
+	dlq := c.ReadTopic(t, actions.DefaultDLQTopic)
 	if len(dlq) != 1 || string(dlq[0].Value) != `{"id":"evt-bad","type":"record.created"` {
 		t.Errorf("dead letters: %v", dlq)
 	}
@@ -201,7 +201,7 @@ func TestRestartMidStream(t *testing.T) {
 	for i := range total {
 		msgs = append(msgs, oppEvent(i, 5000))
 	}
-	produce(t, c, msgs...)
+	c.Produce(t, inputTopic, msgs...)
 
 	_, stopA := start(t, o)
 	testenv.WaitFor(t, 20*time.Second, "some actions", func() bool { return c.Count(actions.DefaultActionsTopic) >= 50 })
@@ -232,7 +232,7 @@ func TestTwoInstancesShareGroup(t *testing.T) {
 	for i := range total {
 		msgs = append(msgs, oppEvent(i, 5000))
 	}
-	produce(t, c, msgs...)
+	c.Produce(t, inputTopic, msgs...)
 	a, _ := start(t, o)
 	testenv.WaitFor(t, 20*time.Second, "some actions", func() bool { return c.Count(actions.DefaultActionsTopic) >= 40 })
 	b, _ := start(t, o)
@@ -246,7 +246,7 @@ func TestTwoInstancesShareGroup(t *testing.T) {
 	for i := total; i < 2*total; i++ {
 		more = append(more, oppEvent(i, 5000))
 	}
-	produce(t, c, more...)
+	c.Produce(t, inputTopic, more...)
 	testenv.WaitFor(t, 30*time.Second, "every event committed", func() bool { return allCommitted(c) })
 	assertOnce(t, c, 2*total)
 	na := metricValue(t, a.Gatherer(), "whenthen_decoded_events_total", "", "")
@@ -269,7 +269,7 @@ func TestReload(t *testing.T) {
 	reloads := func(result string) float64 { return metricValue(t, g, "whenthen_rule_reloads_total", "result", result) }
 	before := metricValue(t, g, "whenthen_rule_reload_last_success_timestamp_seconds", "", "")
 
-	produce(t, c, oppEvent(1, 5000))
+	c.Produce(t, inputTopic, oppEvent(1, 5000))
 	testenv.WaitFor(t, 20*time.Second, "the first action", func() bool { return c.Count(actions.DefaultActionsTopic) == 1 })
 
 	// Broken: a misspelled field. The old rules stay.
@@ -281,7 +281,7 @@ func TestReload(t *testing.T) {
 	if got := reloads("failure"); got != 2 {
 		t.Errorf("failures = %v, want 2", got)
 	}
-	produce(t, c, oppEvent(2, 5000))
+	c.Produce(t, inputTopic, oppEvent(2, 5000))
 	testenv.WaitFor(t, 20*time.Second, "the second action", func() bool { return c.Count(actions.DefaultActionsTopic) == 2 })
 
 	// A good change: a new automation with a lower threshold.
@@ -293,7 +293,7 @@ func TestReload(t *testing.T) {
 	if after := metricValue(t, g, "whenthen_rule_reload_last_success_timestamp_seconds", "", ""); after < before {
 		t.Errorf("last reload time went from %v to %v", before, after)
 	}
-	produce(t, c, oppEvent(3, 500))
+	c.Produce(t, inputTopic, oppEvent(3, 500))
 	testenv.WaitFor(t, 20*time.Second, "the third action", func() bool { return c.Count(actions.DefaultActionsTopic) == 3 })
 	got := actionCounts(t, c)
 	for _, id := range []string{bigDealAction(1), bigDealAction(2), actions.ActionID("", "any-deal", "evt-3", "brief")} {
@@ -351,7 +351,7 @@ automations:
 	o.Clock = func() time.Time { t := <-clock; clock <- t; return t }
 	start(t, o)
 	// Renewal at 12:00, so the timer is due at 11:00.
-	produce(t, c, event("A1", `{"id":"evt-1","type":"record.created","time":"2026-11-24T10:00:00Z","object":"account",`+
+	c.Produce(t, inputTopic, event("A1", `{"id":"evt-1","type":"record.created","time":"2026-11-24T10:00:00Z","object":"account",`+
 		`"record":{"id":"A1","renewal_date":"2026-11-24T12:00:00Z","primary_contact_id":"c9"}}`))
 	testenv.WaitFor(t, 20*time.Second, "the event committed", func() bool { return allCommitted(c) })
 	if n := c.Count(actions.DefaultActionsTopic); n != 0 {
@@ -473,7 +473,7 @@ func TestShutdownBoundedWhenKafkaHangs(t *testing.T) {
 	o := options(t, c, dir, "")
 	o.ShutdownTimeout = 2 * time.Second
 	s, _ := start(t, o)
-	produce(t, c, oppEvent(1, 5000))
+	c.Produce(t, inputTopic, oppEvent(1, 5000))
 	testenv.WaitFor(t, 20*time.Second, "the event committed", func() bool { return allCommitted(c) })
 
 	for _, key := range []kmsg.Key{kmsg.Fetch, kmsg.OffsetCommit, kmsg.LeaveGroup, kmsg.Heartbeat, kmsg.OffsetFetch} {
@@ -482,7 +482,7 @@ func TestShutdownBoundedWhenKafkaHangs(t *testing.T) {
 			return nil, nil, true // never answered
 		})
 	}
-	produce(t, c, oppEvent(2, 5000)) // a fetch is surely in flight
+	c.Produce(t, inputTopic, oppEvent(2, 5000)) // a fetch is surely in flight
 	begin := time.Now()
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

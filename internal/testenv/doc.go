@@ -38,9 +38,13 @@
 // the cluster at t.Cleanup. Its [Cluster.Addrs] are the bootstrap addresses
 // for any client, franz-go or segmentio/kafka-go. The embedded
 // *kfake.Cluster gives fault injection (ControlKey, Fault) and inspection
-// (GroupInfo, PartitionInfo) to tests that need them. Set
-// WHENTHEN_TEST_KFAKE_LOG=debug (or info, warn, error) to see the broker's
-// log on stderr.
+// (GroupInfo, PartitionInfo) to tests that need them. The tests' own
+// Kafka chores are methods of Cluster, so that no package copies them:
+// [Cluster.Produce] (or a [Cluster.Writer]) writes with kafka-go,
+// [Cluster.ReadTopic] reads a topic back whole, [Cluster.Count] and
+// [Cluster.Committed] say what the broker holds; [Header] reads a message
+// header. Set WHENTHEN_TEST_KFAKE_LOG=debug (or info, warn, error) to see
+// the broker's log on stderr.
 //
 // segmentio/kafka-go works against kfake over TCP, consumer groups included
 // (Reader with GroupID, FetchMessage, CommitMessages; a new Reader in the

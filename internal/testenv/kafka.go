@@ -1,11 +1,13 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -78,4 +80,101 @@ func (c *Cluster) Count(topic string) int64 {
 		n += pi.HighWatermark - pi.LogStartOffset
 	}
 	return n
+}
+
+// Committed returns the group's committed offset of a partition of topic,
+// as the broker holds it; -1 if there is none.
+func (c *Cluster) Committed(group, topic string, partition int32) int64 {
+	gi := c.GroupInfo(group)
+	if gi == nil {
+		return -1
+	}
+	pc, ok := gi.Commits[topic][partition]
+	if !ok {
+		return -1
+	}
+	return pc.Offset
+}
+
+// Writer returns a kafka-go writer to topic, closed at t.Cleanup: keys
+// hashed to partitions (kafka.Hash, as whenthen's own writer), batches of
+// up to 1000 messages sent after 2ms, acknowledged by all replicas.
+func (c *Cluster) Writer(t testing.TB, topic string) *kafka.Writer {
+	t.Helper()
+	w := c.writer(topic)
+	t.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
+func (c *Cluster) writer(topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(c.Addrs()...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		BatchTimeout: 2 * time.Millisecond,
+		BatchSize:    1000,
+		RequiredAcks: kafka.RequireAll,
+	}
+}
+
+// Produce writes msgs to topic with a writer like [Cluster.Writer]'s,
+// failing the test if they are not acknowledged within 20s.
+func (c *Cluster) Produce(t testing.TB, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w := c.writer(topic)
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce to %s: %v", topic, err)
+	}
+}
+
+// ReadTopic reads every message of topic, partition by partition, each
+// in offset order, with a kafka-go Reader per partition over TCP; it fails
+// the test if one cannot be read within 60s. It reads what the topic holds
+// when it is called and waits for nothing more.
+func (c *Cluster) ReadTopic(t testing.TB, topic string) []kafka.Message {
+	t.Helper()
+	var out []kafka.Message
+	for _, pi := range c.PartitionInfos(topic) {
+		if pi.HighWatermark == pi.LogStartOffset {
+			continue
+		}
+		// A short MaxWait: Close waits for the fetch in flight.
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:   c.Addrs(),
+			Topic:     topic,
+			Partition: int(pi.Partition),
+			MaxWait:   50 * time.Millisecond,
+			MinBytes:  1,
+			MaxBytes:  10 << 20,
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				cancel()
+				r.Close()
+				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
+			}
+			out = append(out, m)
+		}
+		cancel()
+		if err := r.Close(); err != nil {
+			t.Errorf("close the reader of %s/%d: %v", topic, pi.Partition, err)
+		}
+	}
+	return out
+}
+
+// Header returns the value of m's first header named key, "" if it has
+// none.
+func Header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

@@ -195,3 +195,79 @@ func TestKafkaGoRebalance(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterHelpers checks Produce, ReadTopic, Header and Committed: what
+// is produced is read back whole, each partition in offset order, and a
+// group's commit shows once it is made.
+func TestClusterHelpers(t *testing.T) {
+	const topic, group, partitions, total = "helpers", "helpers-group", 3, 30
+	c := testenv.Kafka(t)
+	if err := c.CreateTopic(topic, partitions, nil); err != nil {
+		t.Fatalf("CreateTopic: %v", err)
+	}
+	if got := c.ReadTopic(t, topic); len(got) != 0 {
+		t.Fatalf("ReadTopic of an empty topic: %d messages", len(got))
+	}
+	var msgs []kafka.Message
+	for i := range total {
+		msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "k%d", i%7), Value: fmt.Appendf(nil, "%d", i),
+			Headers: []kafka.Header{{Key: "n", Value: fmt.Appendf(nil, "%d", i)}}})
+	}
+	c.Produce(t, topic, msgs[:10]...)
+	c.Produce(t, topic, msgs[10:]...)
+	if n := c.Count(topic); n != total {
+		t.Fatalf("Count = %d, want %d", n, total)
+	}
+
+	got := c.ReadTopic(t, topic)
+	if len(got) != total {
+		t.Fatalf("ReadTopic: %d messages, want %d", len(got), total)
+	}
+	next := map[int]int64{}   // partition -> next offset expected
+	last := map[string]int{}  // key -> last value read
+	parts := map[string]int{} // key -> partition
+	for _, m := range got {
+		if m.Offset != next[m.Partition] {
+			t.Errorf("partition %d: offset %d, want %d", m.Partition, m.Offset, next[m.Partition])
+		}
+		next[m.Partition] = m.Offset + 1
+		if h := testenv.Header(m, "n"); h != string(m.Value) {
+			t.Errorf("message %s: header n = %q", m.Value, h)
+		}
+		if h := testenv.Header(m, "missing"); h != "" {
+			t.Errorf("message %s: header missing = %q", m.Value, h)
+		}
+		key := string(m.Key)
+		if p, ok := parts[key]; ok && p != m.Partition {
+			t.Errorf("key %s on partitions %d and %d", key, p, m.Partition)
+		}
+		parts[key] = m.Partition
+		var v int
+		fmt.Sscan(string(m.Value), &v)
+		if l, ok := last[key]; ok && v <= l {
+			t.Errorf("key %s: value %d read after %d", key, v, l)
+		}
+		last[key] = v
+	}
+	if len(next) < 2 {
+		t.Errorf("%d partitions used: the test proves little", len(next))
+	}
+
+	if off := c.Committed(group, topic, 0); off != -1 {
+		t.Errorf("Committed before any commit = %d, want -1", off)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Addrs(), GroupID: group, Topic: topic, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		t.Fatalf("FetchMessage: %v", err)
+	}
+	if err := r.CommitMessages(ctx, m); err != nil {
+		t.Fatalf("CommitMessages: %v", err)
+	}
+	if off := c.Committed(group, topic, int32(m.Partition)); off != m.Offset+1 {
+		t.Errorf("Committed = %d, want %d", off, m.Offset+1)
+	}
+}

@@ -1,4 +1,4 @@
-package actions
+package writer
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/whenthen/whenthen/actions"
 )
 
 // TopicSpec describes a topic for [EnsureTopics].
@@ -24,9 +26,9 @@ type TopicSpec struct {
 // [TopicSpec]).
 func DefaultTopics(partitions, replicationFactor int) []TopicSpec {
 	return []TopicSpec{
-		{Name: DefaultActionsTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
-		{Name: DefaultRunsTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
-		{Name: DefaultDLQTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
+		{Name: actions.DefaultActionsTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
+		{Name: actions.DefaultRunsTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
+		{Name: actions.DefaultDLQTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
 	}
 }
 
@@ -41,7 +43,7 @@ func DefaultTopics(partitions, replicationFactor int) []TopicSpec {
 // by their operators.
 func EnsureTopics(ctx context.Context, brokers []string, dialer *kafka.Dialer, topics []TopicSpec) error {
 	if len(brokers) == 0 {
-		return errors.New("actions: ensure topics: no brokers")
+		return errors.New("writer: ensure topics: no brokers")
 	}
 	if len(topics) == 0 {
 		return nil
@@ -49,10 +51,10 @@ func EnsureTopics(ctx context.Context, brokers []string, dialer *kafka.Dialer, t
 	configs := make([]kafka.TopicConfig, 0, len(topics))
 	for _, t := range topics {
 		if t.Name == "" {
-			return errors.New("actions: ensure topics: topic without a name")
+			return errors.New("writer: ensure topics: topic without a name")
 		}
 		if t.Partitions < 0 || t.ReplicationFactor < 0 {
-			return fmt.Errorf("actions: ensure topics: %s: negative partitions or replication factor", t.Name)
+			return fmt.Errorf("writer: ensure topics: %s: negative partitions or replication factor", t.Name)
 		}
 		tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: max(t.Partitions, 1), ReplicationFactor: max(t.ReplicationFactor, 1)}
 		for k, v := range t.Configs {
@@ -66,22 +68,22 @@ func EnsureTopics(ctx context.Context, brokers []string, dialer *kafka.Dialer, t
 
 	conn, err := dialAny(ctx, dialer, brokers)
 	if err != nil {
-		return fmt.Errorf("actions: ensure topics: %w", err)
+		return fmt.Errorf("writer: ensure topics: %w", err)
 	}
 	controller, err := withDeadline(ctx, conn, conn.Controller)
 	conn.Close()
 	if err != nil {
-		return fmt.Errorf("actions: ensure topics: find controller: %w", err)
+		return fmt.Errorf("writer: ensure topics: find controller: %w", err)
 	}
 	addr := net.JoinHostPort(controller.Host, strconv.Itoa(controller.Port))
 	cc, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("actions: ensure topics: dial controller %s: %w", addr, err)
+		return fmt.Errorf("writer: ensure topics: dial controller %s: %w", addr, err)
 	}
 	defer cc.Close()
 	_, err = withDeadline(ctx, cc, func() (struct{}, error) { return struct{}{}, cc.CreateTopics(configs...) })
 	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("actions: ensure topics: create: %w", err)
+		return fmt.Errorf("writer: ensure topics: create: %w", err)
 	}
 	return nil
 }

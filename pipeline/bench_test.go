@@ -1,4 +1,4 @@
-package ingest_test
+package pipeline_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
@@ -27,7 +28,7 @@ const (
 // event), published and committed. It reports events/s and the p50 and p99
 // latency from an event's Kafka timestamp to its action's.
 //
-//	go test -run '^$' -bench 'Pipeline|Passthrough' -benchtime 1x ./ingest/
+//	go test -run '^$' -bench 'Pipeline|Passthrough' -benchtime 1x ./pipeline/
 func BenchmarkPipeline(b *testing.B) {
 	benchmarkFlow(b, func(b *testing.B, c *testenv.Cluster) func() {
 		r := newRigOn(b, c, rigOptions{logger: slog.New(slog.DiscardHandler), consumer: func(o *ingest.ConsumerOptions) {
@@ -58,7 +59,7 @@ func passthrough(ctx context.Context, c *testenv.Cluster) {
 		MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond, QueueCapacity: 500})
 	defer r.Close()
 	w := &kafka.Writer{Addr: kafka.TCP(c.Addrs()...), Topic: actions.DefaultActionsTopic, Balancer: &kafka.Hash{},
-		BatchTimeout: actions.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
+		BatchTimeout: writer.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	batch := make([]kafka.Message, 0, 500)
 	for ctx.Err() == nil {
@@ -114,7 +115,7 @@ func benchmarkFlow(b *testing.B, start func(*testing.B, *testenv.Cluster) (stop 
 			gi := c.GroupInfo(testGroup)
 			return gi != nil && gi.State == "Stable" && gi.NumAssigned() == benchPartitions
 		})
-		w := writer(b, c, inputTopic)
+		w := c.Writer(b, inputTopic)
 		b.StartTimer()
 
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -146,14 +147,14 @@ func benchmarkFlow(b *testing.B, start func(*testing.B, *testenv.Cluster) (stop 
 func latencies(b *testing.B, c *testenv.Cluster) ([]time.Duration, time.Duration) {
 	in := map[string]time.Time{}
 	var first, last time.Time
-	for _, m := range readTopic(b, c, inputTopic) {
+	for _, m := range c.ReadTopic(b, inputTopic) {
 		in[string(m.Key)] = m.Time
 		if first.IsZero() || m.Time.Before(first) {
 			first = m.Time
 		}
 	}
 	var out []time.Duration
-	for _, m := range readTopic(b, c, actions.DefaultActionsTopic) {
+	for _, m := range c.ReadTopic(b, actions.DefaultActionsTopic) {
 		t0, ok := in[string(m.Key)]
 		if !ok {
 			b.Fatalf("action with key %s for no event", m.Key)

@@ -1,4 +1,4 @@
-package actions_test
+package writer_test
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ const partitions = 3
 
 // newCluster starts an in-process Kafka-protocol broker with the three
 // default output topics, each of three partitions.
-func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+func newCluster(t testing.TB, opts ...kfake.Opt) *testenv.Cluster {
 	t.Helper()
 	opts = append([]kfake.Opt{
 		kfake.NumBrokers(1),
@@ -41,18 +42,18 @@ func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 		t.Fatalf("kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return c
+	return &testenv.Cluster{Cluster: c}
 }
 
-// newProducer returns a producer on c with its own transport, whose
+// newWriter returns a writer on c with its own transport, whose
 // metadata refreshes every 50ms so that topics created by a test are seen
 // quickly, and its own metrics registry. edit, if not nil, changes the
 // options first.
-func newProducer(t testing.TB, c *kfake.Cluster, edit func(*actions.ProducerOptions)) (*actions.Producer, *prometheus.Registry) {
+func newWriter(t testing.TB, c *testenv.Cluster, edit func(*writer.Options)) (*writer.Writer, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	transport := &kafka.Transport{MetadataTTL: 50 * time.Millisecond}
-	opts := actions.ProducerOptions{
+	opts := writer.Options{
 		Brokers:    c.ListenAddrs(),
 		Transport:  transport,
 		Registerer: reg,
@@ -61,9 +62,9 @@ func newProducer(t testing.TB, c *kfake.Cluster, edit func(*actions.ProducerOpti
 	if edit != nil {
 		edit(&opts)
 	}
-	p, err := actions.NewProducer(opts)
+	p, err := writer.New(opts)
 	if err != nil {
-		t.Fatalf("NewProducer: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -74,47 +75,6 @@ func newProducer(t testing.TB, c *kfake.Cluster, edit func(*actions.ProducerOpti
 		transport.CloseIdleConnections()
 	})
 	return p, reg
-}
-
-// readTopic reads every message of topic, partition by partition, with a
-// kafka-go Reader over TCP.
-func readTopic(t *testing.T, c *kfake.Cluster, topic string) []kafka.Message {
-	t.Helper()
-	var out []kafka.Message
-	for _, pi := range c.PartitionInfos(topic) {
-		if pi.HighWatermark == pi.LogStartOffset {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:   c.ListenAddrs(),
-			Topic:     topic,
-			Partition: int(pi.Partition),
-			MaxWait:   50 * time.Millisecond,
-		})
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				cancel()
-				r.Close()
-				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
-			}
-			out = append(out, m)
-		}
-		cancel()
-		if err := r.Close(); err != nil {
-			t.Errorf("close reader: %v", err)
-		}
-	}
-	return out
-}
-
-func countMessages(c *kfake.Cluster, topic string) int64 {
-	var n int64
-	for _, pi := range c.PartitionInfos(topic) {
-		n += pi.HighWatermark - pi.LogStartOffset
-	}
-	return n
 }
 
 // metric returns the value of the counter, or the sample count of the
@@ -142,15 +102,6 @@ func metric(t *testing.T, reg prometheus.Gatherer, name, topic string) float64 {
 	}
 	t.Fatalf("no metric %s{topic=%q}", name, topic)
 	return 0
-}
-
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 func headerMap(m kafka.Message) map[string]string {
@@ -188,6 +139,28 @@ func testActions(ws string, n int) []actions.Action {
 	return out
 }
 
+// decodedAction is what json.Unmarshal gives back for a, as actions'
+// JSON tests state it: times in UTC, invalid UTF-8 replaced by U+FFFD,
+// recipients never nil.
+func decodedAction(a actions.Action) actions.Action {
+	valid := func(s string) string { return string([]rune(s)) }
+	a.EventTime, a.FiredAt = a.EventTime.UTC(), a.FiredAt.UTC()
+	for _, p := range []*string{&a.ActionID, &a.Workspace, &a.AutomationID, &a.Type, &a.Object, &a.RecordID, &a.EventID} {
+		*p = valid(*p)
+	}
+	if b := a.Brief; b != nil {
+		rs := make([]string, len(b.Recipients))
+		for i, r := range b.Recipients {
+			rs[i] = valid(r)
+		}
+		a.Brief = &actions.Brief{Kind: valid(b.Kind), Recipients: rs}
+	}
+	if f := a.Flow; f != nil {
+		a.Flow = &actions.Flow{ID: valid(f.ID), PersonID: valid(f.PersonID)}
+	}
+	return a
+}
+
 func testRuns(ws string, n int) []actions.Run {
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	out := make([]actions.Run, n)
@@ -223,19 +196,19 @@ func TestPublish(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t)
-			p, reg := newProducer(t, c, func(o *actions.ProducerOptions) { o.Compression = tc.compression })
+			p, reg := newWriter(t, c, func(o *writer.Options) { o.Compression = tc.compression })
 			as, rs := testActions("acme", 40), testRuns("acme", 25)
 			if err := p.Publish(t.Context(), as, rs); err != nil {
 				t.Fatalf("Publish: %v", err)
 			}
 
-			got := readTopic(t, c, actions.DefaultActionsTopic)
+			got := c.ReadTopic(t, actions.DefaultActionsTopic)
 			if len(got) != len(as) {
 				t.Fatalf("read %d actions, want %d", len(got), len(as))
 			}
 			byID := map[string]kafka.Message{}
 			for _, m := range got {
-				byID[header(m, actions.HeaderActionID)] = m
+				byID[testenv.Header(m, actions.HeaderActionID)] = m
 			}
 			for _, a := range as {
 				m, ok := byID[a.ActionID]
@@ -261,13 +234,13 @@ func TestPublish(t *testing.T) {
 				}
 			}
 
-			gotRuns := readTopic(t, c, actions.DefaultRunsTopic)
+			gotRuns := c.ReadTopic(t, actions.DefaultRunsTopic)
 			if len(gotRuns) != len(rs) {
 				t.Fatalf("read %d runs, want %d", len(gotRuns), len(rs))
 			}
 			runByID := map[string]kafka.Message{}
 			for _, m := range gotRuns {
-				runByID[header(m, actions.HeaderRunID)] = m
+				runByID[testenv.Header(m, actions.HeaderRunID)] = m
 			}
 			for _, r := range rs {
 				m, ok := runByID[r.RunID]
@@ -285,7 +258,7 @@ func TestPublish(t *testing.T) {
 					t.Errorf("run %s headers %v, want %v", r.RunID, m.Headers, wantHeaders)
 				}
 			}
-			if n := countMessages(c, actions.DefaultDLQTopic); n != 0 {
+			if n := c.Count(actions.DefaultDLQTopic); n != 0 {
 				t.Errorf("%d dead letters, want 0", n)
 			}
 
@@ -328,7 +301,7 @@ whenthen_produced_messages_total{topic="automations.runs"} 25
 
 func TestPublishEmpty(t *testing.T) {
 	c := newCluster(t)
-	p, reg := newProducer(t, c, nil)
+	p, reg := newWriter(t, c, nil)
 	// Look at the produce requests on the wire: kafka-go's reader returns an
 	// empty header value as nil, so it cannot tell "" from null.
 	var emptyWorkspace, nullWorkspace atomic.Int32
@@ -365,7 +338,7 @@ func TestPublishEmpty(t *testing.T) {
 	if err := p.Publish(t.Context(), nil, testRuns("", 3)); err != nil {
 		t.Fatalf("Publish(nil, runs): %v", err)
 	}
-	msgs := readTopic(t, c, actions.DefaultRunsTopic)
+	msgs := c.ReadTopic(t, actions.DefaultRunsTopic)
 	if len(msgs) != 3 {
 		t.Fatalf("%d runs in Kafka, want 3", len(msgs))
 	}
@@ -385,7 +358,7 @@ func TestPublishEmpty(t *testing.T) {
 
 func TestPublishKeepsKeyOnOnePartition(t *testing.T) {
 	c := newCluster(t)
-	p, _ := newProducer(t, c, nil)
+	p, _ := newWriter(t, c, nil)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var as []actions.Action
 	for i := range 300 {
@@ -405,7 +378,7 @@ func TestPublishKeepsKeyOnOnePartition(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	msgs := readTopic(t, c, actions.DefaultActionsTopic)
+	msgs := c.ReadTopic(t, actions.DefaultActionsTopic)
 	if len(msgs) != len(as) {
 		t.Fatalf("read %d, want %d", len(msgs), len(as))
 	}
@@ -439,7 +412,7 @@ func TestPublishKeepsKeyOnOnePartition(t *testing.T) {
 
 func TestDeadLetter(t *testing.T) {
 	c := newCluster(t)
-	p, reg := newProducer(t, c, nil)
+	p, reg := newWriter(t, c, nil)
 	srcTime := time.Date(2020, 2, 3, 4, 5, 6, 7, time.FixedZone("Z", -3600))
 	long := strings.Repeat("é", 1000) // 2000 bytes, cut inside no rune
 	dls := []actions.DeadLetter{
@@ -458,13 +431,13 @@ func TestDeadLetter(t *testing.T) {
 	if err := p.DeadLetter(t.Context(), dls); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
-	msgs := readTopic(t, c, actions.DefaultDLQTopic)
+	msgs := c.ReadTopic(t, actions.DefaultDLQTopic)
 	if len(msgs) != len(dls) {
 		t.Fatalf("read %d dead letters, want %d", len(msgs), len(dls))
 	}
 	byOffset := map[string]kafka.Message{}
 	for _, m := range msgs {
-		byOffset[header(m, actions.HeaderSourceOffset)] = m
+		byOffset[testenv.Header(m, actions.HeaderSourceOffset)] = m
 	}
 	cut := strings.Repeat("é", 512) // 1024 bytes
 	for i, want := range []map[string]string{
@@ -505,7 +478,7 @@ func TestDeadLetter(t *testing.T) {
 func TestPublishContextDone(t *testing.T) {
 	t.Run("cancelled before", func(t *testing.T) {
 		c := newCluster(t)
-		p, reg := newProducer(t, c, nil)
+		p, reg := newWriter(t, c, nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		if err := p.Publish(ctx, testActions("acme", 5), testRuns("acme", 5)); !errors.Is(err, context.Canceled) {
@@ -515,7 +488,7 @@ func TestPublishContextDone(t *testing.T) {
 			t.Errorf("DeadLetter = %v, want context.Canceled", err)
 		}
 		for _, topic := range []string{actions.DefaultActionsTopic, actions.DefaultRunsTopic, actions.DefaultDLQTopic} {
-			if n := countMessages(c, topic); n != 0 {
+			if n := c.Count(topic); n != 0 {
 				t.Errorf("%d messages in %s", n, topic)
 			}
 			if got := metric(t, reg, "whenthen_produced_messages_total", topic); got != 0 {
@@ -526,7 +499,7 @@ func TestPublishContextDone(t *testing.T) {
 
 	t.Run("deadline while retrying", func(t *testing.T) {
 		c := newCluster(t)
-		p, reg := newProducer(t, c, func(o *actions.ProducerOptions) { o.ActionsTopic = "missing.actions" })
+		p, reg := newWriter(t, c, func(o *writer.Options) { o.ActionsTopic = "missing.actions" })
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -546,7 +519,7 @@ func TestPublishContextDone(t *testing.T) {
 func TestPublishRetriesUntilTopicExists(t *testing.T) {
 	c := newCluster(t)
 	const actionsTopic, runsTopic = "late.actions", "late.runs"
-	p, reg := newProducer(t, c, func(o *actions.ProducerOptions) {
+	p, reg := newWriter(t, c, func(o *writer.Options) {
 		o.ActionsTopic, o.RunsTopic = actionsTopic, runsTopic
 	})
 	as, rs := testActions("acme", 20), testRuns("acme", 10)
@@ -559,8 +532,8 @@ func TestPublishRetriesUntilTopicExists(t *testing.T) {
 		return metric(t, reg, "whenthen_produce_retries_total", actionsTopic) >= 1 &&
 			metric(t, reg, "whenthen_produce_retries_total", runsTopic) >= 1
 	})
-	specs := []actions.TopicSpec{{Name: actionsTopic, Partitions: 3}, {Name: runsTopic, Partitions: 2}}
-	if err := actions.EnsureTopics(t.Context(), c.ListenAddrs(), nil, specs); err != nil {
+	specs := []writer.TopicSpec{{Name: actionsTopic, Partitions: 3}, {Name: runsTopic, Partitions: 2}}
+	if err := writer.EnsureTopics(t.Context(), c.ListenAddrs(), nil, specs); err != nil {
 		t.Fatalf("EnsureTopics: %v", err)
 	}
 	if err := <-done; err != nil {
@@ -576,8 +549,8 @@ func TestPublishRetriesUntilTopicExists(t *testing.T) {
 		{runsTopic, actions.HeaderRunID, idsOf(rs, func(r actions.Run) string { return r.RunID })},
 	} {
 		seen := map[string]int{}
-		for _, m := range readTopic(t, c, tc.topic) {
-			seen[header(m, tc.header)]++
+		for _, m := range c.ReadTopic(t, tc.topic) {
+			seen[testenv.Header(m, tc.header)]++
 		}
 		for _, id := range tc.ids {
 			if seen[id] < 1 {
@@ -604,7 +577,7 @@ func idsOf[T any](xs []T, id func(T) string) []string {
 func TestPublishRetriesOnlyFailedMessages(t *testing.T) {
 	c := newCluster(t)
 	// One attempt per kafka-go write, so that every failure reaches our loop.
-	p, reg := newProducer(t, c, func(o *actions.ProducerOptions) { o.MaxAttempts = 1 })
+	p, reg := newWriter(t, c, func(o *writer.Options) { o.MaxAttempts = 1 })
 
 	// Partition 1 of the actions topic answers twice "appended, but to too
 	// few replicas": the records are written, the write reports failure.
@@ -636,8 +609,8 @@ func TestPublishRetriesOnlyFailedMessages(t *testing.T) {
 	} {
 		count := map[string]int{}
 		partition := map[string]int{}
-		for _, m := range readTopic(t, c, tc.topic) {
-			id := header(m, tc.header)
+		for _, m := range c.ReadTopic(t, tc.topic) {
+			id := testenv.Header(m, tc.header)
 			count[id]++
 			partition[id] = m.Partition
 		}
@@ -681,7 +654,7 @@ func TestPublishRetriesOnlyFailedMessages(t *testing.T) {
 
 func TestPublishDoesNotRetryTooLarge(t *testing.T) {
 	c := newCluster(t)
-	p, reg := newProducer(t, c, nil)
+	p, reg := newWriter(t, c, nil)
 	rs := testRuns("acme", 2)
 	rs[1].Error = strings.Repeat("x", 2<<20) // over kafka-go's 1 MiB batch limit
 	err := p.Publish(t.Context(), nil, rs)
@@ -689,15 +662,28 @@ func TestPublishDoesNotRetryTooLarge(t *testing.T) {
 	if !errors.As(err, &tooLarge) {
 		t.Fatalf("Publish = %v, want a kafka.MessageTooLargeError", err)
 	}
+	if !writer.TooLarge(err) {
+		t.Errorf("TooLarge(%v) = false", err)
+	}
 	if got := metric(t, reg, "whenthen_produce_retries_total", actions.DefaultRunsTopic); got != 0 {
 		t.Errorf("retried %v times", got)
+	}
+	for _, e := range []error{kafka.MessageSizeTooLarge, fmt.Errorf("write: %w", kafka.RecordListTooLarge)} {
+		if !writer.TooLarge(e) {
+			t.Errorf("TooLarge(%v) = false", e)
+		}
+	}
+	for _, e := range []error{nil, kafka.InvalidTopic, context.DeadlineExceeded, writer.ErrClosed} {
+		if writer.TooLarge(e) {
+			t.Errorf("TooLarge(%v) = true", e)
+		}
 	}
 }
 
 func TestClose(t *testing.T) {
 	t.Run("idempotent", func(t *testing.T) {
 		c := newCluster(t)
-		p, _ := newProducer(t, c, nil)
+		p, _ := newWriter(t, c, nil)
 		if err := p.Publish(t.Context(), testActions("", 3), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -706,31 +692,31 @@ func TestClose(t *testing.T) {
 				t.Fatalf("Close #%d: %v", i+1, err)
 			}
 		}
-		if err := p.Publish(t.Context(), testActions("", 1), nil); !errors.Is(err, actions.ErrClosed) {
+		if err := p.Publish(t.Context(), testActions("", 1), nil); !errors.Is(err, writer.ErrClosed) {
 			t.Errorf("Publish after Close = %v, want ErrClosed", err)
 		}
-		if err := p.DeadLetter(t.Context(), []actions.DeadLetter{{Value: []byte("x")}}); !errors.Is(err, actions.ErrClosed) {
+		if err := p.DeadLetter(t.Context(), []actions.DeadLetter{{Value: []byte("x")}}); !errors.Is(err, writer.ErrClosed) {
 			t.Errorf("DeadLetter after Close = %v, want ErrClosed", err)
 		}
 	})
 
 	t.Run("stops retries", func(t *testing.T) {
 		c := newCluster(t)
-		p, reg := newProducer(t, c, func(o *actions.ProducerOptions) { o.ActionsTopic = "missing.actions" })
+		p, reg := newWriter(t, c, func(o *writer.Options) { o.ActionsTopic = "missing.actions" })
 		done := make(chan error, 1)
 		go func() { done <- p.Publish(t.Context(), testActions("", 1), nil) }()
 		testenv.WaitFor(t, 10*time.Second, "a retry", func() bool { return metric(t, reg, "whenthen_produce_retries_total", "missing.actions") >= 1 })
 		if err := p.Close(t.Context()); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		if err := <-done; !errors.Is(err, actions.ErrClosed) {
+		if err := <-done; !errors.Is(err, writer.ErrClosed) {
 			t.Errorf("Publish during Close = %v, want ErrClosed", err)
 		}
 	})
 
 	t.Run("bounded when the writer hangs", func(t *testing.T) {
 		c := newCluster(t)
-		p, _ := newProducer(t, c, func(o *actions.ProducerOptions) {
+		p, _ := newWriter(t, c, func(o *writer.Options) {
 			o.MaxAttempts = 1
 			o.WriteTimeout = 3 * time.Second
 		})
@@ -771,29 +757,29 @@ func TestClose(t *testing.T) {
 	})
 }
 
-func TestNewProducerErrors(t *testing.T) {
-	ok := actions.ProducerOptions{Brokers: []string{"127.0.0.1:1"}}
+func TestNewErrors(t *testing.T) {
+	ok := writer.Options{Brokers: []string{"127.0.0.1:1"}}
 	for _, tc := range []struct {
 		name string
-		edit func(*actions.ProducerOptions)
+		edit func(*writer.Options)
 		want string
 	}{
-		{"no brokers", func(o *actions.ProducerOptions) { o.Brokers = nil }, "no brokers"},
-		{"empty broker", func(o *actions.ProducerOptions) { o.Brokers = []string{""} }, "empty broker"},
-		{"same topics", func(o *actions.ProducerOptions) { o.RunsTopic = actions.DefaultActionsTopic }, "topics must differ"},
-		{"dlq like runs", func(o *actions.ProducerOptions) { o.DLQTopic = "x"; o.RunsTopic = "x" }, "topics must differ"},
-		{"negative batch timeout", func(o *actions.ProducerOptions) { o.BatchTimeout = -1 }, "BatchTimeout"},
-		{"negative batch size", func(o *actions.ProducerOptions) { o.BatchSize = -1 }, "BatchSize"},
-		{"negative write timeout", func(o *actions.ProducerOptions) { o.WriteTimeout = -1 }, "WriteTimeout"},
-		{"negative max attempts", func(o *actions.ProducerOptions) { o.MaxAttempts = -1 }, "MaxAttempts"},
-		{"unknown compression", func(o *actions.ProducerOptions) { o.Compression = 9 }, "Compression"},
+		{"no brokers", func(o *writer.Options) { o.Brokers = nil }, "no brokers"},
+		{"empty broker", func(o *writer.Options) { o.Brokers = []string{""} }, "empty broker"},
+		{"same topics", func(o *writer.Options) { o.RunsTopic = actions.DefaultActionsTopic }, "topics must differ"},
+		{"dlq like runs", func(o *writer.Options) { o.DLQTopic = "x"; o.RunsTopic = "x" }, "topics must differ"},
+		{"negative batch timeout", func(o *writer.Options) { o.BatchTimeout = -1 }, "BatchTimeout"},
+		{"negative batch size", func(o *writer.Options) { o.BatchSize = -1 }, "BatchSize"},
+		{"negative write timeout", func(o *writer.Options) { o.WriteTimeout = -1 }, "WriteTimeout"},
+		{"negative max attempts", func(o *writer.Options) { o.MaxAttempts = -1 }, "MaxAttempts"},
+		{"unknown compression", func(o *writer.Options) { o.Compression = 9 }, "Compression"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := ok
 			tc.edit(&o)
-			p, err := actions.NewProducer(o)
+			p, err := writer.New(o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("NewProducer = %v, %v; want an error about %s", p, err, tc.want)
+				t.Errorf("New = %v, %v; want an error about %s", p, err, tc.want)
 			}
 		})
 	}
@@ -802,22 +788,22 @@ func TestNewProducerErrors(t *testing.T) {
 		reg := prometheus.NewRegistry()
 		o := ok
 		o.Registerer = reg
-		p, err := actions.NewProducer(o)
+		p, err := writer.New(o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer p.Close(t.Context())
-		if _, err := actions.NewProducer(o); err == nil || !strings.Contains(err.Error(), "already registered") {
-			t.Errorf("second NewProducer on one registry = %v, want an error", err)
+		if _, err := writer.New(o); err == nil || !strings.Contains(err.Error(), "already registered") {
+			t.Errorf("second New on one registry = %v, want an error", err)
 		}
-		// The failed producer registered nothing; the first is intact.
+		// The failed writer registered nothing; the first is intact.
 		if n, err := testutil.GatherAndCount(reg); err != nil || n != 12 {
 			t.Errorf("%d series (%v), want 12", n, err)
 		}
 	})
 
 	t.Run("defaults", func(t *testing.T) {
-		p, err := actions.NewProducer(ok) // nil Registerer, Logger, Transport
+		p, err := writer.New(ok) // nil Registerer, Logger, Transport
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -830,15 +816,15 @@ func TestNewProducerErrors(t *testing.T) {
 func TestEnsureTopics(t *testing.T) {
 	c := newCluster(t)
 	brokers := c.ListenAddrs()
-	specs := []actions.TopicSpec{
+	specs := []writer.TopicSpec{
 		{Name: "new.a", Partitions: 4, Configs: map[string]string{"retention.ms": "3600000"}},
 		{Name: "new.b"},
 		{Name: actions.DefaultActionsTopic, Partitions: 9}, // exists: left alone
 	}
-	if err := actions.EnsureTopics(t.Context(), brokers, nil, specs); err != nil {
+	if err := writer.EnsureTopics(t.Context(), brokers, nil, specs); err != nil {
 		t.Fatalf("EnsureTopics: %v", err)
 	}
-	if err := actions.EnsureTopics(t.Context(), brokers, &kafka.Dialer{Timeout: 5 * time.Second}, specs); err != nil {
+	if err := writer.EnsureTopics(t.Context(), brokers, &kafka.Dialer{Timeout: 5 * time.Second}, specs); err != nil {
 		t.Fatalf("EnsureTopics again: %v", err)
 	}
 	for topic, want := range map[string]int{"new.a": 4, "new.b": 1, actions.DefaultActionsTopic: partitions} {
@@ -853,17 +839,17 @@ func TestEnsureTopics(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		brokers []string
-		specs   []actions.TopicSpec
+		specs   []writer.TopicSpec
 	}{
 		{"no brokers", nil, specs},
-		{"no name", brokers, []actions.TopicSpec{{Partitions: 1}}},
-		{"negative partitions", brokers, []actions.TopicSpec{{Name: "x", Partitions: -1}}},
+		{"no name", brokers, []writer.TopicSpec{{Partitions: 1}}},
+		{"negative partitions", brokers, []writer.TopicSpec{{Name: "x", Partitions: -1}}},
 		{"unreachable", []string{"127.0.0.1:1"}, specs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
-			if err := actions.EnsureTopics(ctx, tc.brokers, nil, tc.specs); err == nil {
+			if err := writer.EnsureTopics(ctx, tc.brokers, nil, tc.specs); err == nil {
 				t.Error("EnsureTopics succeeded")
 			}
 		})
@@ -871,7 +857,7 @@ func TestEnsureTopics(t *testing.T) {
 }
 
 func TestDefaultTopics(t *testing.T) {
-	got := actions.DefaultTopics(6, 3)
+	got := writer.DefaultTopics(6, 3)
 	names := make([]string, len(got))
 	for i, s := range got {
 		names[i] = s.Name
@@ -899,7 +885,7 @@ func BenchmarkPublish(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := newCluster(b)
-			p, _ := newProducer(b, c, nil)
+			p, _ := newWriter(b, c, nil)
 			as, rs := testActions("acme", tc.n), testRuns("acme", tc.n)
 			b.ReportAllocs()
 			if tc.parallel {

@@ -1,21 +1,26 @@
-package ingest_test
+package pipeline_test
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/testenv"
+	"github.com/whenthen/whenthen/pipeline"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -42,8 +47,8 @@ type rig struct {
 	cluster  *testenv.Cluster
 	reg      *prometheus.Registry
 	engine   *engine.Engine
-	producer *actions.Producer
-	pipeline *ingest.Pipeline
+	writer   *writer.Writer
+	pipeline *pipeline.Pipeline
 	consumer *ingest.Consumer
 }
 
@@ -52,7 +57,8 @@ type rigOptions struct {
 	redisURL   string // "" for the shared test Redis
 	rules      string
 	consumer   func(*ingest.ConsumerOptions)
-	pipeline   func(*ingest.PipelineOptions)
+	pipeline   func(*pipeline.Options)
+	clock      func() time.Time // the engine's; nil for time.Now
 	logger     *slog.Logger
 }
 
@@ -93,30 +99,30 @@ func newRigOn(t testing.TB, c *testenv.Cluster, o rigOptions) *rig {
 		rdb := newRedisClient(t, o.redisURL)
 		store = engine.NewRedisStore(rdb, "wt:", engine.StoreTTLs{})
 	}
-	r.engine, err = engine.New(engine.Options{Rules: set, Schema: comp.Schema(), Store: store, Registerer: r.reg, Logger: log})
+	r.engine, err = engine.New(engine.Options{Rules: set, Schema: comp.Schema(), Store: store, Clock: o.clock, Registerer: r.reg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	transport := &kafka.Transport{MetadataTTL: time.Second}
 	t.Cleanup(transport.CloseIdleConnections)
-	r.producer, err = actions.NewProducer(actions.ProducerOptions{Brokers: c.Addrs(), Transport: transport, Registerer: r.reg, Logger: log})
+	r.writer, err = writer.New(writer.Options{Brokers: c.Addrs(), Transport: transport, Registerer: r.reg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = r.producer.Close(ctx)
+		_ = r.writer.Close(ctx)
 	})
 	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: comp.Schema()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	po := ingest.PipelineOptions{Decoder: dec, Engine: r.engine, Producer: r.producer, Registerer: r.reg, Logger: log}
+	po := pipeline.Options{Decoder: dec, Engine: r.engine, Writer: r.writer, Registerer: r.reg, Logger: log}
 	if o.pipeline != nil {
 		o.pipeline(&po)
 	}
-	r.pipeline, err = ingest.NewPipeline(po)
+	r.pipeline, err = pipeline.New(po)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,31 +182,6 @@ func (r *rig) start() (stop func()) {
 	return stop
 }
 
-// writer returns a kafka-go writer to topic on c, keyed by hash.
-func writer(t testing.TB, c *testenv.Cluster, topic string) *kafka.Writer {
-	t.Helper()
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(c.Addrs()...),
-		Topic:        topic,
-		Balancer:     &kafka.Hash{},
-		BatchTimeout: 2 * time.Millisecond,
-		BatchSize:    1000,
-		RequiredAcks: kafka.RequireAll,
-	}
-	t.Cleanup(func() { _ = w.Close() })
-	return w
-}
-
-// produce writes messages to the input topic.
-func produce(t testing.TB, c *testenv.Cluster, msgs ...kafka.Message) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := writer(t, c, inputTopic).WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-}
-
 // oppEvent is an opportunity envelope: event evt-N about record opp-N.
 func oppEvent(n int, amount int) kafka.Message {
 	return kafka.Message{
@@ -215,61 +196,6 @@ func bigDealActionID(n int) string {
 	return actions.ActionID("", "big-deal", fmt.Sprintf("evt-%d", n), "brief")
 }
 
-// readTopic reads every message of topic, partition by partition.
-func readTopic(t testing.TB, c *testenv.Cluster, topic string) []kafka.Message {
-	t.Helper()
-	var out []kafka.Message
-	for _, pi := range c.PartitionInfos(topic) {
-		if pi.HighWatermark == pi.LogStartOffset {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:   c.Addrs(),
-			Topic:     topic,
-			Partition: int(pi.Partition),
-			MaxWait:   50 * time.Millisecond,
-			MinBytes:  1,
-			MaxBytes:  10 << 20,
-		})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				cancel()
-				r.Close()
-				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
-			}
-			out = append(out, m)
-		}
-		cancel()
-		r.Close()
-	}
-	return out
-}
-
-// header returns the value of a message's header.
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
-// committed returns the group's committed offset of a partition, -1 if none.
-func committed(c *testenv.Cluster, group string, partition int32) int64 {
-	gi := c.GroupInfo(group)
-	if gi == nil {
-		return -1
-	}
-	pc, ok := gi.Commits[inputTopic][partition]
-	if !ok {
-		return -1
-	}
-	return pc.Offset
-}
-
 // newRedisClient returns a client of the Redis at url, closed at cleanup.
 func newRedisClient(t testing.TB, url string) *redis.Client {
 	t.Helper()
@@ -281,4 +207,30 @@ func newRedisClient(t testing.TB, url string) *redis.Client {
 	c := redis.NewClient(o)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// refuseWrites makes the broker answer every produce request to topic with
+// NOT_ENOUGH_REPLICAS while failing is true.
+func refuseWrites(c *testenv.Cluster, topic string, failing *atomic.Bool) {
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		if !failing.Load() || len(pr.Topics) == 0 || pr.Topics[0].Topic != topic {
+			return nil, nil, false
+		}
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		resp.Version = pr.Version
+		for _, tp := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = tp.Topic
+			for _, pp := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = pp.Partition
+				rp.ErrorCode = kerr.NotEnoughReplicas.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
 }

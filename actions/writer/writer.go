@@ -1,4 +1,13 @@
-package actions
+// Package writer writes whenthen's output records to Kafka: action and
+// run-history records (package actions) to their topics, and input that
+// could not be processed to the dead-letter topic, each through a
+// synchronous kafka-go Writer that returns only once Kafka has
+// acknowledged every message. [EnsureTopics] creates the topics, for
+// development and tests.
+//
+// The records' values, keys and headers are the topics' format, defined
+// by package actions; this package adds no format of its own.
+package writer
 
 import (
 	"bytes"
@@ -16,36 +25,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/whenthen/whenthen/actions"
 )
 
-// Default topics and producer settings.
+// Defaults of Options.
 const (
-	DefaultActionsTopic = "automations.actions"
-	DefaultRunsTopic    = "automations.runs"
-	DefaultDLQTopic     = "automations.dlq"
-
 	DefaultBatchTimeout = 5 * time.Millisecond
 	DefaultBatchSize    = 1000
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultMaxAttempts  = 10
 )
-
-// Message headers the producer sets.
-const (
-	HeaderActionID        = "whenthen-action-id"
-	HeaderRunID           = "whenthen-run-id"
-	HeaderWorkspace       = "whenthen-workspace"
-	HeaderDLQReason       = "whenthen-dlq-reason"
-	HeaderDLQDetail       = "whenthen-dlq-detail"
-	HeaderSourceTopic     = "whenthen-source-topic"
-	HeaderSourcePartition = "whenthen-source-partition"
-	HeaderSourceOffset    = "whenthen-source-offset"
-	HeaderSourceTime      = "whenthen-source-time" // extension: RFC 3339, when DeadLetter.Time is set
-)
-
-// MaxDetailBytes is the longest whenthen-dlq-detail header; longer details
-// are cut at a UTF-8 boundary.
-const MaxDetailBytes = 1024
 
 // Our own retry backoff, around the kafka-go writer's: it doubles from
 // retryBackoffMin up to retryBackoffMax, each wait drawn from [d/2, d].
@@ -55,11 +45,11 @@ const (
 )
 
 // ErrClosed is returned by Publish and DeadLetter once Close has been called.
-var ErrClosed = errors.New("actions: producer closed")
+var ErrClosed = errors.New("writer: closed")
 
-// ProducerOptions configure a [Producer]. Zero values take the defaults
-// given with each field.
-type ProducerOptions struct {
+// Options configure a [Writer]. Zero values take the defaults given with
+// each field.
+type Options struct {
 	// Brokers are the bootstrap brokers, host:port. Required.
 	Brokers []string
 
@@ -72,7 +62,7 @@ type ProducerOptions struct {
 	DLQTopic string
 
 	// Transport carries TLS and SASL settings and caches cluster metadata;
-	// nil means kafka.DefaultTransport. The producer never closes it. A
+	// nil means kafka.DefaultTransport. The writer never closes it. A
 	// topic created after the transport last refreshed its metadata stays
 	// unknown for up to Transport.MetadataTTL (default 6s); until then
 	// writes to it fail and are retried.
@@ -94,23 +84,23 @@ type ProducerOptions struct {
 	// before it reports the batch failed; default 10. Publish and
 	// DeadLetter keep retrying what failed, with their own backoff, until
 	// their context is done, so this only decides how often a failure is
-	// seen (and counted) by the producer.
+	// seen (and counted) by the writer.
 	MaxAttempts int
 	// Compression is the codec of produced batches; default none.
 	Compression kafka.Compression
 
-	// Registerer receives the producer metrics; nil registers none.
+	// Registerer receives the writer metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger receives retries and failures; nil discards them.
 	Logger *slog.Logger
 }
 
-// Producer writes action records, run-history records and dead letters to
+// Writer writes action records, run-history records and dead letters to
 // their Kafka topics, each through its own synchronous kafka-go Writer
 // (acks from all in-sync replicas, messages hashed to partitions by key, no
 // topic auto-creation). It is safe for concurrent use.
-type Producer struct {
-	actions, runs, dlq *topicWriter
+type Writer struct {
+	acts, runs, dlq *topicWriter
 
 	logger *slog.Logger
 
@@ -132,45 +122,45 @@ type topicWriter struct {
 	duration                  prometheus.Observer
 }
 
-// NewProducer returns a producer configured by opts. It does not connect:
-// the first write does. It fails on an invalid option or when the metrics
-// cannot be registered.
-func NewProducer(opts ProducerOptions) (*Producer, error) {
+// New returns a writer configured by opts. It does not connect: the first
+// write does. It fails on an invalid option or when the metrics cannot be
+// registered.
+func New(opts Options) (*Writer, error) {
 	if len(opts.Brokers) == 0 {
-		return nil, errors.New("actions: no brokers")
+		return nil, errors.New("writer: no brokers")
 	}
 	for _, b := range opts.Brokers {
 		if b == "" {
-			return nil, errors.New("actions: empty broker address")
+			return nil, errors.New("writer: empty broker address")
 		}
 	}
 	if opts.ActionsTopic == "" {
-		opts.ActionsTopic = DefaultActionsTopic
+		opts.ActionsTopic = actions.DefaultActionsTopic
 	}
 	if opts.RunsTopic == "" {
-		opts.RunsTopic = DefaultRunsTopic
+		opts.RunsTopic = actions.DefaultRunsTopic
 	}
 	if opts.DLQTopic == "" {
-		opts.DLQTopic = DefaultDLQTopic
+		opts.DLQTopic = actions.DefaultDLQTopic
 	}
 	if opts.ActionsTopic == opts.RunsTopic || opts.ActionsTopic == opts.DLQTopic || opts.RunsTopic == opts.DLQTopic {
-		return nil, fmt.Errorf("actions: topics must differ: actions %q, runs %q, dead letters %q",
+		return nil, fmt.Errorf("writer: topics must differ: actions %q, runs %q, dead letters %q",
 			opts.ActionsTopic, opts.RunsTopic, opts.DLQTopic)
 	}
 	switch {
 	case opts.BatchTimeout < 0:
-		return nil, fmt.Errorf("actions: negative BatchTimeout %v", opts.BatchTimeout)
+		return nil, fmt.Errorf("writer: negative BatchTimeout %v", opts.BatchTimeout)
 	case opts.BatchSize < 0:
-		return nil, fmt.Errorf("actions: negative BatchSize %d", opts.BatchSize)
+		return nil, fmt.Errorf("writer: negative BatchSize %d", opts.BatchSize)
 	case opts.WriteTimeout < 0:
-		return nil, fmt.Errorf("actions: negative WriteTimeout %v", opts.WriteTimeout)
+		return nil, fmt.Errorf("writer: negative WriteTimeout %v", opts.WriteTimeout)
 	case opts.MaxAttempts < 0:
-		return nil, fmt.Errorf("actions: negative MaxAttempts %d", opts.MaxAttempts)
+		return nil, fmt.Errorf("writer: negative MaxAttempts %d", opts.MaxAttempts)
 	}
 	switch opts.Compression {
 	case 0, kafka.Gzip, kafka.Snappy, kafka.Lz4, kafka.Zstd:
 	default:
-		return nil, fmt.Errorf("actions: unknown Compression %d", opts.Compression)
+		return nil, fmt.Errorf("writer: unknown Compression %d", opts.Compression)
 	}
 	if opts.BatchTimeout == 0 {
 		opts.BatchTimeout = DefaultBatchTimeout
@@ -198,12 +188,12 @@ func NewProducer(opts ProducerOptions) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{
+	w := &Writer{
 		logger:  logger,
 		done:    make(chan struct{}),
 		flushed: make(chan struct{}),
 	}
-	newWriter := func(topic string) *topicWriter {
+	newTopicWriter := func(topic string) *topicWriter {
 		log := logger.With("topic", topic)
 		return &topicWriter{
 			topic: topic,
@@ -225,17 +215,17 @@ func NewProducer(opts ProducerOptions) (*Producer, error) {
 				}),
 			},
 			logger:   log,
-			done:     p.done,
+			done:     w.done,
 			produced: m.produced.WithLabelValues(topic),
 			errors:   m.errors.WithLabelValues(topic),
 			retries:  m.retries.WithLabelValues(topic),
 			duration: m.duration.WithLabelValues(topic),
 		}
 	}
-	p.actions = newWriter(opts.ActionsTopic)
-	p.runs = newWriter(opts.RunsTopic)
-	p.dlq = newWriter(opts.DLQTopic)
-	return p, nil
+	w.acts = newTopicWriter(opts.ActionsTopic)
+	w.runs = newTopicWriter(opts.RunsTopic)
+	w.dlq = newTopicWriter(opts.DLQTopic)
+	return w, nil
 }
 
 // Publish writes actions to the actions topic and runs to the runs topic,
@@ -252,46 +242,35 @@ func NewProducer(opts ProducerOptions) (*Producer, error) {
 // kafka.MessageSizeTooLarge, kafka.RecordListTooLarge) or an invalid record
 // or topic. A returned error wraps the cause, ctx.Err() included.
 //
-// Each action is keyed by [Action.Key], valued by [Action.AppendJSON], with
-// headers whenthen-action-id and whenthen-workspace; each run by
-// [Run.Key] and [Run.AppendJSON], with whenthen-run-id and
+// Each action is keyed by [actions.Action.Key], valued by
+// [actions.Action.AppendJSON], with headers whenthen-action-id and
+// whenthen-workspace; each run by [actions.Run.Key] and
+// [actions.Run.AppendJSON], with whenthen-run-id and
 // whenthen-workspace. An empty key is sent as a null key, which kafka-go
 // spreads round-robin over the partitions; an empty workspace as an empty
 // header value.
-func (p *Producer) Publish(ctx context.Context, actions []Action, runs []Run) error {
-	if err := p.usable(ctx); err != nil {
+func (w *Writer) Publish(ctx context.Context, acts []actions.Action, runs []actions.Run) error {
+	if err := w.usable(ctx); err != nil {
 		return err
 	}
 	switch {
-	case len(actions) == 0:
-		return p.runs.write(ctx, encodeRuns(runs))
+	case len(acts) == 0:
+		return w.runs.write(ctx, encodeRuns(runs))
 	case len(runs) == 0:
-		return p.actions.write(ctx, encodeActions(actions))
+		return w.acts.write(ctx, encodeActions(acts))
 	}
 	var runErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { runErr = p.runs.write(ctx, encodeRuns(runs)) })
-	actErr := p.actions.write(ctx, encodeActions(actions))
+	wg.Go(func() { runErr = w.runs.write(ctx, encodeRuns(runs)) })
+	actErr := w.acts.write(ctx, encodeActions(acts))
 	wg.Wait()
 	return errors.Join(actErr, runErr)
 }
 
-// DeadLetter is a message that could not be processed, with where it came
-// from and why.
-type DeadLetter struct {
-	Key, Value []byte    // the original message's, written unchanged
-	Reason     string    // short fixed code, such as "decode"; "unknown" if empty
-	Detail     string    // human-readable cause; must not quote the payload
-	Topic      string    // source topic
-	Partition  int       // source partition
-	Offset     int64     // source offset
-	Time       time.Time // source message time; zero if unknown
-}
-
 // DeadLetter writes dls to the dead-letter topic, with the retry semantics
-// of [Producer.Publish]. Each message keeps the original key and value
+// of [Writer.Publish]. Each message keeps the original key and value
 // bytes; the headers whenthen-dlq-reason, whenthen-dlq-detail (at most
-// [MaxDetailBytes], with any copy of the value cut out),
+// [actions.MaxDetailBytes], with any copy of the value cut out),
 // whenthen-source-topic, whenthen-source-partition and
 // whenthen-source-offset, and whenthen-source-time when Time is set, say
 // where it came from and why. The record's own timestamp is the time of
@@ -300,27 +279,27 @@ type DeadLetter struct {
 // The Key and Value slices are referenced, not copied: they must not be
 // modified afterwards (after a context error, kafka-go may still be sending
 // them).
-func (p *Producer) DeadLetter(ctx context.Context, dls []DeadLetter) error {
-	if err := p.usable(ctx); err != nil {
+func (w *Writer) DeadLetter(ctx context.Context, dls []actions.DeadLetter) error {
+	if err := w.usable(ctx); err != nil {
 		return err
 	}
-	return p.dlq.write(ctx, encodeDeadLetters(dls))
+	return w.dlq.write(ctx, encodeDeadLetters(dls))
 }
 
-// Close stops the producer: later writes fail with ErrClosed, retries in
+// Close stops the writer: later writes fail with ErrClosed, retries in
 // progress stop, and the writers flush and close. Close returns when they
 // have, or with an error wrapping ctx.Err() when ctx is done first (kafka-go
 // writers can hang on close; they are then left to finish in the
 // background). Calling Close again returns the first close's result, waiting
 // for it no longer than the new ctx allows.
-func (p *Producer) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() {
-		p.closed.Store(true)
-		close(p.done)
+func (w *Writer) Close(ctx context.Context) error {
+	w.closeOnce.Do(func() {
+		w.closed.Store(true)
+		close(w.done)
 		go func() {
 			var errs [3]error
 			var wg sync.WaitGroup
-			for i, tw := range []*topicWriter{p.actions, p.runs, p.dlq} {
+			for i, tw := range []*topicWriter{w.acts, w.runs, w.dlq} {
 				wg.Go(func() {
 					if err := tw.w.Close(); err != nil {
 						errs[i] = fmt.Errorf("close writer of %s: %w", tw.topic, err)
@@ -329,38 +308,38 @@ func (p *Producer) Close(ctx context.Context) error {
 			}
 			wg.Wait()
 			if err := errors.Join(errs[:]...); err != nil {
-				p.closeErr = fmt.Errorf("actions: close: %w", err)
+				w.closeErr = fmt.Errorf("writer: close: %w", err)
 			}
-			close(p.flushed)
+			close(w.flushed)
 		}()
 	})
 	select {
-	case <-p.flushed:
-		return p.closeErr
+	case <-w.flushed:
+		return w.closeErr
 	default:
 	}
 	select {
-	case <-p.flushed:
-		return p.closeErr
+	case <-w.flushed:
+		return w.closeErr
 	case <-ctx.Done():
-		p.logger.Warn("kafka writers did not close in time; abandoning them", "err", ctx.Err())
-		return fmt.Errorf("actions: close: gave up waiting for the kafka writers to flush and close: %w", ctx.Err())
+		w.logger.Warn("kafka writers did not close in time; abandoning them", "err", ctx.Err())
+		return fmt.Errorf("writer: close: gave up waiting for the kafka writers to flush and close: %w", ctx.Err())
 	}
 }
 
 // usable returns ErrClosed after Close, else ctx's error, wrapped.
-func (p *Producer) usable(ctx context.Context) error {
-	if p.closed.Load() {
+func (w *Writer) usable(ctx context.Context) error {
+	if w.closed.Load() {
 		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("actions: not writing: %w", err)
+		return fmt.Errorf("writer: not writing: %w", err)
 	}
 	return nil
 }
 
 // write writes msgs and retries until all are acknowledged, ctx is done, the
-// producer is closed, or an error retries cannot fix.
+// writer is closed, or an error retries cannot fix.
 func (tw *topicWriter) write(ctx context.Context, msgs []kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -380,7 +359,7 @@ func (tw *topicWriter) write(ctx context.Context, msgs []kafka.Message) error {
 			return fmt.Errorf("%w (writing to %s)", ErrClosed, tw.topic)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("actions: write %d messages to %s: %w", len(pending), tw.topic, ctx.Err())
+			return fmt.Errorf("writer: write %d messages to %s: %w", len(pending), tw.topic, ctx.Err())
 		}
 		tw.errors.Inc()
 		if failed, ok := failedMessages(pending, err); ok {
@@ -392,7 +371,7 @@ func (tw *topicWriter) write(ctx context.Context, msgs []kafka.Message) error {
 		}
 		if permanent(err) {
 			tw.logger.Error("kafka rejected messages; not retrying", "messages", len(pending), "err", err)
-			return fmt.Errorf("actions: write %d messages to %s: %w", len(pending), tw.topic, err)
+			return fmt.Errorf("writer: write %d messages to %s: %w", len(pending), tw.topic, err)
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		tw.logger.Warn("kafka write failed; retrying", "attempt", attempt, "messages", len(pending), "backoff", wait, "err", err)
@@ -401,7 +380,7 @@ func (tw *topicWriter) write(ctx context.Context, msgs []kafka.Message) error {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("actions: write %d messages to %s: %w (last error: %v)", len(pending), tw.topic, ctx.Err(), err)
+			return fmt.Errorf("writer: write %d messages to %s: %w (last error: %v)", len(pending), tw.topic, ctx.Err(), err)
 		case <-tw.done:
 			t.Stop()
 			return fmt.Errorf("%w (writing %d messages to %s; last error: %v)", ErrClosed, len(pending), tw.topic, err)
@@ -440,12 +419,16 @@ func permanent(err error) bool {
 		}
 		return false
 	}
-	var tooLarge kafka.MessageTooLargeError
-	return errors.As(err, &tooLarge) ||
-		errors.Is(err, kafka.MessageSizeTooLarge) ||
-		errors.Is(err, kafka.RecordListTooLarge) ||
-		errors.Is(err, kafka.InvalidRecord) ||
-		errors.Is(err, kafka.InvalidTopic)
+	return TooLarge(err) || errors.Is(err, kafka.InvalidRecord) || errors.Is(err, kafka.InvalidTopic)
+}
+
+// TooLarge reports whether Kafka, or kafka-go, refused a write as too
+// large (kafka.MessageTooLargeError, kafka.MessageSizeTooLarge,
+// kafka.RecordListTooLarge): Publish and DeadLetter return such an error
+// without retrying, since the same messages would be refused again.
+func TooLarge(err error) bool {
+	var mtl kafka.MessageTooLargeError
+	return errors.As(err, &mtl) || errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge)
 }
 
 // arena holds the keys, values and header values of one write in a single
@@ -480,7 +463,7 @@ func (a *arena) takeKey() []byte {
 	return nil
 }
 
-func encodeActions(as []Action) []kafka.Message {
+func encodeActions(as []actions.Action) []kafka.Message {
 	if len(as) == 0 {
 		return nil
 	}
@@ -502,14 +485,14 @@ func encodeActions(as []Action) []kafka.Message {
 		h := hdrs[2*i : 2*i+2 : 2*i+2]
 		msgs[i].Key = ar.takeKey()
 		msgs[i].Value = ar.take()
-		h[0] = kafka.Header{Key: HeaderActionID, Value: ar.take()}
-		h[1] = kafka.Header{Key: HeaderWorkspace, Value: ar.take()}
+		h[0] = kafka.Header{Key: actions.HeaderActionID, Value: ar.take()}
+		h[1] = kafka.Header{Key: actions.HeaderWorkspace, Value: ar.take()}
 		msgs[i].Headers = h
 	}
 	return msgs
 }
 
-func encodeRuns(rs []Run) []kafka.Message {
+func encodeRuns(rs []actions.Run) []kafka.Message {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -531,14 +514,14 @@ func encodeRuns(rs []Run) []kafka.Message {
 		h := hdrs[2*i : 2*i+2 : 2*i+2]
 		msgs[i].Key = ar.takeKey()
 		msgs[i].Value = ar.take()
-		h[0] = kafka.Header{Key: HeaderRunID, Value: ar.take()}
-		h[1] = kafka.Header{Key: HeaderWorkspace, Value: ar.take()}
+		h[0] = kafka.Header{Key: actions.HeaderRunID, Value: ar.take()}
+		h[1] = kafka.Header{Key: actions.HeaderWorkspace, Value: ar.take()}
 		msgs[i].Headers = h
 	}
 	return msgs
 }
 
-func encodeDeadLetters(dls []DeadLetter) []kafka.Message {
+func encodeDeadLetters(dls []actions.DeadLetter) []kafka.Message {
 	if len(dls) == 0 {
 		return nil
 	}
@@ -569,12 +552,12 @@ func encodeDeadLetters(dls []DeadLetter) []kafka.Message {
 	hdrs := make([]kafka.Header, nh*len(dls))
 	for i := range msgs {
 		h := hdrs[nh*i : nh*i+nh : nh*i+nh]
-		h[0] = kafka.Header{Key: HeaderDLQReason, Value: ar.take()}
-		h[1] = kafka.Header{Key: HeaderDLQDetail, Value: ar.take()}
-		h[2] = kafka.Header{Key: HeaderSourceTopic, Value: ar.take()}
-		h[3] = kafka.Header{Key: HeaderSourcePartition, Value: ar.take()}
-		h[4] = kafka.Header{Key: HeaderSourceOffset, Value: ar.take()}
-		h[5] = kafka.Header{Key: HeaderSourceTime, Value: ar.take()}
+		h[0] = kafka.Header{Key: actions.HeaderDLQReason, Value: ar.take()}
+		h[1] = kafka.Header{Key: actions.HeaderDLQDetail, Value: ar.take()}
+		h[2] = kafka.Header{Key: actions.HeaderSourceTopic, Value: ar.take()}
+		h[3] = kafka.Header{Key: actions.HeaderSourcePartition, Value: ar.take()}
+		h[4] = kafka.Header{Key: actions.HeaderSourceOffset, Value: ar.take()}
+		h[5] = kafka.Header{Key: actions.HeaderSourceTime, Value: ar.take()}
 		if len(h[5].Value) == 0 {
 			h = h[:5]
 		}
@@ -584,7 +567,7 @@ func encodeDeadLetters(dls []DeadLetter) []kafka.Message {
 }
 
 // appendDetail appends detail with every copy of payload replaced by
-// "<payload>", cut to MaxDetailBytes at a UTF-8 boundary.
+// "<payload>", cut to actions.MaxDetailBytes at a UTF-8 boundary.
 func appendDetail(dst []byte, detail string, payload []byte) []byte {
 	start := len(dst)
 	if len(payload) > 0 && len(payload) <= len(detail) {
@@ -592,10 +575,10 @@ func appendDetail(dst []byte, detail string, payload []byte) []byte {
 	} else {
 		dst = append(dst, detail...)
 	}
-	if len(dst)-start <= MaxDetailBytes {
+	if len(dst)-start <= actions.MaxDetailBytes {
 		return dst
 	}
-	cut := start + MaxDetailBytes
+	cut := start + actions.MaxDetailBytes
 	for cut > start && !utf8.RuneStart(dst[cut]) {
 		cut--
 	}

@@ -1,8 +1,7 @@
-package ingest_test
+package pipeline_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -15,12 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/testenv"
+	"github.com/whenthen/whenthen/pipeline"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -50,18 +48,18 @@ func TestPipelineBadMessages(t *testing.T) {
 	msgs = slices.Insert(msgs, 10, kafka.Message{Key: []byte("k-utf8"), Value: bad[1].value})
 	msgs = slices.Insert(msgs, 5, kafka.Message{Key: []byte("k-trunc"), Value: bad[0].value})
 	msgs = append(msgs, oppEvent(99, 10))
-	produce(t, r.cluster, msgs...)
+	r.cluster.Produce(t, inputTopic, msgs...)
 	r.start()
 
 	total := int64(len(msgs))
 	testenv.WaitFor(t, 20*time.Second, "every message processed and committed", func() bool {
 		return r.cluster.Count(actions.DefaultActionsTopic) >= 20 && r.cluster.Count(actions.DefaultDLQTopic) >= 3 &&
-			committed(r.cluster, testGroup, 0) == total
+			r.cluster.Committed(testGroup, inputTopic, 0) == total
 	})
 
 	got := map[string]int{}
-	for _, m := range readTopic(t, r.cluster, actions.DefaultActionsTopic) {
-		got[header(m, actions.HeaderActionID)]++
+	for _, m := range r.cluster.ReadTopic(t, actions.DefaultActionsTopic) {
+		got[testenv.Header(m, actions.HeaderActionID)]++
 		var a struct {
 			ActionID     string `json:"action_id"`
 			AutomationID string `json:"automation_id"`
@@ -71,7 +69,7 @@ func TestPipelineBadMessages(t *testing.T) {
 		if err := json.Unmarshal(m.Value, &a); err != nil {
 			t.Fatalf("action %s: %v", m.Value, err)
 		}
-		if a.AutomationID != "big-deal" || a.ActionID != header(m, actions.HeaderActionID) ||
+		if a.AutomationID != "big-deal" || a.ActionID != testenv.Header(m, actions.HeaderActionID) ||
 			"opp-"+strings.TrimPrefix(a.EventID, "evt-") != a.RecordID || string(m.Key) != a.RecordID {
 			t.Errorf("action %s (key %s) does not match its event", m.Value, m.Key)
 		}
@@ -84,7 +82,7 @@ func TestPipelineBadMessages(t *testing.T) {
 			t.Errorf("action %s: %d times, wanted: %v", id, n, want[id])
 		}
 	}
-	runs := readTopic(t, r.cluster, actions.DefaultRunsTopic)
+	runs := r.cluster.ReadTopic(t, actions.DefaultRunsTopic)
 	if len(runs) != 20 {
 		t.Errorf("%d runs, want 20", len(runs))
 	}
@@ -95,7 +93,7 @@ func TestPipelineBadMessages(t *testing.T) {
 		}
 	}
 
-	dlq := readTopic(t, r.cluster, actions.DefaultDLQTopic)
+	dlq := r.cluster.ReadTopic(t, actions.DefaultDLQTopic)
 	if len(dlq) != 3 {
 		t.Fatalf("%d dead letters, want 3", len(dlq))
 	}
@@ -112,13 +110,13 @@ func TestPipelineBadMessages(t *testing.T) {
 		if string(m.Key) != want.key || !bytes.Equal(m.Value, want.value) {
 			t.Errorf("dead letter %d: key %q value %q, want the original %q %q", i, m.Key, m.Value, want.key, want.value)
 		}
-		if h := header(m, actions.HeaderDLQReason); h != want.reason {
+		if h := testenv.Header(m, actions.HeaderDLQReason); h != want.reason {
 			t.Errorf("dead letter %d: reason %q, want %q", i, h, want.reason)
 		}
-		if h := header(m, actions.HeaderSourceOffset); h != want.offset {
+		if h := testenv.Header(m, actions.HeaderSourceOffset); h != want.offset {
 			t.Errorf("dead letter %d: source offset %q, want %s", i, h, want.offset)
 		}
-		if header(m, actions.HeaderDLQDetail) == "" || header(m, actions.HeaderSourceTopic) != inputTopic {
+		if testenv.Header(m, actions.HeaderDLQDetail) == "" || testenv.Header(m, actions.HeaderSourceTopic) != inputTopic {
 			t.Errorf("dead letter %d: headers %v", i, m.Headers)
 		}
 	}
@@ -178,10 +176,10 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 	for i := range 10 {
 		first = append(first, oppEvent(i, 5000))
 	}
-	produce(t, r.cluster, first...)
+	r.cluster.Produce(t, inputTopic, first...)
 	r.start()
 	testenv.WaitFor(t, 20*time.Second, "the first 10 events committed", func() bool {
-		return committed(r.cluster, testGroup, 0) == 10
+		return r.cluster.Committed(testGroup, inputTopic, 0) == 10
 	})
 
 	srv.Stop()
@@ -189,15 +187,15 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 	for i := 10; i < 20; i++ {
 		second = append(second, oppEvent(i, 5000))
 	}
-	produce(t, r.cluster, second...)
+	r.cluster.Produce(t, inputTopic, second...)
 	retries := func() float64 {
-		return metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", ingest.StageProcess)
+		return metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", pipeline.StageProcess)
 	}
 	testenv.WaitFor(t, 20*time.Second, "the batch to retry three times", func() bool { return retries() >= 3 })
 	if err := r.pipeline.Err(); err == nil || !strings.Contains(err.Error(), "process") {
 		t.Errorf("pipeline Err() = %v, want the process step failing", err)
 	}
-	if got := committed(r.cluster, testGroup, 0); got != 10 {
+	if got := r.cluster.Committed(testGroup, inputTopic, 0); got != 10 {
 		t.Fatalf("committed offset %d while Redis is down, want 10", got)
 	}
 	if n := r.cluster.Count(actions.DefaultActionsTopic); n != 10 {
@@ -206,7 +204,7 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 
 	srv.Restart()
 	testenv.WaitFor(t, 20*time.Second, "all 20 events committed after Redis is back", func() bool {
-		return committed(r.cluster, testGroup, 0) == 20
+		return r.cluster.Committed(testGroup, inputTopic, 0) == 20
 	})
 	if err := r.pipeline.Err(); err != nil {
 		t.Errorf("pipeline Err() = %v after recovery", err)
@@ -220,47 +218,27 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 // A write that timed out may still land (kafka-go #1427), so an action may
 // be in Kafka twice, always with its one action id.
 func TestPublishFailureRetriesBatch(t *testing.T) {
-	r := newRig(t, rigOptions{pipeline: func(o *ingest.PipelineOptions) { o.PublishTimeout = 500 * time.Millisecond }})
+	r := newRig(t, rigOptions{pipeline: func(o *pipeline.Options) { o.PublishTimeout = 500 * time.Millisecond }})
 	var failing atomic.Bool
 	failing.Store(true)
-	r.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		r.cluster.KeepControl()
-		pr := req.(*kmsg.ProduceRequest)
-		if !failing.Load() || len(pr.Topics) == 0 || pr.Topics[0].Topic != actions.DefaultActionsTopic {
-			return nil, nil, false
-		}
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		resp.Version = pr.Version
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
-			for _, pp := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = pp.Partition
-				rp.ErrorCode = kerr.NotEnoughReplicas.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
-	})
+	refuseWrites(r.cluster, actions.DefaultActionsTopic, &failing)
 	var msgs []kafka.Message
 	for i := range 10 {
 		msgs = append(msgs, oppEvent(i, 5000))
 	}
-	produce(t, r.cluster, msgs...)
+	r.cluster.Produce(t, inputTopic, msgs...)
 	r.start()
 	testenv.WaitFor(t, 20*time.Second, "a stalled publish", func() bool { return r.pipeline.Err() != nil })
-	if got := committed(r.cluster, testGroup, 0); got > 0 {
+	if got := r.cluster.Committed(testGroup, inputTopic, 0); got > 0 {
 		t.Fatalf("committed offset %d while publishing fails, want none", got)
 	}
 	failing.Store(false)
 	testenv.WaitFor(t, 30*time.Second, "all events committed after writes succeed", func() bool {
-		return committed(r.cluster, testGroup, 0) == 10
+		return r.cluster.Committed(testGroup, inputTopic, 0) == 10
 	})
 	got := map[string]int{}
-	for _, m := range readTopic(t, r.cluster, actions.DefaultActionsTopic) {
-		got[header(m, actions.HeaderActionID)]++
+	for _, m := range r.cluster.ReadTopic(t, actions.DefaultActionsTopic) {
+		got[testenv.Header(m, actions.HeaderActionID)]++
 	}
 	for i := range 10 {
 		if got[bigDealActionID(i)] == 0 {
@@ -273,13 +251,104 @@ func TestPublishFailureRetriesBatch(t *testing.T) {
 	}
 }
 
+// renewalRules enroll an account's primary contact in a flow an hour
+// before its renewal date.
+const renewalRules = `
+automations:
+  - id: renewal
+    when:
+      date: {record: account, field: renewal_date, offset: -1h}
+    then:
+      flow: {id: renewal, who: record.primary_contact_id}
+`
+
+// TestFireDue fires a date timer through the pipeline: a round before the
+// timer is due fires nothing; a round whose publish Kafka refuses retries
+// it, counted as a timer loop error and not as a stalled batch, and once
+// Kafka takes the action acknowledges the timer; a round while Redis is
+// down fails at the fire stage.
+func TestFireDue(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	var now atomic.Int64
+	now.Store(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	r := newRig(t, rigOptions{redisURL: srv.URL(), rules: renewalRules, clock: clock,
+		pipeline: func(o *pipeline.Options) { o.PublishTimeout = 500 * time.Millisecond }})
+	ctx := t.Context()
+	timerErrors := func(stage string) float64 {
+		return metricValue(t, r.reg, "whenthen_timer_loop_errors_total", "stage", stage)
+	}
+
+	// Renewal at 12:00, so the timer is due at 11:00.
+	ev := kafka.Message{Topic: inputTopic, Key: []byte("A1"), Value: []byte(`{"id":"evt-1","type":"record.created",` +
+		`"time":"2026-11-24T10:00:00Z","object":"account","record":{"id":"A1","renewal_date":"2026-11-24T12:00:00Z","primary_contact_id":"c9"}}`)}
+	if err := r.pipeline.Handle(ctx, []kafka.Message{ev}); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	if runs, err := r.pipeline.FireDue(ctx, clock(), 100); err != nil || runs != 0 {
+		t.Fatalf("FireDue before the timer is due = %d, %v; want 0 runs", runs, err)
+	}
+
+	now.Store(time.Date(2026, 11, 24, 11, 30, 0, 0, time.UTC).UnixNano())
+	var failing atomic.Bool
+	failing.Store(true)
+	refuseWrites(r.cluster, actions.DefaultActionsTopic, &failing)
+	type result struct {
+		runs int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runs, err := r.pipeline.FireDue(ctx, clock(), 100)
+		done <- result{runs, err}
+	}()
+	testenv.WaitFor(t, 20*time.Second, "a failed publish of the timer's action", func() bool { return timerErrors(pipeline.StagePublish) >= 1 })
+	if err := r.pipeline.Err(); err != nil {
+		t.Errorf("Err() = %v while a timer round retries, want nil (no batch is stalled)", err)
+	}
+	failing.Store(false)
+	if res := <-done; res.err != nil || res.runs != 1 {
+		t.Fatalf("FireDue = %d, %v; want 1 run", res.runs, res.err)
+	}
+	acts := r.cluster.ReadTopic(t, actions.DefaultActionsTopic)
+	if len(acts) == 0 {
+		t.Fatal("no action for the timer")
+	}
+	for _, m := range acts { // a refused write may still have landed: at least once
+		var a actions.Action
+		if err := json.Unmarshal(m.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.AutomationID != "renewal" || a.Flow == nil || a.Flow.PersonID != "c9" || a.RecordID != "A1" {
+			t.Errorf("timer action %s", m.Value)
+		}
+	}
+	if n := metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", pipeline.StagePublish); n != 0 {
+		t.Errorf("whenthen_pipeline_retries_total{stage=publish} = %v, want 0: no batch retried", n)
+	}
+	if runs, err := r.pipeline.FireDue(ctx, clock(), 100); err != nil || runs != 0 {
+		t.Errorf("FireDue after the timer was acknowledged = %d, %v; want 0 runs", runs, err)
+	}
+
+	srv.Stop()
+	if _, err := r.pipeline.FireDue(ctx, clock(), 100); err == nil {
+		t.Error("FireDue with Redis down succeeded")
+	}
+	if n := timerErrors(pipeline.StageFire); n != 1 {
+		t.Errorf("whenthen_timer_loop_errors_total{stage=fire} = %v, want 1", n)
+	}
+	if n := timerErrors(pipeline.StageCommit); n != 0 {
+		t.Errorf("whenthen_timer_loop_errors_total{stage=commit} = %v, want 0", n)
+	}
+}
+
 // assertActionsOnce checks that the actions topic holds exactly the
 // big-deal actions of events 0 to n-1, each once.
 func assertActionsOnce(t *testing.T, c *testenv.Cluster, n int) {
 	t.Helper()
 	got := map[string]int{}
-	for _, m := range readTopic(t, c, actions.DefaultActionsTopic) {
-		got[header(m, actions.HeaderActionID)]++
+	for _, m := range c.ReadTopic(t, actions.DefaultActionsTopic) {
+		got[testenv.Header(m, actions.HeaderActionID)]++
 	}
 	for i := range n {
 		id := bigDealActionID(i)
@@ -290,129 +359,6 @@ func assertActionsOnce(t *testing.T, c *testenv.Cluster, n int) {
 	}
 	if len(got) > 0 {
 		t.Errorf("unexpected actions: %v", slices.Collect(maps.Keys(got)))
-	}
-}
-
-// TestConsumerPartitions checks the consumer alone on four partitions:
-// partitions are handled at the same time, each in offset order; a batch
-// whose handler fails is handed over again; the committed offsets reach
-// the end of every partition.
-func TestConsumerPartitions(t *testing.T) {
-	const parts, total = 4, 400
-	c := testenv.Kafka(t)
-	if err := c.CreateTopic(inputTopic, parts, nil); err != nil {
-		t.Fatal(err)
-	}
-	var msgs []kafka.Message
-	for i := range total {
-		msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "%d", i)})
-	}
-	produce(t, c, msgs...)
-	transport := &kafka.Transport{}
-	t.Cleanup(transport.CloseIdleConnections)
-	co := fastConsumer(c.Addrs(), transport)
-	co.BatchSize = 16
-	co.QueueSize = total // no queue fills: a held partition must not hold the others here
-	co.Logger = testenv.Logger(t)
-	cons, err := ingest.NewConsumer(co)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	var (
-		entered  = make(chan int, parts)
-		barrier  = make(chan struct{})
-		next     [parts]int64 // only touched by each partition's worker
-		seen     atomic.Int64
-		failOnce atomic.Bool
-		failedAt atomic.Int64
-		retried  atomic.Bool
-		firsts   [parts]atomic.Bool
-	)
-	failedAt.Store(-1)
-	go func() {
-		got := map[int]bool{}
-		for len(got) < parts {
-			got[<-entered] = true
-		}
-		close(barrier)
-	}()
-	handler := func(ctx context.Context, batch []kafka.Message) error {
-		p := batch[0].Partition
-		if !firsts[p].Swap(true) {
-			// The first batch of each partition waits for the other
-			// partitions' first batches: they must run at the same time.
-			entered <- p
-			select {
-			case <-barrier:
-			case <-time.After(10 * time.Second):
-				return fmt.Errorf("partition %d: the other partitions never ran alongside it", p)
-			}
-		}
-		if p == 1 && !failOnce.Swap(true) {
-			failedAt.Store(batch[0].Offset)
-			return fmt.Errorf("injected failure")
-		}
-		if p == 1 && batch[0].Offset == failedAt.Load() {
-			retried.Store(true)
-		}
-		for _, m := range batch {
-			if m.Offset < next[p] {
-				t.Errorf("partition %d: offset %d after %d", p, m.Offset, next[p]-1)
-			}
-			next[p] = m.Offset + 1
-		}
-		seen.Add(int64(len(batch)))
-		return nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cons.Run(ctx, handler) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	testenv.WaitFor(t, 20*time.Second, "every partition committed to its end", func() bool {
-		for _, pi := range c.PartitionInfos(inputTopic) {
-			if committed(c, testGroup, pi.Partition) != pi.HighWatermark {
-				return false
-			}
-		}
-		return true
-	})
-	if !retried.Load() {
-		t.Error("the failed batch was not handed over again from the same offset")
-	}
-	if n := seen.Load(); n != total {
-		t.Errorf("handled %d messages, want %d (each once)", n, total)
-	}
-}
-
-// TestConsumerLag checks the lag gauge against the brokers' offsets.
-func TestConsumerLag(t *testing.T) {
-	r := newRig(t, rigOptions{})
-	var msgs []kafka.Message
-	for i := range 30 {
-		msgs = append(msgs, oppEvent(i, 10))
-	}
-	produce(t, r.cluster, msgs...)
-	ctx := context.Background()
-	if err := r.consumer.UpdateLag(ctx); err != nil {
-		t.Fatal(err)
-	}
-	lag := func() float64 { return metricValue(t, r.reg, "whenthen_consumer_lag", "partition", "0") }
-	if got := lag(); got != 30 {
-		t.Errorf("lag before consuming = %v, want 30", got)
-	}
-	r.start()
-	testenv.WaitFor(t, 20*time.Second, "all committed", func() bool { return committed(r.cluster, testGroup, 0) == 30 })
-	if err := r.consumer.UpdateLag(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := lag(); got != 0 {
-		t.Errorf("lag after consuming = %v, want 0", got)
 	}
 }
 

@@ -1,10 +1,11 @@
-package ingest
+package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -12,17 +13,29 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/ingest"
 )
 
-// Engine is what a Pipeline needs of *engine.Engine.
+// Decoder is what a Pipeline needs of a decoder (ingest.EnvelopeDecoder,
+// ingest.DebeziumDecoder): the event of a message, or an error that
+// ingest.Reason and ingest.Detail describe.
+type Decoder interface {
+	Decode(key, value []byte) (*engine.Event, error)
+}
+
+// Engine is what a Pipeline needs of *engine.Engine: Process for a batch,
+// FireDue for a round of date timers, Commit for either.
 type Engine interface {
 	Process(ctx context.Context, events []*engine.Event) (*engine.Output, error)
+	FireDue(ctx context.Context, upTo time.Time, limit int) (*engine.Output, error)
 	Commit(ctx context.Context, out *engine.Output) error
 }
 
-// Producer is what a Pipeline needs of *actions.Producer.
-type Producer interface {
+// Writer is what a Pipeline needs of *writer.Writer. Its errors are
+// classified with writer.ErrClosed and writer.TooLarge.
+type Writer interface {
 	Publish(ctx context.Context, acts []actions.Action, runs []actions.Run) error
 	DeadLetter(ctx context.Context, dls []actions.DeadLetter) error
 }
@@ -31,24 +44,27 @@ type Producer interface {
 // dead letters.
 const DefaultPublishTimeout = 15 * time.Second
 
-// Pipeline stages, the values of the stage label.
+// Pipeline stages, the values of the stage label: a batch's steps are
+// StageDeadLetter, StageProcess, StagePublish and StageCommit; a timer
+// round's StageFire, StagePublish and StageCommit.
 const (
 	StageDeadLetter = "dead_letter"
 	StageProcess    = "process"
+	StageFire       = "fire"
 	StagePublish    = "publish"
 	StageCommit     = "commit"
 )
 
-// PipelineOptions configure a [Pipeline].
-type PipelineOptions struct {
+// Options configure a [Pipeline].
+type Options struct {
 	// Decoder turns messages into events. Required.
 	Decoder Decoder
 	// Engine processes the events. Required.
 	Engine Engine
-	// Producer writes outputs and dead letters. Required.
-	Producer Producer
+	// Writer writes outputs and dead letters. Required.
+	Writer Writer
 	// PublishTimeout bounds each attempt of Publish and DeadLetter (the
-	// producer itself retries until its context is done): a Kafka that
+	// writer itself retries until its context is done): a Kafka that
 	// keeps failing then shows as a stalled batch, which is retried;
 	// default 15s.
 	PublishTimeout time.Duration
@@ -59,8 +75,8 @@ type PipelineOptions struct {
 	Logger *slog.Logger
 }
 
-// Pipeline handles the batches of a [Consumer]: its Handle method is a
-// [Handler]. For each batch it
+// Pipeline handles the batches of an [ingest.Consumer]: its Handle method
+// is an [ingest.Handler]. For each batch it
 //
 //  1. decodes every message; one that cannot be decoded goes to the
 //     dead-letter topic with its original key and value and the reason
@@ -82,10 +98,10 @@ type PipelineOptions struct {
 type Pipeline struct {
 	dec     Decoder
 	eng     Engine
-	prod    Producer
+	w       Writer
 	timeout time.Duration
 	log     *slog.Logger
-	m       *pipelineMetrics
+	m       *metrics
 
 	mu      sync.Mutex
 	stalled map[*stall]struct{}
@@ -99,13 +115,13 @@ type stall struct {
 	since     time.Time
 }
 
-// NewPipeline returns a pipeline configured by opts.
-func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
-	if opts.Decoder == nil || opts.Engine == nil || opts.Producer == nil {
-		return nil, errors.New("ingest: PipelineOptions.Decoder, Engine and Producer are required")
+// New returns a pipeline configured by opts.
+func New(opts Options) (*Pipeline, error) {
+	if opts.Decoder == nil || opts.Engine == nil || opts.Writer == nil {
+		return nil, errors.New("pipeline: Options.Decoder, Engine and Writer are required")
 	}
 	if opts.PublishTimeout < 0 {
-		return nil, fmt.Errorf("ingest: negative PipelineOptions.PublishTimeout %v", opts.PublishTimeout)
+		return nil, fmt.Errorf("pipeline: negative Options.PublishTimeout %v", opts.PublishTimeout)
 	}
 	if opts.PublishTimeout == 0 {
 		opts.PublishTimeout = DefaultPublishTimeout
@@ -114,11 +130,11 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newPipelineMetrics(opts.Registerer)
+	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{dec: opts.Decoder, eng: opts.Engine, prod: opts.Producer, timeout: opts.PublishTimeout,
+	return &Pipeline{dec: opts.Decoder, eng: opts.Engine, w: opts.Writer, timeout: opts.PublishTimeout,
 		log: logger, m: m, stalled: map[*stall]struct{}{}}, nil
 }
 
@@ -156,7 +172,7 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		m := &msgs[i]
 		ev, err := p.dec.Decode(m.Key, m.Value)
 		if err != nil {
-			reason, detail := Reason(err), Detail(err)
+			reason, detail := ingest.Reason(err), ingest.Detail(err)
 			dls = append(dls, actions.DeadLetter{Key: m.Key, Value: m.Value, Reason: reason, Detail: detail,
 				Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time})
 			log.Warn("undecodable message; dead-lettering it", "offset", m.Offset, "reason", reason, "detail", detail)
@@ -194,11 +210,7 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		if err != nil {
 			return err
 		}
-		err = p.retry(ctx, part, StagePublish, func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, p.timeout)
-			defer cancel()
-			return p.prod.Publish(ctx, out.Actions, out.Runs)
-		})
+		err = p.retry(ctx, part, StagePublish, func(ctx context.Context) error { return p.publish(ctx, out) })
 		if err != nil {
 			return err
 		}
@@ -232,24 +244,71 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
+// FireDue fires one round of the date timers due at now, at most limit of
+// them, the way Handle takes a batch from the engine on: the engine's
+// FireDue, then Publish of the round's actions and runs, then Commit,
+// which acknowledges the timers. Publish and Commit are retried with the
+// same Output until they succeed or ctx is done; a FireDue that fails is
+// not retried: its error is returned and the caller tries again later
+// (the timers stay due). It returns the number of runs the round
+// recorded, 0 when no timer was due.
+//
+// A round abandoned when ctx is done leaves its timers leased in Redis:
+// they fire again once the lease expires, at least once, deduplicated by
+// their deterministic event ids. Failed steps count in
+// whenthen_timer_loop_errors_total by stage (StageFire, StagePublish,
+// StageCommit); a timer round is not a batch, and Err does not report it.
+func (p *Pipeline) FireDue(ctx context.Context, now time.Time, limit int) (int, error) {
+	out, err := p.eng.FireDue(ctx, now, limit)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.m.timerErrors.WithLabelValues(StageFire).Inc()
+			p.log.Warn("firing due timers failed; trying again at the next tick", "err", err)
+		}
+		return 0, fmt.Errorf("%s: %w", StageFire, err)
+	}
+	if err := p.retryTimers(ctx, StagePublish, func(ctx context.Context) error { return p.publish(ctx, out) }); err != nil {
+		return 0, err
+	}
+	if err := p.retryTimers(ctx, StageCommit, func(ctx context.Context) error { return p.eng.Commit(ctx, out) }); err != nil {
+		return 0, err
+	}
+	if len(out.Runs) > 0 {
+		p.log.Info("date timers fired", "runs", len(out.Runs), "actions", len(out.Actions))
+		for i := range out.Actions {
+			a := &out.Actions[i]
+			p.log.Debug("action", "action_id", a.ActionID, "automation", a.AutomationID, "event", a.EventID, "record", a.RecordID)
+		}
+	}
+	return len(out.Runs), nil
+}
+
+// publish writes out's actions and runs. The writer retries until its
+// context is done: each attempt is bounded by PublishTimeout, so that a
+// failing Kafka is counted and logged by the step's retry.
+func (p *Pipeline) publish(ctx context.Context, out *engine.Output) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	return p.w.Publish(ctx, out.Actions, out.Runs)
+}
+
 // deadLetter writes dls. If Kafka refuses them as too large, they are
 // written one by one, and one refused again is written without its value
 // (the detail says how many bytes were left out): a message too large for
 // the dead-letter topic must not stall its partition for good.
 func (p *Pipeline) deadLetter(ctx context.Context, log *slog.Logger, dls []actions.DeadLetter) error {
-	err := p.prod.DeadLetter(ctx, dls)
-	if err == nil || !tooLarge(err) {
+	err := p.w.DeadLetter(ctx, dls)
+	if err == nil || !writer.TooLarge(err) {
 		return err
 	}
 	for _, dl := range dls {
-		err := p.prod.DeadLetter(ctx, []actions.DeadLetter{dl})
-		if err != nil && tooLarge(err) {
+		err := p.w.DeadLetter(ctx, []actions.DeadLetter{dl})
+		if err != nil && writer.TooLarge(err) {
 			log.Warn("dead letter too large for the dead-letter topic; writing it without its value",
 				"offset", dl.Offset, "bytes", len(dl.Value))
-			dl.Detail = truncate(fmt.Sprintf("%s (the original value, %d bytes, is left out: too large for the dead-letter topic)",
-				dl.Detail, len(dl.Value)), MaxDetailBytes)
+			dl.Detail = ingest.DetailValueLeftOut(dl.Detail, len(dl.Value))
 			dl.Value = nil
-			err = p.prod.DeadLetter(ctx, []actions.DeadLetter{dl})
+			err = p.w.DeadLetter(ctx, []actions.DeadLetter{dl})
 		}
 		if err != nil {
 			return err
@@ -258,21 +317,15 @@ func (p *Pipeline) deadLetter(ctx context.Context, log *slog.Logger, dls []actio
 	return nil
 }
 
-// tooLarge reports whether Kafka, or kafka-go, refused a write as too
-// large.
-func tooLarge(err error) bool {
-	var mtl kafka.MessageTooLargeError
-	return errors.As(err, &mtl) || errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge)
-}
-
 // Bounds of a failing step's retry backoff.
 const (
 	stepBackoffMin = 50 * time.Millisecond
 	stepBackoffMax = 5 * time.Second
 )
 
-// retry runs fn until it succeeds or ctx is done, with backoff, marking
-// the batch stalled while it fails. actions.ErrClosed is returned at once.
+// retry runs a step of a batch of partition with [retry], marking the
+// batch stalled while the step fails and counting each failure in
+// whenthen_pipeline_retries_total.
 func (p *Pipeline) retry(ctx context.Context, partition int, stage string, fn func(context.Context) error) error {
 	var st *stall
 	defer func() {
@@ -283,21 +336,7 @@ func (p *Pipeline) retry(ctx context.Context, partition int, stage string, fn fu
 			p.mu.Unlock()
 		}
 	}()
-	backoff := stepBackoffMin
-	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
-		if err == nil {
-			if st != nil {
-				p.log.Info("batch step succeeded after retries", "partition", partition, "stage", stage, "attempts", attempt)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
-		}
-		if errors.Is(err, actions.ErrClosed) {
-			return fmt.Errorf("%s: %w", stage, err)
-		}
+	attempts, err := retry(ctx, stage, fn, func(attempt int, err error, wait time.Duration) {
 		p.mu.Lock()
 		if st == nil {
 			st = &stall{partition: partition, stage: stage, since: time.Now()}
@@ -307,30 +346,70 @@ func (p *Pipeline) retry(ctx context.Context, partition int, stage string, fn fu
 		st.err = err
 		p.mu.Unlock()
 		p.m.retries.WithLabelValues(stage).Inc()
-		wait := jitter(backoff)
 		p.log.Warn("batch step failed; retrying", "partition", partition, "stage", stage, "attempt", attempt,
 			"backoff", wait, "err", err)
+	})
+	if err == nil && attempts > 1 {
+		p.log.Info("batch step succeeded after retries", "partition", partition, "stage", stage, "attempts", attempts)
+	}
+	return err
+}
+
+// retryTimers runs a step of a timer round with [retry], counting each
+// failure in whenthen_timer_loop_errors_total.
+func (p *Pipeline) retryTimers(ctx context.Context, stage string, fn func(context.Context) error) error {
+	_, err := retry(ctx, stage, fn, func(attempt int, err error, wait time.Duration) {
+		p.m.timerErrors.WithLabelValues(stage).Inc()
+		p.log.Warn("timer round step failed; retrying", "stage", stage, "attempt", attempt, "backoff", wait, "err", err)
+	})
+	if err != nil && ctx.Err() != nil {
+		p.log.Warn("timer round abandoned at shutdown; its timers fire again after their lease", "stage", stage, "err", err)
+	}
+	return err
+}
+
+// retry runs fn until it succeeds or ctx is done, waiting with backoff
+// after each failure, which it reports to failed first (a failure once ctx
+// is done is not reported). It returns the number of attempts and nil, or
+// an error naming stage and wrapping ctx's error, or writer.ErrClosed,
+// which ends it at once.
+func retry(ctx context.Context, stage string, fn func(context.Context) error, failed func(attempt int, err error, wait time.Duration)) (int, error) {
+	backoff := stepBackoffMin
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			return attempt, nil
+		}
+		if ctx.Err() != nil {
+			return attempt, fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
+		}
+		if errors.Is(err, writer.ErrClosed) {
+			return attempt, fmt.Errorf("%s: %w", stage, err)
+		}
+		wait := jitter(backoff)
+		failed(attempt, err, wait)
 		if !sleep(ctx, wait) {
-			return fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
+			return attempt, fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
 		}
 		backoff = min(2*backoff, stepBackoffMax)
 	}
 }
 
-// pipelineMetrics are the pipeline's metrics. Labels: reason (the fixed
-// set Reasons) and stage (the Stage constants).
-type pipelineMetrics struct {
+// metrics are the pipeline's metrics. Labels: reason (the fixed set
+// ingest.Reasons) and stage (the Stage constants).
+type metrics struct {
 	decoded       prometheus.Counter
 	deadLetters   *prometheus.CounterVec
 	batches       prometheus.Counter
 	retries       *prometheus.CounterVec
 	stalled       prometheus.Gauge
+	timerErrors   *prometheus.CounterVec
 	latency       prometheus.Histogram
 	batchDuration prometheus.Histogram
 }
 
-func newPipelineMetrics(reg prometheus.Registerer) (*pipelineMetrics, error) {
-	m := &pipelineMetrics{
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
 		decoded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "whenthen_decoded_events_total", Help: "Input messages decoded into events.",
 		}),
@@ -346,6 +425,9 @@ func newPipelineMetrics(reg prometheus.Registerer) (*pipelineMetrics, error) {
 		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "whenthen_pipeline_stalled_batches", Help: "Batches currently retrying a failed step.",
 		}),
+		timerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_timer_loop_errors_total", Help: "Failed steps of the date timer loop (each is retried), by stage.",
+		}, []string{"stage"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "whenthen_event_latency_seconds",
 			Help:    "Time from an input message's Kafka timestamp until the outputs of its batch were acknowledged by Kafka.",
@@ -357,23 +439,43 @@ func newPipelineMetrics(reg prometheus.Registerer) (*pipelineMetrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	for _, r := range Reasons {
+	for _, r := range ingest.Reasons {
 		m.deadLetters.WithLabelValues(r)
 	}
 	for _, s := range []string{StageDeadLetter, StageProcess, StagePublish, StageCommit} {
 		m.retries.WithLabelValues(s)
 	}
+	for _, s := range []string{StageFire, StagePublish, StageCommit} {
+		m.timerErrors.WithLabelValues(s)
+	}
 	if reg == nil {
 		return m, nil
 	}
-	cs := []prometheus.Collector{m.decoded, m.deadLetters, m.batches, m.retries, m.stalled, m.latency, m.batchDuration}
+	cs := []prometheus.Collector{m.decoded, m.deadLetters, m.batches, m.retries, m.stalled, m.timerErrors, m.latency, m.batchDuration}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {
 				reg.Unregister(done)
 			}
-			return nil, fmt.Errorf("ingest: register pipeline metrics: %w", err)
+			return nil, fmt.Errorf("pipeline: register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// sleep waits for d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// jitter draws a wait from [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }

@@ -1,4 +1,4 @@
-package actions
+package writer
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the producer's metrics. Their only label, topic, takes the
+// metrics are the writer's metrics. Their only label, topic, takes the
 // three configured topic names.
 type metrics struct {
 	produced *prometheus.CounterVec
@@ -16,7 +16,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-// newMetrics creates the producer metrics, sets every series of topics to
+// newMetrics creates the writer metrics, sets every series of topics to
 // zero, and registers them on reg; a nil reg registers nothing.
 func newMetrics(reg prometheus.Registerer, topics ...string) (*metrics, error) {
 	m := &metrics{
@@ -55,9 +55,9 @@ func newMetrics(reg prometheus.Registerer, topics ...string) (*metrics, error) {
 			}
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
-				return nil, fmt.Errorf("actions: register metrics (a producer is already registered on this registerer): %w", err)
+				return nil, fmt.Errorf("writer: register metrics (a writer is already registered on this registerer): %w", err)
 			}
-			return nil, fmt.Errorf("actions: register metrics: %w", err)
+			return nil, fmt.Errorf("writer: register metrics: %w", err)
 		}
 	}
 	return m, nil
