@@ -85,6 +85,12 @@ func scanNumber(d []byte, i int) (end int, ok bool) {
 	return i, true
 }
 
+// IsNumber reports whether s is exactly one JSON number.
+func IsNumber(s string) bool {
+	end, ok := scanNumber([]byte(s), 0)
+	return ok && end == len(s)
+}
+
 // Faults of scanString.
 const (
 	strOK        = iota
@@ -204,6 +210,21 @@ func appendEscape(b, d []byte, i int) (_ []byte, next int, ok bool) {
 		return utf8.AppendRune(b, r), i, true
 	}
 	return b, i + 1, false
+}
+
+// appendUnquoted appends the text of a string that scanString accepted,
+// raw (between the quotes, as written), unescaped as encoding/json
+// unescapes it.
+func appendUnquoted(b, raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		if raw[i] != '\\' {
+			b = append(b, raw[i])
+			i++
+			continue
+		}
+		b, i, _ = appendEscape(b, raw, i)
+	}
+	return b
 }
 
 func isHex(c byte) bool {
