@@ -1,6 +1,8 @@
 package jsonx
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -109,6 +111,19 @@ const (
 func scanString(d []byte, i int, surrogates bool) (end int, esc bool, fault int) {
 	i++ // "
 	for i < len(d) {
+		// Eight bytes at a time while there are eight: the high bit of each
+		// byte that is '"', '\\' or below 0x20, and perhaps of bytes after
+		// one (borrows carry upwards, to later bytes): the lowest is the
+		// first that is not plainByte.
+		for i+8 <= len(d) {
+			x := binary.LittleEndian.Uint64(d[i : i+8])
+			q, b := x^(ones*'"'), x^(ones*'\\')
+			if m := ((q-ones)&^q | (b-ones)&^b | (x-ones*0x20)&^x) & highs; m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
 		for i < len(d) && plainByte[d[i]] {
 			i++
 		}
@@ -151,6 +166,9 @@ func scanString(d []byte, i int, surrogates bool) (end int, esc bool, fault int)
 	}
 	return len(d), esc, strEOF
 }
+
+// ones and highs are 0x01 and 0x80 in each byte of a uint64.
+const ones, highs = 0x0101010101010101, 0x8080808080808080
 
 // plainByte tells the bytes of a string's text that are copied as they
 // are: all but control characters, '"' and '\\'; plainASCII, those of them

@@ -20,21 +20,12 @@ type ValidateOptions struct {
 	// object, accepted; default (0) no limit.
 	MaxElements int
 	// Keys are keys of the top-level object to look for, at most MaxKeys:
-	// Validate reports which of them the object has and where their values
-	// are. A key of the top-level object that matches one of them
+	// Validate reports which of them the object has, and where their
+	// values are. A key of the top-level object that matches one of them
 	// case-insensitively (with Unicode simple folding, as encoding/json
 	// matches struct fields) but not exactly is an error, CaseVariantKey:
 	// readers that match keys so would take it for the other.
 	Keys [][]byte
-}
-
-// ValidateResult is what Validate found of ValidateOptions.Keys.
-type ValidateResult struct {
-	// Present has bit i set when the top-level object has key Keys[i].
-	Present uint64
-	// Offsets[i], when Present has bit i, is the offset in the data of the
-	// value of key Keys[i].
-	Offsets [MaxKeys]int
 }
 
 // ErrorKind says what Validate found wrong.
@@ -86,33 +77,36 @@ func (e *ValidateError) Error() string { return "jsonx: " + e.Msg }
 // opts.MaxElements entries in any array or object, with no key twice in
 // any object (keys compared after unescaping, as encoding/json compares
 // them), and with no escaped lone UTF-16 surrogate (which encoding/json
-// replaces with U+FFFD), and looks for opts.Keys in the top-level object.
-// An error of the data is a *ValidateError.
+// replaces with U+FFFD). An error of the data is a *ValidateError.
+//
+// It also looks for opts.Keys in the top-level object: present has bit i
+// set when the object has key Keys[i], and then, if offsets is not nil
+// (it must be at least as long as Keys), offsets[i] is set to the offset
+// in data of that key's value.
 //
 // data must be valid UTF-8 (utf8.Valid): bytes from 0x80 up are not
-// checked. Validate never builds what it checks: it allocates only for an
-// object of more than smallObject keys, and for an error.
-func Validate(data []byte, opts ValidateOptions) (ValidateResult, error) {
+// checked. Validate allocates only for an object of more than smallObject
+// keys, and for an error.
+func Validate(data []byte, opts ValidateOptions, offsets []int) (present uint64, err error) {
 	if opts.MaxDepth < 0 || opts.MaxElements < 0 {
-		return ValidateResult{}, errors.New("jsonx: ValidateOptions.MaxDepth and MaxElements must not be negative")
+		return 0, errors.New("jsonx: ValidateOptions.MaxDepth and MaxElements must not be negative")
 	}
 	if len(opts.Keys) > MaxKeys {
-		return ValidateResult{}, errors.New("jsonx: ValidateOptions.Keys has more than " + strconv.Itoa(MaxKeys) + " keys")
+		return 0, errors.New("jsonx: ValidateOptions.Keys has more than " + strconv.Itoa(MaxKeys) + " keys")
+	}
+	if offsets != nil && len(offsets) < len(opts.Keys) {
+		return 0, errors.New("jsonx: Validate's offsets are shorter than ValidateOptions.Keys")
 	}
 	v := validators.Get().(*validator)
-	err := v.validate(data, &opts)
-	var res ValidateResult
-	if err == nil {
-		res.Present = v.present
-		n := len(opts.Keys)
-		copy(res.Offsets[:n], v.offs[:n])
-	}
+	v.offsets = offsets
+	e := v.validate(data, &opts)
+	present = v.present
 	v.reset()
 	validators.Put(v)
-	if err != nil {
-		return ValidateResult{}, err
+	if e != nil {
+		return 0, e
 	}
-	return res, nil
+	return present, nil
 }
 
 // smallObject is the number of keys of one object compared pairwise; past
@@ -128,9 +122,9 @@ type validator struct {
 	maxDepth int
 	maxElems int
 	keys     [][]byte
-	present  uint64       // bit i: the top-level object has key keys[i]
-	offs     [MaxKeys]int // offs[i]: where the value of keys[i] is, when present has bit i
-	stack    []keyRef     // keys of the open objects, innermost last
+	present  uint64   // bit i: the top-level object has key keys[i]
+	offsets  []int    // offsets[i]: where the value of keys[i] is, when present has bit i
+	stack    []keyRef // keys of the open objects, innermost last
 	path     []pathElem
 	buf      []byte // scratch for unescaped keys
 	buf2     []byte
@@ -149,7 +143,7 @@ type pathElem struct {
 }
 
 func (v *validator) reset() {
-	v.data, v.keys = nil, nil
+	v.data, v.keys, v.offsets = nil, nil, nil
 	v.stack = v.stack[:0]
 	v.path = v.path[:0]
 	if cap(v.buf) > maxKeep {
@@ -217,8 +211,12 @@ func (v *validator) value(depth int) *ValidateError {
 		}
 		return v.array(depth)
 	case c == '"':
-		_, err := v.str()
-		return err
+		end, _, fault := scanString(d, v.pos, true)
+		if fault != strOK {
+			return v.strError(end, fault)
+		}
+		v.pos = end
+		return nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		end, ok := scanNumber(d, v.pos)
 		if !ok {
@@ -294,12 +292,15 @@ func (v *validator) members(depth, base int) *ValidateError {
 			return v.syntax()
 		}
 		kpos := v.pos
-		k, err := v.str()
-		if err != nil {
-			return err
+		end, esc, fault := scanString(d, kpos, true)
+		if fault != strOK {
+			return v.strError(end, fault)
 		}
+		v.pos = end
+		k := keyRef{start: kpos + 1, end: end - 1, esc: esc}
 		fi := -1
 		if depth == 1 && v.keys != nil {
+			var err *ValidateError
 			if fi, err = v.fold(k, kpos); err != nil {
 				return err
 			}
@@ -317,11 +318,11 @@ func (v *validator) members(depth, base int) *ValidateError {
 			return v.syntax()
 		}
 		v.pos = skipSpace(d, v.pos+1)
-		if fi >= 0 {
-			v.offs[fi] = v.pos
+		if fi >= 0 && v.offsets != nil {
+			v.offsets[fi] = v.pos
 		}
 		v.path = append(v.path, pathElem{key: k})
-		err = v.value(depth + 1)
+		err := v.value(depth + 1)
 		v.path = v.path[:len(v.path)-1]
 		if err != nil {
 			return err
@@ -438,32 +439,23 @@ func (v *validator) array(depth int) *ValidateError {
 	}
 }
 
-// str checks the string at v.pos and returns where its text is.
-func (v *validator) str() (keyRef, *ValidateError) {
+// strError returns the error of fault at off, of scanString from v.pos.
+func (v *validator) strError(off, fault int) *ValidateError {
 	d := v.data
-	start := v.pos + 1
-	end, esc, fault := scanString(d, v.pos, true)
+	v.pos = off
 	switch fault {
-	case strOK:
-		v.pos = end
-		return keyRef{start: start, end: end - 1, esc: esc}, nil
-	case strEOF:
-		v.pos = len(d)
-		return keyRef{}, v.syntax()
 	case strControl:
-		v.pos = end
-		return keyRef{}, v.fail(BadSyntax, "unescaped control character in a string at byte offset "+strconv.Itoa(end))
+		return v.fail(BadSyntax, "unescaped control character in a string at byte offset "+strconv.Itoa(off))
 	case strSurrogate:
-		v.pos = end
-		return keyRef{}, v.fail(LoneSurrogate, "escaped lone UTF-16 surrogate in a string at byte offset "+strconv.Itoa(end))
+		return v.fail(LoneSurrogate, "escaped lone UTF-16 surrogate in a string at byte offset "+strconv.Itoa(off))
+	case strEscape:
+		// A \u escape cut short by the end of the data is an unexpected
+		// end.
+		if d[off+1] == 'u' && len(d)-off < 6 {
+			v.pos = len(d)
+		}
 	}
-	// strEscape: a \u escape cut short by the end of the data is an
-	// unexpected end.
-	v.pos = end
-	if d[end+1] == 'u' && len(d)-end < 6 {
-		v.pos = len(d)
-	}
-	return keyRef{}, v.syntax()
+	return v.syntax() // strEOF: off is len(d)
 }
 
 func (v *validator) raw(k keyRef) []byte { return v.data[k.start:k.end] }

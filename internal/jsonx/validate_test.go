@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -69,7 +71,7 @@ func TestValidate(t *testing.T) {
 		{"case variant below the top level", `{"a":{"ID":1}}`, ValidateOptions{Keys: keys}, 0, "", 0, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Validate([]byte(c.in), c.opts)
+			_, err := Validate([]byte(c.in), c.opts, nil)
 			if c.kind == 0 {
 				if err != nil {
 					t.Fatalf("error %v", err)
@@ -96,29 +98,43 @@ func TestValidate(t *testing.T) {
 func TestValidateKeys(t *testing.T) {
 	keys := [][]byte{[]byte("id"), []byte("type"), []byte("record"), []byte("x")}
 	in := " {\"type\" :\t\"t\", \"other\":{\"id\":1},\"record\":  {\"id\":\"r\"},\"\\u0069d\":[1]}"
-	res, err := Validate([]byte(in), ValidateOptions{Keys: keys})
+	offsets := make([]int, len(keys))
+	present, err := Validate([]byte(in), ValidateOptions{Keys: keys}, offsets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Present != 0b0111 {
-		t.Errorf("Present = %b, want 111", res.Present)
+	if present != 0b0111 {
+		t.Errorf("present = %b, want 111", present)
 	}
 	for i, want := range map[int]string{0: "[1]}", 1: `"t", `, 2: `{"id":"r"},`} {
-		if got := in[res.Offsets[i]:]; !strings.HasPrefix(got, want) {
-			t.Errorf("value of %s at %d: %.12q, want %q", keys[i], res.Offsets[i], got, want)
+		if got := in[offsets[i]:]; !strings.HasPrefix(got, want) {
+			t.Errorf("value of %s at %d: %.12q, want %q", keys[i], offsets[i], got, want)
 		}
 	}
+	if p, err := Validate([]byte(in), ValidateOptions{Keys: keys}, nil); p != present || err != nil {
+		t.Errorf("without offsets: %b, %v", p, err)
+	}
 
-	_, err = Validate([]byte(`{"a":1,"X":2}`), ValidateOptions{Keys: keys})
+	_, err = Validate([]byte(`{"a":1,"X":2}`), ValidateOptions{Keys: keys}, nil)
 	var e *ValidateError
 	if !errors.As(err, &e) || e.Kind != CaseVariantKey || e.Key != 3 {
 		t.Errorf("error %v, want CaseVariantKey of key 3", err)
 	}
-	if _, err := Validate([]byte(`{}`), ValidateOptions{Keys: make([][]byte, MaxKeys+1)}); err == nil || errors.As(err, &e) {
-		t.Errorf("%d keys: error %v, want an error of the options", MaxKeys+1, err)
-	}
-	if _, err := Validate([]byte(`{}`), ValidateOptions{MaxDepth: -1}); err == nil || errors.As(err, &e) {
-		t.Errorf("negative MaxDepth: error %v, want an error of the options", err)
+	for name, call := range map[string]func() error{
+		"too many keys": func() error {
+			_, err := Validate([]byte(`{}`), ValidateOptions{Keys: make([][]byte, MaxKeys+1)}, nil)
+			return err
+		},
+		"negative depth":    func() error { _, err := Validate([]byte(`{}`), ValidateOptions{MaxDepth: -1}, nil); return err },
+		"negative elements": func() error { _, err := Validate([]byte(`{}`), ValidateOptions{MaxElements: -1}, nil); return err },
+		"short offsets": func() error {
+			_, err := Validate([]byte(`{}`), ValidateOptions{Keys: keys}, make([]int, 3))
+			return err
+		},
+	} {
+		if err := call(); err == nil || errors.As(err, &e) {
+			t.Errorf("%s: error %v, want an error of the options", name, err)
+		}
 	}
 }
 
@@ -141,7 +157,7 @@ func TestValidateBigObject(t *testing.T) {
 		{"escaped duplicate", `"f\u0061a":1}}`, DuplicateKey},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Validate([]byte(base+c.tail), ValidateOptions{})
+			_, err := Validate([]byte(base+c.tail), ValidateOptions{}, nil)
 			var e *ValidateError
 			if c.kind == 0 && err != nil || c.kind != 0 && (!errors.As(err, &e) || e.Kind != c.kind) {
 				t.Errorf("error %v, want kind %v", err, c.kind)
@@ -161,7 +177,8 @@ func validateSameAsParser(t *testing.T, data []byte) {
 		return
 	}
 	keys := [][]byte{[]byte("a"), []byte("b"), []byte("id"), []byte("k")}
-	res, err := Validate(data, ValidateOptions{Keys: keys})
+	offsets := make([]int, len(keys))
+	present, err := Validate(data, ValidateOptions{Keys: keys}, offsets)
 	var e *ValidateError
 	if err != nil && !errors.As(err, &e) {
 		t.Fatalf("Validate(%q): %v", data, err)
@@ -187,14 +204,14 @@ func validateSameAsParser(t *testing.T, data []byte) {
 	}
 	var p Parser
 	p.Reset(data)
-	var present uint64
+	var found uint64
 	o := p.Object()
 	for o.Next() {
 		for i, k := range keys {
 			if string(o.Key()) == string(k) {
-				present |= 1 << i
-				if res.Offsets[i] != p.Offset() {
-					t.Fatalf("Validate(%q): value of %s at %d, the Parser finds it at %d", data, k, res.Offsets[i], p.Offset())
+				found |= 1 << i
+				if offsets[i] != p.Offset() {
+					t.Fatalf("Validate(%q): value of %s at %d, the Parser finds it at %d", data, k, offsets[i], p.Offset())
 				}
 			} else if bytes.EqualFold(o.Key(), k) {
 				t.Fatalf("Validate(%q) accepts a case variant of %s", data, k)
@@ -204,8 +221,8 @@ func validateSameAsParser(t *testing.T, data []byte) {
 	if err := p.End(); err != nil {
 		t.Fatalf("Validate(%q) accepts what the Parser rejects: %v", data, err)
 	}
-	if present != res.Present {
-		t.Fatalf("Validate(%q): Present = %b, the Parser finds %b", data, res.Present, present)
+	if present != found {
+		t.Fatalf("Validate(%q): present = %b, the Parser finds %b", data, present, found)
 	}
 }
 
@@ -250,12 +267,83 @@ func TestIsName(t *testing.T) {
 func TestValidateAllocs(t *testing.T) {
 	data := []byte(cases[len(cases)-1])
 	keys := [][]byte{[]byte("id"), []byte("type"), []byte("record")}
+	offsets := make([]int, len(keys))
 	n := testing.AllocsPerRun(100, func() {
-		if _, err := Validate(data, ValidateOptions{MaxDepth: 32, MaxElements: 4096, Keys: keys}); err != nil {
+		if _, err := Validate(data, ValidateOptions{MaxDepth: 32, MaxElements: 4096, Keys: keys}, offsets); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if n != 0 {
 		t.Errorf("%v allocations, want 0", n)
+	}
+}
+
+// scanStringRef is scanString as it was before it looked at eight bytes
+// at a time.
+func scanStringRef(d []byte, i int, surrogates bool) (end int, esc bool, fault int) {
+	i++
+	for i < len(d) {
+		for i < len(d) && plainByte[d[i]] {
+			i++
+		}
+		if i == len(d) {
+			break
+		}
+		switch c := d[i]; {
+		case c == '"':
+			return i + 1, esc, strOK
+		case c < 0x20:
+			return i, esc, strControl
+		}
+		esc = true
+		if i+1 >= len(d) {
+			return len(d), esc, strEOF
+		}
+		switch d[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			r, ok := Hex4(d[i+2:])
+			if !ok {
+				return i, esc, strEscape
+			}
+			i += 6
+			if surrogates && utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+1 < len(d) && d[i] == '\\' && d[i+1] == 'u' {
+					r2, _ = Hex4(d[i+2:])
+				}
+				if utf16.DecodeRune(r, r2) == unicode.ReplacementChar {
+					return i - 6, esc, strSurrogate
+				}
+				i += 6
+			}
+		default:
+			return i, esc, strEscape
+		}
+	}
+	return len(d), esc, strEOF
+}
+
+// TestScanStringEightBytes checks scanString against scanStringRef with
+// every byte at every place of a string, after every other.
+func TestScanStringEightBytes(t *testing.T) {
+	for b := range 256 {
+		for prev := range 256 {
+			for _, at := range []int{1, 2, 5, 7, 8, 9, 10, 15, 16, 17, 18} {
+				d := []byte(`"` + strings.Repeat("ab\xc3\xa9 9~\x7f", 3))[:20]
+				d[at] = byte(b)
+				d[at-1] = byte(prev)
+				for _, n := range []int{len(d), at + 1, at + 3} {
+					for _, s := range []bool{false, true} {
+						end, esc, fault := scanString(d[:n], 0, s)
+						wantEnd, wantEsc, wantFault := scanStringRef(d[:n], 0, s)
+						if end != wantEnd || esc != wantEsc || fault != wantFault {
+							t.Fatalf("scanString(%q) = %d, %v, %d; want %d, %v, %d", d[:n], end, esc, fault, wantEnd, wantEsc, wantFault)
+						}
+					}
+				}
+			}
+		}
 	}
 }
