@@ -1,9 +1,17 @@
 package ingest
 
-// This file keeps the checker as it was before it was made faster, with
-// every name prefixed ref: the reference decoders of envelope_ref_test.go
-// and debezium_ref_test.go run it, so that their comparisons cover the
-// checker too.
+// This file keeps the checker that jsonx.Validate replaced, as it was
+// then (commit c6a9961), with every name prefixed ref. It is the oracle
+// until it is retired: the reference decoders of envelope_ref_test.go and
+// debezium_ref_test.go run it, so that their comparisons cover the
+// pre-check too.
+//
+// An older, unoptimised version of the checker used to be kept here for
+// the reference decoders. This one replaced it as the only oracle: it is
+// exactly what shipped, and it also records the value offsets the
+// envelope decoder reads, which the older one did not; the two had been
+// compared by FuzzEnvelopeDecode and FuzzDebeziumDecode for as long as
+// both existed.
 
 import (
 	"bytes"
@@ -14,12 +22,19 @@ import (
 	"unicode/utf8"
 )
 
-// refPrecheck runs the checks common to every JSON decoder, in order of cost:
-// empty, size, UTF-8, then one pass over the bytes validating the syntax,
-// depth, element counts and duplicate keys (see refChecker). fold is passed to
-// the refChecker.
-// The result has bit i set when the top-level object has key fold[i].
+// refPrecheck runs the checks common to every JSON decoder, in order of
+// cost: empty, size, UTF-8, then one pass over the bytes validating the
+// syntax, depth, element counts and duplicate keys (see refChecker). fold
+// is passed to the refChecker. The result has bit i set when the
+// top-level object has key fold[i].
 func refPrecheck(value []byte, o *DecoderOptions, fold [][]byte) (uint64, *DecodeError) {
+	return refPrecheckAt(value, o, fold, nil)
+}
+
+// refPrecheckAt is refPrecheck that also sets offs[i], when the top-level
+// object has key fold[i], to the offset in value of that member's value.
+// offs is nil or as long as fold.
+func refPrecheckAt(value []byte, o *DecoderOptions, fold [][]byte, offs []int) (uint64, *DecodeError) {
 	if refIsEmpty(value) {
 		return 0, decodeErr(ReasonEmpty, "empty message (tombstone)")
 	}
@@ -30,8 +45,12 @@ func refPrecheck(value []byte, o *DecoderOptions, fold [][]byte) (uint64, *Decod
 		return 0, decodeErr(ReasonInvalidUTF8, "message is not valid UTF-8")
 	}
 	c := refCheckerPool.Get().(*refChecker)
+	c.wantOffs = offs != nil
 	err := c.check(value, o.MaxDepth, o.MaxElements, fold)
 	present := c.present
+	if offs != nil {
+		copy(offs, c.offs[:])
+	}
 	c.reset()
 	refCheckerPool.Put(c)
 	return present, err
@@ -64,13 +83,17 @@ type refChecker struct {
 	maxElems int
 	fold     [][]byte
 	present  uint64      // bit i: the top-level object has key fold[i]
+	wantOffs bool        // set offs
+	offs     [64]int     // offs[i]: where the value of key fold[i] is, when wantOffs and present has bit i
 	keys     []refKeyRef // keys of the open objects, innermost last
 	path     []refPathElem
 }
 
+// refKeyRef is a key of an object: where its text is in the message (no
+// pointer, so that the key and path stacks cost no write barriers).
 type refKeyRef struct {
-	raw []byte // between the quotes, as written
-	esc bool   // raw holds a backslash escape
+	start, end int  // of the text between the quotes, as written
+	esc        bool // the text holds a backslash escape
 }
 
 type refPathElem struct {
@@ -83,7 +106,7 @@ type refPathElem struct {
 const refSmallObject = 32
 
 func (c *refChecker) reset() {
-	c.data, c.fold = nil, nil
+	c.data, c.fold, c.wantOffs = nil, nil, false
 	clear(c.keys[:cap(c.keys)])
 	c.keys = c.keys[:0]
 	clear(c.path[:cap(c.path)])
@@ -146,7 +169,7 @@ func (c *refChecker) value(depth int) *DecodeError {
 		_, err := c.str()
 		return err
 	case b == '-' || (b >= '0' && b <= '9'):
-		n := scanNumber(c.data[c.pos:])
+		n := refScanNumber(c.data[c.pos:])
 		if n == 0 {
 			return c.syntax()
 		}
@@ -195,8 +218,9 @@ func (c *refChecker) object(depth int) *DecodeError {
 		if err != nil {
 			return err
 		}
+		fi := -1
 		if depth == 1 && c.fold != nil {
-			if err := c.checkFold(k); err != nil {
+			if fi, err = c.checkFold(k); err != nil {
 				return err
 			}
 		}
@@ -211,6 +235,10 @@ func (c *refChecker) object(depth int) *DecodeError {
 			return c.syntax()
 		}
 		c.pos++
+		if fi >= 0 && c.wantOffs {
+			c.skipSpace()
+			c.offs[fi] = c.pos
+		}
 		c.path = append(c.path, refPathElem{key: k})
 		err = c.value(depth + 1)
 		c.path = c.path[:len(c.path)-1]
@@ -238,7 +266,7 @@ func (c *refChecker) object(depth int) *DecodeError {
 // keys), and records it.
 func (c *refChecker) seen(k refKeyRef, start int, set *map[string]struct{}) bool {
 	if *set != nil {
-		s := refKeyString(k)
+		s := c.keyString(k)
 		if _, dup := (*set)[s]; dup {
 			return true
 		}
@@ -246,8 +274,13 @@ func (c *refChecker) seen(k refKeyRef, start int, set *map[string]struct{}) bool
 		return false
 	}
 	keys := c.keys[start:]
+	kn := k.end - k.start
 	for _, o := range keys {
-		if refSameKey(o, k) {
+		if !o.esc && !k.esc {
+			if o.end-o.start == kn && string(c.raw(o)) == string(c.raw(k)) {
+				return true
+			}
+		} else if c.keyString(o) == c.keyString(k) {
 			return true
 		}
 	}
@@ -257,30 +290,32 @@ func (c *refChecker) seen(k refKeyRef, start int, set *map[string]struct{}) bool
 	}
 	m := make(map[string]struct{}, 2*len(keys))
 	for _, o := range keys {
-		m[refKeyString(o)] = struct{}{}
+		m[c.keyString(o)] = struct{}{}
 	}
-	m[refKeyString(k)] = struct{}{}
+	m[c.keyString(k)] = struct{}{}
 	*set = m
 	return false
 }
 
-func (c *refChecker) checkFold(k refKeyRef) *DecodeError {
-	raw := k.raw
+// checkFold checks key k of the top-level object against c.fold,
+// returning the index of the key it is, or -1.
+func (c *refChecker) checkFold(k refKeyRef) (int, *DecodeError) {
+	raw := c.raw(k)
 	if k.esc {
-		raw = []byte(refUnquote(k.raw))
+		raw = []byte(refUnquote(raw))
 	}
 	for i, f := range c.fold {
 		if bytes.Equal(raw, f) {
 			c.present |= 1 << i
-			return nil
+			return i, nil
 		}
 	}
 	for _, f := range c.fold {
 		if bytes.EqualFold(raw, f) {
-			return decodeErr(ReasonDuplicateKey, "a key differs only in case from the envelope key %q", f)
+			return -1, decodeErr(ReasonDuplicateKey, "a key differs only in case from the envelope key %q", f)
 		}
 	}
-	return nil
+	return -1, nil
 }
 
 func (c *refChecker) array(depth int) *DecodeError {
@@ -322,10 +357,17 @@ func (c *refChecker) str() (refKeyRef, *DecodeError) {
 	start := c.pos
 	esc := false
 	for c.pos < len(c.data) {
-		b := c.data[c.pos]
+		i, d := c.pos, c.data
+		for i < len(d) && refPlainStringByte[d[i]] {
+			i++
+		}
+		if c.pos = i; i == len(d) {
+			break
+		}
+		b := d[i]
 		switch {
 		case b == '"':
-			k := refKeyRef{raw: c.data[start:c.pos], esc: esc}
+			k := refKeyRef{start: start, end: c.pos, esc: esc}
 			c.pos++
 			return k, nil
 		case b < 0x20:
@@ -368,6 +410,15 @@ func (c *refChecker) str() (refKeyRef, *DecodeError) {
 	return refKeyRef{}, c.syntax()
 }
 
+// refPlainStringByte tells the bytes of a string's text that need no check:
+// all but control characters, '"' and '\'.
+var refPlainStringByte = func() (t [256]bool) {
+	for b := 0x20; b < 256; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
+
 // where names the position of the current value for messages: the path of
 // keys from the top-level object, each key written only if it looks like a
 // field name (payload text that is not a name is never echoed), with []
@@ -384,7 +435,7 @@ func (c *refChecker) at(ofArray bool) string {
 		if i > 0 {
 			b.WriteByte('.')
 		}
-		k := p.key.raw
+		k := c.raw(p.key)
 		if p.key.esc {
 			k = []byte(refUnquote(k))
 		}
@@ -416,18 +467,13 @@ func refIsName(b []byte) bool {
 	return true
 }
 
-func refSameKey(a, b refKeyRef) bool {
-	if !a.esc && !b.esc {
-		return bytes.Equal(a.raw, b.raw)
-	}
-	return refKeyString(a) == refKeyString(b)
-}
+func (c *refChecker) raw(k refKeyRef) []byte { return c.data[k.start:k.end] }
 
-func refKeyString(k refKeyRef) string {
+func (c *refChecker) keyString(k refKeyRef) string {
 	if k.esc {
-		return refUnquote(k.raw)
+		return refUnquote(c.raw(k))
 	}
-	return string(k.raw)
+	return string(c.raw(k))
 }
 
 func refHex4(b []byte) (rune, bool) {
@@ -497,4 +543,45 @@ func refUnquote(raw []byte) string {
 		i += 2
 	}
 	return b.String()
+}
+
+// refScanNumber returns the length of the JSON number at the start of b, or 0
+// if b does not start with one.
+func refScanNumber(b []byte) int {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return 0
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return 0
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return 0
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	return i
 }
