@@ -2,9 +2,11 @@ package ingest
 
 // This file keeps the checker that jsonx.Validate replaced, as it was
 // then (commit c6a9961), with every name prefixed ref. It is the oracle
-// until it is retired: the reference decoders of envelope_ref_test.go and
-// debezium_ref_test.go run it, so that their comparisons cover the
-// pre-check too.
+// until it is retired: FuzzPrecheck checks that precheck, now built on
+// jsonx.Validate, gives every input the same verdict, reason, message,
+// present bits and value offsets, and the reference decoders of
+// envelope_ref_test.go and debezium_ref_test.go run it, so that their
+// comparisons cover the pre-check too.
 //
 // An older, unoptimised version of the checker used to be kept here for
 // the reference decoders. This one replaced it as the only oracle: it is
@@ -17,6 +19,7 @@ import (
 	"bytes"
 	"strings"
 	"sync"
+	"testing"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -584,4 +587,108 @@ func refScanNumber(b []byte) int {
 		}
 	}
 	return i
+}
+
+// precheckSameAsReference checks that precheck, with the limits of o and
+// keys, gives value what refPrecheckAt gives it: the same error (reason
+// and message), or the same present bits and the same offsets of the
+// values of the keys present.
+func precheckSameAsReference(t *testing.T, value []byte, o *DecoderOptions, keys [][]byte) {
+	t.Helper()
+	offs := make([]int, len(keys))
+	present, err := precheckAt(value, o, keys, offs)
+	wantOffs := make([]int, len(keys))
+	wantPresent, wantErr := refPrecheckAt(value, o, keys, wantOffs)
+	if (err == nil) != (wantErr == nil) || err != nil && *err != *wantErr {
+		t.Fatalf("precheck(%q, depth %d, elements %d, %d keys): error %v, the checker: %v", value, o.MaxDepth, o.MaxElements, len(keys), err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	if present != wantPresent {
+		t.Fatalf("precheck(%q, depth %d, elements %d, %d keys): present %b, the checker: %b", value, o.MaxDepth, o.MaxElements, len(keys), present, wantPresent)
+	}
+	for i := range keys {
+		if present&(1<<i) != 0 && offs[i] != wantOffs[i] {
+			t.Fatalf("precheck(%q): value of %s at %d, the checker: %d", value, keys[i], offs[i], wantOffs[i])
+		}
+	}
+}
+
+// precheckCases are the bad input of RELIABILITY.md and more, as seeds of
+// FuzzPrecheck.
+var precheckCases = []string{
+	// Empty, tombstone, not an object.
+	``, ` `, "\t\n", `null`, ` null `, `nul`, `[]`, `[{"id":1}]`, `"x"`, `42`, `true`, ` {}`, `{}`,
+	// Truncated.
+	`{`, `{"`, `{"id`, `{"id"`, `{"id":`, `{"id":"x`, `{"id":"x"`, `{"id":"x",`, `{"id":tr`, `{"id":-`, `{"id":1.`,
+	`{"id":1e`, `{"a":[`, `{"a":[1,`, `{"a":{"b":`, `{"a":"\`, `{"a":"\u`, `{"a":"\u00`, `{"a":"\u00e`, `{"a":"\u12"}`,
+	`{"a":"\ud83d\`, `{"a":"\ud83d\u`, `{"a":"\ud83d\ude0`, `{"a":"\ud83d\ude00`,
+	// Syntax.
+	`{"a":1,}`, `{"a":[1,]}`, `{'a':1}`, `{"a":1}/**/`, `{"a":"\x"}`, `{"a":"\u12G4"}`, `{"a" 1}`, `{"a":1 "b":2}`,
+	`{"a":tru}`, `{"a":nul}`, `{"a":fals}`, `{"a":tXue}`, `{"a":[}`, `{"a":]}`, `{,}`, `{"a":1,,"b":2}`, `{:1}`,
+	`{"a":01}`, `{"a":+1}`, `{"a":.5}`, `{"a":1.}`, `{"a":1e}`, `{"a":1e+}`, `{"a":0x10}`, `{"a":-01}`, `{"a":--1}`,
+	`{"a":NaN}`, `{"a":Infinity}`, `{"a":-Infinity}`, `{"a":1}{}`, `{"a":1}x`, "{\"a\":1}\n", `{"a":1} {"b":2}`,
+	// Invalid UTF-8.
+	"{\"a\":\"\xff\"}", "{\"\xfe\":1}", "{\"a\":\"\xc0\xaf\"}", "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xe2\x82\"}", "\xff{}",
+	// Numbers: above 2^53, out of range, exact.
+	`{"n":9007199254740993,"m":-9007199254740993,"x":1e400,"y":-0,"z":0.1e-999,"w":18446744073709551616}`,
+	`{"a":-0.5e+10,"b":0,"c":1E5,"d":1e-5,"e":2.5E-07}`,
+	// Duplicate and case-variant keys.
+	`{"id":1,"id":2}`, `{"id":1,"ID":2}`, `{"ID":1}`, `{"Type":"x"}`, `{"trac\u212aer":{}}`, "{\"trac\u212aer\":{}}",
+	`{"id":1,"\u0069d":2}`, `{"\u0069d":1}`, `{"\u0049D":1}`, `{"a\/b":1,"a/b":2}`, `{"\ud83d\ude00":1,"😀":2}`,
+	`{"record":{"id":"1","ID":"2"}}`, `{"record":{"a":1,"a":2}}`, `{"x":{"SECRET key":1,"SECRET key":2}}`,
+	`{"payload":{"op":"c"},"Payload":null}`, `{"schema":{},"payload":null}`, `{"op":"c","OP":"d"}`, `{"ts_ms":1,"TS_MS":2}`,
+	// Deep nesting.
+	`{"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`,
+	`{"x":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`,
+	`{"x":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat("}", 40) + `}`,
+	`{"a":[[{"b":{}}]],"c":[{"d":[1,[2,{"e":{}}]]}]}`,
+	// Many entries.
+	`{"a":[` + strings.Repeat("0,", 4096) + `0]}`,
+	`{"a":[1,2,3,4,5],"b":{"c":1,"d":2,"e":3,"f":4}}`,
+	// Control characters.
+	"{\"a\":\"x\x01\"}", "{\"a\":\"x\ny\"}", "{\"a\x1f\":1}", "{\"a\":\"\x7f\"}", `{"a":"\u0001\u001f\n"}`,
+	// Escaped lone surrogates.
+	`{"a":"\ud800"}`, `{"a":"\udc00\ud800"}`, `{"a":"\ud800\u0041"}`, `{"\ud800":1}`, `{"a":"\ud83d\ude00"}`, `{"a":"\uD83D\uDE00\uDE00"}`,
+	// White space.
+	" \t\r\n{ \"id\" : [ 1 , 2 ] , \"type\" : { } } \t\r\n", "{\"id\":\f1}", "\u00a0{}",
+}
+
+// FuzzPrecheck checks precheck against the checker it replaced, on
+// arbitrary input, limits and keys.
+func FuzzPrecheck(f *testing.F) {
+	var seeds [][]byte
+	for _, c := range precheckCases {
+		seeds = append(seeds, []byte(c))
+	}
+	for _, c := range envelopeGoodCases() {
+		seeds = append(seeds, []byte(c.in))
+	}
+	for _, c := range envelopeBadCases() {
+		if len(c.in) < 4096 {
+			seeds = append(seeds, []byte(c.in))
+		}
+	}
+	for _, in := range refCases {
+		seeds = append(seeds, []byte(in))
+	}
+	for _, c := range debeziumBadCases() {
+		if len(c.in) < 4096 {
+			seeds = append(seeds, c.value(), []byte(c.key))
+		}
+	}
+	for _, name := range fixtureNames(f) {
+		seeds = append(seeds, readFixture(f, name))
+	}
+	for _, s := range seeds {
+		// The defaults, and small limits.
+		f.Add(s, uint8(31), uint16(4095), uint8(0))
+		f.Add(s, uint8(31), uint16(4095), uint8(1))
+		f.Add(s, uint8(2), uint16(2), uint8(2))
+	}
+	f.Fuzz(func(t *testing.T, value []byte, depth uint8, elems uint16, keys uint8) {
+		o := &DecoderOptions{MaxBytes: DefaultMaxBytes, MaxDepth: 1 + int(depth)%64, MaxElements: 1 + int(elems)%5000}
+		precheckSameAsReference(t, value, o, [][][]byte{envelopeKeys, dbzKeys, nil}[keys%3])
+	})
 }
