@@ -12,6 +12,15 @@
 // member (Parser.Object, Parser.Array), so that a caller can fill its own
 // fields from the members it knows and skip the others without building
 // them.
+//
+// Validate checks a JSON object in one pass before anything is built:
+// syntax, nesting depth, entries per array or object, keys twice in one
+// object, escaped lone surrogates, and top-level keys that differ only in
+// case from keys the caller knows; it reports which of those keys the
+// object has and where their values are, for a Parser to Seek to. Its
+// errors (ValidateError) have a kind, an offset and a path, and never
+// quote the data. Parser and Validate share one set of scanning
+// primitives (scan.go).
 package jsonx
 
 import (

@@ -85,8 +85,8 @@ func (e *ValidateError) Error() string { return "jsonx: " + e.Msg }
 // in data of that key's value.
 //
 // data must be valid UTF-8 (utf8.Valid): bytes from 0x80 up are not
-// checked. Validate allocates only for an object of more than smallObject
-// keys, and for an error.
+// checked. Validate allocates only for an object of more than 32 keys,
+// and for an error. It is safe for concurrent use: its state is pooled.
 func Validate(data []byte, opts ValidateOptions, offsets []int) (present uint64, err error) {
 	if opts.MaxDepth < 0 || opts.MaxElements < 0 {
 		return 0, errors.New("jsonx: ValidateOptions.MaxDepth and MaxElements must not be negative")
