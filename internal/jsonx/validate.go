@@ -98,9 +98,13 @@ func Validate(data []byte, opts ValidateOptions, offsets []int) (present uint64,
 		return 0, errors.New("jsonx: Validate's offsets are shorter than ValidateOptions.Keys")
 	}
 	v := validators.Get().(*validator)
-	v.offsets = offsets
 	e := v.validate(data, &opts)
 	present = v.present
+	if offsets != nil {
+		// Copied rather than written by v, so that offsets, kept by no
+		// pooled validator, can stay on the caller's stack.
+		copy(offsets, v.offsets[:len(opts.Keys)])
+	}
 	v.reset()
 	validators.Put(v)
 	if e != nil {
@@ -122,9 +126,9 @@ type validator struct {
 	maxDepth int
 	maxElems int
 	keys     [][]byte
-	present  uint64   // bit i: the top-level object has key keys[i]
-	offsets  []int    // offsets[i]: where the value of keys[i] is, when present has bit i
-	stack    []keyRef // keys of the open objects, innermost last
+	present  uint64       // bit i: the top-level object has key keys[i]
+	offsets  [MaxKeys]int // offsets[i]: where the value of keys[i] is, when present has bit i
+	stack    []keyRef     // keys of the open objects, innermost last
 	path     []pathElem
 	buf      []byte // scratch for unescaped keys
 	buf2     []byte
@@ -143,7 +147,7 @@ type pathElem struct {
 }
 
 func (v *validator) reset() {
-	v.data, v.keys, v.offsets = nil, nil, nil
+	v.data, v.keys = nil, nil
 	v.stack = v.stack[:0]
 	v.path = v.path[:0]
 	if cap(v.buf) > maxKeep {
@@ -318,7 +322,7 @@ func (v *validator) members(depth, base int) *ValidateError {
 			return v.syntax()
 		}
 		v.pos = skipSpace(d, v.pos+1)
-		if fi >= 0 && v.offsets != nil {
+		if fi >= 0 {
 			v.offsets[fi] = v.pos
 		}
 		v.path = append(v.path, pathElem{key: k})
