@@ -1,25 +1,43 @@
 package ingest
 
-// This file keeps the checker as it was before it was made faster, with
-// every name prefixed ref: the reference decoders of envelope_ref_test.go
-// and debezium_ref_test.go run it, so that their comparisons cover the
-// checker too.
+// This file keeps the checker that jsonx.Validate replaced, as it was
+// then (commit c6a9961), with every name prefixed ref. It is the oracle
+// until it is retired: FuzzPrecheck checks that precheck, now built on
+// jsonx.Validate, gives every input the same verdict, reason, message,
+// present bits and value offsets, and the reference decoders of
+// envelope_ref_test.go and debezium_ref_test.go run it, so that their
+// comparisons cover the pre-check too.
+//
+// An older, unoptimised version of the checker used to be kept here for
+// the reference decoders. This one replaced it as the only oracle: it is
+// exactly what shipped, and it also records the value offsets the
+// envelope decoder reads, which the older one did not; the two had been
+// compared by FuzzEnvelopeDecode and FuzzDebeziumDecode for as long as
+// both existed.
 
 import (
 	"bytes"
 	"strings"
 	"sync"
+	"testing"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-// refPrecheck runs the checks common to every JSON decoder, in order of cost:
-// empty, size, UTF-8, then one pass over the bytes validating the syntax,
-// depth, element counts and duplicate keys (see refChecker). fold is passed to
-// the refChecker.
-// The result has bit i set when the top-level object has key fold[i].
+// refPrecheck runs the checks common to every JSON decoder, in order of
+// cost: empty, size, UTF-8, then one pass over the bytes validating the
+// syntax, depth, element counts and duplicate keys (see refChecker). fold
+// is passed to the refChecker. The result has bit i set when the
+// top-level object has key fold[i].
 func refPrecheck(value []byte, o *DecoderOptions, fold [][]byte) (uint64, *DecodeError) {
+	return refPrecheckAt(value, o, fold, nil)
+}
+
+// refPrecheckAt is refPrecheck that also sets offs[i], when the top-level
+// object has key fold[i], to the offset in value of that member's value.
+// offs is nil or as long as fold.
+func refPrecheckAt(value []byte, o *DecoderOptions, fold [][]byte, offs []int) (uint64, *DecodeError) {
 	if refIsEmpty(value) {
 		return 0, decodeErr(ReasonEmpty, "empty message (tombstone)")
 	}
@@ -30,8 +48,12 @@ func refPrecheck(value []byte, o *DecoderOptions, fold [][]byte) (uint64, *Decod
 		return 0, decodeErr(ReasonInvalidUTF8, "message is not valid UTF-8")
 	}
 	c := refCheckerPool.Get().(*refChecker)
+	c.wantOffs = offs != nil
 	err := c.check(value, o.MaxDepth, o.MaxElements, fold)
 	present := c.present
+	if offs != nil {
+		copy(offs, c.offs[:])
+	}
 	c.reset()
 	refCheckerPool.Put(c)
 	return present, err
@@ -64,13 +86,17 @@ type refChecker struct {
 	maxElems int
 	fold     [][]byte
 	present  uint64      // bit i: the top-level object has key fold[i]
+	wantOffs bool        // set offs
+	offs     [64]int     // offs[i]: where the value of key fold[i] is, when wantOffs and present has bit i
 	keys     []refKeyRef // keys of the open objects, innermost last
 	path     []refPathElem
 }
 
+// refKeyRef is a key of an object: where its text is in the message (no
+// pointer, so that the key and path stacks cost no write barriers).
 type refKeyRef struct {
-	raw []byte // between the quotes, as written
-	esc bool   // raw holds a backslash escape
+	start, end int  // of the text between the quotes, as written
+	esc        bool // the text holds a backslash escape
 }
 
 type refPathElem struct {
@@ -83,7 +109,7 @@ type refPathElem struct {
 const refSmallObject = 32
 
 func (c *refChecker) reset() {
-	c.data, c.fold = nil, nil
+	c.data, c.fold, c.wantOffs = nil, nil, false
 	clear(c.keys[:cap(c.keys)])
 	c.keys = c.keys[:0]
 	clear(c.path[:cap(c.path)])
@@ -146,7 +172,7 @@ func (c *refChecker) value(depth int) *DecodeError {
 		_, err := c.str()
 		return err
 	case b == '-' || (b >= '0' && b <= '9'):
-		n := scanNumber(c.data[c.pos:])
+		n := refScanNumber(c.data[c.pos:])
 		if n == 0 {
 			return c.syntax()
 		}
@@ -195,8 +221,9 @@ func (c *refChecker) object(depth int) *DecodeError {
 		if err != nil {
 			return err
 		}
+		fi := -1
 		if depth == 1 && c.fold != nil {
-			if err := c.checkFold(k); err != nil {
+			if fi, err = c.checkFold(k); err != nil {
 				return err
 			}
 		}
@@ -211,6 +238,10 @@ func (c *refChecker) object(depth int) *DecodeError {
 			return c.syntax()
 		}
 		c.pos++
+		if fi >= 0 && c.wantOffs {
+			c.skipSpace()
+			c.offs[fi] = c.pos
+		}
 		c.path = append(c.path, refPathElem{key: k})
 		err = c.value(depth + 1)
 		c.path = c.path[:len(c.path)-1]
@@ -238,7 +269,7 @@ func (c *refChecker) object(depth int) *DecodeError {
 // keys), and records it.
 func (c *refChecker) seen(k refKeyRef, start int, set *map[string]struct{}) bool {
 	if *set != nil {
-		s := refKeyString(k)
+		s := c.keyString(k)
 		if _, dup := (*set)[s]; dup {
 			return true
 		}
@@ -246,8 +277,13 @@ func (c *refChecker) seen(k refKeyRef, start int, set *map[string]struct{}) bool
 		return false
 	}
 	keys := c.keys[start:]
+	kn := k.end - k.start
 	for _, o := range keys {
-		if refSameKey(o, k) {
+		if !o.esc && !k.esc {
+			if o.end-o.start == kn && string(c.raw(o)) == string(c.raw(k)) {
+				return true
+			}
+		} else if c.keyString(o) == c.keyString(k) {
 			return true
 		}
 	}
@@ -257,30 +293,32 @@ func (c *refChecker) seen(k refKeyRef, start int, set *map[string]struct{}) bool
 	}
 	m := make(map[string]struct{}, 2*len(keys))
 	for _, o := range keys {
-		m[refKeyString(o)] = struct{}{}
+		m[c.keyString(o)] = struct{}{}
 	}
-	m[refKeyString(k)] = struct{}{}
+	m[c.keyString(k)] = struct{}{}
 	*set = m
 	return false
 }
 
-func (c *refChecker) checkFold(k refKeyRef) *DecodeError {
-	raw := k.raw
+// checkFold checks key k of the top-level object against c.fold,
+// returning the index of the key it is, or -1.
+func (c *refChecker) checkFold(k refKeyRef) (int, *DecodeError) {
+	raw := c.raw(k)
 	if k.esc {
-		raw = []byte(refUnquote(k.raw))
+		raw = []byte(refUnquote(raw))
 	}
 	for i, f := range c.fold {
 		if bytes.Equal(raw, f) {
 			c.present |= 1 << i
-			return nil
+			return i, nil
 		}
 	}
 	for _, f := range c.fold {
 		if bytes.EqualFold(raw, f) {
-			return decodeErr(ReasonDuplicateKey, "a key differs only in case from the envelope key %q", f)
+			return -1, decodeErr(ReasonDuplicateKey, "a key differs only in case from the envelope key %q", f)
 		}
 	}
-	return nil
+	return -1, nil
 }
 
 func (c *refChecker) array(depth int) *DecodeError {
@@ -322,10 +360,17 @@ func (c *refChecker) str() (refKeyRef, *DecodeError) {
 	start := c.pos
 	esc := false
 	for c.pos < len(c.data) {
-		b := c.data[c.pos]
+		i, d := c.pos, c.data
+		for i < len(d) && refPlainStringByte[d[i]] {
+			i++
+		}
+		if c.pos = i; i == len(d) {
+			break
+		}
+		b := d[i]
 		switch {
 		case b == '"':
-			k := refKeyRef{raw: c.data[start:c.pos], esc: esc}
+			k := refKeyRef{start: start, end: c.pos, esc: esc}
 			c.pos++
 			return k, nil
 		case b < 0x20:
@@ -368,6 +413,15 @@ func (c *refChecker) str() (refKeyRef, *DecodeError) {
 	return refKeyRef{}, c.syntax()
 }
 
+// refPlainStringByte tells the bytes of a string's text that need no check:
+// all but control characters, '"' and '\'.
+var refPlainStringByte = func() (t [256]bool) {
+	for b := 0x20; b < 256; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
+
 // where names the position of the current value for messages: the path of
 // keys from the top-level object, each key written only if it looks like a
 // field name (payload text that is not a name is never echoed), with []
@@ -384,7 +438,7 @@ func (c *refChecker) at(ofArray bool) string {
 		if i > 0 {
 			b.WriteByte('.')
 		}
-		k := p.key.raw
+		k := c.raw(p.key)
 		if p.key.esc {
 			k = []byte(refUnquote(k))
 		}
@@ -416,18 +470,13 @@ func refIsName(b []byte) bool {
 	return true
 }
 
-func refSameKey(a, b refKeyRef) bool {
-	if !a.esc && !b.esc {
-		return bytes.Equal(a.raw, b.raw)
-	}
-	return refKeyString(a) == refKeyString(b)
-}
+func (c *refChecker) raw(k refKeyRef) []byte { return c.data[k.start:k.end] }
 
-func refKeyString(k refKeyRef) string {
+func (c *refChecker) keyString(k refKeyRef) string {
 	if k.esc {
-		return refUnquote(k.raw)
+		return refUnquote(c.raw(k))
 	}
-	return string(k.raw)
+	return string(c.raw(k))
 }
 
 func refHex4(b []byte) (rune, bool) {
@@ -497,4 +546,149 @@ func refUnquote(raw []byte) string {
 		i += 2
 	}
 	return b.String()
+}
+
+// refScanNumber returns the length of the JSON number at the start of b, or 0
+// if b does not start with one.
+func refScanNumber(b []byte) int {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return 0
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return 0
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return 0
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	return i
+}
+
+// precheckSameAsReference checks that precheck, with the limits of o and
+// keys, gives value what refPrecheckAt gives it: the same error (reason
+// and message), or the same present bits and the same offsets of the
+// values of the keys present.
+func precheckSameAsReference(t *testing.T, value []byte, o *DecoderOptions, keys [][]byte) {
+	t.Helper()
+	offs := make([]int, len(keys))
+	present, err := precheckAt(value, o, keys, offs)
+	wantOffs := make([]int, len(keys))
+	wantPresent, wantErr := refPrecheckAt(value, o, keys, wantOffs)
+	if (err == nil) != (wantErr == nil) || err != nil && *err != *wantErr {
+		t.Fatalf("precheck(%q, depth %d, elements %d, %d keys): error %v, the checker: %v", value, o.MaxDepth, o.MaxElements, len(keys), err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	if present != wantPresent {
+		t.Fatalf("precheck(%q, depth %d, elements %d, %d keys): present %b, the checker: %b", value, o.MaxDepth, o.MaxElements, len(keys), present, wantPresent)
+	}
+	for i := range keys {
+		if present&(1<<i) != 0 && offs[i] != wantOffs[i] {
+			t.Fatalf("precheck(%q): value of %s at %d, the checker: %d", value, keys[i], offs[i], wantOffs[i])
+		}
+	}
+}
+
+// precheckCases are the bad input of RELIABILITY.md and more, as seeds of
+// FuzzPrecheck.
+var precheckCases = []string{
+	// Empty, tombstone, not an object.
+	``, ` `, "\t\n", `null`, ` null `, `nul`, `[]`, `[{"id":1}]`, `"x"`, `42`, `true`, ` {}`, `{}`,
+	// Truncated.
+	`{`, `{"`, `{"id`, `{"id"`, `{"id":`, `{"id":"x`, `{"id":"x"`, `{"id":"x",`, `{"id":tr`, `{"id":-`, `{"id":1.`,
+	`{"id":1e`, `{"a":[`, `{"a":[1,`, `{"a":{"b":`, `{"a":"\`, `{"a":"\u`, `{"a":"\u00`, `{"a":"\u00e`, `{"a":"\u12"}`,
+	`{"a":"\ud83d\`, `{"a":"\ud83d\u`, `{"a":"\ud83d\ude0`, `{"a":"\ud83d\ude00`,
+	// Syntax.
+	`{"a":1,}`, `{"a":[1,]}`, `{'a':1}`, `{"a":1}/**/`, `{"a":"\x"}`, `{"a":"\u12G4"}`, `{"a" 1}`, `{"a":1 "b":2}`,
+	`{"a":tru}`, `{"a":nul}`, `{"a":fals}`, `{"a":tXue}`, `{"a":[}`, `{"a":]}`, `{,}`, `{"a":1,,"b":2}`, `{:1}`,
+	`{"a":01}`, `{"a":+1}`, `{"a":.5}`, `{"a":1.}`, `{"a":1e}`, `{"a":1e+}`, `{"a":0x10}`, `{"a":-01}`, `{"a":--1}`,
+	`{"a":NaN}`, `{"a":Infinity}`, `{"a":-Infinity}`, `{"a":1}{}`, `{"a":1}x`, "{\"a\":1}\n", `{"a":1} {"b":2}`,
+	// Invalid UTF-8.
+	"{\"a\":\"\xff\"}", "{\"\xfe\":1}", "{\"a\":\"\xc0\xaf\"}", "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xe2\x82\"}", "\xff{}",
+	// Numbers: above 2^53, out of range, exact.
+	`{"n":9007199254740993,"m":-9007199254740993,"x":1e400,"y":-0,"z":0.1e-999,"w":18446744073709551616}`,
+	`{"a":-0.5e+10,"b":0,"c":1E5,"d":1e-5,"e":2.5E-07}`,
+	// Duplicate and case-variant keys.
+	`{"id":1,"id":2}`, `{"id":1,"ID":2}`, `{"ID":1}`, `{"Type":"x"}`, `{"trac\u212aer":{}}`, "{\"trac\u212aer\":{}}",
+	`{"id":1,"\u0069d":2}`, `{"\u0069d":1}`, `{"\u0049D":1}`, `{"a\/b":1,"a/b":2}`, `{"\ud83d\ude00":1,"😀":2}`,
+	`{"record":{"id":"1","ID":"2"}}`, `{"record":{"a":1,"a":2}}`, `{"x":{"SECRET key":1,"SECRET key":2}}`,
+	`{"payload":{"op":"c"},"Payload":null}`, `{"schema":{},"payload":null}`, `{"op":"c","OP":"d"}`, `{"ts_ms":1,"TS_MS":2}`,
+	// Deep nesting.
+	`{"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`,
+	`{"x":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`,
+	`{"x":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat("}", 40) + `}`,
+	`{"a":[[{"b":{}}]],"c":[{"d":[1,[2,{"e":{}}]]}]}`,
+	// Many entries.
+	`{"a":[` + strings.Repeat("0,", 4096) + `0]}`,
+	`{"a":[1,2,3,4,5],"b":{"c":1,"d":2,"e":3,"f":4}}`,
+	// Control characters.
+	"{\"a\":\"x\x01\"}", "{\"a\":\"x\ny\"}", "{\"a\x1f\":1}", "{\"a\":\"\x7f\"}", `{"a":"\u0001\u001f\n"}`,
+	// Escaped lone surrogates.
+	`{"a":"\ud800"}`, `{"a":"\udc00\ud800"}`, `{"a":"\ud800\u0041"}`, `{"\ud800":1}`, `{"a":"\ud83d\ude00"}`, `{"a":"\uD83D\uDE00\uDE00"}`,
+	// White space.
+	" \t\r\n{ \"id\" : [ 1 , 2 ] , \"type\" : { } } \t\r\n", "{\"id\":\f1}", "\u00a0{}",
+}
+
+// FuzzPrecheck checks precheck against the checker it replaced, on
+// arbitrary input, limits and keys.
+func FuzzPrecheck(f *testing.F) {
+	var seeds [][]byte
+	for _, c := range precheckCases {
+		seeds = append(seeds, []byte(c))
+	}
+	for _, c := range envelopeGoodCases() {
+		seeds = append(seeds, []byte(c.in))
+	}
+	for _, c := range envelopeBadCases() {
+		if len(c.in) < 4096 {
+			seeds = append(seeds, []byte(c.in))
+		}
+	}
+	for _, in := range refCases {
+		seeds = append(seeds, []byte(in))
+	}
+	for _, c := range debeziumBadCases() {
+		if len(c.in) < 4096 {
+			seeds = append(seeds, c.value(), []byte(c.key))
+		}
+	}
+	for _, name := range fixtureNames(f) {
+		seeds = append(seeds, readFixture(f, name))
+	}
+	for _, s := range seeds {
+		// The defaults, and small limits.
+		f.Add(s, uint8(31), uint16(4095), uint8(0))
+		f.Add(s, uint8(31), uint16(4095), uint8(1))
+		f.Add(s, uint8(2), uint16(2), uint8(2))
+	}
+	f.Fuzz(func(t *testing.T, value []byte, depth uint8, elems uint16, keys uint8) {
+		o := &DecoderOptions{MaxBytes: DefaultMaxBytes, MaxDepth: 1 + int(depth)%64, MaxElements: 1 + int(elems)%5000}
+		precheckSameAsReference(t, value, o, [][][]byte{envelopeKeys, dbzKeys, nil}[keys%3])
+	})
 }

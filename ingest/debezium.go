@@ -229,7 +229,7 @@ func (d *DebeziumDecoder) Decode(key, value []byte) (*engine.Event, error) {
 	return ev, nil
 }
 
-// read fills w from value, a message the checker accepted (the checker has
+// read fills w from value, a message precheck accepted (precheck has
 // rejected every top-level key that encoding/json would match to a field
 // other than exactly). Members of other keys are skipped.
 func (w *dbzWire) read(value []byte) error {
@@ -387,7 +387,7 @@ func schemaField(key []byte) string {
 	return ""
 }
 
-// decodeObject decodes a message the checker accepted.
+// decodeObject decodes a message precheck accepted.
 func decodeObject(b []byte) (map[string]any, *DecodeError) {
 	p := jsonx.Get()
 	defer jsonx.Put(p)
@@ -605,7 +605,7 @@ func (t *table) fields(row map[string]any, id string, cols map[string]colType, u
 		cv, err := convert(v, f, cols[col], t.unit)
 		if err != nil {
 			colName := col
-			if !isName([]byte(col)) {
+			if !jsonx.IsName([]byte(col)) {
 				colName = "?"
 			}
 			return nil, false, decodeErr(ReasonInvalidField, "%s.%s (field %s): %s", at, colName, name, err.Error())
@@ -709,7 +709,7 @@ func convert(v any, f *rules.Field, ct colType, unit string) (any, error) {
 			if ct.name == ltDecimal {
 				return decimal(x, ct.scale)
 			}
-			if isNumber(x) {
+			if jsonx.IsNumber(x) {
 				return json.Number(x), nil
 			}
 		case map[string]any:

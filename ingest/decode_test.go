@@ -206,10 +206,11 @@ func TestDecoderOptions(t *testing.T) {
 	}
 }
 
-// TestCheckerAgreesWithEncodingJSON checks the checker's syntax verdict
-// against encoding/json on hand-picked inputs, and that keys are unescaped
-// as encoding/json unescapes them.
-func TestCheckerAgreesWithEncodingJSON(t *testing.T) {
+// TestValidateAgreesWithEncodingJSON checks the syntax verdict of
+// precheck's validating pass against encoding/json on hand-picked inputs,
+// and that keys are compared unescaped as encoding/json unescapes them
+// (jsonx's TestUnquote checks the unescaping itself).
+func TestValidateAgreesWithEncodingJSON(t *testing.T) {
 	inputs := []string{
 		`{}`, ` {"a":1} `, `{"a":[1,2,{"b":null}],"c":true,"d":false}`, `{"a":-0.5e+10}`, `{"a":0}`,
 		`{"a":01}`, `{"a":+1}`, `{"a":.5}`, `{"a":1.}`, `{"a":1e}`, `{"a":0x10}`, `{"a":NaN}`, `{"a":Infinity}`,
@@ -220,10 +221,9 @@ func TestCheckerAgreesWithEncodingJSON(t *testing.T) {
 	}
 	for _, in := range inputs {
 		t.Run(in, func(t *testing.T) {
-			c := &checker{}
-			err := c.check([]byte(in), 64, 100, nil)
+			_, err := validate([]byte(in), &DecoderOptions{MaxDepth: 64, MaxElements: 100}, nil, nil)
 			if valid := json.Valid([]byte(in)); valid != (err == nil) {
-				t.Errorf("checker says %v, encoding/json says valid=%v", err, valid)
+				t.Errorf("validate says %v, encoding/json says valid=%v", err, valid)
 			}
 		})
 	}
@@ -242,20 +242,11 @@ func TestCheckerAgreesWithEncodingJSON(t *testing.T) {
 		{`{"a":"\ud83d\ude00","b":"é","c":"\u00e9"}`, ""},
 	} {
 		t.Run(c.in, func(t *testing.T) {
-			err := (&checker{}).check([]byte(c.in), 64, 100, nil)
+			_, err := validate([]byte(c.in), &DecoderOptions{MaxDepth: 64, MaxElements: 100}, nil, nil)
 			if got := reasonOf(err); got != c.reason {
 				t.Errorf("reason %q (%v), want %q", got, err, c.reason)
 			}
 		})
-	}
-	for _, raw := range []string{`abc`, `a\"b`, `\u0041\n`, `\ud83d\ude00x`, `\/\\`} {
-		var want string
-		if err := json.Unmarshal([]byte(`"`+raw+`"`), &want); err != nil {
-			t.Fatal(err)
-		}
-		if got := unquote([]byte(raw)); got != want {
-			t.Errorf("unquote(%s) = %q, want %q", raw, got, want)
-		}
 	}
 }
 
@@ -266,8 +257,8 @@ func reasonOf(err *DecodeError) string {
 	return err.Reason
 }
 
-// TestBigObjectDuplicates covers the map the checker switches to past
-// smallObject keys.
+// TestBigObjectDuplicates covers the map jsonx.Validate switches to past
+// 32 keys.
 func TestBigObjectDuplicates(t *testing.T) {
 	var b strings.Builder
 	b.WriteString(`{"record":{`)
@@ -284,7 +275,7 @@ func TestBigObjectDuplicates(t *testing.T) {
 		{"escaped duplicate", `"f\u0031":1}}`, ReasonDuplicateKey},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := (&checker{}).check([]byte(base+c.tail), 32, 4096, envelopeKeys)
+			_, err := validate([]byte(base+c.tail), &DecoderOptions{MaxDepth: 32, MaxElements: 4096}, envelopeKeys, nil)
 			if got := reasonOf(err); got != c.reason {
 				t.Errorf("reason %q (%v), want %q", got, err, c.reason)
 			}
@@ -342,7 +333,7 @@ func TestDeepNestingRejectedCheaply(t *testing.T) {
 		})
 	}
 	v := `{"id":"e","x":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`
-	if err := (&checker{}).check([]byte(v), 32, 10, nil); err != nil {
+	if _, err := validate([]byte(v), &DecoderOptions{MaxDepth: 32, MaxElements: 10}, nil, nil); err != nil {
 		t.Errorf("depth 32 rejected: %v", err)
 	}
 }

@@ -64,8 +64,8 @@ const (
 	numEnvelopeKeys
 )
 
-// wire is the envelope's top-level members, found by the checker (which
-// has rejected every key that encoding/json would match to an envelope key
+// wire is the envelope's top-level members, found by precheck (which has
+// rejected every key that encoding/json would match to an envelope key
 // other than exactly). The scalars are built as encoding/json builds them
 // into an any with UseNumber, so that a wrong type is reported by field.
 // The members that should hold objects are left in the message, where p
@@ -129,7 +129,7 @@ func (d *EnvelopeDecoder) Decode(key, value []byte) (*engine.Event, error) {
 	defer jsonx.Put(p)
 	w := wire{p: p}
 	if err := w.read(value, present, &offs); err != nil {
-		// The checker accepted the syntax; the parser disagreeing is
+		// precheck accepted the syntax; the parser disagreeing is
 		// unexpected, but the message is still what is wrong.
 		return nil, decodeErr(ReasonInvalidJSON, "%s", sanitize(err.Error()))
 	}
@@ -140,7 +140,7 @@ func (d *EnvelopeDecoder) Decode(key, value []byte) (*engine.Event, error) {
 	return ev, nil
 }
 
-// read reads the top-level members of value, a message the checker
+// read reads the top-level members of value, a message precheck
 // accepted: present and offs tell which envelope keys it has and where
 // their values are. The scalars are built; of the others, only the place
 // and kind are kept.

@@ -73,3 +73,32 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkValidate checks documents with Validate, one per op, with the
+// limits and keys of the envelope decoder.
+//
+//	go test -run '^$' -bench Validate -benchmem ./internal/jsonx/
+func BenchmarkValidate(b *testing.B) {
+	var keys [][]byte
+	for _, k := range []string{"id", "type", "time", "workspace", "object", "record", "before", "partial", "tracker", "account", "opportunity", "schedule"} {
+		keys = append(keys, []byte(k))
+	}
+	opts := jsonx.ValidateOptions{MaxDepth: 32, MaxElements: 4096, Keys: keys}
+	offsets := make([]int, len(keys))
+	for _, name := range []string{"events", "debezium"} {
+		docs := benchInputs(b)[name]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(size(docs))
+			i := 0
+			for b.Loop() {
+				if _, err := jsonx.Validate(docs[i], opts, offsets); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i == len(docs) {
+					i = 0
+				}
+			}
+		})
+	}
+}

@@ -12,6 +12,15 @@
 // member (Parser.Object, Parser.Array), so that a caller can fill its own
 // fields from the members it knows and skip the others without building
 // them.
+//
+// Validate checks a JSON object in one pass before anything is built:
+// syntax, nesting depth, entries per array or object, keys twice in one
+// object, escaped lone surrogates, and top-level keys that differ only in
+// case from keys the caller knows; it reports which of those keys the
+// object has and where their values are, for a Parser to Seek to. Its
+// errors (ValidateError) have a kind, an offset and a path, and never
+// quote the data. Parser and Validate share one set of scanning
+// primitives (scan.go).
 package jsonx
 
 import (
@@ -19,7 +28,6 @@ import (
 	"strconv"
 	"sync"
 	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -257,16 +265,7 @@ func (p *Parser) failHere(what string) {
 	p.fail("invalid character " + what)
 }
 
-func (p *Parser) skipSpace() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
-	}
-}
+func (p *Parser) skipSpace() { p.pos = skipSpace(p.data, p.pos) }
 
 // sub returns data[start:end] as a string.
 func (p *Parser) sub(start, end int) string {
@@ -512,78 +511,34 @@ func (p *Parser) skip() {
 }
 
 func (p *Parser) literal(lit string) {
-	rest := p.data[p.pos:]
-	if len(rest) >= len(lit) && string(rest[:len(lit)]) == lit {
-		p.pos += len(lit)
-		return
-	}
-	for i := 1; i < len(lit); i++ {
-		if i >= len(rest) {
-			p.eof()
-			return
-		}
-		if rest[i] != lit[i] {
-			p.failAt("invalid character in literal "+lit, p.pos+i)
-			return
-		}
+	end, ok := scanLiteral(p.data, p.pos, lit)
+	switch {
+	case ok:
+		p.pos = end
+	case end >= len(p.data):
+		p.eof()
+	default:
+		p.failAt("invalid character in literal "+lit, end)
 	}
 }
 
 // number reads the number at p.pos, reporting whether it is one.
 func (p *Parser) number() bool {
-	d, i := p.data, p.pos
-	if i < len(d) && d[i] == '-' {
-		i++
-	}
-	if i >= len(d) {
+	end, ok := scanNumber(p.data, p.pos)
+	switch {
+	case ok:
+		p.pos = end
+		return true
+	case end >= len(p.data):
 		p.eof()
-		return false
-	}
-	switch c := d[i]; {
-	case c == '0':
-		i++
-	case c >= '1' && c <= '9':
-		i++
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
+	case end-p.pos <= 1: // where a digit, after an optional '-', starts it
+		p.failAt("invalid character looking for the beginning of a value", end)
+	case p.data[end-1] == '.':
+		p.failAt("invalid character after a decimal point in a number", end)
 	default:
-		p.failAt("invalid character looking for the beginning of a value", i)
-		return false
+		p.failAt("invalid character in the exponent of a number", end)
 	}
-	if i < len(d) && d[i] == '.' {
-		i++
-		if i >= len(d) {
-			p.eof()
-			return false
-		}
-		if d[i] < '0' || d[i] > '9' {
-			p.failAt("invalid character after a decimal point in a number", i)
-			return false
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
-			i++
-		}
-		if i >= len(d) {
-			p.eof()
-			return false
-		}
-		if d[i] < '0' || d[i] > '9' {
-			p.failAt("invalid character in the exponent of a number", i)
-			return false
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
-	}
-	p.pos = i
-	return true
+	return false
 }
 
 // str reads the string at p.pos (a '"'). When plain, its content is
@@ -654,144 +609,35 @@ func (p *Parser) str(buf *[]byte) (start, end int, plain bool) {
 	return 0, 0, false
 }
 
-// plainByte tells the bytes of a string's text that are copied as they
-// are: all but control characters, '"' and '\\'; plainASCII, those of them
-// that are ASCII.
-var plainByte, plainASCII = func() (all, ascii [256]bool) {
-	for b := 0x20; b < 256; b++ {
-		all[b] = b != '"' && b != '\\'
-		ascii[b] = all[b] && b < utf8.RuneSelf
-	}
-	return all, ascii
-}()
-
-// escape decodes the escape at d[i] (a '\') onto b, as encoding/json does.
+// escape decodes the escape at data[i] (a '\\') onto b, as encoding/json
+// does.
 func (p *Parser) escape(b []byte, i int) ([]byte, int, bool) {
-	d := p.data
-	if i+1 >= len(d) {
+	b, next, ok := appendEscape(b, p.data, i)
+	switch {
+	case ok:
+	case next >= len(p.data):
 		p.eof()
-		return b, i, false
+	case p.data[i+1] == 'u':
+		p.failAt("invalid character in a \\u escape", next)
+	default:
+		p.failAt("invalid escape in a string", next)
 	}
-	switch c := d[i+1]; c {
-	case '"', '\\', '/':
-		return append(b, c), i + 2, true
-	case 'b':
-		return append(b, '\b'), i + 2, true
-	case 'f':
-		return append(b, '\f'), i + 2, true
-	case 'n':
-		return append(b, '\n'), i + 2, true
-	case 'r':
-		return append(b, '\r'), i + 2, true
-	case 't':
-		return append(b, '\t'), i + 2, true
-	case 'u':
-		r, ok := p.hex4(i + 2)
-		if !ok {
-			return b, i, false
-		}
-		i += 6
-		if utf16.IsSurrogate(r) {
-			r2 := rune(-1)
-			if i+6 <= len(d) && d[i] == '\\' && d[i+1] == 'u' {
-				if x, ok := Hex4(d[i+2 : i+6]); ok {
-					r2 = x
-				}
-			}
-			if dr := utf16.DecodeRune(r, r2); dr != unicode.ReplacementChar {
-				return utf8.AppendRune(b, dr), i + 6, true
-			}
-			r = unicode.ReplacementChar
-		}
-		return utf8.AppendRune(b, r), i, true
-	}
-	p.failAt("invalid escape in a string", i+1)
-	return b, i, false
-}
-
-// hex4 reads the four hex digits of a \u escape at data[i:].
-func (p *Parser) hex4(i int) (rune, bool) {
-	d := p.data
-	for j := i; j < i+4; j++ {
-		if j >= len(d) {
-			p.eof()
-			return 0, false
-		}
-		if !isHex(d[j]) {
-			p.failAt("invalid character in a \\u escape", j)
-			return 0, false
-		}
-	}
-	r, _ := Hex4(d[i : i+4])
-	return r, true
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-// Hex4 decodes the four hex digits that start b (of a \uXXXX escape);
-// false when b is shorter or they are not hex digits.
-func Hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return -1, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1, false
-		}
-		r = r*16 + rune(c)
-	}
-	return r, true
+	return b, next, ok
 }
 
 // skipString reads past the string at p.pos (a '"'), checking it.
 func (p *Parser) skipString() {
-	d := p.data
-	for i := p.pos + 1; i < len(d); {
-		for i < len(d) && plainByte[d[i]] {
-			i++
-		}
-		if i == len(d) {
-			break
-		}
-		switch c := d[i]; {
-		case c == '"':
-			p.pos = i + 1
-			return
-		case c == '\\':
-			if i+1 >= len(d) {
-				p.eof()
-				return
-			}
-			switch d[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if _, ok := p.hex4(i + 2); !ok {
-					return
-				}
-				i += 6
-			default:
-				p.failAt("invalid escape in a string", i+1)
-				return
-			}
-		case c < 0x20:
-			p.failAt("invalid control character in a string", i)
-			return
-		default:
-			i++
-		}
+	end, _, fault := scanString(p.data, p.pos, false)
+	switch fault {
+	case strOK:
+		p.pos = end
+	case strEOF:
+		p.eof()
+	case strControl:
+		p.failAt("invalid control character in a string", end)
+	default: // strEscape: escape says what is wrong with it
+		p.escape(nil, end)
 	}
-	p.eof()
 }
 
 // ObjectReader reads the members of an object one by one:

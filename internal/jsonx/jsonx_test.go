@@ -230,7 +230,10 @@ var cases = []string{
 
 func TestCompare(t *testing.T) {
 	for i, c := range cases {
-		t.Run(fmt.Sprint(i), func(t *testing.T) { compare(t, []byte(c)) })
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			compare(t, []byte(c))
+			validateSameAsParser(t, []byte(c))
+		})
 	}
 }
 
@@ -368,5 +371,6 @@ func FuzzJSONX(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compare(t, data)
+		validateSameAsParser(t, data)
 	})
 }
