@@ -13,6 +13,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -30,7 +31,7 @@ type ExplainOptions struct {
 	// read: what the event can read of it (the record's snapshot, the
 	// cooldowns, dedup and enrollment entries it would touch) is copied
 	// into the in-memory state first. Default: fresh in-memory state.
-	Live *engine.RedisStore
+	Live *store.Redis
 	// Logger receives the engine's warnings; default: discarded.
 	Logger *slog.Logger
 }
@@ -148,7 +149,7 @@ func Explain(ctx context.Context, opts ExplainOptions, ev *engine.Event) (*Expla
 		}
 	}
 	schema := opts.Compiler.Schema()
-	mem, err := newMemoryStore()
+	mem, err := newMemoryStore(schema, opts.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -159,7 +159,7 @@ func TestExplainClauses(t *testing.T) {
 func TestExplainLive(t *testing.T) {
 	f := newExplainFixture(t)
 	ctx := context.Background()
-	live, err := newMemoryStore()
+	live, err := newMemoryStore(f.c.Schema(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -20,16 +21,22 @@ import (
 type memoryStore struct {
 	mr    *miniredis.Miniredis
 	rdb   *redis.Client
-	store *engine.RedisStore
+	store *store.Redis
 }
 
-func newMemoryStore() (*memoryStore, error) {
+func newMemoryStore(schema *rules.Schema, log *slog.Logger) (*memoryStore, error) {
 	mr, err := miniredis.Run()
 	if err != nil {
 		return nil, fmt.Errorf("in-memory state: %w", err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	return &memoryStore{mr: mr, rdb: rdb, store: engine.NewRedisStore(rdb, "", engine.StoreTTLs{})}, nil
+	st, err := store.NewRedis(rdb, "", store.Options{Schema: schema, Logger: log})
+	if err != nil {
+		rdb.Close()
+		mr.Close()
+		return nil, err
+	}
+	return &memoryStore{mr: mr, rdb: rdb, store: st}, nil
 }
 
 func (m *memoryStore) Close() {
@@ -39,7 +46,7 @@ func (m *memoryStore) Close() {
 
 // newReplay runs set in simulated time on fresh in-memory state.
 func newReplay(set *rules.Set, schema *rules.Schema, log *slog.Logger) (*engine.Replay, *memoryStore, error) {
-	m, err := newMemoryStore()
+	m, err := newMemoryStore(schema, log)
 	if err != nil {
 		return nil, nil, err
 	}

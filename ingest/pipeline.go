@@ -17,7 +17,7 @@ import (
 
 // Engine is what a Pipeline needs of *engine.Engine.
 type Engine interface {
-	Process(ctx context.Context, events []*engine.Event) (*engine.Output, error)
+	Process(ctx context.Context, events []*engine.Event, token string) (*engine.Output, error)
 	Commit(ctx context.Context, out *engine.Output) error
 }
 
@@ -188,7 +188,7 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		token := engine.NewClaimToken()
 		err := p.retry(ctx, part, StageProcess, func(ctx context.Context) error {
 			var err error
-			out, err = p.eng.Process(engine.WithClaimToken(ctx, token), events)
+			out, err = p.eng.Process(ctx, events, token)
 			return err
 		})
 		if err != nil {

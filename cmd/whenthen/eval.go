@@ -16,6 +16,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 )
 
@@ -81,9 +82,13 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) int {
 		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	}
 	defer rdb.Close()
-	replay, err := engine.NewReplay(engine.Options{Rules: set, Schema: compiler.Schema(),
-		Store:  engine.NewRedisStore(rdb, *prefix, engine.StoreTTLs{}),
-		Logger: slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := store.NewRedis(rdb, *prefix, store.Options{Schema: compiler.Schema(), Limits: compiler.Limits(), Logger: log})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "whenthen eval: %v\n", err)
+		return 1
+	}
+	replay, err := engine.NewReplay(engine.Options{Rules: set, Schema: compiler.Schema(), Store: st, Logger: log})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "whenthen eval: %v\n", err)
 		return 1

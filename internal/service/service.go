@@ -29,6 +29,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -46,7 +47,7 @@ type Service struct {
 	compiler *rules.Compiler
 	schema   *rules.Schema
 	rdb      *redis.Client
-	store    *engine.RedisStore
+	store    *store.Redis
 	engine   *engine.Engine
 	kafka    *kafkaClients
 	producer *actions.Producer
@@ -138,8 +139,12 @@ func New(opts Options) (*Service, error) {
 	// process-wide: the last Service built owns it.
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
 	s.rdb = redis.NewClient(ropts)
-	s.store = engine.NewRedisStore(s.rdb, o.Redis.Prefix, engine.StoreTTLs{Dedup: o.DedupTTL, Snapshot: o.SnapshotTTL})
-	s.engine, err = engine.New(engine.Options{Rules: set, Schema: s.schema, Limits: s.compiler.Limits(), Store: s.store, Clock: o.Clock,
+	s.store, err = store.NewRedis(s.rdb, o.Redis.Prefix, store.Options{Schema: s.schema, Limits: s.compiler.Limits(),
+		TTLs: store.TTLs{Dedup: o.DedupTTL, Snapshot: o.SnapshotTTL}, Logger: log.With("component", "engine")})
+	if err != nil {
+		return nil, err
+	}
+	s.engine, err = engine.New(engine.Options{Rules: set, Schema: s.schema, Store: s.store, Clock: o.Clock,
 		Registerer: s.reg, Logger: log.With("component", "engine")})
 	if err != nil {
 		return nil, err
