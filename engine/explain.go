@@ -194,6 +194,8 @@ type StateSink interface {
 var (
 	_ StateSource = (*store.Redis)(nil)
 	_ StateSink   = (*store.Redis)(nil)
+	_ StateSource = (*store.Memory)(nil)
+	_ StateSink   = (*store.Memory)(nil)
 )
 
 // CopyState copies from src into dst what processing ev can read of the

@@ -36,4 +36,5 @@ type Store interface {
 
 var (
 	_ Store = (*store.Redis)(nil)
+	_ Store = (*store.Memory)(nil)
 )
