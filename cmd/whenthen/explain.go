@@ -84,10 +84,12 @@ func runExplain(ctx context.Context, env *cmdEnv, args []string) int {
 		}
 		rdb := redis.NewClient(o)
 		defer rdb.Close()
-		if opts.Live, err = store.NewRedis(rdb, *prefix, store.Options{Schema: compiler.Schema(), Limits: compiler.Limits()}); err != nil {
+		live, err := store.NewRedis(rdb, *prefix, store.Options{Schema: compiler.Schema(), Limits: compiler.Limits()})
+		if err != nil {
 			fmt.Fprintf(env.stderr, "whenthen explain: %v\n", err)
 			return 1
 		}
+		opts.Live = live
 	}
 	x, err := authoring.Explain(ctx, opts, ev)
 	if err != nil {
