@@ -1,6 +1,6 @@
 // Package service is the whenthen service that `whenthen run` starts: it
 // wires the Kafka consumer and pipeline (package ingest), the engine and
-// its Redis store (package engine), the producer (package actions) and the
+// its Redis store (package engine/store), the producer (package actions) and the
 // rules (package rules) into one [Service] with New, Run and Close, and
 // serves /metrics, /healthz and /readyz.
 //
