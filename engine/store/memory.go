@@ -3,7 +3,6 @@ package store
 import (
 	"container/heap"
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -404,7 +403,7 @@ func (m *Memory) Import(ctx context.Context, st *State) error {
 		return err
 	}
 	if st == nil {
-		return errors.New("store: no state to import")
+		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -537,6 +537,9 @@ func (s *Redis) Export(ctx context.Context, sel Selection) (*State, error) {
 
 // Import writes exported state, without time to live.
 func (s *Redis) Import(ctx context.Context, st *State) error {
+	if st == nil {
+		return nil
+	}
 	pipe := s.rdb.Pipeline()
 	for _, sn := range st.Snapshots {
 		pipe.Set(ctx, s.keys.record(sn.Ref), sn.Data, 0)

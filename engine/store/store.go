@@ -168,8 +168,8 @@ type TimerRef struct {
 	Workspace, Object, Field, RecordID string
 }
 
-// Writes are the snapshot and timer changes of a batch, applied at once in
-// this order: saves, deletes, arms, cancels.
+// Writes are the snapshot and timer changes of a batch, applied together
+// in this order: saves, deletes, arms, cancels.
 type Writes struct {
 	Saves   []Save
 	Deletes []RecordRef

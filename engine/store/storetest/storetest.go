@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T, opts store.Options) Store) {
 	t.Run("snapshots", func(t *testing.T) { snapshots(t, open) })
 	t.Run("timers", func(t *testing.T) { timers(t, open) })
 	t.Run("export", func(t *testing.T) { export(t, open) })
+	t.Run("concurrent instances", func(t *testing.T) { concurrent(t, open) })
 }
 
 // t0 is the suite's first `now`.
@@ -668,4 +669,69 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// concurrent: instances racing for the same actions and timers each get
+// a share, never the same one.
+func concurrent(t *testing.T, open func(t *testing.T, opts store.Options) Store) {
+	const n = 8
+	e := newEnv(t, open)
+	var refs []store.TimerRef
+	for i := range 20 {
+		refs = append(refs, timer("acme", fmt.Sprintf("a%02d", i)))
+	}
+	e.arm(due1, refs...)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		won     []string
+		claimed = map[string]int{}
+		errs    []error
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			token := fmt.Sprintf("T%d", i)
+			c := brief("e1", "x1", "x2")
+			err := e.s.Claim(ctx, []*store.Claim{c}, token, t0)
+			var mine []string
+			for err == nil {
+				var ts []store.DueTimer
+				if ts, err = e.s.ClaimDue(ctx, due1, due1, 3); len(ts) == 0 {
+					break
+				}
+				for _, d := range ts {
+					mine = append(mine, d.RecordID)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			if !c.Busy {
+				won = append(won, token+": "+c.Targets[0].Status.String()+" "+c.Targets[1].Status.String())
+			}
+			for _, id := range mine {
+				claimed[id]++
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if len(won) != 1 || !strings.HasSuffix(won[0], ": new new") {
+		t.Errorf("claims won: %v, want one new new", won)
+	}
+	for _, r := range refs {
+		if claimed[r.RecordID] != 1 {
+			t.Errorf("timer %s claimed %d times", r.RecordID, claimed[r.RecordID])
+		}
+	}
+	if len(claimed) != len(refs) {
+		t.Errorf("%d timers claimed, want %d", len(claimed), len(refs))
+	}
 }
