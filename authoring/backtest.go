@@ -120,16 +120,14 @@ func Backtest(ctx context.Context, opts BacktestOptions, src Source) (*BacktestR
 	if opts.Logger == nil {
 		opts.Logger = discardLogger()
 	}
-	base, baseMem, err := newReplay(opts.Baseline, opts.Schema, opts.Logger)
+	base, err := newReplay(opts.Baseline, opts.Schema, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
-	defer baseMem.Close()
-	next, nextMem, err := newReplay(opts.New, opts.Schema, opts.Logger)
+	next, err := newReplay(opts.New, opts.Schema, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
-	defer nextMem.Close()
 	bt := &backtest{opts: opts, rep: &BacktestReport{}, byID: map[string]*AutomationDiff{}}
 	for {
 		m, err := src.Next(ctx)

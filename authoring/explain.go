@@ -13,6 +13,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -26,11 +27,12 @@ type ExplainOptions struct {
 	// Automation, if set, explains that automation only, whatever its
 	// workspace or trigger.
 	Automation string
-	// Live, if set, is the engine state to explain against. It is only
-	// read: what the event can read of it (the record's snapshot, the
-	// cooldowns, dedup and enrollment entries it would touch) is copied
-	// into the in-memory state first. Default: fresh in-memory state.
-	Live *engine.RedisStore
+	// Live, if set, is the engine state to explain against (a
+	// store.Redis). It is only read: what the event can read of it (the
+	// record's snapshot, the cooldowns, dedup and enrollment entries it
+	// would touch) is copied into the in-memory state first. Default:
+	// fresh in-memory state.
+	Live engine.StateSource
 	// Logger receives the engine's warnings; default: discarded.
 	Logger *slog.Logger
 }
@@ -148,19 +150,19 @@ func Explain(ctx context.Context, opts ExplainOptions, ev *engine.Event) (*Expla
 		}
 	}
 	schema := opts.Compiler.Schema()
-	mem, err := newMemoryStore()
+	x := &Explanation{Event: summarize(ev), State: "memory"}
+	var mem *store.Memory
+	var err error
+	if opts.Live != nil {
+		x.State = "live"
+		mem, err = copyLive(ctx, opts, ev)
+	} else {
+		mem, err = newMemory(schema, opts.Logger)
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer mem.Close()
-	x := &Explanation{Event: summarize(ev), State: "memory"}
-	if opts.Live != nil {
-		x.State = "live"
-		if err := copyLive(ctx, opts, ev, mem); err != nil {
-			return nil, err
-		}
-	}
-	replay, err := engine.NewReplay(engine.Options{Rules: opts.Set, Schema: schema, Store: mem.store, Logger: opts.Logger})
+	replay, err := engine.NewReplay(engine.Options{Rules: opts.Set, Schema: schema, Store: mem, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -191,23 +193,32 @@ func Explain(ctx context.Context, opts ExplainOptions, ev *engine.Event) (*Expla
 	return x, nil
 }
 
-// copyLive copies what ev reads of the live state into mem: the record's
-// snapshot, then, after a dry run names the automations and people the
-// event touches, their cooldowns, dedup and enrollment entries.
-func copyLive(ctx context.Context, opts ExplainOptions, ev *engine.Event, mem *memoryStore) error {
-	if err := engine.CopyState(ctx, opts.Live, mem.store, ev, nil); err != nil {
-		return err
-	}
-	dry, err := engine.NewReplay(engine.Options{Rules: opts.Set, Schema: opts.Compiler.Schema(), Store: mem.store, Logger: opts.Logger})
+// copyLive copies what ev reads of the live state into fresh in-memory
+// state: the record's snapshot, then, after a dry run names the
+// automations and people the event touches, their cooldowns, dedup and
+// enrollment entries.
+func copyLive(ctx context.Context, opts ExplainOptions, ev *engine.Event) (*store.Memory, error) {
+	schema := opts.Compiler.Schema()
+	dryState, err := newMemory(schema, opts.Logger)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if err := engine.CopyState(ctx, opts.Live, dryState, ev, nil); err != nil {
+		return nil, err
+	}
+	dry, err := engine.NewReplay(engine.Options{Rules: opts.Set, Schema: schema, Store: dryState, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
 	}
 	outs, err := dry.Event(ctx, ev)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	mem.mr.FlushAll()
-	return engine.CopyState(ctx, opts.Live, mem.store, ev, outs)
+	mem, err := newMemory(schema, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return mem, engine.CopyState(ctx, opts.Live, mem, ev, outs)
 }
 
 // candidate tells whether a's trigger kind takes events of ev's type.

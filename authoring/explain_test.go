@@ -2,10 +2,15 @@ package authoring
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -159,12 +164,12 @@ func TestExplainClauses(t *testing.T) {
 func TestExplainLive(t *testing.T) {
 	f := newExplainFixture(t)
 	ctx := context.Background()
-	live, err := newMemoryStore()
+	rdb, prefix := testenv.Redis(t)
+	live, err := store.NewRedis(rdb, prefix, store.Options{Schema: f.c.Schema(), Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer live.Close()
-	r, err := engine.NewReplay(engine.Options{Rules: f.set, Schema: f.c.Schema(), Store: live.store, Logger: discardLogger()})
+	r, err := engine.NewReplay(engine.Options{Rules: f.set, Schema: f.c.Schema(), Store: live, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,9 +181,25 @@ func TestExplainLive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := live.mr.Dump()
+	dump := func() string {
+		keys, err := rdb.Keys(ctx, prefix+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(keys)
+		var b strings.Builder
+		for _, k := range keys {
+			v, err := rdb.Dump(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s %q\n", k, v)
+		}
+		return b.String()
+	}
+	before := dump()
 	ev := f.event(t, `{"id":"e3","type":"record.updated","time":"2026-11-01T11:00:00Z","workspace":"acme","object":"opportunity","partial":true,"record":{"id":"o1","stage":"Closed Won"}}`)
-	x, err := Explain(ctx, ExplainOptions{Compiler: f.c, Set: f.set, Live: live.store}, ev)
+	x, err := Explain(ctx, ExplainOptions{Compiler: f.c, Set: f.set, Live: live}, ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +210,7 @@ func TestExplainLive(t *testing.T) {
 	if x.State != "live" || got["big-win"] != "skipped/cooldown" || got["every-win"] != "skipped/already_enrolled" {
 		t.Fatalf("state %s, outcomes %v", x.State, got)
 	}
-	if after := live.mr.Dump(); after != before {
+	if after := dump(); after != before {
 		t.Fatalf("live state written:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	// Without the live state the same partial update knows nothing.

@@ -281,11 +281,10 @@ func (env *ruleEnv) run(ctx context.Context, t *Test, log *slog.Logger) *TestRes
 	if res.Status != Passed {
 		return res
 	}
-	replay, mem, err := newReplay(env.set, env.compiler.Schema(), log)
+	replay, err := newReplay(env.set, env.compiler.Schema(), log)
 	if err != nil {
 		return fail(Errored, "%v\n", err)
 	}
-	defer mem.Close()
 	var outs []*engine.Output
 	var happened strings.Builder
 	for i, ev := range events {

@@ -9,46 +9,24 @@ import (
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
 
-// memoryStore is fresh, isolated engine state in an in-memory Redis.
-type memoryStore struct {
-	mr    *miniredis.Miniredis
-	rdb   *redis.Client
-	store *engine.RedisStore
-}
-
-func newMemoryStore() (*memoryStore, error) {
-	mr, err := miniredis.Run()
-	if err != nil {
-		return nil, fmt.Errorf("in-memory state: %w", err)
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	return &memoryStore{mr: mr, rdb: rdb, store: engine.NewRedisStore(rdb, "", engine.StoreTTLs{})}, nil
-}
-
-func (m *memoryStore) Close() {
-	m.rdb.Close()
-	m.mr.Close()
+// newMemory is fresh, isolated engine state in memory.
+func newMemory(schema *rules.Schema, log *slog.Logger) (*store.Memory, error) {
+	return store.NewMemory(store.Options{Schema: schema, Logger: log})
 }
 
 // newReplay runs set in simulated time on fresh in-memory state.
-func newReplay(set *rules.Set, schema *rules.Schema, log *slog.Logger) (*engine.Replay, *memoryStore, error) {
-	m, err := newMemoryStore()
+func newReplay(set *rules.Set, schema *rules.Schema, log *slog.Logger) (*engine.Replay, error) {
+	st, err := newMemory(schema, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	r, err := engine.NewReplay(engine.Options{Rules: set, Schema: schema, Store: m.store, Logger: log})
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	return r, m, nil
+	return engine.NewReplay(engine.Options{Rules: set, Schema: schema, Store: st, Logger: log})
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

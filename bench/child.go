@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/whenthen/whenthen/internal/childproc"
 	"github.com/whenthen/whenthen/internal/service"
 )
 
@@ -194,18 +195,18 @@ func runInChild(ctx context.Context, start ChildCommand, req childRequest, stder
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = io.MultiWriter(orDiscard(stderr), &errb)
-	p, err := spawn(cmd)
+	p, err := childproc.Start(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("starting the scenario process: %w", err)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-ctx.Done():
-		p.kill()
+		p.Kill()
 		return nil, ctx.Err()
 	}
-	if p.err != nil {
-		return nil, fmt.Errorf("scenario process: %w: %s", p.err, strings.TrimSpace(lastLines(errb.String(), 5)))
+	if p.Err() != nil {
+		return nil, fmt.Errorf("scenario process: %w: %s", p.Err(), strings.TrimSpace(lastLines(errb.String(), 5)))
 	}
 	var res childResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
@@ -219,7 +220,7 @@ func runInChild(ctx context.Context, start ChildCommand, req childRequest, stder
 
 // server is a running service or passthrough process.
 type server struct {
-	p     *process
+	p     *childproc.Process
 	stdin io.WriteCloser
 	info  serverInfo
 	errb  *bytes.Buffer
@@ -249,7 +250,7 @@ func startServer(ctx context.Context, start ChildCommand, req childRequest, stde
 	cmd.Stdout = w
 	s := &server{stdin: stdin, errb: &bytes.Buffer{}}
 	cmd.Stderr = io.MultiWriter(orDiscard(stderr), s.errb)
-	s.p, err = spawn(cmd)
+	s.p, err = childproc.Start(cmd)
 	w.Close()
 	if err != nil {
 		return nil, fmt.Errorf("starting the %s process: %w", req.Mode, err)
@@ -267,10 +268,10 @@ func startServer(ctx context.Context, start ChildCommand, req childRequest, stde
 		}
 		return s, nil
 	case <-time.After(time.Minute):
-		s.p.kill()
+		s.p.Kill()
 		return nil, fmt.Errorf("%s process: no answer within a minute", req.Mode)
 	case <-ctx.Done():
-		s.p.kill()
+		s.p.Kill()
 		return nil, ctx.Err()
 	}
 }
@@ -286,13 +287,13 @@ func (s *server) send(cmd string) error {
 func (s *server) close(timeout time.Duration) error {
 	s.stdin.Close()
 	select {
-	case <-s.p.done:
+	case <-s.p.Done():
 	case <-time.After(timeout):
-		s.p.kill()
+		s.p.Kill()
 		return fmt.Errorf("did not stop within %v", timeout)
 	}
-	if s.p.err != nil {
-		return fmt.Errorf("%w: %s", s.p.err, strings.TrimSpace(lastLines(s.errb.String(), 5)))
+	if s.p.Err() != nil {
+		return fmt.Errorf("%w: %s", s.p.Err(), strings.TrimSpace(lastLines(s.errb.String(), 5)))
 	}
 	return nil
 }

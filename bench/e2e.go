@@ -306,8 +306,8 @@ func (x *e2e) waitAssigned(ctx context.Context, group string, partitions int, sr
 			return sleepCtx(ctx, 500*time.Millisecond)
 		}
 		select {
-		case <-srv.p.done:
-			return fmt.Errorf("the process stopped: %v", srv.p.err)
+		case <-srv.p.Done():
+			return fmt.Errorf("the process stopped: %v", srv.p.Err())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -423,8 +423,8 @@ func (x *e2e) drain(ctx context.Context, group string, hwm map[int32]int64, srv 
 			}
 		}
 		select {
-		case <-srv.p.done:
-			return 0, fmt.Errorf("the process stopped: %v: %s", srv.p.err, strings.TrimSpace(lastLines(srv.errb.String(), 5)))
+		case <-srv.p.Done():
+			return 0, fmt.Errorf("the process stopped: %v: %s", srv.p.Err(), strings.TrimSpace(lastLines(srv.errb.String(), 5)))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -615,8 +615,8 @@ func (x *e2e) latency(ctx context.Context, raws [][]byte, rate float64, tg laten
 	deadline := time.Now().Add(2 * time.Minute)
 	for !x.committed(tg.group, hwm) {
 		select {
-		case <-tg.srv.p.done:
-			return nil, fmt.Errorf("the consumer stopped: %v", tg.srv.p.err)
+		case <-tg.srv.p.Done():
+			return nil, fmt.Errorf("the consumer stopped: %v", tg.srv.p.Err())
 		default:
 		}
 		if time.Now().After(deadline) {

@@ -52,8 +52,7 @@ func Prepare(w Workload, n int) (*Setup, error) {
 // Engine builds an engine over the setup's rules with state in rdb under
 // prefix.
 func (s *Setup) Engine(rdb redis.UniversalClient, prefix string, noIndex bool) (*engine.Engine, error) {
-	return engine.New(engine.Options{Rules: s.Set, Schema: s.Compiler.Schema(),
-		Store: engine.NewRedisStore(rdb, prefix, engine.StoreTTLs{}), NoIndex: noIndex})
+	return s.engineWithMetrics(rdb, prefix, noIndex, nil)
 }
 
 // MatchResult is one run of events through an engine.
@@ -73,7 +72,7 @@ func (s *Setup) RunEngine(ctx context.Context, e *engine.Engine, n, batch int, d
 	for res.Events < n && time.Since(start) < deadline {
 		lo := res.Events % len(s.Events)
 		hi := min(lo+batch, len(s.Events), lo+n-res.Events)
-		out, err := e.Process(ctx, s.Events[lo:hi])
+		out, err := e.Process(ctx, s.Events[lo:hi], "")
 		if err != nil {
 			return res, err
 		}

@@ -1,25 +1,19 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/whenthen/whenthen/internal/childproc"
 	"github.com/whenthen/whenthen/internal/redisx"
 )
 
@@ -95,66 +89,13 @@ func startRedisServer(ctx context.Context, bin string) (*benchRedis, error) {
 			}
 		}
 	}
-	var lastErr error
-	for range 5 { // another process may take the free port first
-		port, err := freePort()
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-		logPath := filepath.Join(dir, "redis.log")
-		logf, err := os.Create(logPath)
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		p, err := spawn(cmd)
-		logf.Close()
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("starting redis-server: %w", err)
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err := waitRedis(ctx, addr, p); err != nil {
-			p.kill()
-			log, _ := os.ReadFile(logPath)
-			lastErr = fmt.Errorf("redis-server on %s: %w\n%s", addr, err, log)
-			continue
-		}
-		return &benchRedis{URL: "redis://" + addr + "/0", Kind: version + " (child process on " + addr + ")",
-			PID: cmd.Process.Pid, stop: func() { p.stop(5 * time.Second); os.RemoveAll(dir) }}, nil
+	srv, err := childproc.StartRedis(ctx, childproc.RedisOptions{Bin: bin, Dir: dir})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	os.RemoveAll(dir)
-	return nil, lastErr
-}
-
-func waitRedis(ctx context.Context, addr string, p *process) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-p.done:
-			return errors.New("exited during startup")
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, werr := c.Write([]byte("PING\r\n"))
-			line, rerr := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if werr == nil && rerr == nil && strings.HasPrefix(line, "+PONG") {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return errors.New("not answering PING after 10s")
-		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return err
-		}
-	}
+	return &benchRedis{URL: srv.URL(), Kind: version + " (child process on " + srv.Addr() + ")",
+		PID: srv.Pid(), stop: func() { srv.Stop(5 * time.Second); os.RemoveAll(dir) }}, nil
 }
 
 func ping(ctx context.Context, o *redis.Options) error {
@@ -186,15 +127,6 @@ func deletePrefix(url, prefix string, timeout time.Duration) error {
 	return redisx.DeletePrefix(ctx, rdb, prefix)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("choosing a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -211,59 +143,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// process is a started child and the goroutine that reaps it.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the child has exited and been reaped
-	err  error         // Wait's error, set before done is closed
-}
-
-// spawn starts cmd from a goroutine locked to its OS thread until the
-// child exits: on Linux the child gets SIGKILL when that thread ends
-// (Pdeathsig), so a child never outlives a killed suite.
-func spawn(cmd *exec.Cmd) (*process, error) {
-	cmd.SysProcAttr = sysProcAttr()
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// stop sends SIGTERM, then SIGKILL after grace, and waits for the exit.
-func (p *process) stop(grace time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		p.kill()
-	}
-}
-
-func (p *process) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -260,8 +261,11 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 // engineWithMetrics is Setup.Engine with the engine's metrics registered
 // on reg.
 func (s *Setup) engineWithMetrics(rdb redis.UniversalClient, prefix string, noIndex bool, reg prometheus.Registerer) (*engine.Engine, error) {
-	return engine.New(engine.Options{Rules: s.Set, Schema: s.Compiler.Schema(),
-		Store: engine.NewRedisStore(rdb, prefix, engine.StoreTTLs{}), NoIndex: noIndex, Registerer: reg})
+	st, err := store.NewRedis(rdb, prefix, store.Options{Schema: s.Compiler.Schema(), Limits: s.Compiler.Limits()})
+	if err != nil {
+		return nil, err
+	}
+	return engine.New(engine.Options{Rules: s.Set, Schema: s.Compiler.Schema(), Store: st, NoIndex: noIndex, Registerer: reg})
 }
 
 // decode generates and decodes n events of the setup's workload, as

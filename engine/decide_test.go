@@ -5,30 +5,31 @@ import (
 	"testing"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/engine/store"
 )
 
 func TestDecide(t *testing.T) {
 	tests := []struct {
 		name     string
 		cooldown bool
-		statuses []ClaimStatus
+		statuses []store.Status
 		outcome  string
 		reason   string
 		emit     string
 	}{
-		{"new", false, []ClaimStatus{ClaimNew}, actions.OutcomeCompleted, "", "[true]"},
-		{"our own retried claim", false, []ClaimStatus{ClaimOurs}, actions.OutcomeCompleted, "", "[true]"},
-		{"redelivery", false, []ClaimStatus{ClaimDone}, actions.OutcomeSkipped, actions.ReasonDuplicate, "[false]"},
-		{"enrolled elsewhere", false, []ClaimStatus{ClaimEnrolled, ClaimEnrolled}, actions.OutcomeSkipped, actions.ReasonAlreadyEnrolled, "[false false]"},
-		{"some people new", false, []ClaimStatus{ClaimEnrolled, ClaimNew, ClaimDone}, actions.OutcomeCompleted, "", "[false true false]"},
-		{"duplicate wins over enrolled", false, []ClaimStatus{ClaimEnrolled, ClaimDone}, actions.OutcomeSkipped, actions.ReasonDuplicate, "[false false]"},
-		{"cooldown", true, []ClaimStatus{ClaimNew}, actions.OutcomeSkipped, actions.ReasonCooldown, "[]"},
+		{"new", false, []store.Status{store.StatusNew}, actions.OutcomeCompleted, "", "[true]"},
+		{"our own retried claim", false, []store.Status{store.StatusOurs}, actions.OutcomeCompleted, "", "[true]"},
+		{"redelivery", false, []store.Status{store.StatusDone}, actions.OutcomeSkipped, actions.ReasonDuplicate, "[false]"},
+		{"enrolled elsewhere", false, []store.Status{store.StatusEnrolled, store.StatusEnrolled}, actions.OutcomeSkipped, actions.ReasonAlreadyEnrolled, "[false false]"},
+		{"some people new", false, []store.Status{store.StatusEnrolled, store.StatusNew, store.StatusDone}, actions.OutcomeCompleted, "", "[false true false]"},
+		{"duplicate wins over enrolled", false, []store.Status{store.StatusEnrolled, store.StatusDone}, actions.OutcomeSkipped, actions.ReasonDuplicate, "[false false]"},
+		{"cooldown", true, []store.Status{store.StatusNew}, actions.OutcomeSkipped, actions.ReasonCooldown, "[]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Claim{Cooldown: tt.cooldown}
+			c := &store.Claim{Cooldown: tt.cooldown}
 			for _, s := range tt.statuses {
-				c.Targets = append(c.Targets, ClaimTarget{Status: s})
+				c.Targets = append(c.Targets, store.Target{Status: s})
 			}
 			outcome, reason, emit := decide(c)
 			if outcome != tt.outcome || reason != tt.reason || fmt.Sprint(emit) != tt.emit {

@@ -11,8 +11,13 @@
 // (workspace → trigger → equality and `in` predicates); engine.go builds
 // the activation once per event, evaluates candidates, applies on_enter
 // from the event's before or the stored record state, and turns claims
-// into outcomes (decide is the pure decision); store.go keeps dedup
-// claims, enrollments, cooldowns, record snapshots and timers in Redis,
-// each atomic decision one Lua script that takes the engine's injected
-// `now`; timers.go arms, re-arms, cancels and fires date timers.
+// into outcomes (decide is the pure decision); state.go declares the
+// Store the engine keeps its state behind (dedup claims, enrollments,
+// cooldowns, record snapshots and timers, asked for in terms of
+// workspaces, automations, records, persons and windows, every window
+// decided on the engine's injected `now`): package store holds the Redis
+// store of production and the in-memory one of the offline tools;
+// timers.go arms, re-arms, cancels and fires date timers; explain.go
+// binds an event's variables for the authoring tools and copies the
+// state an event reads from one store to another (CopyState).
 package engine

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -23,13 +23,11 @@ import (
 type Options struct {
 	// Rules is the initial rule set (required); SetRules swaps it.
 	Rules *rules.Set
-	// Schema types stored record snapshots (required: the schema the rules
-	// were compiled with).
+	// Schema is the schema the rules were compiled with (required).
 	Schema *rules.Schema
-	// Limits cap values decoded from stored snapshots; default rules.DefaultLimits.
-	Limits rules.Limits
-	// Store keeps dedup state, snapshots and timers (required).
-	Store *RedisStore
+	// Store keeps dedup state, snapshots and timers (required):
+	// store.Redis in production, store.Memory offline.
+	Store Store
 	// Clock is the time source: `now` in conditions, fired_at, windows.
 	// Default time.Now. The engine never reads the wall clock otherwise.
 	Clock func() time.Time
@@ -56,7 +54,7 @@ type Options struct {
 type Engine struct {
 	opts  Options
 	ix    atomic.Pointer[index]
-	store *RedisStore
+	store Store
 	clock func() time.Time
 	m     *metrics
 	log   *slog.Logger
@@ -108,9 +106,9 @@ type Output struct {
 	Runs    []actions.Run
 
 	token   string
-	confirm []string // action keys to mark done
-	writes  stateWrites
-	acks    []dueTimer
+	confirm []store.ActionRef // actions to mark done
+	writes  store.Writes
+	acks    []store.DueTimer
 }
 
 // Commit records the state of a batch whose outputs Kafka acknowledged:
@@ -120,50 +118,24 @@ func (e *Engine) Commit(ctx context.Context, out *Output) error {
 	if out == nil {
 		return nil
 	}
-	if err := e.store.confirm(ctx, out.confirm, out.token); err != nil {
+	if err := e.store.Confirm(ctx, out.confirm, out.token); err != nil {
 		e.m.storeErrors.WithLabelValues("confirm").Inc()
 		return fmt.Errorf("confirm actions: %w", err)
 	}
-	if err := e.store.apply(ctx, &out.writes, e.clock()); err != nil {
+	if err := e.store.Apply(ctx, &out.writes, e.clock()); err != nil {
 		e.m.storeErrors.WithLabelValues("save_state").Inc()
 		return fmt.Errorf("save record state: %w", err)
 	}
-	if err := e.store.ackTimers(ctx, out.acks); err != nil {
+	if err := e.store.AckTimers(ctx, out.acks); err != nil {
 		e.m.storeErrors.WithLabelValues("ack_timers").Inc()
 		return fmt.Errorf("acknowledge timers: %w", err)
 	}
 	out.confirm, out.acks = nil, nil
-	out.writes = stateWrites{}
+	out.writes = store.Writes{}
 	return nil
 }
 
-// quotedValue matches a Go-quoted string in an error message: CEL and the
-// record decoders quote the offending value (`invalid RFC 3339 timestamp
-// "..."`), and the log must not hold CRM field values.
-var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-
-// redact returns err's message for the log, every quoted string replaced.
-// Run records keep the whole message.
-func redact(err error) string { return quotedValue.ReplaceAllLiteralString(err.Error(), `"…"`) }
-
-// snapshotBufSize is the first capacity of a batch's snapshot buffer:
-// room for a few hundred typical records before it grows.
-const snapshotBufSize = 128 << 10
-
-// claimTokenKey is the context key of WithClaimToken.
-type claimTokenKey struct{}
-
-// WithClaimToken returns a context under which Process claims with token
-// rather than a fresh random one. A caller that retries Process for the
-// same batch passes the same token every time (NewClaimToken makes one):
-// when an attempt failed after Redis applied its claims but before the
-// reply arrived, the retry then finds the claims its own (ours) instead of
-// waiting for their lease to run out.
-func WithClaimToken(ctx context.Context, token string) context.Context {
-	return context.WithValue(ctx, claimTokenKey{}, token)
-}
-
-// NewClaimToken returns a random claim token for WithClaimToken.
+// NewClaimToken returns a random claim token for Process.
 func NewClaimToken() string { return newToken() }
 
 func newToken() string {
@@ -172,18 +144,11 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// snapshot is a record's last known state and the time of the event that
-// set it.
-type snapshot struct {
-	rec  *rules.Record
-	time time.Time
-}
-
 // pendingRun is a matched automation waiting for its claim.
 type pendingRun struct {
 	run   actions.Run
 	acts  []actions.Action
-	claim *Claim
+	claim *store.Claim
 }
 
 // batch is the working state of one Process or FireDue call.
@@ -193,30 +158,37 @@ type batch struct {
 	now     time.Time
 	out     *Output
 	runs    []*pendingRun
-	state   map[snapshotRef]*snapshot
-	loaded  map[snapshotRef]bool
+	state   map[store.RecordRef]*store.Snapshot
+	loaded  map[store.RecordRef]bool
 	emitted map[string]bool // action ids emitted in this batch
 	cands   []*candidate
-	buf     []byte // encoded snapshots of the batch, snapshotBufSize at first
 	// evaluated counts candidates considered, added to the metric once
 	// per batch.
 	evaluated int
 }
 
-func (e *Engine) newBatch(ix *index) *batch {
-	return &batch{e: e, ix: ix, out: &Output{token: newToken()}, state: map[snapshotRef]*snapshot{},
-		loaded: map[snapshotRef]bool{}, emitted: map[string]bool{}}
+// newBatch starts a batch that claims with token ("": a fresh random one).
+func (e *Engine) newBatch(ix *index, token string) *batch {
+	if token == "" {
+		token = newToken()
+	}
+	return &batch{e: e, ix: ix, out: &Output{token: token}, state: map[store.RecordRef]*store.Snapshot{},
+		loaded: map[store.RecordRef]bool{}, emitted: map[string]bool{}}
 }
 
 // Process runs a batch of events through the rules. The outputs are in
-// event order. Nothing is written to Kafka; state is claimed in Redis
+// event order. Nothing is written to Kafka; state is claimed in the store
 // (pending) and committed by Commit after the outputs are acknowledged.
-func (e *Engine) Process(ctx context.Context, events []*Event) (*Output, error) {
+//
+// The batch claims its actions with token, or a fresh random token when
+// it is "". A caller that retries Process for the same batch passes the
+// same token every time (NewClaimToken makes one): when an attempt failed
+// after the store applied its claims but before the reply arrived, the
+// retry then finds the claims its own (ours) instead of waiting for their
+// lease to run out.
+func (e *Engine) Process(ctx context.Context, events []*Event, token string) (*Output, error) {
 	start := time.Now()
-	b := e.newBatch(e.ix.Load())
-	if tok, _ := ctx.Value(claimTokenKey{}).(string); tok != "" {
-		b.out.token = tok
-	}
+	b := e.newBatch(e.ix.Load(), token)
 	if err := b.loadState(ctx, events); err != nil {
 		return nil, err
 	}
@@ -261,12 +233,12 @@ func needsLoad(w *wsIndex, ev *Event) bool {
 }
 
 func (b *batch) loadState(ctx context.Context, events []*Event) error {
-	var refs []snapshotRef
+	var refs []store.RecordRef
 	for _, ev := range events {
 		if !needsLoad(b.ix.byWS[ev.Workspace], ev) {
 			continue
 		}
-		r := snapshotRef{ev.Workspace, ev.Object, ev.RecordID()}
+		r := store.RecordRef{Workspace: ev.Workspace, Object: ev.Object, ID: ev.RecordID()}
 		if !b.loaded[r] {
 			b.loaded[r] = true
 			refs = append(refs, r)
@@ -275,23 +247,18 @@ func (b *batch) loadState(ctx context.Context, events []*Event) error {
 	return b.load(ctx, refs)
 }
 
-func (b *batch) load(ctx context.Context, refs []snapshotRef) error {
-	data, err := b.e.store.loadSnapshots(ctx, refs)
+// load reads the stored snapshots of refs into the batch's state. One the
+// schema cannot read is absent (the store logs it).
+func (b *batch) load(ctx context.Context, refs []store.RecordRef) error {
+	snaps, err := b.e.store.LoadSnapshots(ctx, refs)
 	if err != nil {
 		b.e.m.storeErrors.WithLabelValues("load_state").Inc()
 		return fmt.Errorf("load record state: %w", err)
 	}
-	for i, d := range data {
-		if d == nil {
-			continue
+	for i, s := range snaps {
+		if s != nil {
+			b.state[refs[i]] = s
 		}
-		s, err := b.e.decodeSnapshot(refs[i].Object, d)
-		if err != nil {
-			// A snapshot this schema cannot read is treated as absent.
-			b.e.log.Warn("unreadable record snapshot", "object", refs[i].Object, "record", refs[i].ID, "err", redact(err))
-			continue
-		}
-		b.state[refs[i]] = s
 	}
 	return nil
 }
@@ -318,17 +285,17 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	if ev.Record == nil {
 		return
 	}
-	sref := snapshotRef{ev.Workspace, ev.Object, ev.RecordID()}
+	sref := store.RecordRef{Workspace: ev.Workspace, Object: ev.Object, ID: ev.RecordID()}
 	stored := b.state[sref]
 	keep := needsState(w, ev)
-	if stored != nil && ev.Time.Before(stored.time) {
+	if stored != nil && ev.Time.Before(stored.Time) {
 		b.e.m.stale.Inc()
 		return
 	}
 	if ev.Type == TypeRecordDeleted {
 		if keep || stored != nil {
 			delete(b.state, sref)
-			b.out.writes.deletes = append(b.out.writes.deletes, sref)
+			b.out.writes.Deletes = append(b.out.writes.Deletes, sref)
 		}
 		if w != nil {
 			b.cancelTimers(w, ev)
@@ -342,24 +309,12 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	// seen (and its timers armed) before. A before image alone does not.
 	var prior *rules.Record
 	if stored != nil {
-		prior = stored.rec
+		prior = stored.Record
 	}
 	if keep {
-		b.state[sref] = &snapshot{rec: after, time: ev.Time}
-		// Snapshots are encoded one after the other into the batch's
-		// buffer; each keeps its own slice of it.
-		if b.buf == nil {
-			b.buf = make([]byte, 0, snapshotBufSize)
-		}
-		start := len(b.buf)
-		buf, err := b.e.encodeSnapshot(b.buf, after, ev.Time)
-		if err != nil {
-			b.e.log.Error("cannot encode record snapshot", "object", ev.Object, "record", sref.ID, "err", redact(err))
-		} else {
-			b.buf = buf
-			data := buf[start:len(buf):len(buf)]
-			b.out.writes.saves = append(b.out.writes.saves, snapshotWrite{ref: sref, data: data, keepUntil: latestDue(w, ev.Object, after)})
-		}
+		snap := store.Snapshot{Record: after, Time: ev.Time}
+		b.state[sref] = &snap
+		b.out.writes.Saves = append(b.out.writes.Saves, store.Save{Ref: sref, Snapshot: snap, KeepUntil: latestDue(w, ev.Object, after)})
 	}
 	if w == nil {
 		return
@@ -531,7 +486,7 @@ func orRecord(rec *rules.Record, act *activation) *rules.Record {
 
 func (b *batch) evalError(ws string, a *rules.Automation, eventID, object, recordID string, err error) {
 	b.e.m.evalErrors.Inc()
-	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", eventID, "err", redact(err))
+	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", eventID, "err", rules.Redact(err))
 	run := b.newRun(ws, a, eventID, object, recordID)
 	run.Outcome, run.Reason, run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
 	b.runs = append(b.runs, &pendingRun{run: run})
@@ -557,9 +512,8 @@ func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activatio
 	b.runs = append(b.runs, pr)
 	base := actions.Action{Workspace: ws, AutomationID: a.ID, Type: a.ActionType(), Object: object, RecordID: recordID,
 		EventID: eventID, EventTime: eventTime, FiredAt: b.now}
-	claim := &Claim{Workspace: ws, EventID: eventID}
+	claim := &store.Claim{Workspace: ws, AutomationID: a.ID, EventID: eventID, RecordID: recordID}
 	if a.Cooldown > 0 && recordID != "" {
-		claim.CooldownKey = b.e.store.cooldownKey(ws, a.ID, recordID)
 		claim.CooldownUntil = b.now.Add(a.Cooldown)
 	}
 	switch {
@@ -573,13 +527,13 @@ func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activatio
 		act.ActionID = actions.ActionID(ws, a.ID, eventID, "brief")
 		act.Brief = &actions.Brief{Kind: a.Brief.Kind, Recipients: recips}
 		pr.acts = append(pr.acts, act)
-		claim.Targets = append(claim.Targets, ClaimTarget{ActionKey: b.e.store.actionKey(ws, act.ActionID), ActionID: act.ActionID})
+		claim.Targets = append(claim.Targets, store.Target{ActionID: act.ActionID})
 	case a.Flow != nil:
 		persons, err := b.persons(ctx, a, act, rec)
 		if err != nil {
 			pr.run.Outcome, pr.run.Reason, pr.run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
 			b.e.m.evalErrors.Inc()
-			b.e.log.Warn("flow who evaluation failed", "automation", a.ID, "event", eventID, "err", redact(err))
+			b.e.log.Warn("flow who evaluation failed", "automation", a.ID, "event", eventID, "err", rules.Redact(err))
 			return
 		}
 		if len(persons) == 0 {
@@ -591,8 +545,7 @@ func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activatio
 			act.ActionID = actions.ActionID(ws, a.ID, eventID, p)
 			act.Flow = &actions.Flow{ID: a.Flow.ID, PersonID: p}
 			pr.acts = append(pr.acts, act)
-			t := ClaimTarget{ActionKey: b.e.store.actionKey(ws, act.ActionID), ActionID: act.ActionID,
-				EnrollKey: b.e.store.enrollKey(ws, a.Flow.ID, p)}
+			t := store.Target{ActionID: act.ActionID, Flow: a.Flow.ID, Person: p}
 			if a.Flow.ReenrollAfter > 0 {
 				t.EnrollUntil = b.now.Add(a.Flow.ReenrollAfter)
 			}
@@ -666,15 +619,15 @@ func (b *batch) persons(ctx context.Context, a *rules.Automation, act *activatio
 	return out, nil
 }
 
-// finish claims the batch's runs in Redis and settles their outcomes.
+// finish claims the batch's runs in the store and settles their outcomes.
 func (b *batch) finish(ctx context.Context) error {
-	var claims []*Claim
+	var claims []*store.Claim
 	for _, pr := range b.runs {
 		if pr.claim == nil {
 			continue
 		}
 		// An action already emitted in this batch (the same event twice) is
-		// a duplicate without asking Redis.
+		// a duplicate without asking the store.
 		dup := false
 		for _, t := range pr.claim.Targets {
 			if b.emitted[t.ActionID] {
@@ -707,16 +660,16 @@ func (b *batch) finish(ctx context.Context) error {
 
 // claimAll claims, waiting while another instance holds a live claim on
 // one of the actions (it may be producing them right now).
-func (b *batch) claimAll(ctx context.Context, claims []*Claim) error {
+func (b *batch) claimAll(ctx context.Context, claims []*store.Claim) error {
 	backoff := 50 * time.Millisecond
 	for len(claims) > 0 {
-		if err := b.e.store.claim(ctx, claims, b.out.token, b.e.clock()); err != nil {
+		if err := b.e.store.Claim(ctx, claims, b.out.token, b.e.clock()); err != nil {
 			b.e.m.storeErrors.WithLabelValues("claim").Inc()
 			return fmt.Errorf("claim actions: %w", err)
 		}
-		var busy []*Claim
+		var busy []*store.Claim
 		for _, c := range claims {
-			if c.busy {
+			if c.Busy {
 				busy = append(busy, c)
 			}
 		}
@@ -748,14 +701,14 @@ func (b *batch) settle(pr *pendingRun) {
 		a := pr.acts[i]
 		pr.run.ActionIDs = append(pr.run.ActionIDs, a.ActionID)
 		b.out.Actions = append(b.out.Actions, a)
-		b.out.confirm = append(b.out.confirm, pr.claim.Targets[i].ActionKey)
+		b.out.confirm = append(b.out.confirm, store.ActionRef{Workspace: a.Workspace, ActionID: a.ActionID})
 		b.e.m.actions.WithLabelValues(a.Type).Inc()
 	}
 }
 
 // decide is the outcome of a claimed run: which actions to emit, and why
 // the others were not.
-func decide(c *Claim) (outcome, reason string, emit []bool) {
+func decide(c *store.Claim) (outcome, reason string, emit []bool) {
 	if c.Cooldown {
 		return actions.OutcomeSkipped, actions.ReasonCooldown, nil
 	}
@@ -763,12 +716,12 @@ func decide(c *Claim) (outcome, reason string, emit []bool) {
 	n, done, enrolled := 0, 0, 0
 	for i, t := range c.Targets {
 		switch t.Status {
-		case ClaimNew, ClaimOurs:
+		case store.StatusNew, store.StatusOurs:
 			emit[i] = true
 			n++
-		case ClaimDone:
+		case store.StatusDone:
 			done++
-		case ClaimEnrolled:
+		case store.StatusEnrolled:
 			enrolled++
 		}
 	}

@@ -10,8 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -26,18 +28,36 @@ type harness struct {
 	schema *rules.Schema
 	now    time.Time
 	reg    *prometheus.Registry
-	store  *RedisStore
+	store  Store
+	// rdb and prefix are the Redis of the store, for tests that look at
+	// its keys (whose names never change).
+	rdb    *redis.Client
+	prefix string
 }
 
 func newHarness(t *testing.T, yaml string) *harness {
 	t.Helper()
-	rdb, prefix := testenv.Redis(t)
-	return newHarnessWithStore(t, yaml, NewRedisStore(rdb, prefix, StoreTTLs{}))
+	return newRedisHarness(t, yaml, store.TTLs{})
 }
 
-func newHarnessWithStore(t *testing.T, yaml string, store *RedisStore) *harness {
+// newRedisHarness: the store is a Redis of the test's own with ttl.
+func newRedisHarness(t *testing.T, yaml string, ttl store.TTLs) *harness {
 	t.Helper()
-	c, err := rules.NewCompiler(rules.CompilerOptions{})
+	rdb, prefix := testenv.Redis(t)
+	schema := rules.DefaultSchema()
+	st, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema, TTLs: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessWithStore(t, yaml, schema, st)
+	h.rdb, h.prefix = rdb, prefix
+	return h
+}
+
+// newHarnessWithStore: the store is st, which reads snapshots with schema.
+func newHarnessWithStore(t *testing.T, yaml string, schema *rules.Schema, st Store) *harness {
+	t.Helper()
+	c, err := rules.NewCompiler(rules.CompilerOptions{Schema: schema})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,8 +65,8 @@ func newHarnessWithStore(t *testing.T, yaml string, store *RedisStore) *harness 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, schema: c.Schema(), now: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), reg: prometheus.NewRegistry(), store: store}
-	h.e, err = New(Options{Rules: set, Schema: c.Schema(), Store: store, Clock: func() time.Time { return h.now }, Registerer: h.reg})
+	h := &harness{t: t, schema: c.Schema(), now: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), reg: prometheus.NewRegistry(), store: st}
+	h.e, err = New(Options{Rules: set, Schema: c.Schema(), Store: st, Clock: func() time.Time { return h.now }, Registerer: h.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +125,7 @@ func (h *harness) process(events ...string) []string {
 	for i, s := range events {
 		evs[i] = h.ev(s)
 	}
-	out, err := h.e.Process(context.Background(), evs)
+	out, err := h.e.Process(context.Background(), evs, "")
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -239,11 +259,11 @@ func TestRedelivery(t *testing.T) {
 func TestCrashBeforeConfirm(t *testing.T) {
 	h := newHarness(t, bigDeal)
 	e := h.ev(`{"id":"e1","type":"record.created","object":"opportunity","record":{"id":"o1","stage":"Closed Won","amount":300000}}`)
-	if _, err := h.e.Process(context.Background(), []*Event{e}); err != nil {
+	if _, err := h.e.Process(context.Background(), []*Event{e}, ""); err != nil {
 		t.Fatal(err)
 	}
 	// No Commit: the instance died. Another instance, after the lease:
-	h.now = h.now.Add(h.store.TTLs().Lease + time.Second)
+	h.now = h.now.Add(h.store.(*store.Redis).TTLs().Lease + time.Second)
 	expect(t, h.process(`{"id":"e1","type":"record.created","object":"opportunity","record":{"id":"o1","stage":"Closed Won","amount":300000}}`),
 		"run big-win e1 completed", "action big-win o1 brief:user:u-42")
 }
@@ -253,13 +273,13 @@ func TestCrashBeforeConfirm(t *testing.T) {
 func TestBusyClaimWaits(t *testing.T) {
 	h := newHarness(t, bigDeal)
 	js := `{"id":"e1","type":"record.created","object":"opportunity","record":{"id":"o1","stage":"Closed Won","amount":300000}}`
-	first, err := h.e.Process(context.Background(), []*Event{h.ev(js)})
+	first, err := h.e.Process(context.Background(), []*Event{h.ev(js)}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan []string)
 	go func() {
-		out, err := h.e.Process(context.Background(), []*Event{h.ev(js)})
+		out, err := h.e.Process(context.Background(), []*Event{h.ev(js)}, "")
 		if err != nil {
 			t.Error(err)
 		}
@@ -430,11 +450,9 @@ func TestDateTimers(t *testing.T) {
 		}
 	})
 	t.Run("the record outlives a timer further out than the snapshot TTL", func(t *testing.T) {
-		rdb, prefix := testenv.Redis(t)
-		store := NewRedisStore(rdb, prefix, StoreTTLs{Snapshot: time.Hour})
-		h := newHarnessWithStore(t, renewal, store)
+		h := newRedisHarness(t, renewal, store.TTLs{Snapshot: time.Hour})
 		h.process(acct("e1", "2027-06-30T00:00:00Z")) // due 2027-05-31, seven months out
-		ttl, err := rdb.PTTL(context.Background(), store.recordKey("", "account", "a1")).Result()
+		ttl, err := h.rdb.PTTL(context.Background(), h.prefix+"{~}:r:account:a1").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -484,9 +502,13 @@ func TestEnrollmentIsPerWorkspace(t *testing.T) {
 		return "workspace: " + ws + "\nautomations:\n  - id: " + ws + "-f\n    when: {record: lead}\n    then: {flow: {id: f}}\n"
 	}
 	rdb, prefix := testenv.Redis(t)
-	store := NewRedisStore(rdb, prefix, StoreTTLs{})
-	a := newHarnessWithStore(t, yaml("acme"), store)
-	b := newHarnessWithStore(t, yaml("globex"), store)
+	schema := rules.DefaultSchema()
+	st, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newHarnessWithStore(t, yaml("acme"), schema, st)
+	b := newHarnessWithStore(t, yaml("globex"), schema, st)
 	expect(t, a.process(`{"id":"e1","type":"record.created","workspace":"acme","object":"lead","record":{"id":"l1"}}`), "run acme-f e1 completed", "action acme-f l1 flow:f:l1")
 	expect(t, b.process(`{"id":"e1","type":"record.created","workspace":"globex","object":"lead","record":{"id":"l1"}}`), "run globex-f e1 completed", "action globex-f l1 flow:f:l1")
 }
@@ -502,7 +524,7 @@ automations:
     when: {record: account}
     then: {brief: {}}
 `)
-	out, err := h.e.Process(context.Background(), []*Event{h.ev(`{"id":"e1","type":"record.created","object":"account","record":{"id":"a1","owner_id":"u1"}}`)})
+	out, err := h.e.Process(context.Background(), []*Event{h.ev(`{"id":"e1","type":"record.created","object":"account","record":{"id":"a1","owner_id":"u1"}}`)}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +554,7 @@ automations:
 func TestDeterministicIDs(t *testing.T) {
 	h := newHarness(t, bigDeal)
 	ev := h.ev(`{"id":"e1","type":"record.created","workspace":"","object":"opportunity","record":{"id":"o1","stage":"Closed Won","amount":300000}}`)
-	out, err := h.e.Process(context.Background(), []*Event{ev})
+	out, err := h.e.Process(context.Background(), []*Event{ev}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,7 +582,7 @@ automations:
     then: {flow: {id: day, who: record.primary_contact_id}}
 `)
 	h.process(`{"id":"e1","type":"record.created","object":"account","record":{"id":"a1","primary_contact_id":"c1","renewal_date":"2027-03-02T00:00:00Z"}}`)
-	n, err := h.store.rdb.ZCard(context.Background(), h.store.timerQueue()).Result()
+	n, err := h.rdb.ZCard(context.Background(), h.prefix+"timers").Result()
 	if err != nil || n != 1 {
 		t.Fatalf("queue entries: %d, %v; want 1", n, err)
 	}
@@ -574,7 +596,7 @@ automations:
 	if len(got) != 4 || !strings.HasPrefix(got[0], "run renewal-30d ") || !strings.HasPrefix(got[1], "run renewal-day ") {
 		t.Fatalf("got %v", got)
 	}
-	if n, _ := h.store.rdb.ZCard(context.Background(), h.store.timerQueue()).Result(); n != 0 {
+	if n, _ := h.rdb.ZCard(context.Background(), h.prefix+"timers").Result(); n != 0 {
 		t.Fatalf("queue entries after the last due: %d", n)
 	}
 	expect(t, fire(time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)))

@@ -2,18 +2,15 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -60,7 +57,7 @@ const (
 // state of its record. With Options.SimulatedTime, `now` is the event's
 // time, as in a Replay; otherwise the engine's clock.
 func (e *Engine) Bind(ctx context.Context, ev *Event) (*Bindings, error) {
-	b := e.newBatch(e.ix.Load())
+	b := e.newBatch(e.ix.Load(), "")
 	b.now = e.clock()
 	if e.opts.SimulatedTime {
 		b.now = ev.Time
@@ -71,8 +68,8 @@ func (e *Engine) Bind(ctx context.Context, ev *Event) (*Bindings, error) {
 	if err := b.loadState(ctx, []*Event{ev}); err != nil {
 		return nil, err
 	}
-	stored := b.state[snapshotRef{ev.Workspace, ev.Object, ev.RecordID()}]
-	bd := &Bindings{Stale: stored != nil && ev.Time.Before(stored.time)}
+	stored := b.state[store.RecordRef{Workspace: ev.Workspace, Object: ev.Object, ID: ev.RecordID()}]
+	bd := &Bindings{Stale: stored != nil && ev.Time.Before(stored.Time)}
 	after, before, known := images(ev, stored)
 	var changed ref.Val = emptyStrings
 	if before != nil {
@@ -101,10 +98,10 @@ func (e *Engine) Bind(ctx context.Context, ev *Event) (*Bindings, error) {
 
 // images are the record after an event and before it, as batch.event
 // computes them, and whether the state before is known.
-func images(ev *Event, stored *snapshot) (after, before *rules.Record, known bool) {
+func images(ev *Event, stored *store.Snapshot) (after, before *rules.Record, known bool) {
 	after = ev.Record
 	if ev.Partial && stored != nil {
-		after = stored.rec.Merge(ev.Record)
+		after = stored.Record.Merge(ev.Record)
 	}
 	switch {
 	case ev.Type == TypeRecordCreated:
@@ -112,7 +109,7 @@ func images(ev *Event, stored *snapshot) (after, before *rules.Record, known boo
 	case ev.Before != nil:
 		return after, after.Merge(ev.Before), true
 	case stored != nil:
-		return after, stored.rec, true
+		return after, stored.Record, true
 	case ev.Partial:
 		return after, nil, false
 	}
@@ -136,14 +133,14 @@ type DueBinding struct {
 // Timers that FireDue would drop (automation gone, record deleted, date
 // moved) are left out.
 func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, error) {
-	due, err := e.store.peekDue(ctx, upTo)
+	due, err := e.store.PeekDue(ctx, upTo)
 	if err != nil {
 		return nil, fmt.Errorf("read due timers: %w", err)
 	}
-	b := e.newBatch(e.ix.Load())
-	var refs []snapshotRef
+	b := e.newBatch(e.ix.Load(), "")
+	var refs []store.RecordRef
 	for _, t := range due {
-		r := snapshotRef{t.Workspace, t.Object, t.RecordID}
+		r := store.RecordRef{Workspace: t.Workspace, Object: t.Object, ID: t.RecordID}
 		if !b.loaded[r] {
 			b.loaded[r] = true
 			refs = append(refs, r)
@@ -160,7 +157,7 @@ func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, err
 		// fires them; list every due time up to upTo.
 		for e.opts.SimulatedTime && len(fire) > 0 {
 			next := *t
-			next.Fired = t.newFired
+			next.Fired = t.NewFired
 			_, more := b.plan(&next, upTo)
 			if len(more) == 0 {
 				break
@@ -174,7 +171,7 @@ func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, err
 				b.now = f.due
 			}
 			id := timerEventID(t.Workspace, f.a.ID, t.RecordID, f.due)
-			act := b.activation(&Event{ID: id, Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}, snap.rec, nil, nil)
+			act := b.activation(&Event{ID: id, Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}, snap.Record, nil, nil)
 			out = append(out, DueBinding{Automation: f.a, RecordID: t.RecordID, Due: f.due, EventID: id, Vars: act})
 		}
 	}
@@ -182,31 +179,24 @@ func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, err
 	return out, nil
 }
 
-// peekDue lists the timers due at or before upTo, earliest first, as
-// claimDue would lease them, without leasing them.
-func (s *RedisStore) peekDue(ctx context.Context, upTo time.Time) ([]dueTimer, error) {
-	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.timerQueue(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(upTo), 10)}).Result()
-	if err != nil || len(zs) == 0 {
-		return nil, err
-	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(zs))
-	for i, z := range zs {
-		cmds[i] = pipe.Get(ctx, z.Member.(string))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	res := make([]string, 0, 3*len(zs))
-	for i, z := range zs {
-		v, err := cmds[i].Result()
-		if err != nil {
-			continue // disarmed
-		}
-		res = append(res, z.Member.(string), v, strconv.FormatInt(int64(z.Score), 10))
-	}
-	return s.parseDue(res, nil), nil
+// StateSource is a store whose state CopyState reads.
+type StateSource interface {
+	// Export reads the settled state of sel (pending claims left out).
+	Export(ctx context.Context, sel store.Selection) (*store.State, error)
 }
+
+// StateSink is a store CopyState writes to.
+type StateSink interface {
+	// Import writes exported state.
+	Import(ctx context.Context, st *store.State) error
+}
+
+var (
+	_ StateSource = (*store.Redis)(nil)
+	_ StateSink   = (*store.Redis)(nil)
+	_ StateSource = (*store.Memory)(nil)
+	_ StateSink   = (*store.Memory)(nil)
+)
 
 // CopyState copies from src into dst what processing ev can read of the
 // state, reading src only: the stored snapshot of the event's record and,
@@ -215,56 +205,31 @@ func (s *RedisStore) peekDue(ctx context.Context, upTo time.Time) ([]dueTimer, e
 // entries of its actions. Processing ev against dst then decides as it
 // would against src, and src is never written: `whenthen explain
 // --redis-url` explains against live state this way. Claims still pending
-// in src (an instance producing them right now) are not copied. Keys are
-// copied without their TTLs: windows are decided by the values.
-func CopyState(ctx context.Context, src, dst *RedisStore, ev *Event, outs []*Output) error {
-	type pair struct{ from, to string }
-	var keys []pair
+// in src (an instance producing them right now) are not copied, nor is
+// time to live: windows are decided by the values.
+func CopyState(ctx context.Context, src StateSource, dst StateSink, ev *Event, outs []*Output) error {
+	var sel store.Selection
 	if ev.Record != nil && ev.Type != TypeTrackerDetected {
-		id := ev.RecordID()
-		keys = append(keys, pair{src.recordKey(ev.Workspace, ev.Object, id), dst.recordKey(ev.Workspace, ev.Object, id)})
+		sel.Records = append(sel.Records, store.RecordRef{Workspace: ev.Workspace, Object: ev.Object, ID: ev.RecordID()})
 	}
 	for _, out := range outs {
 		for _, r := range out.Runs {
 			if r.RecordID != "" {
-				keys = append(keys, pair{src.cooldownKey(r.Workspace, r.AutomationID, r.RecordID), dst.cooldownKey(r.Workspace, r.AutomationID, r.RecordID)})
+				sel.Cooldowns = append(sel.Cooldowns, store.CooldownRef{Workspace: r.Workspace, AutomationID: r.AutomationID, RecordID: r.RecordID})
 			}
 		}
 		for _, a := range out.Actions {
-			keys = append(keys, pair{src.actionKey(a.Workspace, a.ActionID), dst.actionKey(a.Workspace, a.ActionID)})
+			sel.Actions = append(sel.Actions, store.ActionRef{Workspace: a.Workspace, ActionID: a.ActionID})
 			if a.Flow != nil {
-				keys = append(keys, pair{src.enrollKey(a.Workspace, a.Flow.ID, a.Flow.PersonID), dst.enrollKey(a.Workspace, a.Flow.ID, a.Flow.PersonID)})
+				sel.Enrollments = append(sel.Enrollments, store.EnrollmentRef{Workspace: a.Workspace, Flow: a.Flow.ID, Person: a.Flow.PersonID})
 			}
 		}
 	}
-	if len(keys) == 0 {
-		return nil
-	}
-	pipe := src.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(keys))
-	for i, k := range keys {
-		cmds[i] = pipe.Get(ctx, k.from)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	st, err := src.Export(ctx, sel)
+	if err != nil {
 		return fmt.Errorf("read state: %w", err)
 	}
-	wp := dst.rdb.Pipeline()
-	n := 0
-	for i, c := range cmds {
-		v, err := c.Result()
-		if errors.Is(err, redis.Nil) || strings.HasPrefix(v, "p|") {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read state: %w", err)
-		}
-		wp.Set(ctx, keys[i].to, v, 0)
-		n++
-	}
-	if n == 0 {
-		return nil
-	}
-	if _, err := wp.Exec(ctx); err != nil {
+	if err := dst.Import(ctx, st); err != nil {
 		return fmt.Errorf("copy state: %w", err)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -126,41 +128,45 @@ automations:
 	expect(t, live.process(`{"id":"e2","type":"record.updated","object":"account","record":{"id":"a1","owner_id":"u1","employee_count":200,"primary_contact_id":"c1"}}`),
 		"run hot e2 completed", "run welcome e2 completed", "run grew e2 completed",
 		"action hot a1 brief:user:u1", "action welcome a1 flow:welcome:c1", "action grew a1 brief:user:u1")
-	before := dumpKeys(t, live.store)
+	before := dumpKeys(t, live.rdb, live.prefix)
+	liveStore := live.store.(*store.Redis)
 
 	rdb, prefix := testenv.Redis(t)
-	copyStore := NewRedisStore(rdb, prefix, StoreTTLs{})
-	ev := `{"id":"e3","type":"record.updated","object":"account","partial":true,"record":{"id":"a1","employee_count":150}}`
-	dry := newHarnessWithStore(t, yaml, copyStore)
-	dry.now = live.now.Add(time.Hour)
-	if err := CopyState(ctx, live.store, copyStore, dry.ev(ev), nil); err != nil {
+	copyStore, err := store.NewRedis(rdb, prefix, store.Options{Schema: live.schema})
+	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := dry.e.Process(ctx, []*Event{dry.ev(ev)})
+	ev := `{"id":"e3","type":"record.updated","object":"account","partial":true,"record":{"id":"a1","employee_count":150}}`
+	dry := newHarnessWithStore(t, yaml, live.schema, copyStore)
+	dry.now = live.now.Add(time.Hour)
+	if err := CopyState(ctx, liveStore, copyStore, dry.ev(ev), nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := dry.e.Process(ctx, []*Event{dry.ev(ev)}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Start over with the snapshot and everything the dry run touched.
-	for _, k := range dumpKeysNames(t, copyStore) {
+	for _, k := range dumpKeysNames(t, rdb, prefix) {
 		rdb.Del(ctx, k)
 	}
-	if err := CopyState(ctx, live.store, copyStore, dry.ev(ev), []*Output{out}); err != nil {
+	if err := CopyState(ctx, liveStore, copyStore, dry.ev(ev), []*Output{out}); err != nil {
 		t.Fatal(err)
 	}
-	again := newHarnessWithStore(t, yaml, copyStore)
+	again := newHarnessWithStore(t, yaml, live.schema, copyStore)
 	again.now = dry.now
 	// The partial update merges into the copied snapshot: hot's cooldown
 	// from e2 holds, c1 is already enrolled in welcome, and grew's
 	// condition already held before.
 	expect(t, again.process(ev), "run hot e3 skipped/cooldown", "run welcome e3 skipped/already_enrolled")
-	if after := dumpKeys(t, live.store); !equalMaps(before, after) {
+	if after := dumpKeys(t, live.rdb, live.prefix); !equalMaps(before, after) {
 		t.Fatalf("live store written:\nbefore %v\nafter  %v", before, after)
 	}
 }
 
-func dumpKeysNames(t *testing.T, s *RedisStore) []string {
+func dumpKeysNames(t *testing.T, rdb *redis.Client, prefix string) []string {
 	t.Helper()
-	keys, err := s.rdb.Keys(context.Background(), s.prefix+"*").Result()
+	keys, err := rdb.Keys(context.Background(), prefix+"*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,11 +174,11 @@ func dumpKeysNames(t *testing.T, s *RedisStore) []string {
 	return keys
 }
 
-func dumpKeys(t *testing.T, s *RedisStore) map[string]string {
+func dumpKeys(t *testing.T, rdb *redis.Client, prefix string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, k := range dumpKeysNames(t, s) {
-		v, err := s.rdb.Dump(context.Background(), k).Result()
+	for _, k := range dumpKeysNames(t, rdb, prefix) {
+		v, err := rdb.Dump(context.Background(), k).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +221,11 @@ automations:
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReplay(Options{Rules: set, Schema: c.Schema(), Store: NewRedisStore(rdb, prefix, StoreTTLs{})})
+	st, err := store.NewRedis(rdb, prefix, store.Options{Schema: c.Schema()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReplay(Options{Rules: set, Schema: c.Schema(), Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -49,7 +50,11 @@ func FuzzEvaluate(f *testing.F) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	f.Cleanup(func() { rdb.Close() })
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	eng, err := engine.New(engine.Options{Rules: set, Schema: schema, Store: engine.NewRedisStore(rdb, "fz:", engine.StoreTTLs{}),
+	st, err := store.NewRedis(rdb, "fz:", store.Options{Schema: schema, Limits: c.Limits(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	eng, err := engine.New(engine.Options{Rules: set, Schema: schema, Store: st,
 		Clock: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Fatal(err)
@@ -96,7 +101,7 @@ func FuzzEvaluate(f *testing.F) {
 		if n++; n%1000 == 0 {
 			mr.FlushAll() // keep the in-memory state small over a long run
 		}
-		out, err := eng.Process(ctx, []*engine.Event{ev})
+		out, err := eng.Process(ctx, []*engine.Event{ev}, "")
 		if err != nil {
 			t.Fatalf("Process: %v", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -26,7 +27,11 @@ func TestIndexEqualsEveryRule(t *testing.T) {
 		now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 		mk := func(noIndex bool) *Engine {
 			rdb, prefix := testenv.Redis(t)
-			e, err := New(Options{Rules: set, Schema: c.Schema(), Store: NewRedisStore(rdb, prefix, StoreTTLs{}),
+			st, err := store.NewRedis(rdb, prefix, store.Options{Schema: c.Schema()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := New(Options{Rules: set, Schema: c.Schema(), Store: st,
 				Clock: func() time.Time { return now }, NoIndex: noIndex})
 			if err != nil {
 				t.Fatal(err)
@@ -46,7 +51,7 @@ func TestIndexEqualsEveryRule(t *testing.T) {
 			}
 			var outs [2][]string
 			for k, e := range []*Engine{indexed, naive} {
-				out, err := e.Process(context.Background(), evs)
+				out, err := e.Process(context.Background(), evs, "")
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -58,7 +58,7 @@ func (r *Replay) Event(ctx context.Context, ev *Event) ([]*Output, error) {
 		return outs, err
 	}
 	r.set(ev.Time)
-	out, err := r.e.Process(ctx, []*Event{ev})
+	out, err := r.e.Process(ctx, []*Event{ev}, "")
 	if err != nil {
 		return outs, err
 	}

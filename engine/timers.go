@@ -1,11 +1,9 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -14,6 +12,7 @@ import (
 
 	"cel.dev/cel-go/common/types"
 
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -22,67 +21,6 @@ var stringSliceType = reflect.TypeOf([]string{})
 // TypeDateDue is the event type of a date timer firing (event.type in
 // conditions of date triggers).
 const TypeDateDue = "date.due"
-
-// encodeSnapshot appends the stored form of a record and the time of the
-// event that set it to dst: {"t":UNIX_MS,"r":RECORD_JSON}.
-func (e *Engine) encodeSnapshot(dst []byte, r *rules.Record, t time.Time) ([]byte, error) {
-	dst = append(dst, `{"t":`...)
-	dst = strconv.AppendInt(dst, t.UnixMilli(), 10)
-	dst = append(dst, `,"r":`...)
-	dst, err := r.AppendJSON(dst)
-	if err != nil {
-		return nil, err
-	}
-	return append(dst, '}'), nil
-}
-
-func (e *Engine) decodeSnapshot(object string, data []byte) (*snapshot, error) {
-	t, rec, ok := splitSnapshot(data)
-	if !ok {
-		// Not the exact form encodeSnapshot writes (white space, key
-		// order): read it as any JSON object of that shape.
-		var raw struct {
-			T int64           `json:"t"`
-			R json.RawMessage `json:"r"`
-		}
-		if err := json.Unmarshal(data, &raw); err != nil {
-			return nil, err
-		}
-		t, rec = raw.T, raw.R
-	}
-	o, ok := e.opts.Schema.Object(object)
-	if !ok {
-		return nil, fmt.Errorf("unknown object %q", object)
-	}
-	r, err := o.DecodeRecord(rec, e.opts.Limits)
-	if err != nil {
-		return nil, err
-	}
-	return &snapshot{rec: r, time: time.UnixMilli(t).UTC()}, nil
-}
-
-// splitSnapshot reads the form encodeSnapshot writes without a JSON
-// decoder: the time, and the record's JSON (which DecodeRecord validates).
-func splitSnapshot(data []byte) (int64, []byte, bool) {
-	const head, mid = `{"t":`, `,"r":`
-	if !bytes.HasPrefix(data, []byte(head)) || len(data) < len(head)+len(mid)+3 || data[len(data)-1] != '}' {
-		return 0, nil, false
-	}
-	rest := data[len(head):]
-	i := bytes.IndexByte(rest, ',')
-	if i <= 0 || !bytes.HasPrefix(rest[i:], []byte(mid)) {
-		return 0, nil, false
-	}
-	t, err := strconv.ParseInt(string(rest[:i]), 10, 64)
-	if err != nil {
-		return 0, nil, false
-	}
-	rec := rest[i+len(mid) : len(rest)-1]
-	if len(rec) == 0 || rec[0] != '{' {
-		return 0, nil, false
-	}
-	return t, rec, true
-}
 
 // dateGroup is the date automations of one workspace on one date field
 // of an object: they share the record's timer for that field.
@@ -131,17 +69,17 @@ func (b *batch) armTimers(w *wsIndex, ev *Event, after, prior *rules.Record) {
 				continue
 			}
 		}
-		ref := timerRef{ev.Workspace, ev.Object, g.field.Name, after.ID()}
+		ref := store.TimerRef{Workspace: ev.Workspace, Object: ev.Object, Field: g.field.Name, RecordID: after.ID()}
 		if !set {
 			b.cancelTimerRef(ref)
 			continue
 		}
 		date := v.Time.Truncate(time.Millisecond)
-		arm := timerArm{timerRef: ref, Date: date, Fired: ev.Time, Next: g.nextDue(date, ev.Time)}
+		arm := store.Arm{TimerRef: ref, Date: date, Fired: ev.Time, Next: g.nextDue(date, ev.Time)}
 		if latest := latestDue(w, ev.Object, after); latest.After(b.now) {
-			arm.keep = latest.Sub(b.now)
+			arm.Keep = latest.Sub(b.now)
 		}
-		b.out.writes.arms = append(b.out.writes.arms, arm)
+		b.out.writes.Arms = append(b.out.writes.Arms, arm)
 		if !arm.Next.IsZero() {
 			b.e.m.timers.WithLabelValues("armed").Inc()
 		}
@@ -175,12 +113,12 @@ func latestDue(w *wsIndex, object string, rec *rules.Record) time.Time {
 
 func (b *batch) cancelTimers(w *wsIndex, ev *Event) {
 	for _, g := range w.dates[ev.Object] {
-		b.cancelTimerRef(timerRef{ev.Workspace, ev.Object, g.field.Name, ev.RecordID()})
+		b.cancelTimerRef(store.TimerRef{Workspace: ev.Workspace, Object: ev.Object, Field: g.field.Name, RecordID: ev.RecordID()})
 	}
 }
 
-func (b *batch) cancelTimerRef(ref timerRef) {
-	b.out.writes.cancels = append(b.out.writes.cancels, ref)
+func (b *batch) cancelTimerRef(ref store.TimerRef) {
+	b.out.writes.Cancels = append(b.out.writes.Cancels, ref)
 	b.e.m.timers.WithLabelValues("cancelled").Inc()
 }
 
@@ -208,18 +146,18 @@ type firing struct {
 // time order). It sets the timer's new fired mark and next due. A timer
 // whose automations are gone, whose record is gone or whose date moved
 // fires nothing and leaves the queue (a re-armed one keeps its new entry).
-func (b *batch) plan(t *dueTimer, upTo time.Time) (*snapshot, []firing) {
-	t.newFired, t.next = t.Fired, time.Time{}
+func (b *batch) plan(t *store.DueTimer, upTo time.Time) (*store.Snapshot, []firing) {
+	t.NewFired, t.Next = t.Fired, time.Time{}
 	w := b.ix.byWS[t.Workspace]
 	if w == nil {
 		return nil, nil
 	}
 	g := w.dateGroup(t.Object, t.Field)
-	snap := b.state[snapshotRef{t.Workspace, t.Object, t.RecordID}]
+	snap := b.state[store.RecordRef{Workspace: t.Workspace, Object: t.Object, ID: t.RecordID}]
 	if g == nil || snap == nil {
 		return nil, nil
 	}
-	v, set := snap.rec.Get(g.field).(types.Timestamp)
+	v, set := snap.Record.Get(g.field).(types.Timestamp)
 	if !set || v.Time.UnixMilli() != t.Date.UnixMilli() {
 		return nil, nil
 	}
@@ -227,7 +165,7 @@ func (b *batch) plan(t *dueTimer, upTo time.Time) (*snapshot, []firing) {
 	if b.e.opts.SimulatedTime {
 		horizon = g.nextDue(t.Date, t.Fired)
 		if horizon.IsZero() || horizon.After(upTo) {
-			t.next = horizon
+			t.Next = horizon
 			return snap, nil
 		}
 	}
@@ -239,8 +177,8 @@ func (b *batch) plan(t *dueTimer, upTo time.Time) (*snapshot, []firing) {
 		}
 	}
 	sort.SliceStable(fire, func(i, j int) bool { return fire[i].due.Before(fire[j].due) })
-	t.newFired = horizon
-	t.next = g.nextDue(t.Date, horizon)
+	t.NewFired = horizon
+	t.Next = g.nextDue(t.Date, horizon)
 	return snap, fire
 }
 
@@ -257,15 +195,15 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 	if e.opts.SimulatedTime {
 		limit = 1
 	}
-	b := e.newBatch(e.ix.Load())
-	due, err := e.store.claimDue(ctx, upTo, e.clock(), limit)
+	b := e.newBatch(e.ix.Load(), "")
+	due, err := e.store.ClaimDue(ctx, upTo, e.clock(), limit)
 	if err != nil {
 		e.m.storeErrors.WithLabelValues("claim_timers").Inc()
 		return nil, fmt.Errorf("claim due timers: %w", err)
 	}
-	var refs []snapshotRef
+	var refs []store.RecordRef
 	for _, t := range due {
-		r := snapshotRef{t.Workspace, t.Object, t.RecordID}
+		r := store.RecordRef{Workspace: t.Workspace, Object: t.Object, ID: t.RecordID}
 		if !b.loaded[r] {
 			b.loaded[r] = true
 			refs = append(refs, r)
@@ -290,10 +228,10 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 			late := max(b.now.Sub(f.due), 0)
 			e.m.timers.WithLabelValues("fired").Inc()
 			eventID := timerEventID(t.Workspace, a.ID, t.RecordID, f.due)
-			act := b.activation(&Event{ID: eventID, Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}, snap.rec, nil, nil)
+			act := b.activation(&Event{ID: eventID, Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}, snap.Record, nil, nil)
 			e.m.evaluated.Inc()
 			if a.If != nil {
-				ok, err := b.holds(ctx, a, snap.rec, act)
+				ok, err := b.holds(ctx, a, snap.Record, act)
 				if err != nil {
 					b.evalError(t.Workspace, a, eventID, t.Object, t.RecordID, err)
 					continue
@@ -302,7 +240,7 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 					continue
 				}
 			}
-			b.matched(ctx, a, act, t.Workspace, eventID, f.due, t.Object, snap.rec, late)
+			b.matched(ctx, a, act, t.Workspace, eventID, f.due, t.Object, snap.Record, late)
 		}
 	}
 	b.out.acks = due

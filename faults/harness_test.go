@@ -32,6 +32,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/childproc"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
@@ -655,7 +656,7 @@ func (w *world) start(name string, o instanceOpts) *instance {
 	t := w.t
 	t.Helper()
 	path := whenthenBinary(t)
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -804,15 +805,6 @@ func httpGet(url string) (int, string) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func tail(s string, n int) string {

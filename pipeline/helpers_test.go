@@ -18,6 +18,7 @@ import (
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/pipeline"
@@ -91,15 +92,18 @@ func newRigOn(t testing.TB, c *testenv.Cluster, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, cluster: c, reg: prometheus.NewRegistry()}
-	var store *engine.RedisStore
+	var st *store.Redis
 	if o.redisURL == "" {
 		rdb, prefix := testenv.Redis(t)
-		store = engine.NewRedisStore(rdb, prefix, engine.StoreTTLs{})
+		st, err = store.NewRedis(rdb, prefix, store.Options{Schema: comp.Schema(), Logger: log})
 	} else {
 		rdb := newRedisClient(t, o.redisURL)
-		store = engine.NewRedisStore(rdb, "wt:", engine.StoreTTLs{})
+		st, err = store.NewRedis(rdb, "wt:", store.Options{Schema: comp.Schema(), Logger: log})
 	}
-	r.engine, err = engine.New(engine.Options{Rules: set, Schema: comp.Schema(), Store: store, Clock: o.clock, Registerer: r.reg, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.engine, err = engine.New(engine.Options{Rules: set, Schema: comp.Schema(), Store: st, Clock: o.clock, Registerer: r.reg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ type Decoder interface {
 // Engine is what a Pipeline needs of *engine.Engine: Process for a batch,
 // FireDue for a round of date timers, Commit for either.
 type Engine interface {
-	Process(ctx context.Context, events []*engine.Event) (*engine.Output, error)
+	Process(ctx context.Context, events []*engine.Event, token string) (*engine.Output, error)
 	FireDue(ctx context.Context, upTo time.Time, limit int) (*engine.Output, error)
 	Commit(ctx context.Context, out *engine.Output) error
 }
@@ -204,7 +204,7 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		token := engine.NewClaimToken()
 		err := p.retry(ctx, part, StageProcess, func(ctx context.Context) error {
 			var err error
-			out, err = p.eng.Process(engine.WithClaimToken(ctx, token), events)
+			out, err = p.eng.Process(ctx, events, token)
 			return err
 		})
 		if err != nil {

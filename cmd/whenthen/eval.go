@@ -11,11 +11,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 )
 
@@ -63,27 +63,30 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "%v\n", err)
 		return 1
 	}
-	var rdb *redis.Client
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sopts := store.Options{Schema: compiler.Schema(), Limits: compiler.Limits(), Logger: log}
+	var st engine.Store
 	if *redisURL != "" {
 		o, err := redis.ParseURL(*redisURL)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "whenthen eval: --redis-url: %v\n", err)
 			return 2
 		}
-		rdb = redis.NewClient(o)
+		rdb := redis.NewClient(o)
+		defer rdb.Close()
+		if st, err = store.NewRedis(rdb, *prefix, sopts); err != nil {
+			fmt.Fprintf(env.stderr, "whenthen eval: %v\n", err)
+			return 1
+		}
 	} else {
-		mr, err := miniredis.Run()
+		mem, err := store.NewMemory(sopts)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "whenthen eval: in-memory state: %v\n", err)
 			return 1
 		}
-		defer mr.Close()
-		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		st = mem
 	}
-	defer rdb.Close()
-	replay, err := engine.NewReplay(engine.Options{Rules: set, Schema: compiler.Schema(),
-		Store:  engine.NewRedisStore(rdb, *prefix, engine.StoreTTLs{}),
-		Logger: slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	replay, err := engine.NewReplay(engine.Options{Rules: set, Schema: compiler.Schema(), Store: st, Logger: log})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "whenthen eval: %v\n", err)
 		return 1

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/authoring"
-	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 )
 
@@ -84,7 +84,12 @@ func runExplain(ctx context.Context, env *cmdEnv, args []string) int {
 		}
 		rdb := redis.NewClient(o)
 		defer rdb.Close()
-		opts.Live = engine.NewRedisStore(rdb, *prefix, engine.StoreTTLs{})
+		live, err := store.NewRedis(rdb, *prefix, store.Options{Schema: compiler.Schema(), Limits: compiler.Limits()})
+		if err != nil {
+			fmt.Fprintf(env.stderr, "whenthen explain: %v\n", err)
+			return 1
+		}
+		opts.Live = live
 	}
 	x, err := authoring.Explain(ctx, opts, ev)
 	if err != nil {

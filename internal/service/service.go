@@ -1,9 +1,9 @@
 // Package service is the whenthen service that `whenthen run` starts: it
 // wires the Kafka consumer and decoder (package ingest), the main loop
-// (package pipeline), the engine and its Redis store (package engine), the
-// Kafka writer (package actions/writer) and the rules (package rules) into
-// one [Service] with New, Run and Close, and serves /metrics, /healthz and
-// /readyz.
+// (package pipeline), the engine and its Redis store (packages engine and
+// engine/store), the Kafka writer (package actions/writer) and the rules
+// (package rules) into one [Service] with New, Run and Close, and serves
+// /metrics, /healthz and /readyz.
 //
 // Besides the consumer, Run fires due date timers every TimerInterval
 // through the pipeline (Pipeline.FireDue: fire, publish, then commit, the
@@ -31,6 +31,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/pipeline"
 	"github.com/whenthen/whenthen/rules"
@@ -49,7 +50,7 @@ type Service struct {
 	compiler *rules.Compiler
 	schema   *rules.Schema
 	rdb      *redis.Client
-	store    *engine.RedisStore
+	store    *store.Redis
 	engine   *engine.Engine
 	kafka    *kafkaClients
 	writer   *writer.Writer
@@ -141,8 +142,12 @@ func New(opts Options) (*Service, error) {
 	// process-wide: the last Service built owns it.
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
 	s.rdb = redis.NewClient(ropts)
-	s.store = engine.NewRedisStore(s.rdb, o.Redis.Prefix, engine.StoreTTLs{Dedup: o.DedupTTL, Snapshot: o.SnapshotTTL})
-	s.engine, err = engine.New(engine.Options{Rules: set, Schema: s.schema, Limits: s.compiler.Limits(), Store: s.store, Clock: o.Clock,
+	s.store, err = store.NewRedis(s.rdb, o.Redis.Prefix, store.Options{Schema: s.schema, Limits: s.compiler.Limits(),
+		TTLs: store.TTLs{Dedup: o.DedupTTL, Snapshot: o.SnapshotTTL}, Logger: log.With("component", "engine")})
+	if err != nil {
+		return nil, err
+	}
+	s.engine, err = engine.New(engine.Options{Rules: set, Schema: s.schema, Store: s.store, Clock: o.Clock,
 		Registerer: s.reg, Logger: log.With("component", "engine")})
 	if err != nil {
 		return nil, err

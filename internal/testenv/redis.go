@@ -1,28 +1,24 @@
 package testenv
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/whenthen/whenthen/internal/childproc"
 	"github.com/whenthen/whenthen/internal/redisx"
 )
 
@@ -33,7 +29,6 @@ const EnvRedisURL = "WHENTHEN_TEST_REDIS_URL"
 const (
 	readyTimeout = 10 * time.Second // a fresh redis-server answers in milliseconds
 	stopTimeout  = 5 * time.Second  // SIGTERM grace before SIGKILL
-	startTries   = 5                // fresh ports tried when another process takes ours
 )
 
 // shared is the one redis-server per test binary behind RedisURL and Redis.
@@ -108,7 +103,7 @@ type RedisServer struct {
 
 	mu   sync.Mutex
 	port int
-	proc *process // nil while stopped
+	srv  *childproc.Redis // nil while stopped
 }
 
 // StartRedis starts a redis-server dedicated to this test on a free
@@ -125,7 +120,7 @@ func StartRedis(t testing.TB, args ...string) *RedisServer {
 		if t.Failed() {
 			t.Logf("testenv: redis-server log (%s):\n%s", s.Addr(), s.logTail(30))
 		}
-		s.stop(syscall.SIGTERM)
+		s.stop(false)
 	})
 	return s
 }
@@ -146,14 +141,14 @@ func (s *RedisServer) URL() string {
 // it to exit. Stopping a stopped server does nothing.
 func (s *RedisServer) Stop() {
 	s.t.Helper()
-	s.stop(syscall.SIGTERM)
+	s.stop(false)
 }
 
 // Kill ends the server with SIGKILL, as a crash would, and waits for it to
 // exit. Killing a stopped server does nothing.
 func (s *RedisServer) Kill() {
 	s.t.Helper()
-	s.stop(syscall.SIGKILL)
+	s.stop(true)
 }
 
 // Restart stops the server if it runs and starts it again on the same port,
@@ -162,14 +157,14 @@ func (s *RedisServer) Kill() {
 // "yes"), in which case the server reloads what it had saved.
 func (s *RedisServer) Restart() {
 	s.t.Helper()
-	s.stop(syscall.SIGTERM)
+	s.stop(false)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The port was free a moment ago; a short retry covers a client racing
 	// for it or a kernel slow to release it.
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		err := s.startLocked()
+		err := s.startLocked(s.port)
 		if err == nil {
 			return
 		}
@@ -180,73 +175,41 @@ func (s *RedisServer) Restart() {
 	}
 }
 
-// startFresh starts the server on a free port, trying other ports if one is
-// taken between choosing it and redis-server binding it.
+// startFresh starts the server on a free port (childproc tries other
+// ports if one is taken between choosing it and redis-server binding it).
 func (s *RedisServer) startFresh() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var err error
-	for range startTries {
-		if s.port, err = freePort(); err != nil {
-			return fmt.Errorf("testenv: %w", err)
-		}
-		if err = s.startLocked(); err == nil {
-			return nil
-		}
+	if err := s.startLocked(0); err != nil {
+		return fmt.Errorf("testenv: starting redis-server: %w", err)
 	}
-	return fmt.Errorf("testenv: starting redis-server: %w", err)
-}
-
-func (s *RedisServer) startLocked() error {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return errNoRedis
-	}
-	logf, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close() // the child keeps its own descriptor
-	args := append([]string{
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-	}, s.args...)
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = s.dir
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = sysProcAttr()
-	logStart, _ := logf.Seek(0, io.SeekEnd) // earlier starts' lines are not this start's
-	p, err := spawn(cmd)
-	if err != nil {
-		return err
-	}
-	if err := waitReady(s.port, p, s.logPath(), logStart); err != nil {
-		p.signal(syscall.SIGKILL)
-		<-p.done
-		return fmt.Errorf("%w\n%s", err, s.logTail(10))
-	}
-	s.proc = p
 	return nil
 }
 
-func (s *RedisServer) stop(sig syscall.Signal) {
+func (s *RedisServer) startLocked(port int) error {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return errNoRedis
+	}
+	srv, err := childproc.StartRedis(context.Background(), childproc.RedisOptions{Dir: s.dir, Port: port, Args: s.args})
+	if err != nil {
+		return err
+	}
+	s.srv, s.port = srv, srv.Port
+	return nil
+}
+
+func (s *RedisServer) stop(kill bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.proc
-	if p == nil {
+	srv := s.srv
+	if srv == nil {
 		return
 	}
-	s.proc = nil
-	p.signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		p.signal(syscall.SIGKILL)
-		<-p.done
+	s.srv = nil
+	if kill {
+		srv.Kill()
+	} else {
+		srv.Stop(stopTimeout)
 	}
 }
 
@@ -291,100 +254,9 @@ func startShared() {
 
 func stopShared() {
 	if s := shared.srv; s != nil {
-		s.stop(syscall.SIGTERM)
+		s.stop(false)
 		os.RemoveAll(s.dir)
 	}
-}
-
-// process is a started child and the goroutine that waits for it.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the child has exited and been reaped
-}
-
-// spawn starts cmd from a goroutine locked to its OS thread, which lives
-// until the child exits: on Linux, Pdeathsig fires when the thread that
-// forked the child ends, not the process, so the thread must outlive the
-// child for the signal to mean "the test binary died".
-func spawn(cmd *exec.Cmd) (*process, error) {
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait() // the exit status of a stopped test server says nothing
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-func (p *process) signal(sig syscall.Signal) {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(sig) // it may exit between the check and here
-	}
-}
-
-// waitReady waits until the server on port answers PING (any reply, so a
-// server with requirepass counts), or its log says it is ready, or it exits.
-func waitReady(port int, p *process, logPath string, logStart int64) error {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		select {
-		case <-p.done:
-			return fmt.Errorf("redis-server on %s exited during startup", addr)
-		default:
-		}
-		if answersPing(addr) || logSaysReady(logPath, logStart) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server on %s not ready after %v", addr, readyTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func answersPing(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && (strings.HasPrefix(line, "+") || strings.HasPrefix(line, "-"))
-}
-
-// logSaysReady reports whether the log, from offset start on, says the
-// server is ready; it covers servers that only listen on a TLS port.
-func logSaysReady(path string, start int64) bool {
-	b, err := os.ReadFile(path)
-	if err != nil || int64(len(b)) < start {
-		return false
-	}
-	return bytes.Contains(b[start:], []byte("Ready to accept connections"))
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("choosing a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // keySafe turns a test name into a key segment free of glob characters, so

@@ -1,0 +1,98 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/whenthen/whenthen/engine/store"
+	"github.com/whenthen/whenthen/internal/testenv"
+	"github.com/whenthen/whenthen/rules"
+)
+
+// TestRedisKeys pins the keys and values Redis holds: running deployments
+// have data under them, and a new version must read it.
+func TestRedisKeys(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	schema := rules.DefaultSchema()
+	s, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC) // 1793523600000
+	claims := []*store.Claim{
+		{Workspace: "acme", AutomationID: "hot", EventID: "e1", RecordID: "r:1", CooldownUntil: t0.Add(24 * time.Hour),
+			Targets: []store.Target{{ActionID: "x1"}}},
+		{Workspace: "", AutomationID: "welcome", EventID: "e1", RecordID: "c1",
+			Targets: []store.Target{{ActionID: "y1", Flow: "f:1", Person: "p1", EnrollUntil: t0.Add(time.Hour)}, {ActionID: "y2", Flow: "g", Person: "p2"}}},
+	}
+	if err := s.Claim(ctx, claims, "tok", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Confirm(ctx, []store.ActionRef{{Workspace: "", ActionID: "y1"}}, "tok"); err != nil {
+		t.Fatal(err)
+	}
+	acc, _ := schema.Object(rules.ObjAccount)
+	rec, err := acc.NewRecord(map[string]any{"id": "a:1", "tier": "SMB", "renewal_date": "2027-01-31T00:00:00Z"}, rules.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC) // 1798761600000
+	w := store.Writes{
+		Saves: []store.Save{{Ref: store.RecordRef{Workspace: "acme", Object: "account", ID: "a:1"}, Snapshot: store.Snapshot{Record: rec, Time: t0}}},
+		Arms: []store.Arm{{TimerRef: store.TimerRef{Workspace: "acme", Object: "account", Field: "renewal_date", RecordID: "a:1"},
+			Date: time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC), Fired: t0, Next: due}},
+	}
+	if err := s.Apply(ctx, &w, t0); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	var got []string
+	for _, k := range keys {
+		var v string
+		if k == prefix+"timers" {
+			zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, z := range zs {
+				v += fmt.Sprintf("%s=%d ", strings.TrimPrefix(z.Member.(string), prefix), int64(z.Score))
+			}
+		} else if v, err = rdb.Get(ctx, k).Result(); err != nil {
+			t.Fatal(err)
+		}
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		ttls := "none"
+		if ttl >= 0 {
+			ttls = ttl.Round(time.Hour).String()
+		}
+		got = append(got, fmt.Sprintf("%s = %s (ttl %s)", strings.TrimPrefix(k, prefix), strings.TrimSpace(v), ttls))
+	}
+	want := []string{
+		`timers = {acme}:t:account:renewal_date:a:1=1798761600000 (ttl none)`,
+		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
+		`{acme}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
+		`{acme}:t:account:renewal_date:a:1 = 1801353600000|1793523600000 (ttl 2160h0m0s)`,
+		`{~}:a:y1 = d (ttl 168h0m0s)`,
+		`{~}:a:y2 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{~}:e:1:g:p2 = y2|0 (ttl none)`,
+		`{~}:e:3:f:1:p1 = y1|1793527200000 (ttl 169h0m0s)`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("keys:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}

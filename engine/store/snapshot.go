@@ -1,0 +1,136 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/whenthen/whenthen/rules"
+)
+
+// The stored form of a record snapshot, the same in every store:
+// {"t":UNIX_MS,"r":RECORD_JSON}, the time of the event that set it and
+// the record's present fields (rules.Record.AppendJSON). Running
+// deployments hold snapshots in this form: it never changes.
+
+// snapshotBufSize is the first capacity of the buffer a batch's snapshots
+// are encoded into: room for a few hundred typical records before it
+// grows.
+const snapshotBufSize = 128 << 10
+
+// maxPooledBuf bounds the buffers kept for the next batch: a batch of
+// huge records does not pin its buffer.
+const maxPooledBuf = 1 << 20
+
+var snapshotBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, snapshotBufSize)
+	return &b
+}}
+
+func getSnapshotBuf() *[]byte { return snapshotBufs.Get().(*[]byte) }
+
+func putSnapshotBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBuf {
+		*b = (*b)[:0]
+		snapshotBufs.Put(b)
+	}
+}
+
+// appendSnapshot appends the stored form of a record and the time of the
+// event that set it to dst.
+func appendSnapshot(dst []byte, r *rules.Record, t time.Time) ([]byte, error) {
+	dst = append(dst, `{"t":`...)
+	dst = strconv.AppendInt(dst, t.UnixMilli(), 10)
+	dst = append(dst, `,"r":`...)
+	dst, err := r.AppendJSON(dst)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, '}'), nil
+}
+
+// splitSnapshot reads the form appendSnapshot writes without a JSON
+// decoder: the time, and the record's JSON (which DecodeRecord validates).
+func splitSnapshot(data []byte) (int64, []byte, bool) {
+	const head, mid = `{"t":`, `,"r":`
+	if !bytes.HasPrefix(data, []byte(head)) || len(data) < len(head)+len(mid)+3 || data[len(data)-1] != '}' {
+		return 0, nil, false
+	}
+	rest := data[len(head):]
+	i := bytes.IndexByte(rest, ',')
+	if i <= 0 || !bytes.HasPrefix(rest[i:], []byte(mid)) {
+		return 0, nil, false
+	}
+	t, err := strconv.ParseInt(string(rest[:i]), 10, 64)
+	if err != nil {
+		return 0, nil, false
+	}
+	rec := rest[i+len(mid) : len(rest)-1]
+	if len(rec) == 0 || rec[0] != '{' {
+		return 0, nil, false
+	}
+	return t, rec, true
+}
+
+// snapshotCodec encodes and decodes snapshots with a store's schema and
+// limits, and logs those it cannot (ids only: never a field value).
+type snapshotCodec struct {
+	schema *rules.Schema
+	limits rules.Limits
+	log    *slog.Logger
+}
+
+func newSnapshotCodec(o Options) snapshotCodec {
+	return snapshotCodec{schema: o.Schema, limits: o.Limits, log: o.Logger}
+}
+
+// encode appends sv's stored form to dst; ok is false, and dst unchanged,
+// when the record cannot be encoded.
+func (c snapshotCodec) encode(dst []byte, sv *Save) (_ []byte, ok bool) {
+	out, err := appendSnapshot(dst, sv.Record, sv.Time)
+	if err != nil {
+		c.log.Error("cannot encode record snapshot", "object", sv.Ref.Object, "record", sv.Ref.ID, "err", rules.Redact(err))
+		return dst, false
+	}
+	return out, true
+}
+
+// decode reads a stored snapshot of ref. A snapshot the schema cannot read
+// is treated as absent: nil, and a warning.
+func (c snapshotCodec) decode(ref RecordRef, data []byte) *Snapshot {
+	s, err := c.read(ref.Object, data)
+	if err != nil {
+		c.log.Warn("unreadable record snapshot", "object", ref.Object, "record", ref.ID, "err", rules.Redact(err))
+		return nil
+	}
+	return s
+}
+
+func (c snapshotCodec) read(object string, data []byte) (*Snapshot, error) {
+	t, rec, ok := splitSnapshot(data)
+	if !ok {
+		// Not the exact form appendSnapshot writes (white space, key
+		// order): read it as any JSON object of that shape.
+		var raw struct {
+			T int64           `json:"t"`
+			R json.RawMessage `json:"r"`
+		}
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return nil, err
+		}
+		t, rec = raw.T, raw.R
+	}
+	o, ok := c.schema.Object(object)
+	if !ok {
+		return nil, fmt.Errorf("unknown object %q", object)
+	}
+	r, err := o.DecodeRecord(rec, c.limits)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{Record: r, Time: fromMS(t)}, nil
+}

@@ -1,0 +1,32 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/whenthen/whenthen/engine/store"
+	"github.com/whenthen/whenthen/engine/store/storetest"
+	"github.com/whenthen/whenthen/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestRedis(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, opts store.Options) storetest.Store {
+		rdb, prefix := testenv.Redis(t)
+		s, err := store.NewRedis(rdb, prefix, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, opts store.Options) storetest.Store {
+		s, err := store.NewMemory(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
