@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/rules"
@@ -21,11 +22,11 @@ import (
 // BacktestOptions configures Backtest.
 type BacktestOptions struct {
 	// Schema types the records of both rule sets (required).
-	Schema *rules.Schema
+	Schema *crm.Schema
 	// Baseline and New are the rule sets compared (required).
 	Baseline, New *rules.Set
 	// Decoder decodes the messages (required): ingest.EnvelopeDecoder for
-	// the events of SPEC section 2.
+	// the events of docs/events.md.
 	Decoder ingest.Decoder
 	// Until, if set, fires the timers due up to it after the last message.
 	Until time.Time

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/rules"
@@ -25,7 +26,7 @@ import (
 // testdata/backtest/new as the new rules.
 func backtestFixture(t *testing.T) BacktestOptions {
 	t.Helper()
-	s, err := rules.LoadSchema("../examples/schema.yaml")
+	s, err := crm.LoadSchema("../examples/schema.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,14 +34,18 @@ func backtestFixture(t *testing.T) BacktestOptions {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := c.Load("../examples/automations")
-	if err != nil {
-		t.Fatal(err)
+	compile := func(path string) *rules.Set {
+		srcs, err := rules.ReadFiles(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := c.Compile(srcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
 	}
-	next, err := c.Load("testdata/backtest/new")
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, next := compile("../examples/automations"), compile("testdata/backtest/new")
 	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: s})
 	if err != nil {
 		t.Fatal(err)

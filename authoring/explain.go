@@ -265,7 +265,7 @@ func triggerText(t rules.Trigger) string {
 		return fmt.Sprintf("schedule %q for %s", t.Schedule, t.Object)
 	case rules.TriggerDate:
 		d := t.Date
-		s := fmt.Sprintf("date %s.%s%s", t.Object, d.Field.Name, offsetText(d.Offset))
+		s := fmt.Sprintf("date %s.%s%s", t.Object, d.Field.Name, d.OffsetText())
 		if d.HasAt {
 			s += fmt.Sprintf(" at %02d:%02d %s", d.AtHour, d.AtMinute, d.Location)
 		}
@@ -427,7 +427,7 @@ func (x *Explanation) WriteText(w io.Writer) {
 	if e.Schedule != "" {
 		fmt.Fprintf(w, " (schedule %q)", e.Schedule)
 	}
-	fmt.Fprintf(w, " in %s at %s\n", wsName(e.Workspace), e.Time)
+	fmt.Fprintf(w, " in %s at %s\n", engine.WorkspaceName(e.Workspace), e.Time)
 	if x.State == "live" {
 		fmt.Fprintln(w, "state: a read-only copy of the live state this event reads (record snapshot, cooldowns, dedup, enrollments)")
 	} else {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
@@ -55,7 +56,7 @@ type explainFixture struct {
 
 func newExplainFixture(t *testing.T) *explainFixture {
 	t.Helper()
-	s, err := rules.LoadSchema("../examples/schema.yaml")
+	s, err := crm.LoadSchema("../examples/schema.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func newExplainFixture(t *testing.T) *explainFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := c.LoadSources([]rules.Source{{Name: "r.yaml", Data: []byte(explainRules)}})
+	set, err := c.Compile([]rules.Source{{Name: "r.yaml", Data: []byte(explainRules)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ tests:
 `
 	_, err := ParseTestFile("t.yaml", []byte(src))
 	want := `t.yaml:5:26: test "one": event: .inf has no JSON form (quote it for a string)
-t.yaml:6:9: test "one": an event must be a mapping (an envelope of SPEC section 2)
+t.yaml:6:9: test "one": an event must be a mapping (an event envelope as docs/events.md describes)
 t.yaml:7:12: test "one": until: want an RFC 3339 time such as 2026-12-01T00:00:00Z
 t.yaml:10:12: test "one": expected action: unknown field "automation" (action fields: action_id, automation_id, brief, event_id, event_time, fired_at, flow, object, record_id, type, workspace)
 t.yaml:10:27: test "one": expected action: unknown field "flow.person"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/rules"
@@ -231,9 +232,9 @@ func ruleKey(tf *TestFile) string {
 
 func loadRuleEnv(tf *TestFile) *ruleEnv {
 	env := &ruleEnv{}
-	schema := rules.DefaultSchema()
+	schema := crm.DefaultSchema()
 	if tf.Schema != "" {
-		s, err := rules.LoadSchema(tf.Schema)
+		s, err := crm.LoadSchema(tf.Schema)
 		if err != nil {
 			env.err = err
 			return env
@@ -245,7 +246,12 @@ func loadRuleEnv(tf *TestFile) *ruleEnv {
 		env.err = err
 		return env
 	}
-	set, err := c.Load(tf.Rules...)
+	srcs, err := rules.ReadFiles(tf.Rules...)
+	if err != nil {
+		env.err = err
+		return env
+	}
+	set, err := c.Compile(srcs)
 	if err != nil {
 		env.err = err
 		return env

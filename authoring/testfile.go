@@ -22,7 +22,7 @@ import (
 //	workspace: acme           # optional: the workspace of events that name none
 //	tests:
 //	  - name: ...
-//	    events: [...]         # SPEC section 2 envelopes, in order
+//	    events: [...]         # event envelopes (docs/events.md), in order
 //	    until: TIME           # optional: fire the timers due up to TIME at the end
 //	    expect: {actions: [...], runs: [...], only_listed_actions: true, only_listed_runs: false}
 type TestFile struct {
@@ -288,7 +288,7 @@ func (p *testParser) test(n *yaml.Node, workspace string) *Test {
 			listed = len(v.Content)
 			for _, e := range v.Content {
 				if e.Kind != yaml.MappingNode {
-					p.errAt(e, t.Name, "an event must be a mapping (an envelope of SPEC section 2)")
+					p.errAt(e, t.Name, "an event must be a mapping (an event envelope as docs/events.md describes)")
 					continue
 				}
 				var buf bytes.Buffer

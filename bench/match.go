@@ -30,7 +30,7 @@ func Prepare(w Workload, n int) (*Setup, error) {
 		return nil, err
 	}
 	start := time.Now()
-	set, err := c.LoadSources(w.Rules())
+	set, err := c.Compile(w.Rules())
 	if err != nil {
 		return nil, fmt.Errorf("generated rules do not load: %w", err)
 	}

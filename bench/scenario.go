@@ -166,7 +166,11 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, err := c.Load(req.Dir)
+	srcs, err := rules.ReadFiles(req.Dir)
+	if err != nil {
+		return nil, err
+	}
+	set, err := c.Compile(srcs)
 	if err != nil {
 		return nil, fmt.Errorf("generated rules do not load: %w", err)
 	}

@@ -174,7 +174,7 @@ func (s *Schema) ObjectOfType(typeName string) (*Object, bool) {
 	return nil, false
 }
 
-// DefaultSchema returns the standard schema of SPEC section 3 with no
+// DefaultSchema returns the standard schema (docs/schema.md) with no
 // custom fields.
 func DefaultSchema() *Schema {
 	s, err := buildSchema(nil)

@@ -5,6 +5,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -58,7 +59,7 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 
 var emptyStrings = types.NewStringList(types.DefaultTypeAdapter, nil)
 
-func orEmpty(r *rules.Record, o *rules.Object) ref.Val {
+func orEmpty(r *crm.Record, o *crm.Object) ref.Val {
 	if r == nil {
 		return o.Empty()
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -24,7 +25,7 @@ type Options struct {
 	// Rules is the initial rule set (required); SetRules swaps it.
 	Rules *rules.Set
 	// Schema is the schema the rules were compiled with (required).
-	Schema *rules.Schema
+	Schema *crm.Schema
 	// Store keeps dedup state, snapshots and timers (required):
 	// store.Redis in production, store.Memory offline.
 	Store Store
@@ -276,10 +277,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 			return
 		}
 		act := b.activation(ev, nil, nil, nil)
-		conf, _ := ev.Tracker.FieldValue(mustField(ev.Tracker.Object(), "confidence")).(types.Double)
-		b.match(ctx, ev, g, nil, nil, act, func(a *rules.Automation) bool {
-			return float64(conf) >= a.Trigger.MinConfidence
-		})
+		b.match(ctx, ev, g, nil, nil, act)
 		return
 	}
 	if ev.Record == nil {
@@ -307,7 +305,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	after, before, known := images(ev, stored)
 	// Timers compare with the stored state only: it proves the record was
 	// seen (and its timers armed) before. A before image alone does not.
-	var prior *rules.Record
+	var prior *crm.Record
 	if stored != nil {
 		prior = stored.Record
 	}
@@ -348,26 +346,13 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 			return false, nil
 		}
 		return b.holds(ctx, a, before, act)
-	}, act, func(a *rules.Automation) bool {
-		if ev.Type == TypeScheduleFired {
-			return true
-		}
-		return (created && a.Trigger.OnCreate) || (!created && a.Trigger.OnUpdate)
-	})
+	}, act)
 }
 
-func mustField(o *rules.Object, name string) *rules.Field {
-	f, ok := o.Field(name)
-	if !ok {
-		panic("schema has no field " + o.Name + "." + name)
-	}
-	return f
-}
-
-func (b *batch) activation(ev *Event, after, before *rules.Record, changed ref.Val) *activation {
+func (b *batch) activation(ev *Event, after, before *crm.Record, changed ref.Val) *activation {
 	s := b.e.opts.Schema
-	acc, _ := s.Object(rules.ObjAccount)
-	opp, _ := s.Object(rules.ObjOpportunity)
+	acc, _ := s.Object(crm.ObjAccount)
+	opp, _ := s.Object(crm.ObjOpportunity)
 	act := &activation{
 		account:     orEmpty(ev.Account, acc),
 		opportunity: orEmpty(ev.Opportunity, opp),
@@ -383,9 +368,9 @@ func (b *batch) activation(ev *Event, after, before *rules.Record, changed ref.V
 		act.before = orEmpty(before, after.Object())
 		// The record is its own related account or opportunity.
 		switch after.Object().Name {
-		case rules.ObjAccount:
+		case crm.ObjAccount:
 			act.account = after
-		case rules.ObjOpportunity:
+		case crm.ObjOpportunity:
 			act.opportunity = after
 		}
 	}
@@ -396,7 +381,7 @@ func (b *batch) activation(ev *Event, after, before *rules.Record, changed ref.V
 func (b *batch) eventValue(id, typ string, t time.Time, object, ws string) ref.Val {
 	r, err := b.e.opts.Schema.Event.NewRecord(map[string]any{
 		"id": id, "type": typ, "time": t.UTC().Format(time.RFC3339Nano), "object": object, "workspace": ws,
-	}, rules.Limits{})
+	}, crm.Limits{})
 	if err != nil {
 		return b.e.opts.Schema.Event.Empty()
 	}
@@ -404,7 +389,7 @@ func (b *batch) eventValue(id, typ string, t time.Time, object, ws string) ref.V
 }
 
 // holds evaluates a's condition with the record swapped for rec.
-func (b *batch) holds(ctx context.Context, a *rules.Automation, rec *rules.Record, act *activation) (bool, error) {
+func (b *batch) holds(ctx context.Context, a *rules.Automation, rec *crm.Record, act *activation) (bool, error) {
 	cond := a.If
 	eval := cond.Eval
 	switch {
@@ -441,7 +426,7 @@ type enteredBefore func(a *rules.Automation, act *activation) (bool, error)
 
 // match evaluates the group's candidates for the event and starts a run
 // for each that matches.
-func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *rules.Record, wasTrue enteredBefore, act *activation, triggerOK func(*rules.Automation) bool) {
+func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *crm.Record, wasTrue enteredBefore, act *activation) {
 	start := time.Now()
 	cands := g.all
 	if !b.e.opts.NoIndex {
@@ -450,7 +435,7 @@ func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *rules.Recor
 	}
 	for _, c := range cands {
 		a := c.a
-		if !triggerOK(a) {
+		if Accepts(a, ev) != Accepted {
 			continue
 		}
 		b.evaluated++
@@ -474,11 +459,11 @@ func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *rules.Recor
 	b.e.m.evalDuration.Observe(time.Since(start).Seconds())
 }
 
-func orRecord(rec *rules.Record, act *activation) *rules.Record {
+func orRecord(rec *crm.Record, act *activation) *crm.Record {
 	if rec != nil {
 		return rec
 	}
-	if r, ok := act.record.(*rules.Record); ok {
+	if r, ok := act.record.(*crm.Record); ok {
 		return r
 	}
 	return nil
@@ -486,7 +471,7 @@ func orRecord(rec *rules.Record, act *activation) *rules.Record {
 
 func (b *batch) evalError(ws string, a *rules.Automation, eventID, object, recordID string, err error) {
 	b.e.m.evalErrors.Inc()
-	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", eventID, "err", rules.Redact(err))
+	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", eventID, "err", crm.Redact(err))
 	run := b.newRun(ws, a, eventID, object, recordID)
 	run.Outcome, run.Reason, run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
 	b.runs = append(b.runs, &pendingRun{run: run})
@@ -501,7 +486,7 @@ func (b *batch) newRun(ws string, a *rules.Automation, eventID, object, recordID
 
 // matched builds the run and actions of an automation whose trigger and
 // condition matched, and its claim.
-func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activation, ws, eventID string, eventTime time.Time, object string, rec *rules.Record, late time.Duration) {
+func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activation, ws, eventID string, eventTime time.Time, object string, rec *crm.Record, late time.Duration) {
 	b.e.m.matched.Inc()
 	recordID := ""
 	if rec != nil {
@@ -533,7 +518,7 @@ func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activatio
 		if err != nil {
 			pr.run.Outcome, pr.run.Reason, pr.run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
 			b.e.m.evalErrors.Inc()
-			b.e.log.Warn("flow who evaluation failed", "automation", a.ID, "event", eventID, "err", rules.Redact(err))
+			b.e.log.Warn("flow who evaluation failed", "automation", a.ID, "event", eventID, "err", crm.Redact(err))
 			return
 		}
 		if len(persons) == 0 {
@@ -557,7 +542,7 @@ func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activatio
 
 // resolveRecipients turns brief recipients into user:ID and email:ADDR
 // strings; owner is the record's owner_id, dropped when it is empty.
-func resolveRecipients(rs []rules.Recipient, rec *rules.Record) []string {
+func resolveRecipients(rs []rules.Recipient, rec *crm.Record) []string {
 	out := make([]string, 0, len(rs))
 	seen := map[string]bool{}
 	for _, r := range rs {
@@ -583,7 +568,7 @@ func resolveRecipients(rs []rules.Recipient, rec *rules.Record) []string {
 
 // persons evaluates a flow's who: one person id or a list; empty ids are
 // dropped and duplicates removed.
-func (b *batch) persons(ctx context.Context, a *rules.Automation, act *activation, rec *rules.Record) ([]string, error) {
+func (b *batch) persons(ctx context.Context, a *rules.Automation, act *activation, rec *crm.Record) ([]string, error) {
 	if a.Flow.Who == nil {
 		if rec == nil || rec.ID() == "" {
 			return nil, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/rules"
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 type harness struct {
 	t      *testing.T
 	e      *Engine
-	schema *rules.Schema
+	schema *crm.Schema
 	now    time.Time
 	reg    *prometheus.Registry
 	store  Store
@@ -44,7 +45,7 @@ func newHarness(t *testing.T, yaml string) *harness {
 func newRedisHarness(t *testing.T, yaml string, ttl store.TTLs) *harness {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	schema := rules.DefaultSchema()
+	schema := crm.DefaultSchema()
 	st, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema, TTLs: ttl})
 	if err != nil {
 		t.Fatal(err)
@@ -55,13 +56,13 @@ func newRedisHarness(t *testing.T, yaml string, ttl store.TTLs) *harness {
 }
 
 // newHarnessWithStore: the store is st, which reads snapshots with schema.
-func newHarnessWithStore(t *testing.T, yaml string, schema *rules.Schema, st Store) *harness {
+func newHarnessWithStore(t *testing.T, yaml string, schema *crm.Schema, st Store) *harness {
 	t.Helper()
 	c, err := rules.NewCompiler(rules.CompilerOptions{Schema: schema})
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := c.LoadSources([]rules.Source{{Name: "t.yaml", Data: []byte(yaml)}})
+	set, err := c.Compile([]rules.Source{{Name: "t.yaml", Data: []byte(yaml)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +91,12 @@ func (h *harness) ev(js string) *Event {
 	ev.Workspace, _ = m["workspace"].(string)
 	ev.Object, _ = m["object"].(string)
 	ev.Partial, _ = m["partial"].(bool)
-	rec := func(o *rules.Object, v any) *rules.Record {
+	rec := func(o *crm.Object, v any) *crm.Record {
 		mm, ok := v.(map[string]any)
 		if !ok {
 			return nil
 		}
-		r, err := o.NewRecord(mm, rules.Limits{})
+		r, err := o.NewRecord(mm, crm.Limits{})
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -106,8 +107,8 @@ func (h *harness) ev(js string) *Event {
 		ev.Record = rec(o, m["record"])
 		ev.Before = rec(o, m["before"])
 	}
-	acc, _ := h.schema.Object(rules.ObjAccount)
-	opp, _ := h.schema.Object(rules.ObjOpportunity)
+	acc, _ := h.schema.Object(crm.ObjAccount)
+	opp, _ := h.schema.Object(crm.ObjOpportunity)
 	ev.Account = rec(acc, m["account"])
 	ev.Opportunity = rec(opp, m["opportunity"])
 	ev.Tracker = rec(h.schema.Tracker, m["tracker"])
@@ -502,7 +503,7 @@ func TestEnrollmentIsPerWorkspace(t *testing.T) {
 		return "workspace: " + ws + "\nautomations:\n  - id: " + ws + "-f\n    when: {record: lead}\n    then: {flow: {id: f}}\n"
 	}
 	rdb, prefix := testenv.Redis(t)
-	schema := rules.DefaultSchema()
+	schema := crm.DefaultSchema()
 	st, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema})
 	if err != nil {
 		t.Fatal(err)

@@ -3,10 +3,10 @@ package engine
 import (
 	"time"
 
-	"github.com/whenthen/whenthen/rules"
+	"github.com/whenthen/whenthen/crm"
 )
 
-// Event types of the input envelope (SPEC section 2).
+// Event types of the input envelope (docs/events.md).
 const (
 	TypeRecordCreated   = "record.created"
 	TypeRecordUpdated   = "record.updated"
@@ -25,18 +25,18 @@ type Event struct {
 
 	// Object and Record are set for record.* and schedule.fired events.
 	Object string
-	Record *rules.Record
+	Record *crm.Record
 	// Before holds the previous values of the fields that changed (it may
 	// hold them all); nil when the event carries none.
-	Before *rules.Record
+	Before *crm.Record
 	// Partial means Record holds only the changed fields (CDC style).
 	Partial bool
 
 	// Tracker is set for tracker.detected events.
-	Tracker *rules.Record
+	Tracker *crm.Record
 	// Account and Opportunity are related records, where the event carries them.
-	Account     *rules.Record
-	Opportunity *rules.Record
+	Account     *crm.Record
+	Opportunity *crm.Record
 
 	// Schedule is the schedule name of a schedule.fired event.
 	Schedule string

@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -27,10 +28,10 @@ type Bindings struct {
 	Vars interpreter.Activation
 	// Record is the record after the change (for a partial event, merged
 	// into its stored state); nil for a tracker event.
-	Record *rules.Record
+	Record *crm.Record
 	// Before is the record as it was before the change; nil on create and
 	// when the prior state is unknown.
-	Before *rules.Record
+	Before *crm.Record
 	// BeforeVars binds the variables with the record swapped for Before,
 	// as an on_enter automation evaluates its condition to tell whether it
 	// already held; nil when on_enter does not look back (a create, a
@@ -98,7 +99,7 @@ func (e *Engine) Bind(ctx context.Context, ev *Event) (*Bindings, error) {
 
 // images are the record after an event and before it, as batch.event
 // computes them, and whether the state before is known.
-func images(ev *Event, stored *store.Snapshot) (after, before *rules.Record, known bool) {
+func images(ev *Event, stored *store.Snapshot) (after, before *crm.Record, known bool) {
 	after = ev.Record
 	if ev.Partial && stored != nil {
 		after = stored.Record.Merge(ev.Record)

@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/interpreter"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/rules"
@@ -207,7 +208,7 @@ func TestBindDueListsEveryDueInSimulatedTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := c.LoadSources([]rules.Source{{Name: "t.yaml", Data: []byte(`
+	set, err := c.Compile([]rules.Source{{Name: "t.yaml", Data: []byte(`
 automations:
   - id: early
     when: {date: {record: account, field: renewal_date, offset: -1440h}}
@@ -230,8 +231,8 @@ automations:
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	acc, _ := c.Schema().Object(rules.ObjAccount)
-	rec, _ := acc.NewRecord(map[string]any{"id": "a1", "tier": "Enterprise", "primary_contact_id": "c1", "renewal_date": "2027-03-02T00:00:00Z"}, rules.Limits{})
+	acc, _ := c.Schema().Object(crm.ObjAccount)
+	rec, _ := acc.NewRecord(map[string]any{"id": "a1", "tier": "Enterprise", "primary_contact_id": "c1", "renewal_date": "2027-03-02T00:00:00Z"}, crm.Limits{})
 	if _, err := r.Event(ctx, &Event{ID: "e1", Type: TypeRecordCreated, Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Object: "account", Record: rec}); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
@@ -26,7 +27,7 @@ import (
 // nothing panics, Process and Commit succeed, and every run has a valid
 // outcome whose actions are the ones it lists.
 func FuzzEvaluate(f *testing.F) {
-	schema, err := rules.LoadSchema("../examples/schema.yaml")
+	schema, err := crm.LoadSchema("../examples/schema.yaml")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -34,7 +35,11 @@ func FuzzEvaluate(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	set, err := c.Load("../examples/automations")
+	srcs, err := rules.ReadFiles("../examples/automations")
+	if err != nil {
+		f.Fatal(err)
+	}
+	set, err := c.Compile(srcs)
 	if err != nil {
 		f.Fatal(err)
 	}

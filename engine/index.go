@@ -7,6 +7,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -42,7 +43,7 @@ type group struct {
 // is filed under the pair, so that an event meets only the automations of
 // its own industry and region). Keys are the fields' fieldKey forms.
 type fieldIndex struct {
-	fields []*rules.Field           // one or two
+	fields []*crm.Field             // one or two
 	byOne  map[string][]*candidate  // one field (a string-keyed map has the faster lookup)
 	byPair map[pairKey][]*candidate // two fields
 }
@@ -57,8 +58,8 @@ const maxCompositeKeys = 16
 // fieldKey is the index key of a field's value: the string itself for a
 // string field (a string field only ever holds strings; no allocation per
 // lookup), else rules.IndexKey.
-func fieldKey(f *rules.Field, v ref.Val) (string, bool) {
-	if f.Kind == rules.KindString {
+func fieldKey(f *crm.Field, v ref.Val) (string, bool) {
+	if f.Kind == crm.KindString {
 		s, ok := v.(types.String)
 		return string(s), ok
 	}
@@ -66,7 +67,7 @@ func fieldKey(f *rules.Field, v ref.Val) (string, bool) {
 }
 
 // lookup appends the candidates filed under rec's values to buf.
-func (fi *fieldIndex) lookup(rec *rules.Record, buf []*candidate) []*candidate {
+func (fi *fieldIndex) lookup(rec *crm.Record, buf []*candidate) []*candidate {
 	a, ok := fieldKey(fi.fields[0], rec.FieldValue(fi.fields[0]))
 	if !ok {
 		return buf
@@ -158,7 +159,7 @@ func buildIndex(set *rules.Set) *index {
 // the field's distinct constants in the group divided by the predicate's
 // own number of values.
 func (g *group) file() {
-	distinct := map[*rules.Field]map[string]bool{}
+	distinct := map[*crm.Field]map[string]bool{}
 	for _, c := range g.all {
 		if c.a.If == nil {
 			continue
@@ -249,7 +250,7 @@ func (g *group) add(c *candidate, preds []*rules.Predicate) {
 // candidates appends to buf the automations of the group whose indexed
 // predicates hold for rec (rec may be nil for triggers without a record),
 // in set order.
-func (g *group) candidates(rec *rules.Record, buf []*candidate) []*candidate {
+func (g *group) candidates(rec *crm.Record, buf []*candidate) []*candidate {
 	buf = append(buf, g.scan...)
 	if rec != nil {
 		for _, fi := range g.fields {

@@ -20,7 +20,7 @@ func TestIndexEqualsEveryRule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		set, err := c.LoadSources(randomRules(r, 120, []string{"", "acme"}))
+		set, err := c.Compile(randomRules(r, 120, []string{"", "acme"}))
 		if err != nil {
 			t.Fatal(err)
 		}

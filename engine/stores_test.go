@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/rules"
@@ -55,7 +56,7 @@ func TestMemoryDecidesAsRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		srcs := append(randomRules(r, 40, []string{"", "acme"}), rules.Source{Name: "stores.yaml", Data: []byte(storesRules)})
-		set, err := c.LoadSources(srcs)
+		set, err := c.Compile(srcs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +125,7 @@ func TestMemoryDecidesAsRedis(t *testing.T) {
 // storesEvent is a random opportunity event at now: created, updated
 // (full, with a before, or partial) or deleted, with a close date in a
 // random zone.
-func storesEvent(r *rand.Rand, schema *rules.Schema, i int, ws string, now time.Time) *Event {
+func storesEvent(r *rand.Rand, schema *crm.Schema, i int, ws string, now time.Time) *Event {
 	ev := randomEvent(r, schema, i, ws, 12)
 	ev.Time = now
 	opp := ev.Record.Object()
@@ -138,7 +139,7 @@ func storesEvent(r *rand.Rand, schema *rules.Schema, i int, ws string, now time.
 	case 1:
 		patch["close_date"] = nil
 	}
-	p, err := opp.NewRecord(patch, rules.Limits{})
+	p, err := opp.NewRecord(patch, crm.Limits{})
 	if err != nil {
 		panic(err)
 	}

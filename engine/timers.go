@@ -12,6 +12,7 @@ import (
 
 	"cel.dev/cel-go/common/types"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -26,7 +27,7 @@ const TypeDateDue = "date.due"
 // of an object: they share the record's timer for that field.
 type dateGroup struct {
 	object string
-	field  *rules.Field
+	field  *crm.Field
 	autos  []*rules.Automation
 	// maxOffset is the largest offset of autos; anyAt tells whether one
 	// moves its due time to a time of day (at most a day later).
@@ -60,7 +61,7 @@ func (w *wsIndex) dateGroup(object, field string) *dateGroup {
 // one per date field that date automations use: armed for the date's due
 // times after the event, cancelled when the field is cleared. A field
 // whose stored state (prior) already holds the same date is left alone.
-func (b *batch) armTimers(w *wsIndex, ev *Event, after, prior *rules.Record) {
+func (b *batch) armTimers(w *wsIndex, ev *Event, after, prior *crm.Record) {
 	for _, g := range w.dates[ev.Object] {
 		v, set := after.Get(g.field).(types.Timestamp)
 		if prior != nil {
@@ -90,7 +91,7 @@ func (b *batch) armTimers(w *wsIndex, ev *Event, after, prior *rules.Record) {
 // workspace from above: its snapshot and timers must outlive them. It is
 // exact for automations without `at`, and at most a day and an hour late
 // for those with one (a time of day on the due date's local day).
-func latestDue(w *wsIndex, object string, rec *rules.Record) time.Time {
+func latestDue(w *wsIndex, object string, rec *crm.Record) time.Time {
 	var latest time.Time
 	if w == nil {
 		return latest

@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"strings"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -69,8 +70,8 @@ func randomRules(r *rand.Rand, n int, workspaces []string) []rules.Source {
 
 // randomEvent is an opportunity event with random field values; some
 // fields absent.
-func randomEvent(r *rand.Rand, schema *rules.Schema, i int, ws string, records int) *Event {
-	opp, _ := schema.Object(rules.ObjOpportunity)
+func randomEvent(r *rand.Rand, schema *crm.Schema, i int, ws string, records int) *Event {
+	opp, _ := schema.Object(crm.ObjOpportunity)
 	m := map[string]any{"id": fmt.Sprintf("o%d", r.Intn(records)), "primary_contact_id": fmt.Sprintf("c%d", r.Intn(50))}
 	if r.Intn(5) > 0 {
 		m["stage"] = genStages[r.Intn(len(genStages))]
@@ -87,7 +88,7 @@ func randomEvent(r *rand.Rand, schema *rules.Schema, i int, ws string, records i
 	if r.Intn(2) > 0 {
 		m["probability"] = []float64{0, 0.5, 1, 0.25}[r.Intn(4)]
 	}
-	rec, err := opp.NewRecord(m, rules.Limits{})
+	rec, err := opp.NewRecord(m, crm.Limits{})
 	if err != nil {
 		panic(err)
 	}
@@ -95,5 +96,5 @@ func randomEvent(r *rand.Rand, schema *rules.Schema, i int, ws string, records i
 	if r.Intn(4) == 0 {
 		typ = TypeRecordCreated
 	}
-	return &Event{ID: fmt.Sprintf("ev-%d", i), Type: typ, Workspace: ws, Object: rules.ObjOpportunity, Record: rec}
+	return &Event{ID: fmt.Sprintf("ev-%d", i), Type: typ, Workspace: ws, Object: crm.ObjOpportunity, Record: rec}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// DefaultTopic is the input topic of SPEC section 2.
+// DefaultTopic is the input topic of docs/events.md.
 const DefaultTopic = "crm.events"
 
 // Defaults of ConsumerOptions.

@@ -57,7 +57,7 @@ var (
 )
 
 // sanitize removes the values an error message of another package may
-// quote: Go-quoted strings (rules.ParseTime writes the rejected text with
+// quote: Go-quoted strings (crm.ParseTime writes the rejected text with
 // %q) and number literals (rules writes "number 1e400 is out of the double
 // range", encoding/json "cannot unmarshal number 1e400 into").
 func sanitize(s string) string {

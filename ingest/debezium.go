@@ -15,9 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/internal/jsonx"
-	"github.com/whenthen/whenthen/rules"
 )
 
 // DebeziumOptions configures a DebeziumDecoder.
@@ -73,7 +73,7 @@ type DebeziumDecoder struct {
 }
 
 type table struct {
-	obj             *rules.Object
+	obj             *crm.Object
 	idColumn        string
 	workspace       string
 	workspaceColumn string
@@ -110,10 +110,10 @@ func NewDebeziumDecoder(opts DebeziumOptions) (*DebeziumDecoder, error) {
 	return d, nil
 }
 
-func newTable(s *rules.Schema, m TableMapping) (*table, error) {
+func newTable(s *crm.Schema, m TableMapping) (*table, error) {
 	obj, ok := s.Object(m.Object)
 	if !ok {
-		return nil, fmt.Errorf("object %q is not one of %s", m.Object, strings.Join(rules.CRMObjects, ", "))
+		return nil, fmt.Errorf("object %q is not one of %s", m.Object, strings.Join(crm.CRMObjects, ", "))
 	}
 	t := &table{obj: obj, idColumn: m.IDColumn, workspace: m.Workspace, workspaceColumn: m.WorkspaceColumn,
 		rename: map[string]string{}, hidden: map[string]bool{}, unit: m.TimeUnit}
@@ -504,7 +504,7 @@ func (d *DebeziumDecoder) event(key []byte, p map[string]any, cols map[string]co
 // before row whose values differ from the after row. When the before row
 // lacks a field the after row has (Postgres without REPLICA IDENTITY FULL
 // sends only the key), what changed is unknown and there is no before.
-func (d *DebeziumDecoder) changedBefore(t *table, rec *rules.Record, am, before map[string]any, id string, cols map[string]colType, lim rules.Limits) (*rules.Record, *DecodeError) {
+func (d *DebeziumDecoder) changedBefore(t *table, rec *crm.Record, am, before map[string]any, id string, cols map[string]colType, lim crm.Limits) (*crm.Record, *DecodeError) {
 	bm, _, err := t.fields(before, id, cols, d.unavailable, "before")
 	if err != nil {
 		return nil, err
@@ -578,7 +578,7 @@ func (t *table) rowWorkspace(row map[string]any, at string) (string, *DecodeErro
 
 // fields maps a row to the record fields of t's object: columns renamed,
 // columns that are no field dropped, values converted to what
-// rules.Object.NewRecord reads (see convert), and id set. partial reports
+// crm.Object.NewRecord reads (see convert), and id set. partial reports
 // that a column held the unavailable placeholder and was left out.
 func (t *table) fields(row map[string]any, id string, cols map[string]colType, unavailable, at string) (map[string]any, bool, *DecodeError) {
 	out := make(map[string]any, len(row))
@@ -678,12 +678,12 @@ func (s *connectSchema) columnTypes() map[string]colType {
 // numbers; numbers in string fields become their text; 0 and 1 in bool
 // fields become false and true. Anything else is left for NewRecord to
 // accept or reject. Errors never quote the value.
-func convert(v any, f *rules.Field, ct colType, unit string) (any, error) {
+func convert(v any, f *crm.Field, ct colType, unit string) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
 	switch f.Kind {
-	case rules.KindTimestamp:
+	case crm.KindTimestamp:
 		n, ok := v.(json.Number)
 		if !ok {
 			return v, nil
@@ -703,7 +703,7 @@ func convert(v any, f *rules.Field, ct colType, unit string) (any, error) {
 			return nil, err
 		}
 		return t.Format(time.RFC3339Nano), nil
-	case rules.KindDouble, rules.KindInt:
+	case crm.KindDouble, crm.KindInt:
 		switch x := v.(type) {
 		case string:
 			if ct.name == ltDecimal {
@@ -723,11 +723,11 @@ func convert(v any, f *rules.Field, ct colType, unit string) (any, error) {
 				return decimal(s, scale)
 			}
 		}
-	case rules.KindString:
+	case crm.KindString:
 		if n, ok := v.(json.Number); ok {
 			return string(n), nil
 		}
-	case rules.KindBool:
+	case crm.KindBool:
 		if n, ok := v.(json.Number); ok {
 			switch n {
 			case "0":

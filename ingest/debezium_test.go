@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
-	"github.com/whenthen/whenthen/rules"
 )
 
 func debeziumTables() map[string]TableMapping {
@@ -144,7 +144,7 @@ func TestDebeziumInline(t *testing.T) {
 
 // TestDebeziumNullBeforeClears checks that a before field set from null
 // is recorded as cleared, so that laying before over the record removes
-// the field, as SPEC section 2 defines the prior state.
+// the field, as docs/events.md defines the prior state.
 func TestDebeziumNullBeforeClears(t *testing.T) {
 	ev, err := newDebezium(t).Decode(nil, []byte(`{"op":"u","before":{"id":"L1","email":null},"after":{"id":"L1","email":"a@example.com"},"source":{"table":"leads","ts_ms":1}}`))
 	if err != nil {
@@ -158,7 +158,7 @@ func TestDebeziumNullBeforeClears(t *testing.T) {
 func TestDebeziumConversions(t *testing.T) {
 	s := customSchema(t)
 	opp, _ := s.Object("opportunity")
-	field := func(name string) *rules.Field {
+	field := func(name string) *crm.Field {
 		f, ok := opp.Field(name)
 		if !ok {
 			t.Fatalf("no field %s", name)
@@ -325,7 +325,7 @@ func TestDebeziumDecodeBad(t *testing.T) {
 }
 
 func TestDebeziumOptions(t *testing.T) {
-	s := rules.DefaultSchema()
+	s := crm.DefaultSchema()
 	for _, c := range []struct {
 		name string
 		opts DebeziumOptions

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/internal/jsonx"
-	"github.com/whenthen/whenthen/rules"
 )
 
 // Decoder turns the key and value of one Kafka message into an event. An
@@ -62,10 +62,10 @@ func decodeErr(reason, format string, args ...any) *DecodeError {
 // DecoderOptions configures the decoders.
 type DecoderOptions struct {
 	// Schema types the records. Required.
-	Schema *rules.Schema
+	Schema *crm.Schema
 	// Limits caps record values (string bytes, list length, map entries,
-	// map depth); default rules.DefaultLimits.
-	Limits rules.Limits
+	// map depth); default crm.DefaultLimits.
+	Limits crm.Limits
 	// MaxBytes is the largest message value accepted; default 1 MiB.
 	MaxBytes int
 	// MaxDepth is the deepest nesting of JSON objects and arrays accepted,
@@ -96,7 +96,7 @@ func (o DecoderOptions) withDefaults() (DecoderOptions, error) {
 	if o.MaxDepth != 0 && o.MaxDepth < minMaxDepth {
 		return o, fmt.Errorf("ingest: DecoderOptions.MaxDepth %d is below the minimum of %d", o.MaxDepth, minMaxDepth)
 	}
-	d := rules.DefaultLimits
+	d := crm.DefaultLimits
 	if o.Limits.MaxStringBytes <= 0 {
 		o.Limits.MaxStringBytes = d.MaxStringBytes
 	}
@@ -228,11 +228,11 @@ func jsonKind(v any) string {
 	return "number"
 }
 
-// recordError turns an error of rules.Object.NewRecord into a DecodeError,
+// recordError turns an error of crm.Object.NewRecord into a DecodeError,
 // removing any value the message quotes. at names the envelope field
 // holding the record.
 func recordError(at string, err error) *DecodeError {
-	var fe *rules.FieldValueError
+	var fe *crm.FieldValueError
 	if errors.As(err, &fe) {
 		return decodeErr(ReasonInvalidField, "%s.%s: %s", at, fe.Field, sanitize(fe.Msg))
 	}

@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/whenthen/whenthen/bench"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/ingest"
-	"github.com/whenthen/whenthen/rules"
 )
 
 // workloadEvents are the events of the benchmark workload: the mix of
@@ -20,7 +20,7 @@ func workloadEvents() [][]byte {
 //	go test -run '^$' -bench EnvelopeDecodeWorkload -benchmem ./ingest/
 func BenchmarkEnvelopeDecodeWorkload(b *testing.B) {
 	events := workloadEvents()
-	d, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: rules.DefaultSchema()})
+	d, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: crm.DefaultSchema()})
 	if err != nil {
 		b.Fatal(err)
 	}

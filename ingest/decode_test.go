@@ -17,18 +17,18 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
-	"github.com/whenthen/whenthen/rules"
 )
 
 // show renders the present fields of a record, in schema order, for
 // comparison with an expected string: {id:"006A1" amount:250000.5 ...}.
-func show(r *rules.Record) string {
+func show(r *crm.Record) string {
 	if r == nil {
 		return "<nil>"
 	}
 	var parts []string
-	r.Fields(func(f *rules.Field, v ref.Val) {
+	r.Fields(func(f *crm.Field, v ref.Val) {
 		parts = append(parts, f.Name+":"+showVal(v))
 	})
 	return "{" + strings.Join(parts, " ") + "}"
@@ -46,7 +46,7 @@ func showVal(v ref.Val) string {
 		return strconv.FormatBool(bool(x))
 	case types.Timestamp:
 		return x.Time.UTC().Format(time.RFC3339Nano)
-	case *rules.Record:
+	case *crm.Record:
 		return show(x)
 	case traits.Mapper:
 		var keys []string
@@ -167,7 +167,7 @@ func TestEveryReasonProduced(t *testing.T) {
 }
 
 func TestDecoderOptions(t *testing.T) {
-	s := rules.DefaultSchema()
+	s := crm.DefaultSchema()
 	for _, c := range []struct {
 		name string
 		opts DecoderOptions
@@ -187,7 +187,7 @@ func TestDecoderOptions(t *testing.T) {
 					t.Fatal(err)
 				}
 				o := d.opts
-				if o.MaxBytes != 1<<20 || o.MaxDepth != 32 || o.MaxElements != 4096 || o.Limits != rules.DefaultLimits {
+				if o.MaxBytes != 1<<20 || o.MaxDepth != 32 || o.MaxElements != 4096 || o.Limits != crm.DefaultLimits {
 					t.Errorf("defaults: %+v", o)
 				}
 				return
@@ -197,7 +197,7 @@ func TestDecoderOptions(t *testing.T) {
 			}
 		})
 	}
-	d, err := NewEnvelopeDecoder(DecoderOptions{Schema: s, Limits: rules.Limits{MaxListLen: 10000}})
+	d, err := NewEnvelopeDecoder(DecoderOptions{Schema: s, Limits: crm.Limits{MaxListLen: 10000}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func BenchmarkPrecheck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	o, err := DecoderOptions{Schema: rules.DefaultSchema()}.withDefaults()
+	o, err := DecoderOptions{Schema: crm.DefaultSchema()}.withDefaults()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,15 +6,15 @@ import (
 
 	"cel.dev/cel-go/common/types"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/internal/jsonx"
-	"github.com/whenthen/whenthen/rules"
 )
 
 // MaxEventIDBytes is the longest event id the envelope accepts.
 const MaxEventIDBytes = 256
 
-// EnvelopeDecoder decodes the JSON envelope of SPEC section 2:
+// EnvelopeDecoder decodes the JSON envelope of docs/events.md:
 //
 //	{"id": "evt-9f1c", "type": "record.updated", "time": "2026-11-24T10:00:00Z",
 //	 "workspace": "acme", "object": "opportunity",
@@ -70,7 +70,7 @@ const (
 // into an any with UseNumber, so that a wrong type is reported by field.
 // The members that should hold objects are left in the message, where p
 // reads them when needed: records go straight from JSON to record values
-// (rules.Object.ReadRecord) without a map between.
+// (crm.Object.ReadRecord) without a map between.
 type wire struct {
 	p         *jsonx.Parser // reading the message
 	ID        scalar
@@ -250,7 +250,7 @@ func (d *EnvelopeDecoder) event(w *wire) (*engine.Event, *DecodeError) {
 		}
 		obj, ok := schema.Object(objName)
 		if !ok {
-			return nil, decodeErr(ReasonUnknownObject, "object: not one of %s", strings.Join(rules.CRMObjects, ", "))
+			return nil, decodeErr(ReasonUnknownObject, "object: not one of %s", strings.Join(crm.CRMObjects, ", "))
 		}
 		ev.Object = objName
 		if err := requiredMember(w.Record, "record"); err != nil {
@@ -275,10 +275,10 @@ func (d *EnvelopeDecoder) event(w *wire) (*engine.Event, *DecodeError) {
 			}
 		}
 	}
-	if ev.Account, err = w.related(schema, rules.ObjAccount, w.Account, lim); err != nil {
+	if ev.Account, err = w.related(schema, crm.ObjAccount, w.Account, lim); err != nil {
 		return nil, err
 	}
-	if ev.Opportunity, err = w.related(schema, rules.ObjOpportunity, w.Opportunity, lim); err != nil {
+	if ev.Opportunity, err = w.related(schema, crm.ObjOpportunity, w.Opportunity, lim); err != nil {
 		return nil, err
 	}
 	return ev, nil
@@ -328,7 +328,7 @@ func (w *wire) find(m member, key string) bool {
 
 // record reads the record of object obj in m, an object; at names m for
 // messages.
-func (w *wire) record(obj *rules.Object, m member, at string, lim rules.Limits) (*rules.Record, *DecodeError) {
+func (w *wire) record(obj *crm.Object, m member, at string, lim crm.Limits) (*crm.Record, *DecodeError) {
 	w.p.Seek(m.off)
 	r, err := obj.ReadRecord(w.p, lim)
 	if perr := w.p.Err(); perr != nil {
@@ -342,7 +342,7 @@ func (w *wire) record(obj *rules.Object, m member, at string, lim rules.Limits) 
 
 // mainRecord reads the record an event is about: it needs a non-empty
 // string id.
-func (w *wire) mainRecord(obj *rules.Object, m member, at string, lim rules.Limits) (*rules.Record, *DecodeError) {
+func (w *wire) mainRecord(obj *crm.Object, m member, at string, lim crm.Limits) (*crm.Record, *DecodeError) {
 	if !w.find(m, "id") || w.p.Kind() == jsonx.Null {
 		return nil, decodeErr(ReasonMissingField, "%s.id is missing", at)
 	}
@@ -358,7 +358,7 @@ func (w *wire) mainRecord(obj *rules.Object, m member, at string, lim rules.Limi
 
 // related reads an optional related record (account, opportunity); it
 // need not have an id.
-func (w *wire) related(s *rules.Schema, name string, m member, lim rules.Limits) (*rules.Record, *DecodeError) {
+func (w *wire) related(s *crm.Schema, name string, m member, lim crm.Limits) (*crm.Record, *DecodeError) {
 	if err := optionalMember(m, name); err != nil || m.kind != jsonx.Object {
 		return nil, err
 	}
@@ -368,7 +368,7 @@ func (w *wire) related(s *rules.Schema, name string, m member, lim rules.Limits)
 
 // trackerRecord reads the tracker of a tracker.detected event: name is
 // required and confidence, when present, lies in [0, 1].
-func (w *wire) trackerRecord(s *rules.Schema, lim rules.Limits) (*rules.Record, *DecodeError) {
+func (w *wire) trackerRecord(s *crm.Schema, lim crm.Limits) (*crm.Record, *DecodeError) {
 	if _, err := requiredString(w.value(w.Tracker, "name"), "tracker.name"); err != nil {
 		return nil, err
 	}
@@ -460,7 +460,7 @@ func optionalBool(v any, name string) (bool, *DecodeError) {
 	return b, nil
 }
 
-func newRecord(obj *rules.Object, m map[string]any, at string, lim rules.Limits) (*rules.Record, *DecodeError) {
+func newRecord(obj *crm.Object, m map[string]any, at string, lim crm.Limits) (*crm.Record, *DecodeError) {
 	r, err := obj.NewRecord(m, lim)
 	if err != nil {
 		return nil, recordError(at, err)

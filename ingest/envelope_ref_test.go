@@ -9,13 +9,13 @@ import (
 
 	"cel.dev/cel-go/common/types"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
-	"github.com/whenthen/whenthen/rules"
 )
 
 // This file keeps the envelope decoder as it was before it read messages
 // with jsonx: encoding/json into a struct of any, then records built from
-// maps by rules.Object.NewRecord. TestEnvelopeDecodeSameAsReference and
+// maps by crm.Object.NewRecord. TestEnvelopeDecodeSameAsReference and
 // FuzzEnvelopeDecode check that the decoder decodes every message as it
 // did.
 
@@ -71,7 +71,7 @@ func showEvent(ev *engine.Event) string {
 	if ev.Partial {
 		b.WriteString(" partial")
 	}
-	for _, r := range []*rules.Record{ev.Record, ev.Before, ev.Tracker, ev.Account, ev.Opportunity} {
+	for _, r := range []*crm.Record{ev.Record, ev.Before, ev.Tracker, ev.Account, ev.Opportunity} {
 		b.WriteString("\n" + show(r))
 	}
 	return b.String()
@@ -144,7 +144,7 @@ func refEvent(d *EnvelopeDecoder, w *refWire) (*engine.Event, *DecodeError) {
 		}
 		obj, ok := schema.Object(objName)
 		if !ok {
-			return nil, decodeErr(ReasonUnknownObject, "object: not one of %s", strings.Join(rules.CRMObjects, ", "))
+			return nil, decodeErr(ReasonUnknownObject, "object: not one of %s", strings.Join(crm.CRMObjects, ", "))
 		}
 		ev.Object = objName
 		rm, err := requiredObject(w.Record, "record")
@@ -171,10 +171,10 @@ func refEvent(d *EnvelopeDecoder, w *refWire) (*engine.Event, *DecodeError) {
 			}
 		}
 	}
-	if ev.Account, err = refRelated(schema, rules.ObjAccount, w.Account, lim); err != nil {
+	if ev.Account, err = refRelated(schema, crm.ObjAccount, w.Account, lim); err != nil {
 		return nil, err
 	}
-	if ev.Opportunity, err = refRelated(schema, rules.ObjOpportunity, w.Opportunity, lim); err != nil {
+	if ev.Opportunity, err = refRelated(schema, crm.ObjOpportunity, w.Opportunity, lim); err != nil {
 		return nil, err
 	}
 	return ev, nil
@@ -182,7 +182,7 @@ func refEvent(d *EnvelopeDecoder, w *refWire) (*engine.Event, *DecodeError) {
 
 // refMainRecord builds the record an event is about: it needs a non-empty
 // string id.
-func refMainRecord(obj *rules.Object, m map[string]any, at string, lim rules.Limits) (*rules.Record, *DecodeError) {
+func refMainRecord(obj *crm.Object, m map[string]any, at string, lim crm.Limits) (*crm.Record, *DecodeError) {
 	if id, ok := m["id"]; !ok || id == nil {
 		return nil, decodeErr(ReasonMissingField, "%s.id is missing", at)
 	}
@@ -198,7 +198,7 @@ func refMainRecord(obj *rules.Object, m map[string]any, at string, lim rules.Lim
 
 // refRelated builds an optional related record (account, opportunity); it
 // need not have an id.
-func refRelated(s *rules.Schema, name string, v any, lim rules.Limits) (*rules.Record, *DecodeError) {
+func refRelated(s *crm.Schema, name string, v any, lim crm.Limits) (*crm.Record, *DecodeError) {
 	m, err := optionalObject(v, name)
 	if err != nil || m == nil {
 		return nil, err
@@ -209,7 +209,7 @@ func refRelated(s *rules.Schema, name string, v any, lim rules.Limits) (*rules.R
 
 // refTrackerRecord builds the tracker of a tracker.detected event: name is
 // required and confidence, when present, lies in [0, 1].
-func refTrackerRecord(s *rules.Schema, m map[string]any, lim rules.Limits) (*rules.Record, *DecodeError) {
+func refTrackerRecord(s *crm.Schema, m map[string]any, lim crm.Limits) (*crm.Record, *DecodeError) {
 	if _, err := requiredString(m["name"], "tracker.name"); err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func TestEnvelopeDecodeSameAsReference(t *testing.T) {
 		ins = append(ins, c.in)
 	}
 	ins = append(ins, refCases...)
-	for _, opts := range []DecoderOptions{{}, {Schema: rules.DefaultSchema()}, {Limits: rules.Limits{MaxStringBytes: 4, MaxListLen: 1, MaxMapEntries: 2, MaxDepth: 2}}} {
+	for _, opts := range []DecoderOptions{{}, {Schema: crm.DefaultSchema()}, {Limits: crm.Limits{MaxStringBytes: 4, MaxListLen: 1, MaxMapEntries: 2, MaxDepth: 2}}} {
 		d := newEnvelope(t, opts)
 		for _, in := range ins {
 			sameAsReference(t, d, []byte(in))

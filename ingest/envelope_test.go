@@ -9,13 +9,13 @@ import (
 
 	"cel.dev/cel-go/common/types"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
-	"github.com/whenthen/whenthen/rules"
 )
 
-func customSchema(t testing.TB) *rules.Schema {
+func customSchema(t testing.TB) *crm.Schema {
 	t.Helper()
-	s, err := rules.LoadSchema("testdata/schema.yaml")
+	s, err := crm.LoadSchema("testdata/schema.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestEnvelopeRecordValues(t *testing.T) {
 		t.Errorf("close_date = %v, %v", tm, ok)
 	}
 	// stage: null clears the stored value when merged.
-	stored, err := opp.NewRecord(map[string]any{"id": "006A1", "stage": "Won"}, rules.Limits{})
+	stored, err := opp.NewRecord(map[string]any{"id": "006A1", "stage": "Won"}, crm.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestEnvelopeLimitsOption(t *testing.T) {
 		in          string
 		reason, msg string
 	}{
-		{"MaxStringBytes", DecoderOptions{Limits: rules.Limits{MaxStringBytes: 8}},
+		{"MaxStringBytes", DecoderOptions{Limits: crm.Limits{MaxStringBytes: 8}},
 			upd + `"record":{"id":"SECRET","name":"SECRET-long"}}`, ReasonInvalidField, "record.name: string of 11 bytes is over the limit of 8"},
 		{"MaxBytes", DecoderOptions{MaxBytes: 200},
 			upd + `"record":{"id":"SECRET","name":"` + strings.Repeat("x", 200) + `"}}`, ReasonTooLarge, "over the limit of 200"},
@@ -542,7 +542,7 @@ func BenchmarkEnvelopeDecode(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := newEnvelope(b, DecoderOptions{Schema: rules.DefaultSchema()})
+	d := newEnvelope(b, DecoderOptions{Schema: crm.DefaultSchema()})
 	if _, err := d.Decode(nil, data); err != nil {
 		b.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func newRigOn(t testing.TB, c *testenv.Cluster, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := comp.LoadSources([]rules.Source{{Name: "rules.yaml", Data: []byte(o.rules)}})
+	set, err := comp.Compile([]rules.Source{{Name: "rules.yaml", Data: []byte(o.rules)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,6 +96,18 @@ func (d *DateTrigger) Due(t time.Time) time.Time {
 	return time.Date(local.Year(), local.Month(), local.Day(), d.AtHour, d.AtMinute, 0, 0, d.Location)
 }
 
+// OffsetText is the offset as it reads after the date field: " + 2h",
+// " - 720h0m0s", or "" for none.
+func (d *DateTrigger) OffsetText() string {
+	switch {
+	case d.Offset > 0:
+		return " + " + d.Offset.String()
+	case d.Offset < 0:
+		return " - " + (-d.Offset).String()
+	}
+	return ""
+}
+
 // Recipient kinds of a brief.
 const (
 	RecipientOwner = "owner"

@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/interpreter"
 
 	"github.com/whenthen/whenthen/bench"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/rules"
@@ -125,10 +126,10 @@ func triggeredBy(a *rules.Automation, ev *engine.Event) bool {
 
 // workloadActivation binds the variables as the engine does for a full
 // record event.
-func workloadActivation(s *rules.Schema, ev *engine.Event) interpreter.Activation {
-	acc, _ := s.Object(rules.ObjAccount)
-	opp, _ := s.Object(rules.ObjOpportunity)
-	or := func(r *rules.Record, o *rules.Object) *rules.Record {
+func workloadActivation(s *crm.Schema, ev *engine.Event) interpreter.Activation {
+	acc, _ := s.Object(crm.ObjAccount)
+	opp, _ := s.Object(crm.ObjOpportunity)
+	or := func(r *crm.Record, o *crm.Object) *crm.Record {
 		if r == nil {
 			return o.Empty()
 		}
@@ -148,9 +149,9 @@ func workloadActivation(s *rules.Schema, ev *engine.Event) interpreter.Activatio
 		vars[rules.VarRecord], vars[rules.VarBefore] = after, before
 		vars[rules.VarChanged] = types.NewStringList(types.DefaultTypeAdapter, before.Changed(after))
 		switch after.Object().Name {
-		case rules.ObjAccount:
+		case crm.ObjAccount:
 			vars[rules.VarAccount] = after
-		case rules.ObjOpportunity:
+		case crm.ObjOpportunity:
 			vars[rules.VarOpportunity] = after
 		}
 	}

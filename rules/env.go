@@ -17,7 +17,7 @@ import (
 	"github.com/whenthen/whenthen/rules/internal/celfast"
 )
 
-// CEL variable names (SPEC section 3).
+// CEL variable names (docs/rules.md, section 5).
 const (
 	VarRecord      = "record"
 	VarBefore      = "before"
@@ -169,7 +169,7 @@ func envKey(k TriggerKind, object string) string {
 
 // Program is a compiled, type-checked CEL expression.
 //
-// An expression inside the common subset of CEL that fast.go evaluates
+// An expression inside the common subset of CEL that internal/celfast evaluates
 // (field comparisons, `in`, string tests, logic) is evaluated by a tree of
 // Go closures; cel-go plans it only when it is needed (EvalCEL, or a value
 // the fast evaluator does not handle), from the expression text. Other

@@ -22,7 +22,7 @@ func runBacktest(ctx context.Context, env *cmdEnv, args []string) int {
 	var newPaths, basePaths stringList
 	fs.Var(&newPaths, "rules", "the new automation `PATH` (file or directory; repeatable)")
 	fs.Var(&basePaths, "baseline", "the baseline automation `PATH` to compare with (repeatable)")
-	eventsPath := fs.String("events", "", "JSONL `FILE` of events (SPEC section 2), in time order; - for stdin")
+	eventsPath := fs.String("events", "", "JSONL `FILE` of events (docs/events.md), in time order; - for stdin")
 	brokers := fs.String("kafka-brokers", "", "read history from Kafka: comma-separated `HOST:PORT` list")
 	topic := fs.String("topic", "crm.events", "the events `TOPIC` in Kafka")
 	from := fs.String("from", "", "with Kafka: read from the first message at or after this RFC 3339 `TIME`")
@@ -72,12 +72,12 @@ func runBacktest(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "whenthen backtest: %v\n", err)
 		return 1
 	}
-	baseline, err := compiler.Load(basePaths...)
+	baseline, err := compileFiles(compiler, basePaths)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "whenthen backtest: baseline rules:\n%v\n", err)
 		return 1
 	}
-	rules, err := compiler.Load(newPaths...)
+	rules, err := compileFiles(compiler, newPaths)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "whenthen backtest: new rules:\n%v\n", err)
 		return 1

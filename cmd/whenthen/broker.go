@@ -16,7 +16,7 @@ func init() {
 	register(&command{name: "broker", summary: "run a local in-memory Kafka-protocol broker with the default topics", run: runBroker})
 }
 
-// defaultEventsTopic is the input topic of SPEC section 2.
+// defaultEventsTopic is the input topic of docs/events.md.
 const defaultEventsTopic = "crm.events"
 
 // defaultBrokerListen is where `whenthen broker` listens by default.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/internal/yamlfile"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -114,13 +115,22 @@ func loadRules(schemaPath string, paths []string) (*rules.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.Load(paths...)
+	return compileFiles(c, paths)
+}
+
+// compileFiles reads the automation files under paths and compiles them.
+func compileFiles(c *rules.Compiler, paths []string) (*rules.Set, error) {
+	srcs, err := rules.ReadFiles(paths...)
+	if err != nil {
+		return nil, err
+	}
+	return c.Compile(srcs)
 }
 
 func newCompiler(schemaPath string) (*rules.Compiler, error) {
-	schema := rules.DefaultSchema()
+	schema := crm.DefaultSchema()
 	if schemaPath != "" {
-		s, err := rules.LoadSchema(schemaPath)
+		s, err := crm.LoadSchema(schemaPath)
 		if err != nil {
 			return nil, err
 		}

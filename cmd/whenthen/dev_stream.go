@@ -4,7 +4,7 @@ package main
 // placeholders, resolved when each line is sent, so that the story plays
 // out in real time whenever it is run.
 //
-// The file is JSON Lines (one event of SPEC section 2 per line) with two
+// The file is JSON Lines (one event of docs/events.md per line) with two
 // additions:
 //
 //   - A line whose first non-blank character is '#' is a comment, and a

@@ -228,7 +228,7 @@ func TestKcat(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// SPEC section 2's example, a tracker event and a lead, keyed by record
+	// docs/events.md's example, a tracker event and a lead, keyed by record
 	// (or account) id.
 	events := strings.Join([]string{
 		`006A1:{"id":"evt-9f1c","type":"record.updated","time":"2026-11-24T10:00:00Z","workspace":"acme","object":"opportunity","record":{"id":"006A1","stage":"Closed Won","amount":250000,"owner_id":"u-7"},"before":{"stage":"Negotiation"},"partial":false}`,

@@ -27,7 +27,7 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) int {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	var rulePaths stringList
 	fs.Var(&rulePaths, "rules", "automation `PATH` (file or directory; repeatable)")
-	eventsPath := fs.String("events", "", "JSONL `FILE` of events (SPEC section 2), in time order; - for stdin")
+	eventsPath := fs.String("events", "", "JSONL `FILE` of events (docs/events.md), in time order; - for stdin")
 	schemaPath := fs.String("schema", "", "schema `FILE` declaring custom fields")
 	redisURL := fs.String("redis-url", "", "keep state in this Redis (redis://...); default: in memory")
 	prefix := fs.String("redis-prefix", "wt-eval:", "key prefix in --redis-url")
@@ -58,7 +58,7 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "whenthen eval: %v\n", err)
 		return 1
 	}
-	set, err := compiler.Load(rulePaths...)
+	set, err := compileFiles(compiler, rulePaths)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%v\n", err)
 		return 1

@@ -23,7 +23,7 @@ func runExplain(ctx context.Context, env *cmdEnv, args []string) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	var rulePaths stringList
 	fs.Var(&rulePaths, "rules", "automation `PATH` (file or directory; repeatable)")
-	eventPath := fs.String("event", "", "`FILE` holding one JSON event (SPEC section 2); - for stdin")
+	eventPath := fs.String("event", "", "`FILE` holding one JSON event (docs/events.md); - for stdin")
 	automation := fs.String("automation", "", "explain only the automation with this `ID`")
 	schemaPath := fs.String("schema", "", "schema `FILE` declaring custom fields")
 	format := fs.String("format", "text", "output format: text or json")
@@ -50,7 +50,7 @@ func runExplain(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "whenthen explain: %v\n", err)
 		return 1
 	}
-	set, err := compiler.Load(rulePaths...)
+	set, err := compileFiles(compiler, rulePaths)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%v\n", err)
 		return 1

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/rules"
@@ -317,7 +318,7 @@ func (c *runConfig) options(env *cmdEnv) service.Options {
 	o.Redis = service.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
 	o.Decoder = service.DecoderOptions{Kind: c.Decoder.Type, UnavailableValue: c.Decoder.UnavailableValue, MaxBytes: c.Decoder.MaxBytes,
 		MaxDepth: c.Decoder.MaxDepth, MaxElements: c.Decoder.MaxElements,
-		Limits: rules.Limits{MaxStringBytes: c.Limits.StringBytes, MaxListLen: c.Limits.ListLen,
+		Limits: crm.Limits{MaxStringBytes: c.Limits.StringBytes, MaxListLen: c.Limits.ListLen,
 			MaxMapEntries: c.Limits.MapEntries, MaxDepth: c.Limits.MapDepth}}
 	if len(c.Decoder.Tables) > 0 {
 		o.Decoder.Tables = map[string]ingest.TableMapping{}

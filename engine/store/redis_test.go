@@ -10,9 +10,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/internal/testenv"
-	"github.com/whenthen/whenthen/rules"
 )
 
 // TestRedisKeys pins the keys and values Redis holds: running deployments
@@ -20,7 +20,7 @@ import (
 func TestRedisKeys(t *testing.T) {
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(t)
-	schema := rules.DefaultSchema()
+	schema := crm.DefaultSchema()
 	s, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema})
 	if err != nil {
 		t.Fatal(err)
@@ -38,8 +38,8 @@ func TestRedisKeys(t *testing.T) {
 	if err := s.Confirm(ctx, []store.ActionRef{{Workspace: "", ActionID: "y1"}}, "tok"); err != nil {
 		t.Fatal(err)
 	}
-	acc, _ := schema.Object(rules.ObjAccount)
-	rec, err := acc.NewRecord(map[string]any{"id": "a:1", "tier": "SMB", "renewal_date": "2027-01-31T00:00:00Z"}, rules.Limits{})
+	acc, _ := schema.Object(crm.ObjAccount)
+	rec, err := acc.NewRecord(map[string]any{"id": "a:1", "tier": "SMB", "renewal_date": "2027-01-31T00:00:00Z"}, crm.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/whenthen/whenthen/rules"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // The stored form of a record snapshot, the same in every store:
 // {"t":UNIX_MS,"r":RECORD_JSON}, the time of the event that set it and
-// the record's present fields (rules.Record.AppendJSON). Running
+// the record's present fields (crm.Record.AppendJSON). Running
 // deployments hold snapshots in this form: it never changes.
 
 // snapshotBufSize is the first capacity of the buffer a batch's snapshots
@@ -42,7 +42,7 @@ func putSnapshotBuf(b *[]byte) {
 
 // appendSnapshot appends the stored form of a record and the time of the
 // event that set it to dst.
-func appendSnapshot(dst []byte, r *rules.Record, t time.Time) ([]byte, error) {
+func appendSnapshot(dst []byte, r *crm.Record, t time.Time) ([]byte, error) {
 	dst = append(dst, `{"t":`...)
 	dst = strconv.AppendInt(dst, t.UnixMilli(), 10)
 	dst = append(dst, `,"r":`...)
@@ -79,8 +79,8 @@ func splitSnapshot(data []byte) (int64, []byte, bool) {
 // snapshotCodec encodes and decodes snapshots with a store's schema and
 // limits, and logs those it cannot (ids only: never a field value).
 type snapshotCodec struct {
-	schema *rules.Schema
-	limits rules.Limits
+	schema *crm.Schema
+	limits crm.Limits
 	log    *slog.Logger
 }
 
@@ -93,7 +93,7 @@ func newSnapshotCodec(o Options) snapshotCodec {
 func (c snapshotCodec) encode(dst []byte, sv *Save) (_ []byte, ok bool) {
 	out, err := appendSnapshot(dst, sv.Record, sv.Time)
 	if err != nil {
-		c.log.Error("cannot encode record snapshot", "object", sv.Ref.Object, "record", sv.Ref.ID, "err", rules.Redact(err))
+		c.log.Error("cannot encode record snapshot", "object", sv.Ref.Object, "record", sv.Ref.ID, "err", crm.Redact(err))
 		return dst, false
 	}
 	return out, true
@@ -104,7 +104,7 @@ func (c snapshotCodec) encode(dst []byte, sv *Save) (_ []byte, ok bool) {
 func (c snapshotCodec) decode(ref RecordRef, data []byte) *Snapshot {
 	s, err := c.read(ref.Object, data)
 	if err != nil {
-		c.log.Warn("unreadable record snapshot", "object", ref.Object, "record", ref.ID, "err", rules.Redact(err))
+		c.log.Warn("unreadable record snapshot", "object", ref.Object, "record", ref.ID, "err", crm.Redact(err))
 		return nil
 	}
 	return s

@@ -21,17 +21,17 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/whenthen/whenthen/rules"
+	"github.com/whenthen/whenthen/crm"
 )
 
 // Options configure a store.
 type Options struct {
 	// Schema reads stored record snapshots (required: the schema the
 	// rules were compiled with).
-	Schema *rules.Schema
+	Schema *crm.Schema
 	// Limits cap values decoded from stored snapshots; default
-	// rules.DefaultLimits.
-	Limits rules.Limits
+	// crm.DefaultLimits.
+	Limits crm.Limits
 	// TTLs say how long state lives; Memory uses only the lease.
 	TTLs TTLs
 	// Logger receives warnings about snapshots that cannot be read or
@@ -157,7 +157,7 @@ type RecordRef struct {
 // set it, to the millisecond. Loaded snapshots are shared: never modify
 // one.
 type Snapshot struct {
-	Record *rules.Record
+	Record *crm.Record
 	Time   time.Time
 }
 

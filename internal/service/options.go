@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/ingest"
-	"github.com/whenthen/whenthen/rules"
 )
 
 // Defaults of Options.
@@ -168,7 +168,7 @@ type RedisOptions struct {
 
 // DecoderOptions choose the input decoder.
 type DecoderOptions struct {
-	// Kind is "envelope" (the default: SPEC section 2) or "debezium".
+	// Kind is "envelope" (the default: docs/events.md) or "debezium".
 	Kind string
 	// Tables map Debezium tables to objects (required for debezium).
 	Tables map[string]ingest.TableMapping
@@ -184,9 +184,9 @@ type DecoderOptions struct {
 	MaxDepth    int
 	MaxElements int
 	// Limits cap record values (string bytes, list length, map(string,
-	// dyn) entries and nesting); default rules.DefaultLimits. The rules'
+	// dyn) entries and nesting); default crm.DefaultLimits. The rules'
 	// cost estimates assume the same limits.
-	Limits rules.Limits
+	Limits crm.Limits
 }
 
 // withDefaults returns opts with its defaults filled in, or the first

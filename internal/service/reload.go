@@ -29,7 +29,7 @@ func (s *Service) Reload() error {
 
 func (s *Service) reloadLocked() error {
 	start := time.Now()
-	set, err := s.compiler.Load(s.opts.Rules...)
+	set, err := s.compileRules()
 	if err != nil {
 		s.m.reloads.WithLabelValues("failure").Inc()
 		var list rules.ErrorList
@@ -93,4 +93,13 @@ func fingerprint(paths []string) string {
 		fmt.Fprintf(&b, "%s:%d:%d\n", f, fi.Size(), fi.ModTime().UnixNano())
 	}
 	return b.String()
+}
+
+// compileRules reads the rule files and compiles them.
+func (s *Service) compileRules() (*rules.Set, error) {
+	srcs, err := rules.ReadFiles(s.opts.Rules...)
+	if err != nil {
+		return nil, err
+	}
+	return s.compiler.Compile(srcs)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/actions/writer"
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
@@ -48,7 +49,7 @@ type Service struct {
 	m    *metrics
 
 	compiler *rules.Compiler
-	schema   *rules.Schema
+	schema   *crm.Schema
 	rdb      *redis.Client
 	store    *store.Redis
 	engine   *engine.Engine
@@ -106,9 +107,9 @@ func New(opts Options) (*Service, error) {
 	}
 
 	// Rules.
-	s.schema = rules.DefaultSchema()
+	s.schema = crm.DefaultSchema()
 	if o.Schema != "" {
-		if s.schema, err = rules.LoadSchema(o.Schema); err != nil {
+		if s.schema, err = crm.LoadSchema(o.Schema); err != nil {
 			return nil, fmt.Errorf("schema: %w", err)
 		}
 	}
@@ -116,7 +117,7 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.rulesSeen = fingerprint(o.Rules)
-	set, err := s.compiler.Load(o.Rules...)
+	set, err := s.compileRules()
 	if err != nil {
 		s.m.reloads.WithLabelValues("failure").Inc()
 		return nil, fmt.Errorf("rules: %w", err)
@@ -209,7 +210,7 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-func newDecoder(o DecoderOptions, schema *rules.Schema, lim rules.Limits) (ingest.Decoder, error) {
+func newDecoder(o DecoderOptions, schema *crm.Schema, lim crm.Limits) (ingest.Decoder, error) {
 	do := ingest.DecoderOptions{Schema: schema, MaxBytes: o.MaxBytes, MaxDepth: o.MaxDepth, MaxElements: o.MaxElements, Limits: lim}
 	if o.Kind == DecoderDebezium {
 		return ingest.NewDebeziumDecoder(ingest.DebeziumOptions{DecoderOptions: do, Tables: o.Tables, UnavailableValue: o.UnavailableValue})

@@ -15,9 +15,9 @@ import (
 
 	"cel.dev/cel-go/common/types"
 
+	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
-	"github.com/whenthen/whenthen/rules"
 )
 
 // Store is what the suite exercises: the engine's Store, and the copy of
@@ -50,14 +50,14 @@ var t0 = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 type env struct {
 	t      *testing.T
 	s      Store
-	schema *rules.Schema
+	schema *crm.Schema
 	log    *logBuffer
 	open   func() Store // another empty store like s
 }
 
 func newEnv(t *testing.T, open func(t *testing.T, opts store.Options) Store) *env {
 	t.Helper()
-	e := &env{t: t, schema: rules.DefaultSchema(), log: &logBuffer{}}
+	e := &env{t: t, schema: crm.DefaultSchema(), log: &logBuffer{}}
 	opts := store.Options{Schema: e.schema, TTLs: store.TTLs{Lease: Lease},
 		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	e.open = func() Store { return open(t, opts) }
@@ -320,10 +320,10 @@ func cooldowns(t *testing.T, open func(t *testing.T, opts store.Options) Store) 
 }
 
 // rec builds an account record.
-func (e *env) rec(fields map[string]any) *rules.Record {
+func (e *env) rec(fields map[string]any) *crm.Record {
 	e.t.Helper()
-	acc, _ := e.schema.Object(rules.ObjAccount)
-	r, err := acc.NewRecord(fields, rules.Limits{})
+	acc, _ := e.schema.Object(crm.ObjAccount)
+	r, err := acc.NewRecord(fields, crm.Limits{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -343,8 +343,8 @@ func (e *env) load(refs ...store.RecordRef) []*store.Snapshot {
 }
 
 var (
-	r1 = store.RecordRef{Workspace: "acme", Object: rules.ObjAccount, ID: "a1"}
-	r2 = store.RecordRef{Workspace: "acme", Object: rules.ObjAccount, ID: "a2"}
+	r1 = store.RecordRef{Workspace: "acme", Object: crm.ObjAccount, ID: "a1"}
+	r2 = store.RecordRef{Workspace: "acme", Object: crm.ObjAccount, ID: "a2"}
 )
 
 func snapshots(t *testing.T, open func(t *testing.T, opts store.Options) Store) {
@@ -453,7 +453,7 @@ func (e *env) importSnapshot(ref store.RecordRef, data string) {
 }
 
 func timer(ws, record string) store.TimerRef {
-	return store.TimerRef{Workspace: ws, Object: rules.ObjAccount, Field: "renewal_date", RecordID: record}
+	return store.TimerRef{Workspace: ws, Object: crm.ObjAccount, Field: "renewal_date", RecordID: record}
 }
 
 var (
