@@ -25,9 +25,12 @@ build:
 
 # scripts/with-redis.sh provides the Redis the tests need (and installs
 # redis-server as root if it is missing).
-# The short fuzz run after the tests keeps every fuzz target exercised in CI.
+# Allocation tests of pooled code run again without -race, which makes
+# sync.Pool drop items. The short fuzz run after the tests keeps every fuzz
+# target exercised in CI.
 test:
 	scripts/with-redis.sh $(GO) test $(TEST_FLAGS) ./...
+	$(GO) test -count=1 -run 'Allocs' ./internal/jsonx/...
 	$(MAKE) fuzz-short
 
 # Built first and run directly, so that Ctrl-C ends with dev's own exit code.

@@ -265,6 +265,9 @@ func TestIsName(t *testing.T) {
 }
 
 func TestValidateAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector; make test also runs this package without it")
+	}
 	data := []byte(cases[len(cases)-1])
 	keys := [][]byte{[]byte("id"), []byte("type"), []byte("record")}
 	// offsets, an array of the caller's, does not escape.
