@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -293,7 +294,10 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	if ev.Type == TypeRecordDeleted {
 		if keep || stored != nil {
 			delete(b.state, sref)
-			b.out.writes.Deletes = append(b.out.writes.Deletes, sref)
+			wr := &b.out.writes
+			// A save of this batch is undone (store.Writes).
+			wr.Saves = slices.DeleteFunc(wr.Saves, func(sv store.Save) bool { return sv.Ref == sref })
+			wr.Deletes = append(wr.Deletes, sref)
 		}
 		if w != nil {
 			b.cancelTimers(w, ev)

@@ -423,6 +423,29 @@ func TestDateTimers(t *testing.T) {
 		h.now = time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)
 		expect(t, h.fire(h.now))
 	})
+	t.Run("deleted and created again in one batch: the new record keeps its timer", func(t *testing.T) {
+		h := newHarness(t, renewal)
+		create := func(id, t string) string {
+			return fmt.Sprintf(`{"id":%q,"type":"record.created","time":%q,"object":"account","record":{"id":"a2","tier":"Enterprise","primary_contact_id":"c2","renewal_date":"2027-01-31T00:00:00Z"}}`, id, t)
+		}
+		h.process(create("e1", "2026-11-01T09:00:00Z"),
+			`{"id":"e2","type":"record.deleted","time":"2026-11-01T09:00:01Z","object":"account","record":{"id":"a2"}}`,
+			create("e3", "2026-11-01T09:00:02Z"))
+		h.now = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		if got := h.fire(h.now); len(got) != 2 || got[1] != "action renewal a2 flow:renew:c2" {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("created and deleted in one batch: nothing is left", func(t *testing.T) {
+		h := newHarness(t, renewal)
+		h.process(`{"id":"e1","type":"record.created","time":"2026-11-01T09:00:00Z","object":"account","record":{"id":"a2","tier":"Enterprise","primary_contact_id":"c2","renewal_date":"2027-01-31T00:00:00Z"}}`,
+			`{"id":"e2","type":"record.deleted","time":"2026-11-01T09:00:01Z","object":"account","record":{"id":"a2"}}`)
+		h.now = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		expect(t, h.fire(h.now))
+		if n, err := h.rdb.Exists(context.Background(), h.prefix+"{~}:r:account:a2").Result(); err != nil || n != 0 {
+			t.Fatalf("snapshot left: %d %v", n, err)
+		}
+	})
 	t.Run("fired late after downtime, re-evaluated on the latest state", func(t *testing.T) {
 		h := newHarness(t, renewal)
 		h.process(acct("e1", "2027-01-31T00:00:00Z"))

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -119,7 +120,10 @@ func (b *batch) cancelTimers(w *wsIndex, ev *Event) {
 }
 
 func (b *batch) cancelTimerRef(ref store.TimerRef) {
-	b.out.writes.Cancels = append(b.out.writes.Cancels, ref)
+	w := &b.out.writes
+	// An arm of this batch is undone (store.Writes).
+	w.Arms = slices.DeleteFunc(w.Arms, func(a store.Arm) bool { return a.TimerRef == ref })
+	w.Cancels = append(w.Cancels, ref)
 	b.e.m.timers.WithLabelValues("cancelled").Inc()
 }
 

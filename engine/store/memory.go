@@ -233,22 +233,23 @@ func (m *Memory) Apply(ctx context.Context, w *Writes, _ time.Time) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Deletes before saves and cancels before arms (Writes).
+	for _, d := range w.Deletes {
+		delete(m.records, d)
+	}
 	for i, sv := range w.Saves {
 		if saves[i] != nil {
 			m.records[sv.Ref] = saves[i]
 		}
-	}
-	for _, d := range w.Deletes {
-		delete(m.records, d)
-	}
-	for _, a := range w.Arms {
-		m.arm(&a)
 	}
 	for _, c := range w.Cancels {
 		if t := m.timers[c]; t != nil {
 			m.queue.remove(t)
 			delete(m.timers, c)
 		}
+	}
+	for _, a := range w.Arms {
+		m.arm(&a)
 	}
 	return nil
 }

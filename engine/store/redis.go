@@ -54,7 +54,7 @@ local token, now, lease, eid = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), AR
 local coolUntil, dedupTTL = tonumber(ARGV[5]), tonumber(ARGV[6])
 local n = (#KEYS - 1) / 2
 local function split(v)
-  local sep = string.find(v, '|', 1, true)
+  local sep = string.find(v, '|[^|]*$')
   return string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
 end
 if coolUntil > 0 then
@@ -298,6 +298,10 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 		if buf != nil {
 			*buf = (*buf)[:0]
 		}
+		// Deletes before saves and cancels before arms (Writes).
+		for _, d := range w.Deletes {
+			pipe.Del(ctx, s.keys.record(d))
+		}
 		for i := range w.Saves {
 			sv := &w.Saves[i]
 			start := len(*buf)
@@ -313,8 +317,10 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			}
 			pipe.Set(ctx, s.keys.record(sv.Ref), (*buf)[start:len(*buf):len(*buf)], ttl)
 		}
-		for _, d := range w.Deletes {
-			pipe.Del(ctx, s.keys.record(d))
+		for _, c := range w.Cancels {
+			k := s.keys.timer(c)
+			pipe.Del(ctx, k)
+			pipe.ZRem(ctx, s.keys.timerQueue(), k)
 		}
 		for _, a := range w.Arms {
 			next := int64(-1)
@@ -323,11 +329,6 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			}
 			ttl := max(a.Keep, 0) + s.ttl.Snapshot
 			armScript.EvalSha(ctx, pipe, []string{s.keys.timer(a.TimerRef), s.keys.timerQueue()}, ms(a.Date), ms(a.Fired), next, ttl.Milliseconds())
-		}
-		for _, c := range w.Cancels {
-			k := s.keys.timer(c)
-			pipe.Del(ctx, k)
-			pipe.ZRem(ctx, s.keys.timerQueue(), k)
 		}
 		_, err := pipe.Exec(ctx)
 		return err

@@ -169,7 +169,10 @@ type TimerRef struct {
 }
 
 // Writes are the snapshot and timer changes of a batch, applied together
-// in this order: saves, deletes, arms, cancels.
+// in this order: deletes, saves, cancels, arms. A batch that deletes a
+// record and creates it again is thus a delete and a save; the engine
+// leaves out a save (an arm) that a later delete (cancel) of the same
+// record (timer) undoes, so that the order within the batch is kept.
 type Writes struct {
 	Saves   []Save
 	Deletes []RecordRef

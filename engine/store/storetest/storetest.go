@@ -281,6 +281,17 @@ func cooldowns(t *testing.T, open func(t *testing.T, opts store.Options) Store) 
 		e.confirm("A", "e1-r1")
 		expect(t, "redelivery", e.claim(cooled("e1", "r1", t0), "B", t0.Add(time.Hour)), "done")
 	})
+	t.Run("an event id holding the separator", func(t *testing.T) {
+		// Event ids are the senders' strings; the stored window is
+		// EVENT_ID|UNTIL_MS, split at its last separator.
+		e := newEnv(t, open)
+		expect(t, "first", e.claim(cooled("e|1|x", "r1", t0), "A", t0), "new")
+		e.confirm("A", "e|1|x-r1")
+		expect(t, "the same event", e.claim(cooled("e|1|x", "r1", t0), "B", t0.Add(time.Minute)), "done")
+		expect(t, "another event within the window", e.claim(cooled("e|2", "r1", t0), "B", t0.Add(time.Hour)), "cooldown")
+		now := t0.Add(24 * time.Hour)
+		expect(t, "another event after it", e.claim(cooled("e|2", "r1", now), "B", now), "new")
+	})
 	t.Run("per automation and record", func(t *testing.T) {
 		e := newEnv(t, open)
 		e.claim(cooled("e1", "r1", t0), "A", t0)
@@ -388,10 +399,10 @@ func snapshots(t *testing.T, open func(t *testing.T, opts store.Options) Store) 
 		if got := e.load(r1, r2); got[0] != nil || got[1] == nil {
 			t.Fatalf("after deleting a1: %v", got)
 		}
-		// Saves come before deletes in one batch.
+		// Deletes come before saves in one batch: deleted and created again.
 		e.apply(store.Writes{Saves: []store.Save{{Ref: r1, Snapshot: snap}}, Deletes: []store.RecordRef{r1}}, t0)
-		if got := e.load(r1); got[0] != nil {
-			t.Fatal("saved and deleted in one batch: still there")
+		if got := e.load(r1); got[0] == nil {
+			t.Fatal("deleted and saved in one batch: gone")
 		}
 	})
 	t.Run("replaced by a later save", func(t *testing.T) {
