@@ -19,6 +19,7 @@ package actions
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/binary"
 	"encoding/hex"
 	"time"
@@ -80,6 +81,8 @@ type Action struct {
 	EventID      string    `json:"event_id"`
 	EventTime    time.Time `json:"event_time"`
 	FiredAt      time.Time `json:"fired_at"`
+	// RunID is the run that emitted the action (extension).
+	RunID string `json:"run_id,omitempty"`
 }
 
 // Run is a run-history record, written to the runs topic.
@@ -97,6 +100,105 @@ type Run struct {
 	Error        string    `json:"error,omitempty"`   // message for outcome "error" (extension)
 	LateMS       int64     `json:"late_ms,omitempty"` // date timers fired late (extension)
 	ActionIDs    []string  `json:"action_ids"`        // never null: [] when empty
+	// Extensions (docs/outputs.md): why the condition held (or failed),
+	// each person of a flow run, and the trigger's own context.
+	Why     *Why     `json:"why,omitempty"`
+	Persons []Person `json:"persons,omitempty"`
+	Context *Context `json:"context,omitempty"`
+}
+
+// Why is what a run's condition saw when the engine decided: the result
+// of each top-level clause and the values of the fields the clauses read.
+type Why struct {
+	Clauses []Clause `json:"clauses"` // never null: [] when empty
+	Values  []Value  `json:"values"`  // never null: [] when empty
+	// HeldBefore, on an on_enter run, is whether the condition held for
+	// the record as it was before the change (false: it entered).
+	HeldBefore *bool `json:"held_before,omitempty"`
+	// Truncated is set when values (or clause texts) were left out or cut
+	// to keep the why within MaxWhyBytes.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Clause is one top-level clause of a condition (a conjunct of its top
+// &&, or the whole condition when it is not a conjunction).
+type Clause struct {
+	Text   string `json:"text"`
+	Result *bool  `json:"result,omitempty"` // nil when it failed: Error says why
+	Error  string `json:"error,omitempty"`
+}
+
+// Value is a field a condition read, as JSON: "record.stage" →
+// "Closed Won". Value is null when the record does not have the field
+// (the condition read its type's zero value).
+type Value struct {
+	Field     string          `json:"field"`
+	Value     json.RawMessage `json:"value"`               // compact JSON
+	Truncated bool            `json:"truncated,omitempty"` // the value was cut to MaxValueBytes
+}
+
+// Caps of a run's why: a value's JSON is cut at MaxValueBytes (strings
+// shortened, lists cut) and the whole why kept under MaxWhyBytes.
+const (
+	MaxValueBytes = 256
+	MaxWhyBytes   = 4096
+)
+
+// Person statuses of a flow run.
+const (
+	PersonEnrolled = "enrolled"
+	PersonSkipped  = "skipped"
+)
+
+// Person is what a flow run did for one person: enrolled (ActionID is
+// the action) or skipped (Reason: already_enrolled, duplicate).
+type Person struct {
+	PersonID string `json:"person_id"`
+	Status   string `json:"status"`
+	Reason   string `json:"reason,omitempty"`
+	ActionID string `json:"action_id,omitempty"`
+}
+
+// Context is the trigger's own context of a run: one of its fields is set.
+type Context struct {
+	Tracker  *TrackerContext  `json:"tracker,omitempty"`
+	Call     *CallContext     `json:"call,omitempty"`
+	Timer    *TimerContext    `json:"timer,omitempty"`
+	Schedule *ScheduleContext `json:"schedule,omitempty"`
+}
+
+// TrackerContext is the detection a tracker run ran on.
+type TrackerContext struct {
+	Name          string  `json:"name"`
+	CallID        string  `json:"call_id,omitempty"`
+	Confidence    float64 `json:"confidence"`
+	AccountID     string  `json:"account_id,omitempty"`
+	OpportunityID string  `json:"opportunity_id,omitempty"`
+}
+
+// CallContext is the processed call a call run ran on.
+type CallContext struct {
+	ID            string `json:"id"`
+	Title         string `json:"title,omitempty"`
+	AccountID     string `json:"account_id,omitempty"`
+	OpportunityID string `json:"opportunity_id,omitempty"`
+}
+
+// TimerContext is the date timer a date run fired on.
+type TimerContext struct {
+	Field  string    `json:"field"`
+	Date   time.Time `json:"date"`
+	Due    time.Time `json:"due"`
+	LateMS int64     `json:"late_ms"`
+}
+
+// ScheduleContext is the schedule a schedule run ran for: its name
+// (schedule.fired events) or its cron and the tick (built-in schedules).
+type ScheduleContext struct {
+	Name   string    `json:"name,omitempty"`
+	Cron   string    `json:"cron,omitempty"`
+	Tick   time.Time `json:"tick,omitzero"`
+	LateMS int64     `json:"late_ms,omitempty"`
 }
 
 // Key returns the Kafka message key of the action: the person id for a flow,

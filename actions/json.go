@@ -2,6 +2,7 @@ package actions
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -55,6 +56,10 @@ func (a *Action) AppendJSON(dst []byte) []byte {
 	dst = appendTime(dst, a.EventTime)
 	dst = append(dst, `,"fired_at":`...)
 	dst = appendTime(dst, a.FiredAt)
+	if a.RunID != "" {
+		dst = append(dst, `,"run_id":`...)
+		dst = appendString(dst, a.RunID)
+	}
 	return append(dst, '}')
 }
 
@@ -106,13 +111,215 @@ func (r *Run) AppendJSON(dst []byte) []byte {
 	}
 	dst = append(dst, `,"action_ids":`...)
 	dst = appendStrings(dst, r.ActionIDs)
+	if r.Why != nil {
+		dst = append(dst, `,"why":`...)
+		dst = r.Why.appendJSON(dst)
+	}
+	if len(r.Persons) > 0 {
+		dst = append(dst, `,"persons":[`...)
+		for i := range r.Persons {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = r.Persons[i].appendJSON(dst)
+		}
+		dst = append(dst, ']')
+	}
+	if r.Context != nil {
+		dst = append(dst, `,"context":`...)
+		dst = r.Context.appendJSON(dst)
+	}
 	return append(dst, '}')
+}
+
+func (w *Why) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"clauses":[`...)
+	for i := range w.Clauses {
+		c := &w.Clauses[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"text":`...)
+		dst = appendString(dst, c.Text)
+		if c.Result != nil {
+			dst = append(dst, `,"result":`...)
+			dst = strconv.AppendBool(dst, *c.Result)
+		}
+		if c.Error != "" {
+			dst = append(dst, `,"error":`...)
+			dst = appendString(dst, c.Error)
+		}
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `],"values":[`...)
+	for i := range w.Values {
+		v := &w.Values[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"field":`...)
+		dst = appendString(dst, v.Field)
+		dst = append(dst, `,"value":`...)
+		if len(v.Value) == 0 {
+			dst = append(dst, "null"...)
+		} else {
+			dst = append(dst, v.Value...)
+		}
+		if v.Truncated {
+			dst = append(dst, `,"truncated":true`...)
+		}
+		dst = append(dst, '}')
+	}
+	dst = append(dst, ']')
+	if w.HeldBefore != nil {
+		dst = append(dst, `,"held_before":`...)
+		dst = strconv.AppendBool(dst, *w.HeldBefore)
+	}
+	if w.Truncated {
+		dst = append(dst, `,"truncated":true`...)
+	}
+	return append(dst, '}')
+}
+
+func (p *Person) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"person_id":`...)
+	dst = appendString(dst, p.PersonID)
+	dst = append(dst, `,"status":`...)
+	dst = appendString(dst, p.Status)
+	if p.Reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = appendString(dst, p.Reason)
+	}
+	if p.ActionID != "" {
+		dst = append(dst, `,"action_id":`...)
+		dst = appendString(dst, p.ActionID)
+	}
+	return append(dst, '}')
+}
+
+func (c *Context) appendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	sep := func() {
+		if dst[len(dst)-1] != '{' {
+			dst = append(dst, ',')
+		}
+	}
+	if t := c.Tracker; t != nil {
+		dst = append(dst, `"tracker":{"name":`...)
+		dst = appendString(dst, t.Name)
+		if t.CallID != "" {
+			dst = append(dst, `,"call_id":`...)
+			dst = appendString(dst, t.CallID)
+		}
+		dst = append(dst, `,"confidence":`...)
+		dst = appendFloat(dst, t.Confidence)
+		if t.AccountID != "" {
+			dst = append(dst, `,"account_id":`...)
+			dst = appendString(dst, t.AccountID)
+		}
+		if t.OpportunityID != "" {
+			dst = append(dst, `,"opportunity_id":`...)
+			dst = appendString(dst, t.OpportunityID)
+		}
+		dst = append(dst, '}')
+	}
+	if k := c.Call; k != nil {
+		sep()
+		dst = append(dst, `"call":{"id":`...)
+		dst = appendString(dst, k.ID)
+		if k.Title != "" {
+			dst = append(dst, `,"title":`...)
+			dst = appendString(dst, k.Title)
+		}
+		if k.AccountID != "" {
+			dst = append(dst, `,"account_id":`...)
+			dst = appendString(dst, k.AccountID)
+		}
+		if k.OpportunityID != "" {
+			dst = append(dst, `,"opportunity_id":`...)
+			dst = appendString(dst, k.OpportunityID)
+		}
+		dst = append(dst, '}')
+	}
+	if t := c.Timer; t != nil {
+		sep()
+		dst = append(dst, `"timer":{"field":`...)
+		dst = appendString(dst, t.Field)
+		dst = append(dst, `,"date":`...)
+		dst = appendTime(dst, t.Date)
+		dst = append(dst, `,"due":`...)
+		dst = appendTime(dst, t.Due)
+		dst = append(dst, `,"late_ms":`...)
+		dst = strconv.AppendInt(dst, t.LateMS, 10)
+		dst = append(dst, '}')
+	}
+	if sc := c.Schedule; sc != nil {
+		sep()
+		dst = append(dst, `"schedule":{`...)
+		n := len(dst)
+		if sc.Name != "" {
+			dst = append(dst, `"name":`...)
+			dst = appendString(dst, sc.Name)
+		}
+		if sc.Cron != "" {
+			if len(dst) > n {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"cron":`...)
+			dst = appendString(dst, sc.Cron)
+		}
+		if !sc.Tick.IsZero() {
+			if len(dst) > n {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"tick":`...)
+			dst = appendTime(dst, sc.Tick)
+		}
+		if sc.LateMS != 0 {
+			if len(dst) > n {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"late_ms":`...)
+			dst = strconv.AppendInt(dst, sc.LateMS, 10)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+// appendFloat appends f as encoding/json writes a float64: the shortest
+// decimal that reads back as f, in exponent form below 1e-6 and from
+// 1e21 on (exponents without leading zeros). f must be finite.
+func appendFloat(dst []byte, f float64) []byte {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 → e-9, as encoding/json writes it.
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
 }
 
 // MarshalJSON implements json.Marshaler with [Run.AppendJSON]. It fails, as
 // encoding/json does, on a time outside years 0 to 9999.
 func (r Run) MarshalJSON() ([]byte, error) {
-	if err := checkTimes("run", r.RanAt); err != nil {
+	ts := []time.Time{r.RanAt}
+	if c := r.Context; c != nil {
+		if c.Timer != nil {
+			ts = append(ts, c.Timer.Date, c.Timer.Due)
+		}
+		if c.Schedule != nil {
+			ts = append(ts, c.Schedule.Tick)
+		}
+	}
+	if err := checkTimes("run", ts...); err != nil {
 		return nil, err
 	}
 	return r.AppendJSON(make([]byte, 0, 320)), nil

@@ -52,6 +52,30 @@ func normRun(r actions.Run) actions.Run {
 	if r.ActionIDs == nil {
 		r.ActionIDs = []string{}
 	}
+	if r.Why != nil {
+		w := *r.Why
+		if w.Clauses == nil {
+			w.Clauses = []actions.Clause{}
+		}
+		if w.Values == nil {
+			w.Values = []actions.Value{}
+		}
+		r.Why = &w
+	}
+	if c := r.Context; c != nil {
+		c2 := *c
+		if c.Timer != nil {
+			t := *c.Timer
+			t.Date, t.Due = t.Date.UTC(), t.Due.UTC()
+			c2.Timer = &t
+		}
+		if c.Schedule != nil {
+			sc := *c.Schedule
+			sc.Tick = sc.Tick.UTC()
+			c2.Schedule = &sc
+		}
+		r.Context = &c2
+	}
 	return r
 }
 
@@ -62,7 +86,7 @@ func validUTF8(s string) string { return string([]rune(s)) }
 // decodedAction is what json.Unmarshal gives back for a.
 func decodedAction(a actions.Action) actions.Action {
 	a = normAction(a)
-	for _, p := range []*string{&a.ActionID, &a.Workspace, &a.AutomationID, &a.Type, &a.Object, &a.RecordID, &a.EventID} {
+	for _, p := range []*string{&a.ActionID, &a.Workspace, &a.AutomationID, &a.Type, &a.Object, &a.RecordID, &a.EventID, &a.RunID} {
 		*p = validUTF8(*p)
 	}
 	if a.Brief != nil {
@@ -91,6 +115,44 @@ func decodedRun(r actions.Run) actions.Run {
 		ids[i] = validUTF8(id)
 	}
 	r.ActionIDs = ids
+	if w := r.Why; w != nil {
+		cs := make([]actions.Clause, len(w.Clauses))
+		for i, c := range w.Clauses {
+			c.Text, c.Error = validUTF8(c.Text), validUTF8(c.Error)
+			cs[i] = c
+		}
+		vs := make([]actions.Value, len(w.Values))
+		for i, v := range w.Values {
+			v.Field = validUTF8(v.Field)
+			if v.Value == nil {
+				v.Value = json.RawMessage("null") // written as null, read back as the literal
+			}
+			vs[i] = v
+		}
+		w.Clauses, w.Values = cs, vs
+	}
+	if r.Persons != nil {
+		ps := make([]actions.Person, len(r.Persons))
+		for i, p := range r.Persons {
+			p.PersonID, p.Status, p.Reason, p.ActionID = validUTF8(p.PersonID), validUTF8(p.Status), validUTF8(p.Reason), validUTF8(p.ActionID)
+			ps[i] = p
+		}
+		r.Persons = ps
+	}
+	if c := r.Context; c != nil {
+		if t := c.Tracker; t != nil {
+			t.Name, t.CallID, t.AccountID, t.OpportunityID = validUTF8(t.Name), validUTF8(t.CallID), validUTF8(t.AccountID), validUTF8(t.OpportunityID)
+		}
+		if k := c.Call; k != nil {
+			k.ID, k.Title, k.AccountID, k.OpportunityID = validUTF8(k.ID), validUTF8(k.Title), validUTF8(k.AccountID), validUTF8(k.OpportunityID)
+		}
+		if t := c.Timer; t != nil {
+			t.Field = validUTF8(t.Field)
+		}
+		if sc := c.Schedule; sc != nil {
+			sc.Name, sc.Cron = validUTF8(sc.Name), validUTF8(sc.Cron)
+		}
+	}
 	return r
 }
 
@@ -178,7 +240,76 @@ func randAction(rng *rand.Rand) actions.Action {
 	if rng.IntN(2) == 0 {
 		a.Flow = &actions.Flow{ID: randString(rng), PersonID: randString(rng)}
 	}
+	if rng.IntN(2) == 0 {
+		a.RunID = randString(rng)
+	}
 	return a
+}
+
+// rawValues are compact JSON values, as the engine writes them into a why.
+var rawValues = []string{`null`, `true`, `0`, `-1.5`, `250000`, `1e+21`, `"Closed Won"`, `""`, `"\u0000\"<>&"`, `["a","b"]`, `[]`, `{"k":1,"l":[null]}`, `"2026-11-24T10:00:00Z"`}
+
+func randFloat(rng *rand.Rand) float64 {
+	switch rng.IntN(5) {
+	case 0:
+		return 0
+	case 1:
+		return rng.Float64()
+	case 2:
+		return (rng.Float64() - 0.5) * 1e-8
+	case 3:
+		return rng.NormFloat64() * 1e22
+	}
+	return float64(rng.IntN(100)) / 100
+}
+
+func randBool(rng *rand.Rand) *bool {
+	if rng.IntN(3) == 0 {
+		return nil
+	}
+	b := rng.IntN(2) == 0
+	return &b
+}
+
+func randWhy(rng *rand.Rand) *actions.Why {
+	if rng.IntN(3) == 0 {
+		return nil
+	}
+	w := &actions.Why{HeldBefore: randBool(rng), Truncated: rng.IntN(4) == 0}
+	for range rng.IntN(4) {
+		w.Clauses = append(w.Clauses, actions.Clause{Text: randString(rng), Result: randBool(rng), Error: randString(rng)})
+	}
+	if rng.IntN(5) == 0 {
+		w.Clauses = []actions.Clause{}
+	}
+	for range rng.IntN(4) {
+		v := actions.Value{Field: randString(rng), Truncated: rng.IntN(4) == 0}
+		if rng.IntN(6) > 0 {
+			v.Value = json.RawMessage(rawValues[rng.IntN(len(rawValues))])
+		}
+		w.Values = append(w.Values, v)
+	}
+	return w
+}
+
+func randContext(rng *rand.Rand) *actions.Context {
+	if rng.IntN(3) == 0 {
+		return nil
+	}
+	c := &actions.Context{}
+	if rng.IntN(2) == 0 {
+		c.Tracker = &actions.TrackerContext{Name: randString(rng), CallID: randString(rng), Confidence: randFloat(rng), AccountID: randString(rng), OpportunityID: randString(rng)}
+	}
+	if rng.IntN(2) == 0 {
+		c.Call = &actions.CallContext{ID: randString(rng), Title: randString(rng), AccountID: randString(rng), OpportunityID: randString(rng)}
+	}
+	if rng.IntN(2) == 0 {
+		c.Timer = &actions.TimerContext{Field: randString(rng), Date: randTime(rng), Due: randTime(rng), LateMS: rng.Int64N(1e9) - 1e3}
+	}
+	if rng.IntN(2) == 0 {
+		c.Schedule = &actions.ScheduleContext{Name: randString(rng), Cron: randString(rng), Tick: randTime(rng), LateMS: rng.Int64N(3) * 1000}
+	}
+	return c
 }
 
 func randRun(rng *rand.Rand) actions.Run {
@@ -195,6 +326,10 @@ func randRun(rng *rand.Rand) actions.Run {
 		Reason:       randString(rng),
 		Error:        randString(rng),
 		ActionIDs:    randStrings(rng),
+	}
+	r.Why, r.Context = randWhy(rng), randContext(rng)
+	for range rng.IntN(3) {
+		r.Persons = append(r.Persons, actions.Person{PersonID: randString(rng), Status: randString(rng), Reason: randString(rng), ActionID: randString(rng)})
 	}
 	switch rng.IntN(4) {
 	case 0:
@@ -411,7 +546,13 @@ func FuzzAppendJSON(f *testing.F) {
 		if got, want := a.AppendJSON(nil), stdJSON(t, plainAction(normAction(a))); !bytes.Equal(got, want) {
 			t.Fatalf("AppendJSON:    %s\nencoding/json: %s", got, want)
 		}
-		r := actions.Run{RunID: s1, Error: s2, Reason: s1, ActionIDs: []string{s2}, LateMS: n, RanAt: tm}
+		yes := n%2 == 0
+		r := actions.Run{RunID: s1, Error: s2, Reason: s1, ActionIDs: []string{s2}, LateMS: n, RanAt: tm,
+			Why: &actions.Why{Clauses: []actions.Clause{{Text: s1, Result: &yes}, {Text: s2, Error: s1}},
+				Values: []actions.Value{{Field: s2, Value: json.RawMessage(`"x"`)}}, HeldBefore: &yes},
+			Persons: []actions.Person{{PersonID: s1, Status: s2, Reason: s1}},
+			Context: &actions.Context{Tracker: &actions.TrackerContext{Name: s1, CallID: s2, Confidence: float64(n) / 7},
+				Timer: &actions.TimerContext{Field: s2, Date: tm, Due: tm, LateMS: n}, Schedule: &actions.ScheduleContext{Cron: s1, Tick: tm}}}
 		if got, want := r.AppendJSON(nil), stdJSON(t, plainRun(normRun(r))); !bytes.Equal(got, want) {
 			t.Fatalf("AppendJSON:    %s\nencoding/json: %s", got, want)
 		}
