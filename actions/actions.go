@@ -19,9 +19,9 @@ package actions
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"time"
 )
 
