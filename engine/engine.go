@@ -94,7 +94,7 @@ func New(opts Options) (*Engine, error) {
 // SetRules swaps the live rule set atomically; batches in flight finish
 // with the set they started with.
 func (e *Engine) SetRules(set *rules.Set) {
-	e.ix.Store(buildIndex(set))
+	e.ix.Store(buildIndex(set, e.opts.Schema))
 	e.m.rules.Set(float64(set.Summary().Enabled))
 }
 
@@ -344,12 +344,13 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		return emptyStrings
 	}
 	created := ev.Type == TypeRecordCreated
-	b.match(ctx, ev, g, after, func(a *rules.Automation, act *activation) (bool, error) {
+	b.match(ctx, ev, g, after, func(a *rules.Automation, act *activation) (held, looked bool, err error) {
 		// on_enter: the condition must not have held before the change.
 		if a.Trigger.Kind != rules.TriggerRecord || a.Fire != rules.FireOnEnter || created || !known {
-			return false, nil
+			return false, false, nil
 		}
-		return b.holds(ctx, a, before, act)
+		held, err = b.holds(ctx, a, before, act)
+		return held, true, err
 	}, act)
 }
 
@@ -425,8 +426,10 @@ func (b *batch) holds(ctx context.Context, a *rules.Automation, rec *crm.Record,
 	return v == types.True, nil
 }
 
-// enteredBefore reports whether an on_enter condition already held before.
-type enteredBefore func(a *rules.Automation, act *activation) (bool, error)
+// enteredBefore reports whether an on_enter condition already held before
+// the change; looked is false when it did not look (not on_enter, a
+// create, or no state before the change is known).
+type enteredBefore func(a *rules.Automation, act *activation) (held, looked bool, err error)
 
 // match evaluates the group's candidates for the event and starts a run
 // for each that matches.
@@ -443,22 +446,26 @@ func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *crm.Record,
 			continue
 		}
 		b.evaluated++
+		var heldBefore *bool
 		if a.If != nil {
 			ok, err := b.holds(ctx, a, orRecord(rec, act), act)
 			if err == nil && ok && wasTrue != nil {
-				var before bool
-				before, err = wasTrue(a, act)
+				var before, looked bool
+				before, looked, err = wasTrue(a, act)
 				ok = !before
+				if looked {
+					heldBefore = &notHeld
+				}
 			}
 			if err != nil {
-				b.evalError(ev.Workspace, a, ev.ID, ev.Object, ev.RecordID(), err)
+				b.evalError(ctx, a, act, ev, rec, nil, err)
 				continue
 			}
 			if !ok {
 				continue
 			}
 		}
-		b.matched(ctx, a, act, ev.Workspace, ev.ID, ev.Time, ev.Object, rec, 0)
+		b.matched(ctx, a, act, ev, rec, nil, heldBefore)
 	}
 	b.e.m.evalDuration.Observe(time.Since(start).Seconds())
 }
@@ -473,34 +480,47 @@ func orRecord(rec *crm.Record, act *activation) *crm.Record {
 	return nil
 }
 
-func (b *batch) evalError(ws string, a *rules.Automation, eventID, object, recordID string, err error) {
+// evalError records the error run of an automation whose condition failed
+// on ev (or on the timer fire) for rec.
+func (b *batch) evalError(ctx context.Context, a *rules.Automation, act *activation, ev *Event, rec *crm.Record, fire *timerFiring, err error) {
 	b.e.m.evalErrors.Inc()
-	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", eventID, "err", crm.Redact(err))
-	run := b.newRun(ws, a, eventID, object, recordID)
+	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", ev.ID, "err", crm.Redact(err))
+	run := b.newRun(a, ev, rec, fire)
 	run.Outcome, run.Reason, run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
+	if a.If != nil {
+		run.Why = b.whyError(ctx, a, act)
+	}
 	b.runs = append(b.runs, &pendingRun{run: run})
 }
 
-func (b *batch) newRun(ws string, a *rules.Automation, eventID, object, recordID string) actions.Run {
-	return actions.Run{
-		RunID: actions.RunID(ws, a.ID, eventID), Workspace: ws, AutomationID: a.ID, Trigger: a.Trigger.Kind.String(),
-		EventID: eventID, Object: object, RecordID: recordID, RanAt: b.now, ActionIDs: []string{},
+// newRun starts the run of a on ev (or on the timer fire) for rec (nil for
+// a tracker).
+func (b *batch) newRun(a *rules.Automation, ev *Event, rec *crm.Record, fire *timerFiring) actions.Run {
+	r := actions.Run{
+		RunID: actions.RunID(ev.Workspace, a.ID, ev.ID), Workspace: ev.Workspace, AutomationID: a.ID, Trigger: a.Trigger.Kind.String(),
+		EventID: ev.ID, Object: ev.Object, RanAt: b.now, ActionIDs: []string{}, Context: runContext(ev, fire),
 	}
+	if rec != nil {
+		r.RecordID = rec.ID()
+	}
+	if fire != nil {
+		r.LateMS = fire.late.Milliseconds()
+	}
+	return r
 }
 
 // matched builds the run and actions of an automation whose trigger and
-// condition matched, and its claim.
-func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activation, ws, eventID string, eventTime time.Time, object string, rec *crm.Record, late time.Duration) {
+// condition matched on ev (or on the timer fire) for rec, and its claim.
+func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activation, ev *Event, rec *crm.Record, fire *timerFiring, heldBefore *bool) {
 	b.e.m.matched.Inc()
-	recordID := ""
-	if rec != nil {
-		recordID = rec.ID()
+	pr := &pendingRun{run: b.newRun(a, ev, rec, fire)}
+	if a.If != nil {
+		pr.run.Why = b.why(a, act, heldBefore)
 	}
-	pr := &pendingRun{run: b.newRun(ws, a, eventID, object, recordID)}
-	pr.run.LateMS = late.Milliseconds()
 	b.runs = append(b.runs, pr)
-	base := actions.Action{Workspace: ws, AutomationID: a.ID, Type: a.ActionType(), Object: object, RecordID: recordID,
-		EventID: eventID, EventTime: eventTime, FiredAt: b.now}
+	ws, eventID, recordID := ev.Workspace, ev.ID, pr.run.RecordID
+	base := actions.Action{Workspace: ws, AutomationID: a.ID, Type: a.ActionType(), Object: ev.Object, RecordID: recordID,
+		EventID: eventID, EventTime: ev.Time, FiredAt: b.now, RunID: pr.run.RunID}
 	claim := &store.Claim{Workspace: ws, AutomationID: a.ID, EventID: eventID, RecordID: recordID}
 	if a.Cooldown > 0 && recordID != "" {
 		claim.CooldownUntil = b.now.Add(a.Cooldown)
@@ -626,6 +646,11 @@ func (b *batch) finish(ctx context.Context) error {
 		if dup {
 			pr.claim = nil
 			pr.run.Outcome, pr.run.Reason = actions.OutcomeSkipped, actions.ReasonDuplicate
+			for _, a := range pr.acts {
+				if a.Flow != nil {
+					pr.run.Persons = append(pr.run.Persons, actions.Person{PersonID: a.Flow.PersonID, Status: actions.PersonSkipped, Reason: actions.ReasonDuplicate})
+				}
+			}
 			b.e.m.dedupHits.WithLabelValues(actions.ReasonDuplicate).Inc()
 			continue
 		}
@@ -684,10 +709,22 @@ func (b *batch) settle(pr *pendingRun) {
 		b.e.m.dedupHits.WithLabelValues(reason).Inc()
 	}
 	for i, ok := range emit {
+		a := pr.acts[i]
+		if a.Flow != nil {
+			p := actions.Person{PersonID: a.Flow.PersonID, Status: actions.PersonEnrolled}
+			switch {
+			case ok:
+				p.ActionID = a.ActionID
+			case pr.claim.Targets[i].Status == store.StatusDone:
+				p.Status, p.Reason = actions.PersonSkipped, actions.ReasonDuplicate
+			default:
+				p.Status, p.Reason = actions.PersonSkipped, actions.ReasonAlreadyEnrolled
+			}
+			pr.run.Persons = append(pr.run.Persons, p)
+		}
 		if !ok {
 			continue
 		}
-		a := pr.acts[i]
 		pr.run.ActionIDs = append(pr.run.ActionIDs, a.ActionID)
 		b.out.Actions = append(b.out.Actions, a)
 		b.out.confirm = append(b.out.confirm, store.ActionRef{Workspace: a.Workspace, ActionID: a.ActionID})

@@ -19,6 +19,8 @@ import (
 type index struct {
 	set  *rules.Set
 	byWS map[string]*wsIndex
+	// whys caches what the why of a run of each automation reads.
+	whys *whyPlans
 }
 
 type wsIndex struct {
@@ -100,8 +102,8 @@ func scheduleGroup(name, object string) groupKey {
 	return groupKey{rules.TriggerSchedule, object, name}
 }
 
-func buildIndex(set *rules.Set) *index {
-	ix := &index{set: set, byWS: map[string]*wsIndex{}}
+func buildIndex(set *rules.Set, schema *crm.Schema) *index {
+	ix := &index{set: set, byWS: map[string]*wsIndex{}, whys: &whyPlans{schema: schema}}
 	for ord, a := range set.Automations {
 		if !a.Enabled {
 			continue

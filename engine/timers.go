@@ -230,22 +230,22 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 			if e.opts.SimulatedTime {
 				b.now = f.due
 			}
-			late := max(b.now.Sub(f.due), 0)
+			fire := &timerFiring{field: t.Field, date: t.Date, due: f.due, late: max(b.now.Sub(f.due), 0)}
 			e.m.timers.WithLabelValues("fired").Inc()
-			eventID := timerEventID(t.Workspace, a.ID, t.RecordID, f.due)
-			act := b.activation(&Event{ID: eventID, Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}, snap.Record, nil, nil)
+			ev := &Event{ID: timerEventID(t.Workspace, a.ID, t.RecordID, f.due), Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}
+			act := b.activation(ev, snap.Record, nil, nil)
 			e.m.evaluated.Inc()
 			if a.If != nil {
 				ok, err := b.holds(ctx, a, snap.Record, act)
 				if err != nil {
-					b.evalError(t.Workspace, a, eventID, t.Object, t.RecordID, err)
+					b.evalError(ctx, a, act, ev, snap.Record, fire, err)
 					continue
 				}
 				if !ok {
 					continue
 				}
 			}
-			b.matched(ctx, a, act, t.Workspace, eventID, f.due, t.Object, snap.Record, late)
+			b.matched(ctx, a, act, ev, snap.Record, fire, nil)
 		}
 	}
 	b.out.acks = due

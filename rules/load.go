@@ -18,6 +18,14 @@ type Set struct {
 	// Files are the files loaded.
 	Files []string
 	byID  map[string]*Automation
+	// compiler built the set; it compiles clauses on demand.
+	compiler *Compiler
+}
+
+// ClausePrograms compiles each top-level clause of a's condition on its
+// own, with the compiler that built the set (Compiler.ClausePrograms).
+func (s *Set) ClausePrograms(a *Automation) ([]*Program, error) {
+	return s.compiler.ClausePrograms(a)
 }
 
 // Automation returns the automation with that id.
@@ -85,7 +93,7 @@ func (c *Compiler) Compile(srcs []Source) (*Set, error) {
 	defer c.mu.Unlock()
 	c.gen++
 	var errs ErrorList
-	set := &Set{byID: map[string]*Automation{}}
+	set := &Set{byID: map[string]*Automation{}, compiler: c}
 	// Files are taken in chunks of about loadChunkBytes: a chunk's files
 	// parse on every core, its distinct expressions compile on every core,
 	// then its automations are validated and settled in file order. The
