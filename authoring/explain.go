@@ -69,6 +69,7 @@ type EventSummary struct {
 	Object    string `json:"object,omitempty"`
 	RecordID  string `json:"record_id,omitempty"`
 	Tracker   string `json:"tracker,omitempty"`
+	Call      string `json:"call,omitempty"`
 	Schedule  string `json:"schedule,omitempty"`
 }
 
@@ -126,8 +127,8 @@ type ClauseValue struct {
 // condition, and the outcome it has or why it does not fire. Candidates
 // are the automations of the event's workspace whose trigger kind takes
 // its type (record and date triggers on the event's object for record
-// events, tracker triggers for tracker events, schedule triggers for
-// schedule events), or only opts.Automation.
+// events, tracker triggers for tracker events, call triggers for call
+// events, schedule triggers for schedule events), or only opts.Automation.
 func Explain(ctx context.Context, opts ExplainOptions, ev *engine.Event) (*Explanation, error) {
 	if opts.Compiler == nil || opts.Set == nil {
 		return nil, fmt.Errorf("authoring: ExplainOptions.Compiler and Set are required")
@@ -230,6 +231,8 @@ func candidate(a *rules.Automation, ev *engine.Event) bool {
 		return a.Trigger.Kind == rules.TriggerTracker
 	case engine.TypeScheduleFired:
 		return a.Trigger.Kind == rules.TriggerSchedule
+	case engine.TypeCallProcessed:
+		return a.Trigger.Kind == rules.TriggerCall
 	}
 	return false
 }
@@ -239,6 +242,9 @@ func summarize(ev *engine.Event) EventSummary {
 		Object: ev.Object, RecordID: ev.RecordID(), Schedule: ev.Schedule}
 	if ev.Tracker != nil {
 		s.Tracker = ev.Tracker.String("name")
+	}
+	if ev.Call != nil {
+		s.Call = ev.Call.ID()
 	}
 	return s
 }
@@ -263,6 +269,8 @@ func triggerText(t rules.Trigger) string {
 		return s
 	case rules.TriggerSchedule:
 		return fmt.Sprintf("schedule %q for %s", t.Schedule, t.Object)
+	case rules.TriggerCall:
+		return "call processed"
 	case rules.TriggerDate:
 		d := t.Date
 		s := fmt.Sprintf("date %s.%s%s", t.Object, d.Field.Name, d.OffsetText())
@@ -423,6 +431,8 @@ func (x *Explanation) WriteText(w io.Writer) {
 		fmt.Fprintf(w, " %s %s", e.Object, e.RecordID)
 	case e.Tracker != "":
 		fmt.Fprintf(w, " %q", e.Tracker)
+	case e.Call != "":
+		fmt.Fprintf(w, " call %s", e.Call)
 	}
 	if e.Schedule != "" {
 		fmt.Fprintf(w, " (schedule %q)", e.Schedule)

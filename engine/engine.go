@@ -194,6 +194,9 @@ func (e *Engine) Process(ctx context.Context, events []*Event, token string) (*O
 	if err := b.loadState(ctx, events); err != nil {
 		return nil, err
 	}
+	if err := b.loadRelated(ctx, events); err != nil {
+		return nil, err
+	}
 	for _, ev := range events {
 		b.now = e.clock()
 		e.m.event(ev.Type)
@@ -280,6 +283,18 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		act := b.activation(ev, nil, nil, nil)
 		b.match(ctx, ev, g, nil, nil, act)
 		return
+	case TypeCallProcessed:
+		if w == nil || ev.Call == nil {
+			return
+		}
+		g := w.groups[callGroup()]
+		if g == nil {
+			return
+		}
+		act := b.activation(ev, nil, nil, nil)
+		b.bindRelated(act, ev, nil, g.related)
+		b.match(ctx, ev, g, nil, nil, act)
+		return
 	}
 	if ev.Record == nil {
 		return
@@ -333,6 +348,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		return
 	}
 	act := b.activation(ev, after, before, nil)
+	b.bindRelated(act, ev, after, g.related)
 	// changed is computed when a condition first reads it.
 	act.lazyChanged = func() ref.Val {
 		switch {
@@ -362,6 +378,7 @@ func (b *batch) activation(ev *Event, after, before *crm.Record, changed ref.Val
 		account:     orEmpty(ev.Account, acc),
 		opportunity: orEmpty(ev.Opportunity, opp),
 		tracker:     orEmpty(ev.Tracker, s.Tracker),
+		call:        orEmpty(ev.Call, s.Call),
 		now:         types.Timestamp{Time: b.now},
 		changed:     changed,
 		lazy: func() ref.Val {
@@ -470,6 +487,12 @@ func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *crm.Record,
 	b.e.m.evalDuration.Observe(time.Since(start).Seconds())
 }
 
+// recordOf is v as a record, nil when it is none.
+func recordOf(v ref.Val) *crm.Record {
+	r, _ := v.(*crm.Record)
+	return r
+}
+
 func orRecord(rec *crm.Record, act *activation) *crm.Record {
 	if rec != nil {
 		return rec
@@ -527,7 +550,20 @@ func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activatio
 	}
 	switch {
 	case a.Brief != nil:
-		recips := resolveRecipients(a.Brief.Recipients, rec)
+		subject := rec // the record the brief is about
+		if a.Trigger.Kind == rules.TriggerCall {
+			// A call's brief is about its account or opportunity.
+			acc, opp := relatedIDs(ev, nil)
+			base.Object, base.RecordID, subject = a.Brief.Kind, acc, recordOf(act.account)
+			if a.Brief.Kind == crm.ObjOpportunity {
+				base.RecordID, subject = opp, recordOf(act.opportunity)
+			}
+			if base.RecordID == "" {
+				pr.run.Outcome, pr.run.Reason = actions.OutcomeSkipped, actions.ReasonNoRecord
+				return
+			}
+		}
+		recips := resolveRecipients(a.Brief.Recipients, subject)
 		if len(recips) == 0 {
 			pr.run.Outcome, pr.run.Reason = actions.OutcomeSkipped, actions.ReasonNoRecipients
 			return

@@ -13,6 +13,7 @@ const (
 	TypeRecordDeleted   = "record.deleted"
 	TypeTrackerDetected = "tracker.detected"
 	TypeScheduleFired   = "schedule.fired"
+	TypeCallProcessed   = "call.processed"
 )
 
 // Event is a decoded, validated input event. Decoders (package ingest)
@@ -34,6 +35,8 @@ type Event struct {
 
 	// Tracker is set for tracker.detected events.
 	Tracker *crm.Record
+	// Call is set for call.processed events.
+	Call *crm.Record
 	// Account and Opportunity are related records, where the event carries them.
 	Account     *crm.Record
 	Opportunity *crm.Record

@@ -38,6 +38,8 @@ type group struct {
 	fields []*fieldIndex
 	scan   []*candidate
 	all    []*candidate // every automation, for unindexed evaluation
+	// related is what the group's automations read of related records.
+	related rules.Related
 }
 
 // fieldIndex files candidates by the values of one record field, or of
@@ -98,6 +100,7 @@ type groupKey struct {
 
 func recordGroup(object string) groupKey { return groupKey{rules.TriggerRecord, object, ""} }
 func trackerGroup(name string) groupKey  { return groupKey{rules.TriggerTracker, "", name} }
+func callGroup() groupKey                { return groupKey{rules.TriggerCall, "", ""} }
 func scheduleGroup(name, object string) groupKey {
 	return groupKey{rules.TriggerSchedule, object, name}
 }
@@ -124,6 +127,8 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 			key = trackerGroup(a.Trigger.Tracker)
 		case rules.TriggerSchedule:
 			key = scheduleGroup(a.Trigger.Schedule, a.Trigger.Object)
+		case rules.TriggerCall:
+			key = callGroup()
 		case rules.TriggerDate:
 			g := w.dateGroup(a.Trigger.Object, a.Trigger.Date.Field.Name)
 			if g == nil {
@@ -135,7 +140,9 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 				g.maxOffset = d.Offset
 			}
 			g.anyAt = g.anyAt || a.Trigger.Date.HasAt
+			g.related |= related(a)
 			w.stateful[a.Trigger.Object] = true
+			w.keepRelated(related(a))
 			continue
 		}
 		g := w.groups[key]
@@ -144,6 +151,8 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 			w.groups[key] = g
 		}
 		g.all = append(g.all, &candidate{a: a, ord: ord})
+		g.related |= related(a)
+		w.keepRelated(related(a))
 	}
 	for _, w := range ix.byWS {
 		for _, g := range w.groups {
@@ -263,4 +272,40 @@ func (g *group) candidates(rec *crm.Record, buf []*candidate) []*candidate {
 		sort.Slice(buf, func(i, j int) bool { return buf[i].ord < buf[j].ord })
 	}
 	return buf
+}
+
+// keepRelated makes the workspace keep the snapshots of the related
+// records its automations read.
+func (w *wsIndex) keepRelated(r rules.Related) {
+	if r&rules.RelatedAccount != 0 {
+		w.stateful[crm.ObjAccount] = true
+	}
+	if r&rules.RelatedOpportunity != 0 {
+		w.stateful[crm.ObjOpportunity] = true
+	}
+}
+
+// relatedNeed is what the automations of ev's trigger group read of
+// related records.
+func (w *wsIndex) relatedNeed(ev *Event) rules.Related {
+	var key groupKey
+	switch ev.Type {
+	case TypeRecordCreated, TypeRecordUpdated:
+		key = recordGroup(ev.Object)
+	case TypeTrackerDetected:
+		if ev.Tracker == nil {
+			return 0
+		}
+		key = trackerGroup(ev.Tracker.String("name"))
+	case TypeCallProcessed:
+		key = callGroup()
+	case TypeScheduleFired:
+		key = scheduleGroup(ev.Schedule, ev.Object)
+	default:
+		return 0
+	}
+	if g := w.groups[key]; g != nil {
+		return g.related
+	}
+	return 0
 }

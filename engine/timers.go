@@ -34,6 +34,8 @@ type dateGroup struct {
 	// moves its due time to a time of day (at most a day later).
 	maxOffset time.Duration
 	anyAt     bool
+	// related is what the group's automations read of related records.
+	related rules.Related
 }
 
 // nextDue is the earliest due time of the group's automations for date
@@ -206,15 +208,7 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 		e.m.storeErrors.WithLabelValues("claim_timers").Inc()
 		return nil, fmt.Errorf("claim due timers: %w", err)
 	}
-	var refs []store.RecordRef
-	for _, t := range due {
-		r := store.RecordRef{Workspace: t.Workspace, Object: t.Object, ID: t.RecordID}
-		if !b.loaded[r] {
-			b.loaded[r] = true
-			refs = append(refs, r)
-		}
-	}
-	if err := b.load(ctx, refs); err != nil {
+	if err := b.loadTimers(ctx, due); err != nil {
 		return nil, err
 	}
 	for i := range due {
@@ -234,6 +228,9 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 			e.m.timers.WithLabelValues("fired").Inc()
 			ev := &Event{ID: timerEventID(t.Workspace, a.ID, t.RecordID, f.due), Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}
 			act := b.activation(ev, snap.Record, nil, nil)
+			if g := b.dateGroupOf(t.TimerRef); g != nil {
+				b.bindRelated(act, ev, snap.Record, g.related)
+			}
 			e.m.evaluated.Inc()
 			if a.If != nil {
 				ok, err := b.holds(ctx, a, snap.Record, act)
@@ -253,4 +250,34 @@ func (e *Engine) FireDue(ctx context.Context, upTo time.Time, limit int) (*Outpu
 		return nil, err
 	}
 	return b.out, nil
+}
+
+// dateGroupOf is the live date group a timer serves, nil when its
+// automations are gone.
+func (b *batch) dateGroupOf(t store.TimerRef) *dateGroup {
+	if w := b.ix.byWS[t.Workspace]; w != nil {
+		return w.dateGroup(t.Object, t.Field)
+	}
+	return nil
+}
+
+// loadTimers loads the records of due timers, then the related records
+// their automations read.
+func (b *batch) loadTimers(ctx context.Context, due []store.DueTimer) error {
+	var refs []store.RecordRef
+	for _, t := range due {
+		refs = b.unloaded(append(refs, store.RecordRef{Workspace: t.Workspace, Object: t.Object, ID: t.RecordID}), len(refs))
+	}
+	if err := b.load(ctx, refs); err != nil {
+		return err
+	}
+	refs = refs[:0]
+	for _, t := range due {
+		if g := b.dateGroupOf(t.TimerRef); g != nil {
+			if s := b.state[store.RecordRef{Workspace: t.Workspace, Object: t.Object, ID: t.RecordID}]; s != nil {
+				refs = b.unloaded(relatedRefs(&Event{Workspace: t.Workspace}, s.Record, g.related, refs), len(refs))
+			}
+		}
+	}
+	return b.load(ctx, refs)
 }

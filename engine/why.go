@@ -179,6 +179,9 @@ func runContext(ev *Event, fire *timerFiring) *actions.Context {
 			t.OpportunityID = ev.Opportunity.ID()
 		}
 		return &actions.Context{Tracker: t}
+	case ev.Type == TypeCallProcessed && ev.Call != nil:
+		acc, opp := relatedIDs(ev, nil)
+		return &actions.Context{Call: &actions.CallContext{ID: ev.Call.ID(), Title: ev.Call.String("title"), AccountID: acc, OpportunityID: opp}}
 	case ev.Type == TypeScheduleFired:
 		return &actions.Context{Schedule: &actions.ScheduleContext{Name: ev.Schedule}}
 	}

@@ -15,10 +15,11 @@ const (
 	TriggerDate
 	TriggerTracker
 	TriggerSchedule
+	TriggerCall
 )
 
 // TriggerKinds lists the trigger kinds in a fixed order.
-var TriggerKinds = []TriggerKind{TriggerRecord, TriggerDate, TriggerTracker, TriggerSchedule}
+var TriggerKinds = []TriggerKind{TriggerRecord, TriggerDate, TriggerTracker, TriggerSchedule, TriggerCall}
 
 func (k TriggerKind) String() string {
 	switch k {
@@ -30,6 +31,8 @@ func (k TriggerKind) String() string {
 		return "tracker"
 	case TriggerSchedule:
 		return "schedule"
+	case TriggerCall:
+		return "call"
 	}
 	return "unknown"
 }

@@ -323,14 +323,14 @@ func (c *Compiler) precompile(all []*parsed) {
 // exprEnv is the CEL environment of a trigger's expressions; false when
 // the trigger is too broken to tell (its error is already reported).
 func exprEnv(t Trigger) (string, bool) {
-	if t.Kind == 0 || (t.Kind != TriggerTracker && t.Object == "") {
+	if t.Kind == 0 || (t.Kind != TriggerTracker && t.Kind != TriggerCall && t.Object == "") {
 		return "", false
 	}
 	return envKey(t.Kind, t.Object), true
 }
 
 func recordObject(t Trigger) string {
-	if t.Kind == TriggerTracker {
+	if t.Kind == TriggerTracker || t.Kind == TriggerCall {
 		return ""
 	}
 	return t.Object
@@ -346,7 +346,7 @@ func (c *Compiler) report(fp *fileParser, src *exprSrc, id string, t Trigger, is
 	for _, is := range iss {
 		line, col := fp.position(src, is.line, is.col)
 		msg := is.msg
-		for _, v := range []string{VarBefore, VarChanged, VarRecord, VarTracker} {
+		for _, v := range []string{VarBefore, VarChanged, VarRecord, VarTracker, VarCall} {
 			if strings.Contains(msg, "undeclared reference to '"+v+"'") {
 				msg += fmt.Sprintf(" (%s is not available to a %s trigger: %s)", v, t.Kind, availableVars(t.Kind))
 			}
@@ -370,6 +370,8 @@ func availableVars(k TriggerKind) string {
 		return "record, before, changed, account, opportunity, event, now"
 	case TriggerTracker:
 		return "tracker, account, opportunity, event, now"
+	case TriggerCall:
+		return "call, account, opportunity, event, now"
 	}
 	return "record, account, opportunity, event, now"
 }

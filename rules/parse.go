@@ -289,21 +289,25 @@ func (p *fileParser) checkMatrix(pa *parsed, id string) {
 	}
 	if a.Brief != nil {
 		switch {
-		case t.Kind != TriggerRecord:
-			p.errAt(pa.briefN, id, "a %s trigger cannot send a brief (briefs need an account, opportunity or contact record trigger; use a flow)", t.Kind)
+		case t.Kind == TriggerCall:
+			if a.Brief.Kind == "" {
+				p.errAt(pa.briefN, id, "then.brief.kind is required for a call trigger (account or opportunity: the call's record the brief is about)")
+			}
+		case t.Kind != TriggerRecord && t.Kind != TriggerSchedule:
+			p.errAt(pa.briefN, id, "a %s trigger cannot send a brief (briefs need a record or schedule trigger on an account, opportunity or contact, or a call; use a flow)", t.Kind)
 		case t.Object == crm.ObjLead:
-			p.errAt(pa.briefN, id, "a lead record trigger cannot send a brief (use a flow)")
+			p.errAt(pa.briefN, id, "a lead %s trigger cannot send a brief (use a flow)", t.Kind)
 		case a.Brief.Kind == "":
 			switch t.Object {
 			case crm.ObjAccount, crm.ObjOpportunity:
 				a.Brief.Kind = t.Object
 			case crm.ObjContact:
-				p.errAt(pa.briefN, id, "then.brief.kind is required for a contact trigger (account or opportunity)")
+				p.errAt(pa.briefN, id, "then.brief.kind is required for a contact %s trigger (account or opportunity)", t.Kind)
 			}
 		}
 	}
-	if a.Cooldown > 0 && t.Kind == TriggerTracker {
-		p.errAt(pa.cooldownN, id, "cooldown applies per record; a tracker trigger has none (use then.flow.reenroll_after)")
+	if a.Cooldown > 0 && (t.Kind == TriggerTracker || t.Kind == TriggerCall) {
+		p.errAt(pa.cooldownN, id, "cooldown applies per record; a %s trigger has none (use then.flow.reenroll_after)", t.Kind)
 	}
 	if a.Flow != nil && pa.whoSrc == nil && t.Object != crm.ObjLead && t.Object != crm.ObjContact {
 		p.errAt(pa.thenN, id, "then.flow.who is required unless the trigger's record is a lead or contact (the person is then the record itself)")
@@ -326,7 +330,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, id string, a *Automation) {
 	t := &a.Trigger
 	var kinds []string
 	var onNode *yaml.Node
-	p.mapping(n, id, "when", []string{"record", "on", "date", "tracker", "schedule"}, func(k string, key, v *yaml.Node) {
+	p.mapping(n, id, "when", []string{"record", "on", "date", "tracker", "schedule", "call"}, func(k string, key, v *yaml.Node) {
 		if k != "on" {
 			kinds = append(kinds, k)
 		}
@@ -366,6 +370,11 @@ func (p *fileParser) parseWhen(n *yaml.Node, id string, a *Automation) {
 		case "date":
 			t.Kind = TriggerDate
 			p.parseDate(v, id, t)
+		case "call":
+			t.Kind = TriggerCall
+			if s, ok := p.str(v, id, "when.call"); ok && s != "processed" {
+				p.errAt(v, id, "when.call: unknown call event %q (want processed)", s)
+			}
 		}
 	})
 	if n.Kind != yaml.MappingNode {
@@ -373,7 +382,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, id string, a *Automation) {
 	}
 	switch {
 	case len(kinds) == 0:
-		p.errAt(n, id, "when needs one trigger: record, date, tracker or schedule")
+		p.errAt(n, id, "when needs one trigger: record, date, tracker, schedule or call")
 		t.Kind = 0
 	case len(kinds) > 1:
 		p.errAt(n, id, "when has more than one trigger (%s); an automation has exactly one", strings.Join(kinds, ", "))

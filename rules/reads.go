@@ -11,7 +11,7 @@ import (
 )
 
 // recordVars are the variables that hold records.
-var recordVars = map[string]bool{VarRecord: true, VarBefore: true, VarAccount: true, VarOpportunity: true, VarTracker: true, VarEvent: true}
+var recordVars = map[string]bool{VarRecord: true, VarBefore: true, VarAccount: true, VarOpportunity: true, VarTracker: true, VarCall: true, VarEvent: true}
 
 // FieldRef is a field of a record variable that a condition reads:
 // record.stage is {Var: "record", Field: stage}.
