@@ -347,26 +347,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, id string, a *Automation) {
 			p.parseTracker(v, id, t)
 		case "schedule":
 			t.Kind = TriggerSchedule
-			p.mapping(v, id, "when.schedule", []string{"name", "record"}, func(k string, key, v *yaml.Node) {
-				switch k {
-				case "name":
-					if s, ok := p.str(v, id, "when.schedule.name"); ok && s != "" {
-						t.Schedule = s
-					}
-				case "record":
-					if o, ok := p.object(v, id, "when.schedule.record"); ok {
-						t.Object = o
-					}
-				}
-			})
-			if v.Kind == yaml.MappingNode {
-				if t.Schedule == "" {
-					p.errAt(v, id, "when.schedule.name is required")
-				}
-				if t.Object == "" && !hasKey(v, "record") {
-					p.errAt(v, id, "when.schedule.record is required")
-				}
-			}
+			p.parseSchedule(v, id, t)
 		case "date":
 			t.Kind = TriggerDate
 			p.parseDate(v, id, t)
@@ -396,6 +377,64 @@ func (p *fileParser) parseWhen(n *yaml.Node, id string, a *Automation) {
 		}
 	} else if t.Kind == TriggerRecord {
 		t.OnCreate, t.OnUpdate = true, true
+	}
+}
+
+// parseSchedule reads a schedule trigger: named, fired by schedule.fired
+// events ({name, record}), or built in ({cron, timezone, record}).
+func (p *fileParser) parseSchedule(v *yaml.Node, id string, t *Trigger) {
+	var cronN, tzN *yaml.Node
+	loc := time.UTC
+	p.mapping(v, id, "when.schedule", []string{"name", "cron", "timezone", "record"}, func(k string, key, v *yaml.Node) {
+		switch k {
+		case "name":
+			if s, ok := p.str(v, id, "when.schedule.name"); ok && s != "" {
+				t.Schedule = s
+			}
+		case "cron":
+			cronN = v
+		case "timezone":
+			tzN = v
+			s, ok := p.str(v, id, "when.schedule.timezone")
+			if !ok {
+				return
+			}
+			l, err := time.LoadLocation(s)
+			if err != nil || s == "" || s == "Local" {
+				p.errAt(v, id, "when.schedule.timezone: unknown time zone %q (want an IANA name such as America/New_York)", s)
+				return
+			}
+			loc = l
+		case "record":
+			if o, ok := p.object(v, id, "when.schedule.record"); ok {
+				t.Object = o
+			}
+		}
+	})
+	if v.Kind != yaml.MappingNode {
+		return
+	}
+	switch {
+	case cronN != nil && hasKey(v, "name"):
+		p.errAt(v, id, "when.schedule has both name and cron: a schedule is fired by schedule.fired events of its name, or runs by itself on its cron, not both")
+	case cronN != nil:
+		if s, ok := p.str(cronN, id, "when.schedule.cron"); ok {
+			if c, err := ParseCron(s, loc); err != nil {
+				p.errAt(cronN, id, "when.schedule.cron: %v", err)
+			} else {
+				t.Cron = c
+			}
+		}
+	case t.Schedule == "" && !hasKey(v, "name"):
+		p.errAt(v, id, "when.schedule needs a name (fired by schedule.fired events) or a cron (runs by itself)")
+	case t.Schedule == "":
+		p.errAt(v, id, "when.schedule.name is empty")
+	}
+	if tzN != nil && cronN == nil {
+		p.errAt(tzN, id, "when.schedule.timezone applies only with cron")
+	}
+	if t.Object == "" && !hasKey(v, "record") {
+		p.errAt(v, id, "when.schedule.record is required")
 	}
 }
 
@@ -466,7 +505,8 @@ func (p *fileParser) parseDate(v *yaml.Node, id string, t *Trigger) {
 	d := &DateTrigger{Location: time.UTC}
 	var fieldNode *yaml.Node
 	var tzSet bool
-	p.mapping(v, id, "when.date", []string{"record", "field", "offset", "at", "timezone"}, func(k string, key, v *yaml.Node) {
+	d.CatchUp = DefaultCatchUp
+	p.mapping(v, id, "when.date", []string{"record", "field", "offset", "at", "timezone", "catch_up"}, func(k string, key, v *yaml.Node) {
 		switch k {
 		case "record":
 			if o, ok := p.object(v, id, "when.date.record"); ok {
@@ -477,6 +517,12 @@ func (p *fileParser) parseDate(v *yaml.Node, id string, t *Trigger) {
 		case "offset":
 			if off, ok := p.duration(v, id, "when.date.offset", true); ok {
 				d.Offset = off
+			}
+		case "catch_up":
+			if v.Kind == yaml.ScalarNode && v.Value == "0" {
+				d.CatchUp = 0
+			} else if c, ok := p.duration(v, id, "when.date.catch_up", false); ok {
+				d.CatchUp = c
 			}
 		case "at":
 			s, ok := p.str(v, id, "when.date.at")
