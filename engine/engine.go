@@ -111,7 +111,17 @@ type Output struct {
 	confirm []store.ActionRef // actions to mark done
 	writes  store.Writes
 	acks    []store.DueTimer
+	// work counts the timers claimed and the known records walked (at
+	// least one a walk chunk): there may be more due while it is not 0.
+	work int
+	// walksDone are the walks this output completes.
+	walksDone []walk
 }
+
+// Work tells how much due work FireDue claimed (timers, and known records
+// walked by schedules and re-armed timers): while it is not 0, more may be
+// due at once.
+func (o *Output) Work() int { return o.work }
 
 // Commit records the state of a batch whose outputs Kafka acknowledged:
 // actions become done (a redelivery is then a duplicate), record
@@ -132,6 +142,10 @@ func (e *Engine) Commit(ctx context.Context, out *Output) error {
 		e.m.storeErrors.WithLabelValues("ack_timers").Inc()
 		return fmt.Errorf("acknowledge timers: %w", err)
 	}
+	for _, w := range out.walksDone {
+		e.m.walksDone.WithLabelValues(w.kind).Inc()
+	}
+	out.walksDone = nil
 	out.confirm, out.acks = nil, nil
 	out.writes = store.Writes{}
 	return nil
@@ -526,8 +540,11 @@ func (b *batch) newRun(a *rules.Automation, ev *Event, rec *crm.Record, fire *ti
 	if rec != nil {
 		r.RecordID = rec.ID()
 	}
-	if fire != nil {
+	switch {
+	case fire != nil:
 		r.LateMS = fire.late.Milliseconds()
+	case ev.tick != nil:
+		r.LateMS = ev.tick.late.Milliseconds()
 	}
 	return r
 }

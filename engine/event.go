@@ -43,6 +43,9 @@ type Event struct {
 
 	// Schedule is the schedule name of a schedule.fired event.
 	Schedule string
+
+	// tick is set on the event of a built-in schedule's tick.
+	tick *tickInfo
 }
 
 // RecordID is the id of the event's record, "" when it has none.

@@ -29,8 +29,11 @@ type wsIndex struct {
 	// date field they watch.
 	dates map[string][]*dateGroup
 	// stateful tells the objects whose record state must be kept: they
-	// have on_enter or change-reading record rules, or date triggers.
+	// have on_enter or change-reading record rules, date triggers, built-in
+	// schedules, or automations of other objects that read them.
 	stateful map[string]bool
+	// crons are the built-in schedules (walks.go).
+	crons []*cronSchedule
 }
 
 // group is the automations of one trigger within a workspace.
@@ -126,13 +129,19 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 		case rules.TriggerTracker:
 			key = trackerGroup(a.Trigger.Tracker)
 		case rules.TriggerSchedule:
+			if a.Trigger.Cron != nil {
+				w.crons = append(w.crons, newCronSchedule(a))
+				w.stateful[a.Trigger.Object] = true
+				w.keepRelated(related(a))
+				continue
+			}
 			key = scheduleGroup(a.Trigger.Schedule, a.Trigger.Object)
 		case rules.TriggerCall:
 			key = callGroup()
 		case rules.TriggerDate:
 			g := w.dateGroup(a.Trigger.Object, a.Trigger.Date.Field.Name)
 			if g == nil {
-				g = &dateGroup{object: a.Trigger.Object, field: a.Trigger.Date.Field}
+				g = &dateGroup{workspace: a.Workspace, object: a.Trigger.Object, field: a.Trigger.Date.Field}
 				w.dates[a.Trigger.Object] = append(w.dates[a.Trigger.Object], g)
 			}
 			g.autos = append(g.autos, a)
@@ -140,6 +149,7 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 				g.maxOffset = d.Offset
 			}
 			g.anyAt = g.anyAt || a.Trigger.Date.HasAt
+			g.maxCatchUp = max(g.maxCatchUp, a.Trigger.Date.CatchUp)
 			g.related |= related(a)
 			w.stateful[a.Trigger.Object] = true
 			w.keepRelated(related(a))
@@ -157,6 +167,11 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 	for _, w := range ix.byWS {
 		for _, g := range w.groups {
 			g.file()
+		}
+		for _, gs := range w.dates {
+			for _, g := range gs {
+				g.sig = g.signature()
+			}
 		}
 	}
 	return ix

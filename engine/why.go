@@ -182,6 +182,8 @@ func runContext(ev *Event, fire *timerFiring) *actions.Context {
 	case ev.Type == TypeCallProcessed && ev.Call != nil:
 		acc, opp := relatedIDs(ev, nil)
 		return &actions.Context{Call: &actions.CallContext{ID: ev.Call.ID(), Title: ev.Call.String("title"), AccountID: acc, OpportunityID: opp}}
+	case ev.tick != nil:
+		return &actions.Context{Schedule: &actions.ScheduleContext{Cron: ev.tick.cron, Tick: ev.tick.at, LateMS: ev.tick.late.Milliseconds()}}
 	case ev.Type == TypeScheduleFired:
 		return &actions.Context{Schedule: &actions.ScheduleContext{Name: ev.Schedule}}
 	}
