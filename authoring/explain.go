@@ -389,8 +389,11 @@ func explainDate(ctx context.Context, x *AutomationExplanation, a *rules.Automat
 	switch due := d.Due(v.Time); {
 	case !set:
 		x.Detail = fmt.Sprintf("a date trigger does not run on events; %s is not set, so no timer is armed", d.Field.Name)
+	case !due.After(ev.Time.Add(-d.CatchUp)):
+		x.Detail = fmt.Sprintf("a date trigger does not run on events; its due time %s is more than its catch_up (%s) before the event, so it does not fire", due.UTC().Format(time.RFC3339), d.CatchUp)
 	case !due.After(ev.Time):
-		x.Detail = fmt.Sprintf("a date trigger does not run on events; its due time %s is not after the event, so no timer is armed", due.UTC().Format(time.RFC3339))
+		x.TimerDue = due.UTC().Format(time.RFC3339)
+		x.Detail = fmt.Sprintf("a date trigger does not run on events; its due time %s has passed, within its catch_up (%s): if this event is the first to set the date, the timer fires at once, late, when the condition is evaluated on the record as it is then (shown: as it is now)", x.TimerDue, d.CatchUp)
 	default:
 		x.TimerDue = due.UTC().Format(time.RFC3339)
 		x.Detail = fmt.Sprintf("a date trigger does not run on events; its timer is due at %s, when the condition is evaluated on the record as it is then (shown: as it is now)", x.TimerDue)

@@ -113,7 +113,7 @@ func (b *batch) armTimers(w *wsIndex, ev *Event, after, prior *crm.Record) {
 func (g *dateGroup) arm(ref store.TimerRef, date, seen time.Time) store.Arm {
 	date = date.Truncate(time.Millisecond)
 	fired := seen.Add(-g.maxCatchUp)
-	return store.Arm{TimerRef: ref, Date: date, Fired: fired, Seen: seen, Next: g.nextDue(date, fired, seen)}
+	return store.Arm{TimerRef: ref, Date: date, Fired: fired, Seen: seen, Next: g.nextDue(date, fired, seen), Sig: g.sig}
 }
 
 // latestDue bounds the latest due time of the record's date timers in the

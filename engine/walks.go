@@ -53,7 +53,13 @@ type cronSchedule struct {
 }
 
 func newCronSchedule(a *rules.Automation) *cronSchedule {
-	return &cronSchedule{a: a, ref: store.WalkRef{Workspace: a.Workspace, Object: a.Trigger.Object, Name: "s:" + a.ID}, related: related(a)}
+	return &cronSchedule{a: a, ref: ScheduleWalk(a), related: related(a)}
+}
+
+// ScheduleWalk names the walk of a built-in schedule's ticks in the store,
+// whose mark is the last tick done (Unix ms).
+func ScheduleWalk(a *rules.Automation) store.WalkRef {
+	return store.WalkRef{Workspace: a.Workspace, Object: a.Trigger.Object, Name: "s:" + a.ID}
 }
 
 // tickInfo is the tick a schedule's run ran on.
@@ -299,4 +305,77 @@ func (b *batch) firstTimer(ctx context.Context, upTo time.Time) (time.Time, erro
 	}
 	first := slices.MinFunc(due, func(x, y store.DueTimer) int { return x.Score.Compare(y.Score) })
 	return first.Score, nil
+}
+
+// BindTicks returns the bindings of the built-in schedules' ticks due at
+// or before upTo over the known records of their objects, earliest
+// first, without doing them: every tick after a schedule's mark (in
+// simulated time FireDue does them all), for the clause coverage of
+// `whenthen test`. A schedule not seen yet (no mark) has none. It reads
+// the state, never writes it.
+func (e *Engine) BindTicks(ctx context.Context, upTo time.Time) ([]DueBinding, error) {
+	b := e.newBatch(e.ix.Load(), "")
+	var out []DueBinding
+	for _, w := range b.ix.byWS {
+		for _, c := range w.crons {
+			marks, err := e.store.WalkMarks(ctx, []store.WalkRef{c.ref}, nil)
+			if err != nil {
+				return nil, fmt.Errorf("read walks: %w", err)
+			}
+			ms, err := strconv.ParseInt(marks[0], 10, 64)
+			if err != nil {
+				continue // not seen yet
+			}
+			cr := c.a.Trigger.Cron
+			var ticks []time.Time
+			for t := cr.Next(time.UnixMilli(ms)); !t.IsZero() && !t.After(upTo) && len(ticks) < 1000; t = cr.Next(t) {
+				ticks = append(ticks, t)
+			}
+			if len(ticks) == 0 {
+				continue
+			}
+			var refs []store.RecordRef
+			for cursor := ""; ; {
+				ids, next, err := e.store.KnownRecords(ctx, c.ref.Workspace, c.ref.Object, cursor, walkChunk)
+				if err != nil {
+					return nil, fmt.Errorf("known records: %w", err)
+				}
+				for _, id := range ids {
+					refs = b.unloaded(append(refs, store.RecordRef{Workspace: c.ref.Workspace, Object: c.ref.Object, ID: id}), len(refs))
+				}
+				if next == "" {
+					break
+				}
+				cursor = next
+			}
+			if err := b.load(ctx, refs); err != nil {
+				return nil, err
+			}
+			var rel []store.RecordRef
+			for _, r := range refs {
+				if s := b.state[r]; s != nil {
+					rel = b.unloaded(relatedRefs(&Event{Workspace: r.Workspace}, s.Record, c.related, rel), len(rel))
+				}
+			}
+			if err := b.load(ctx, rel); err != nil {
+				return nil, err
+			}
+			for _, tick := range ticks {
+				b.now = tick
+				for _, r := range refs {
+					s := b.state[r]
+					if s == nil {
+						continue
+					}
+					id := tickEventID(c.a.Workspace, c.a.ID, r.ID, tick)
+					ev := &Event{ID: id, Type: TypeScheduleTick, Time: tick, Workspace: c.a.Workspace, Object: c.ref.Object}
+					act := b.activation(ev, s.Record, nil, nil)
+					b.bindRelated(act, ev, s.Record, c.related)
+					out = append(out, DueBinding{Automation: c.a, RecordID: r.ID, Due: tick, EventID: id, Vars: act})
+				}
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Due.Before(out[j].Due) })
+	return out, nil
 }

@@ -73,8 +73,12 @@ func TestDevOnce(t *testing.T) {
 				regexp.MustCompile(`(?m)ACTION flow +upsell-flow → expansion-outreach enrolls C-502$`),
 				regexp.MustCompile(`(?m)RUN +completed hot-lead-fast-track evt-0003 lead/L-1001 \(1 action\)$`),
 				regexp.MustCompile(`(?m)ACTION brief closed-won-brief opportunity/O-2001 → user:u-9, user:u-42, email:revops@example.com$`),
-				regexp.MustCompile(`(?m)DLQ +invalid_json crm\.events offset 18: `),
-				regexp.MustCompile(`(?m)^every automation \(10\) completed a run$`),
+				regexp.MustCompile(`(?m)DLQ +invalid_json crm\.events offset 20: `),
+				regexp.MustCompile(`(?m)^every automation \(14\) completed a run$`),
+				regexp.MustCompile(`(?m)TICK +weekly-open-deal-brief: as if its tick of Mon \w+ \d+ 09:00 \(0 9 \* \* MON, America/New_York\) was missed; it runs now, late$`),
+				regexp.MustCompile(`(?m)RUN +completed weekly-open-deal-brief tick-\w+ opportunity/O-2002 \(1 action; tick \S+ late\)$`),
+				regexp.MustCompile(`(?m)RUN +completed renewal-90d-review timer-\w+ account/A-200 \(1 action; timer 480h\S* late\)$`),
+				regexp.MustCompile(`(?m)RUN +completed long-call-follow-up evt-0021 \(1 action\)$`),
 				regexp.MustCompile(`watch +kcat -b 127\.0\.0\.1:\d+ -t automations\.actions -C`),
 			} {
 				if !want.MatchString(got) {

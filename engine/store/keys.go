@@ -14,7 +14,7 @@ import (
 //	PREFIX{WS}:e:LEN(FLOW):FLOW:PERSON   enrollment: ACTION_ID|UNTIL_MS (0: forever)
 //	PREFIX{WS}:c:AUTOMATION:RECORD       cooldown: EVENT_ID|UNTIL_MS
 //	PREFIX{WS}:r:OBJECT:RECORD           record snapshot (snapshot.go)
-//	PREFIX{WS}:t:OBJECT:FIELD:RECORD     timer: DATE_MS|FIRED_MS|SEEN_MS (SEEN_MS absent on timers armed before catch_up)
+//	PREFIX{WS}:t:OBJECT:FIELD:RECORD     timer: DATE_MS|FIRED_MS|SEEN_MS|SIG (the last two absent on timers armed before catch_up)
 //	PREFIX timers                        due-timer queue: timer keys by next due
 //	PREFIX{WS}:k:OBJECT                  known records: a set of record ids
 //	PREFIX{WS}:w:OBJECT:NAME             walk (walk.go): hash of mark, target, cursor, lease (TOKEN|UNTIL_MS)
@@ -91,19 +91,23 @@ func splitValue(v string) (string, int64, bool) {
 }
 
 // parseTimerValue reads a timer's value: the date it was armed for, the
-// time up to which its automations have fired and when its date was first
-// seen, "DATEMS|FIREDMS|SEENMS" (seen 0 when the value has no third part).
-func parseTimerValue(v string) (date, fired, seen int64, ok bool) {
-	d, f, found := strings.Cut(v, "|")
-	if !found {
-		return 0, 0, 0, false
+// time up to which its automations have fired, when its date was first
+// seen and the signature of the automations it was armed for,
+// "DATEMS|FIREDMS|SEENMS|SIG" (seen 0 and sig "" when the value has only
+// the first two).
+func parseTimerValue(v string) (date, fired, seen int64, sig string, ok bool) {
+	parts := strings.SplitN(v, "|", 4)
+	if len(parts) < 2 {
+		return 0, 0, 0, "", false
 	}
-	f, sn, hasSeen := strings.Cut(f, "|")
-	date, err1 := strconv.ParseInt(d, 10, 64)
-	fired, err2 := strconv.ParseInt(f, 10, 64)
+	date, err1 := strconv.ParseInt(parts[0], 10, 64)
+	fired, err2 := strconv.ParseInt(parts[1], 10, 64)
 	var err3 error
-	if hasSeen {
-		seen, err3 = strconv.ParseInt(sn, 10, 64)
+	if len(parts) > 2 {
+		seen, err3 = strconv.ParseInt(parts[2], 10, 64)
 	}
-	return date, fired, seen, err1 == nil && err2 == nil && err3 == nil
+	if len(parts) > 3 {
+		sig = parts[3]
+	}
+	return date, fired, seen, sig, err1 == nil && err2 == nil && err3 == nil
 }

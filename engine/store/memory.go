@@ -84,6 +84,7 @@ type memTimer struct {
 	member      string // its Redis key without prefix: orders equal dues
 	date, fired int64
 	seen        int64
+	sig         string
 	score       int64
 	index       int // in the queue; -1 when not queued
 }
@@ -288,14 +289,14 @@ func (m *Memory) Apply(ctx context.Context, w *Writes, _ time.Time) error {
 func (m *Memory) arm(a *Arm) {
 	date := ms(a.Date)
 	t := m.timers[a.TimerRef]
-	if t != nil && t.date == date && !a.Force {
+	if t != nil && (!a.Force && t.date == date || a.Force && a.Sig != "" && t.sig == a.Sig) {
 		return
 	}
 	if t == nil {
 		t = &memTimer{ref: a.TimerRef, member: keys{}.timer(a.TimerRef), index: -1}
 		m.timers[a.TimerRef] = t
 	}
-	t.date, t.fired, t.seen = date, ms(a.Fired), msOrZero(a.Seen)
+	t.date, t.fired, t.seen, t.sig = date, ms(a.Fired), msOrZero(a.Seen), a.Sig
 	next := int64(-1)
 	if !a.Next.IsZero() {
 		next = ms(a.Next)
@@ -334,7 +335,7 @@ func (m *Memory) ClaimDue(ctx context.Context, upTo, now time.Time, limit int) (
 }
 
 func (m *Memory) due(t *memTimer) DueTimer {
-	return DueTimer{TimerRef: t.ref, member: t.member, Date: fromMS(t.date), Fired: fromMS(t.fired), Seen: fromMSOrZero(t.seen), Score: fromMS(t.score)}
+	return DueTimer{TimerRef: t.ref, member: t.member, Date: fromMS(t.date), Fired: fromMS(t.fired), Seen: fromMSOrZero(t.seen), Sig: t.sig, Score: fromMS(t.score)}
 }
 
 // PeekDue lists the timers due at or before upTo, earliest first, as
@@ -379,7 +380,7 @@ func (m *Memory) AckTimers(ctx context.Context, due []DueTimer) error {
 		if t == nil || t.index < 0 || t.score != d.leased {
 			continue // re-armed, fired by another claim, or cancelled
 		}
-		t.date, t.fired, t.seen = ms(d.Date), ms(d.NewFired), msOrZero(d.Seen)
+		t.date, t.fired, t.seen, t.sig = ms(d.Date), ms(d.NewFired), msOrZero(d.Seen), d.Sig
 		next := int64(-1)
 		if !d.Next.IsZero() {
 			next = ms(d.Next)

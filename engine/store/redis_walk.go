@@ -148,3 +148,15 @@ func (s *Redis) KnownRecords(ctx context.Context, workspace, object, cursor stri
 	}
 	return ids, strconv.FormatUint(next, 10), nil
 }
+
+// SetWalkMark sets where a walk stands, dropping any walk in progress: for
+// tools that rewind a schedule (`whenthen dev` shows a missed tick run
+// late), not for the engine.
+func (s *Redis) SetWalkMark(ctx context.Context, ref WalkRef, mark string) error {
+	pipe := s.rdb.TxPipeline()
+	k := s.keys.walk(ref)
+	pipe.HDel(ctx, k, "target", "cursor", "lease")
+	pipe.HSet(ctx, k, "mark", mark)
+	_, err := pipe.Exec(ctx)
+	return err
+}

@@ -209,8 +209,11 @@ type Save struct {
 type Arm struct {
 	TimerRef
 	Date, Fired, Next, Seen time.Time
-	// Force arms the timer even when it is armed for the same date (the
-	// date automations of its field changed).
+	// Sig is the signature of the date automations the timer is armed
+	// for. Force arms the timer even when it is armed for the same date
+	// (the date automations of its field changed), unless it is armed for
+	// Sig already.
+	Sig   string
 	Force bool
 	// Keep is how long the timer's value must live (beyond the snapshot
 	// TTL).
@@ -223,8 +226,9 @@ type DueTimer struct {
 	// Date is the date value it was armed for; Fired the time up to which
 	// its automations have fired; Seen when the date was first seen (zero
 	// for a timer armed before catch_up existed); Score its next due when
-	// it was claimed.
+	// it was claimed; Sig the signature of the automations it was armed for.
 	Date, Fired, Seen, Score time.Time
+	Sig                      string
 
 	// NewFired and Next are set by the engine once it fired the timer,
 	// for AckTimers: the new fired mark, and the next due (zero: none,

@@ -552,6 +552,18 @@ func timers(t *testing.T, open func(t *testing.T, opts store.Options) Store) {
 		e.apply(store.Writes{Arms: []store.Arm{{TimerRef: timer("acme", "a1"), Date: date, Fired: due1, Next: due1, Seen: due1, Force: true}}}, t0)
 		expect(t, "peek", e.peek(far), "acme/a1@2026-12-02 fired=2026-12-02")
 	})
+	t.Run("forced, left as it is when armed for the same signature", func(t *testing.T) {
+		e := newEnv(t, open)
+		e.apply(store.Writes{Arms: []store.Arm{{TimerRef: timer("acme", "a1"), Date: date, Fired: t0, Next: due2, Sig: "v2"}}}, t0)
+		e.apply(store.Writes{Arms: []store.Arm{{TimerRef: timer("acme", "a1"), Date: date, Fired: due1, Next: due1, Sig: "v2", Force: true}}}, t0)
+		expect(t, "same signature", e.peek(far), "acme/a1@2027-01-01 fired=2026-11-01")
+		e.apply(store.Writes{Arms: []store.Arm{{TimerRef: timer("acme", "a1"), Date: date, Fired: due1, Next: due1, Sig: "v3", Force: true}}}, t0)
+		expect(t, "another", e.peek(far), "acme/a1@2026-12-02 fired=2026-12-02")
+		ts := e.claimDue(due1, due1, 10)
+		if len(ts) != 1 || ts[0].Sig != "v3" {
+			t.Fatalf("claimed %+v", ts)
+		}
+	})
 	t.Run("re-armed with the same date is left as it is", func(t *testing.T) {
 		e := newEnv(t, open)
 		e.arm(due1, timer("acme", "a1"))
