@@ -116,6 +116,8 @@ type Output struct {
 	work int
 	// walksDone are the walks this output completes.
 	walksDone []walk
+	// cache is the partition's state cache, updated at Commit.
+	cache *StateCache
 }
 
 // Work tells how much due work FireDue claimed (timers, and known records
@@ -137,6 +139,18 @@ func (e *Engine) Commit(ctx context.Context, out *Output) error {
 	if err := e.store.Apply(ctx, &out.writes, e.clock()); err != nil {
 		e.m.storeErrors.WithLabelValues("save_state").Inc()
 		return fmt.Errorf("save record state: %w", err)
+	}
+	if c := out.cache; c != nil {
+		for _, d := range out.writes.Deletes {
+			c.remove(d)
+		}
+		for _, sv := range out.writes.Saves {
+			if sv.Data != nil {
+				c.put(sv.Ref, sv.Data)
+			} else {
+				c.remove(sv.Ref)
+			}
+		}
 	}
 	if err := e.store.AckTimers(ctx, out.acks); err != nil {
 		e.m.storeErrors.WithLabelValues("ack_timers").Inc()
@@ -181,6 +195,10 @@ type batch struct {
 	// evaluated counts candidates considered, added to the metric once
 	// per batch.
 	evaluated int
+	// cache is the partition's state cache (nil: none); saved indexes the
+	// batch's saves by record, so that a record saved twice is saved once.
+	cache *StateCache
+	saved map[store.RecordRef]int
 }
 
 // newBatch starts a batch that claims with token ("": a fresh random one).
@@ -203,8 +221,17 @@ func (e *Engine) newBatch(ix *index, token string) *batch {
 // retry then finds the claims its own (ours) instead of waiting for their
 // lease to run out.
 func (e *Engine) Process(ctx context.Context, events []*Event, token string) (*Output, error) {
+	return e.ProcessCached(ctx, events, token, nil)
+}
+
+// ProcessCached is Process for the events of one input partition, whose
+// record snapshots it reads from cache when it has them (cache.go) and
+// keeps there once committed; nil is Process.
+func (e *Engine) ProcessCached(ctx context.Context, events []*Event, token string, cache *StateCache) (*Output, error) {
 	start := time.Now()
 	b := e.newBatch(e.ix.Load(), token)
+	b.cache, b.out.cache = cache, cache
+	b.out.writes.Encoded = cache != nil
 	if err := b.loadState(ctx, events); err != nil {
 		return nil, err
 	}
@@ -253,15 +280,30 @@ func needsLoad(w *wsIndex, ev *Event) bool {
 
 func (b *batch) loadState(ctx context.Context, events []*Event) error {
 	var refs []store.RecordRef
+	hits := 0
 	for _, ev := range events {
 		if !needsLoad(b.ix.byWS[ev.Workspace], ev) {
 			continue
 		}
 		r := store.RecordRef{Workspace: ev.Workspace, Object: ev.Object, ID: ev.RecordID()}
-		if !b.loaded[r] {
-			b.loaded[r] = true
-			refs = append(refs, r)
+		if b.loaded[r] {
+			continue
 		}
+		b.loaded[r] = true
+		if b.cache != nil {
+			if data, ok := b.cache.get(r); ok {
+				if s := b.e.store.DecodeSnapshot(r, data); s != nil {
+					b.state[r] = s
+					hits++
+					continue
+				}
+			}
+		}
+		refs = append(refs, r)
+	}
+	if b.cache != nil {
+		b.e.m.cacheHits.Add(float64(hits))
+		b.e.m.cacheMisses.Add(float64(len(refs)))
 	}
 	return b.load(ctx, refs)
 }
@@ -323,10 +365,8 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	if ev.Type == TypeRecordDeleted {
 		if keep || stored != nil {
 			delete(b.state, sref)
-			wr := &b.out.writes
-			// A save of this batch is undone (store.Writes).
-			wr.Saves = slices.DeleteFunc(wr.Saves, func(sv store.Save) bool { return sv.Ref == sref })
-			wr.Deletes = append(wr.Deletes, sref)
+			b.unsave(sref)
+			b.out.writes.Deletes = append(b.out.writes.Deletes, sref)
 		}
 		if w != nil {
 			b.cancelTimers(w, ev)
@@ -345,7 +385,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	if keep {
 		snap := store.Snapshot{Record: after, Time: ev.Time}
 		b.state[sref] = &snap
-		b.out.writes.Saves = append(b.out.writes.Saves, store.Save{Ref: sref, Snapshot: snap, KeepUntil: latestDue(w, ev.Object, after)})
+		b.save(store.Save{Ref: sref, Snapshot: snap, KeepUntil: latestDue(w, ev.Object, after)})
 	}
 	if w == nil {
 		return
@@ -811,5 +851,37 @@ func decide(c *store.Claim) (outcome, reason string, emit []bool) {
 		return actions.OutcomeSkipped, actions.ReasonDuplicate, emit
 	default:
 		return actions.OutcomeSkipped, actions.ReasonAlreadyEnrolled, emit
+	}
+}
+
+// save queues a record's snapshot for Commit; a record saved earlier in
+// the batch is saved once, with its latest state.
+func (b *batch) save(sv store.Save) {
+	if b.saved == nil {
+		b.saved = map[store.RecordRef]int{}
+	}
+	w := &b.out.writes
+	if i, ok := b.saved[sv.Ref]; ok {
+		w.Saves[i] = sv
+		return
+	}
+	b.saved[sv.Ref] = len(w.Saves)
+	w.Saves = append(w.Saves, sv)
+}
+
+// unsave drops the batch's save of a record a later delete undoes
+// (store.Writes).
+func (b *batch) unsave(ref store.RecordRef) {
+	i, ok := b.saved[ref]
+	if !ok {
+		return
+	}
+	w := &b.out.writes
+	w.Saves = slices.Delete(w.Saves, i, i+1)
+	delete(b.saved, ref)
+	for r, j := range b.saved {
+		if j > i {
+			b.saved[r] = j - 1
+		}
 	}
 }

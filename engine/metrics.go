@@ -23,6 +23,8 @@ type metrics struct {
 	stale         prometheus.Counter
 	storeErrors   *prometheus.CounterVec
 	rules         prometheus.Gauge
+	cacheHits     prometheus.Counter
+	cacheMisses   prometheus.Counter
 	walkRecords   *prometheus.CounterVec
 	walksDone     *prometheus.CounterVec
 	tickLate      prometheus.Histogram
@@ -77,6 +79,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rules: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "whenthen_rules_loaded", Help: "Enabled automations in the live rule set.",
 		}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "whenthen_state_cache_hits_total", Help: "Record snapshots read from the partition's state cache instead of Redis.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "whenthen_state_cache_misses_total", Help: "Record snapshots a partition's state cache did not hold, read from Redis.",
+		}),
 		walkRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "whenthen_walk_records_total",
 			Help: "Known records walked, by kind (tick: a built-in schedule's tick evaluated them; rearm: their date timers were re-armed after the date automations changed).",
@@ -98,7 +106,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.events, m.evaluated, m.matched, m.runs, m.actions, m.dedupHits, m.evalErrors,
-			m.evalDuration, m.batchDuration, m.timers, m.stale, m.storeErrors, m.rules, m.walkRecords, m.walksDone, m.tickLate} {
+			m.evalDuration, m.batchDuration, m.timers, m.stale, m.storeErrors, m.rules, m.cacheHits, m.cacheMisses, m.walkRecords, m.walksDone, m.tickLate} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register engine metrics: %w", err)
 			}

@@ -24,6 +24,9 @@ type Store interface {
 	// LoadSnapshots returns the records' snapshots, nil for a record
 	// without one (or with one the schema cannot read).
 	LoadSnapshots(ctx context.Context, refs []store.RecordRef) ([]*store.Snapshot, error)
+	// DecodeSnapshot reads a snapshot in its stored form, as Apply gives it
+	// back with Writes.Encoded: the engine's per-partition cache keeps that.
+	DecodeSnapshot(ref store.RecordRef, data []byte) *store.Snapshot
 	// Apply writes a batch's snapshots and timers.
 	Apply(ctx context.Context, w *store.Writes, now time.Time) error
 	// ClaimDue leases up to limit timers due at or before upTo, earliest

@@ -28,7 +28,7 @@ type Decoder interface {
 // Engine is what a Pipeline needs of *engine.Engine: Process for a batch,
 // FireDue for a round of date timers and schedule ticks, Commit for either.
 type Engine interface {
-	Process(ctx context.Context, events []*engine.Event, token string) (*engine.Output, error)
+	ProcessCached(ctx context.Context, events []*engine.Event, token string, cache *engine.StateCache) (*engine.Output, error)
 	FireDue(ctx context.Context, upTo time.Time, limit int) (*engine.Output, error)
 	Commit(ctx context.Context, out *engine.Output) error
 }
@@ -70,6 +70,11 @@ type Options struct {
 	PublishTimeout time.Duration
 	// Registerer receives the pipeline metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// StateCache, when set, gives each input partition a cache of its
+	// records' snapshots (engine.StateCache), trusted while the
+	// partition's batches follow on one another; nil reads every snapshot
+	// from the store.
+	StateCache *engine.CacheBudget
 	// Logger; nil discards. Records carry ids (partition, offset, event,
 	// automation), never field values.
 	Logger *slog.Logger
@@ -105,6 +110,19 @@ type Pipeline struct {
 
 	mu      sync.Mutex
 	stalled map[*stall]struct{}
+
+	// budget makes the partitions' state caches (nil: none); parts holds
+	// each partition's cache and the offset its next batch must start at
+	// for the cache to stay right.
+	budget  *engine.CacheBudget
+	partsMu sync.Mutex
+	parts   map[int]*partState
+}
+
+// partState is what the pipeline keeps of one input partition.
+type partState struct {
+	cache *engine.StateCache
+	next  int64 // the offset after the last batch handled; -1 at first
 }
 
 // stall is one batch step being retried.
@@ -135,7 +153,7 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	return &Pipeline{dec: opts.Decoder, eng: opts.Engine, w: opts.Writer, timeout: opts.PublishTimeout,
-		log: logger, m: m, stalled: map[*stall]struct{}{}}, nil
+		log: logger, m: m, stalled: map[*stall]struct{}{}, budget: opts.StateCache, parts: map[int]*partState{}}, nil
 }
 
 // Err returns nil when no batch is being retried, else an error naming the
@@ -202,9 +220,10 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		// Redis applied without the reply arriving leaves them ours for the
 		// next, which does not wait for their lease (docs/engine.md).
 		token := engine.NewClaimToken()
+		cache := p.cacheFor(part, msgs[0].Offset)
 		err := p.retry(ctx, part, StageProcess, func(ctx context.Context) error {
 			var err error
-			out, err = p.eng.Process(ctx, events, token)
+			out, err = p.eng.ProcessCached(ctx, events, token, cache)
 			return err
 		})
 		if err != nil {
@@ -221,6 +240,7 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 			return err
 		}
 	}
+	p.handled(part, msgs[len(msgs)-1].Offset+1)
 	for i := range msgs {
 		if t := msgs[i].Time; !t.IsZero() {
 			p.m.latency.Observe(max(acked.Sub(t), 0).Seconds())
@@ -479,4 +499,37 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // jitter draws a wait from [d/2, d].
 func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
+}
+
+// cacheFor returns partition's state cache for a batch starting at first:
+// emptied when the batch does not follow on the last one handled (another
+// instance may have processed the offsets between, or the partition is
+// new to this instance), since its records may have changed meanwhile.
+func (p *Pipeline) cacheFor(partition int, first int64) *engine.StateCache {
+	if p.budget == nil {
+		return nil
+	}
+	p.partsMu.Lock()
+	defer p.partsMu.Unlock()
+	ps := p.parts[partition]
+	if ps == nil {
+		ps = &partState{cache: p.budget.Partition(), next: -1}
+		p.parts[partition] = ps
+	}
+	if ps.next != first {
+		ps.cache.Reset()
+	}
+	return ps.cache
+}
+
+// handled records that partition's batch up to next was handled.
+func (p *Pipeline) handled(partition int, next int64) {
+	if p.budget == nil {
+		return
+	}
+	p.partsMu.Lock()
+	defer p.partsMu.Unlock()
+	if ps := p.parts[partition]; ps != nil {
+		ps.next = next
+	}
 }

@@ -75,8 +75,9 @@ type runConfig struct {
 		MapEntries  int `yaml:"map_entries"`
 		MapDepth    int `yaml:"map_depth"`
 	} `yaml:"limits"`
-	BatchSize int `yaml:"batch_size"`
-	Metrics   struct {
+	BatchSize       int   `yaml:"batch_size"`
+	StateCacheBytes int64 `yaml:"state_cache_bytes"`
+	Metrics         struct {
 		Listen string `yaml:"listen"`
 	} `yaml:"metrics"`
 	Log struct {
@@ -158,6 +159,7 @@ func runFlags(fs *flag.FlagSet, c *runConfig, config *string) {
 	fs.IntVar(&c.Limits.MapEntries, "limit-map-entries", c.Limits.MapEntries, "most entries of a record map(string, dyn), all levels (0: 1000)")
 	fs.IntVar(&c.Limits.MapDepth, "limit-map-depth", c.Limits.MapDepth, "deepest nesting inside a record map(string, dyn) (0: 16)")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most events of one partition processed as one batch")
+	fs.Int64Var(&c.StateCacheBytes, "state-cache-bytes", c.StateCacheBytes, "memory of the per-partition caches of record snapshots (0: the default, 64 MiB; negative: off)")
 	fs.StringVar(&c.Metrics.Listen, "metrics-listen", c.Metrics.Listen, "`ADDR` serving /metrics, /healthz and /readyz")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log `FORMAT`: json or text")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log `LEVEL`: debug, info, warn or error")
@@ -298,6 +300,7 @@ func (c *runConfig) options(env *cmdEnv) service.Options {
 		Rules:           c.Rules,
 		Schema:          c.Schema,
 		BatchSize:       c.BatchSize,
+		StateCacheBytes: c.StateCacheBytes,
 		MetricsListen:   c.Metrics.Listen,
 		LogFormat:       c.Log.Format,
 		LogLevel:        c.Log.Level,

@@ -268,6 +268,9 @@ func (m *Memory) Apply(ctx context.Context, w *Writes, _ time.Time) error {
 		if saves[i] != nil {
 			m.records[sv.Ref] = saves[i]
 			m.learn(sv.Ref)
+			if w.Encoded {
+				w.Saves[i].Data = slices.Clone(saves[i].data)
+			}
 		}
 	}
 	for _, a := range w.Advances {
@@ -513,4 +516,10 @@ func (q *timerQueue) remove(t *memTimer) {
 	if t.index >= 0 {
 		heap.Remove(q, t.index)
 	}
+}
+
+// DecodeSnapshot reads the stored form of ref's snapshot (Save.Data), as
+// LoadSnapshots does; nil when the schema cannot read it (logged).
+func (m *Memory) DecodeSnapshot(ref RecordRef, data []byte) *Snapshot {
+	return m.codec.decode(ref, data)
 }

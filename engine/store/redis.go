@@ -322,7 +322,11 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			if sv.KeepUntil.After(now) {
 				ttl = max(ttl, sv.KeepUntil.Sub(now)+s.ttl.Snapshot)
 			}
-			pipe.Set(ctx, s.keys.record(sv.Ref), (*buf)[start:len(*buf):len(*buf)], ttl)
+			data := (*buf)[start:len(*buf):len(*buf)]
+			pipe.Set(ctx, s.keys.record(sv.Ref), data, ttl)
+			if w.Encoded {
+				sv.Data = append([]byte(nil), data...)
+			}
 			pipe.SAdd(ctx, s.keys.known(sv.Ref.Workspace, sv.Ref.Object), sv.Ref.ID)
 		}
 		for _, c := range w.Cancels {
@@ -582,4 +586,10 @@ func (s *Redis) Import(ctx context.Context, st *State) error {
 	}
 	_, err := pipe.Exec(ctx)
 	return err
+}
+
+// DecodeSnapshot reads the stored form of ref's snapshot (Save.Data), as
+// LoadSnapshots does; nil when the schema cannot read it (logged).
+func (s *Redis) DecodeSnapshot(ref RecordRef, data []byte) *Snapshot {
+	return s.codec.decode(ref, data)
 }

@@ -184,6 +184,9 @@ type Writes struct {
 	Cancels  []TimerRef
 	Forget   []RecordRef
 	Advances []WalkAdvance
+	// Encoded asks Apply to set each Save's Data to the stored form it
+	// wrote (a copy), for a cache of its own (DecodeSnapshot reads it).
+	Encoded bool
 }
 
 // Empty tells whether there is nothing to write.
@@ -198,6 +201,9 @@ type Save struct {
 	// KeepUntil is the latest due time of the record's armed timers: the
 	// snapshot outlives it, so that the timers find it.
 	KeepUntil time.Time
+	// Data is set by Apply when Writes.Encoded is: the stored form, nil
+	// when the record could not be encoded (nothing was written).
+	Data []byte
 }
 
 // Arm sets a timer for a date value, unless it is already armed for the

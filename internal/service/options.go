@@ -11,6 +11,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/crm"
+	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
 )
 
@@ -45,6 +46,11 @@ type Options struct {
 	// Decoder chooses how input messages are read.
 	Decoder DecoderOptions
 
+	// StateCacheBytes is the memory, over all input partitions, of the
+	// caches of record snapshots that spare the engine a Redis read per
+	// event (engine.StateCache); default engine.DefaultCacheBytes (64 MiB),
+	// negative turns them off.
+	StateCacheBytes int64
 	// BatchSize is the most messages of one partition processed as one
 	// batch; default 500.
 	BatchSize int
@@ -216,6 +222,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Decoder.Kind == "" {
 		o.Decoder.Kind = DecoderEnvelope
+	}
+	if o.StateCacheBytes == 0 {
+		o.StateCacheBytes = engine.DefaultCacheBytes
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = ingest.DefaultBatchSize

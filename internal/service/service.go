@@ -171,7 +171,7 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.pipeline, err = pipeline.New(pipeline.Options{Decoder: dec, Engine: s.engine, Writer: s.writer,
-		Registerer: s.reg, Logger: log.With("component", "pipeline")})
+		StateCache: engine.NewCacheBudget(o.StateCacheBytes), Registerer: s.reg, Logger: log.With("component", "pipeline")})
 	if err != nil {
 		return nil, err
 	}
