@@ -254,13 +254,13 @@ func (e *Engine) ProcessCached(ctx context.Context, events []*Event, token strin
 // needsState tells whether an event's record state is loaded and kept; w
 // is the event's workspace index (nil when it has no automations).
 func needsState(w *wsIndex, ev *Event) bool {
-	if ev.Record == nil || ev.Type == TypeTrackerDetected {
+	if ev.Record == nil || ev.Type == TypeTrackerDetected || w == nil {
 		return false
 	}
-	if ev.Partial {
-		return true
-	}
-	return w != nil && w.stateful[ev.Object]
+	// A partial event is merged into the stored state whenever an
+	// automation of the workspace reads records of its object; with none,
+	// nothing reads the state and none is kept.
+	return w.stateful[ev.Object] || ev.Partial && w.reads[ev.Object]
 }
 
 // needsLoad tells whether an event's decisions read its record's stored

@@ -34,6 +34,10 @@ type wsIndex struct {
 	stateful map[string]bool
 	// crons are the built-in schedules (walks.go).
 	crons []*cronSchedule
+	// reads tells the objects that some automation of the workspace reads
+	// records of (record, schedule and date triggers on the object): their
+	// partial events need the stored state to merge into.
+	reads map[string]bool
 }
 
 // group is the automations of one trigger within a workspace.
@@ -116,8 +120,11 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 		}
 		w := ix.byWS[a.Workspace]
 		if w == nil {
-			w = &wsIndex{groups: map[groupKey]*group{}, dates: map[string][]*dateGroup{}, stateful: map[string]bool{}}
+			w = &wsIndex{groups: map[groupKey]*group{}, dates: map[string][]*dateGroup{}, stateful: map[string]bool{}, reads: map[string]bool{}}
 			ix.byWS[a.Workspace] = w
+		}
+		if a.Trigger.Object != "" {
+			w.reads[a.Trigger.Object] = true
 		}
 		var key groupKey
 		switch a.Trigger.Kind {

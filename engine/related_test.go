@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,4 +97,23 @@ automations:
 		ev := strings.Replace(opp("o1", "A-1", 500), `"before"`, `"account":{"id":"A-1","tier":"Enterprise"},"before"`, 1)
 		expect(t, h.process(ev), "run big-enterprise-deal o1 completed", "action big-enterprise-deal O-1 brief:user:u-7")
 	})
+}
+
+// TestNoStateWhereNothingReadsIt: a partial event keeps its record's state
+// only when an automation of the workspace reads records of its object.
+func TestNoStateWhereNothingReadsIt(t *testing.T) {
+	h := newHarness(t, `
+automations:
+  - id: leads
+    when: {record: lead}
+    if: record.score > 50
+    fire: every_time
+    then: {flow: {id: f}}
+`)
+	h.process(`{"id":"e1","type":"record.updated","object":"opportunity","partial":true,"record":{"id":"O-1","amount":5}}`,
+		`{"id":"e2","type":"record.updated","object":"lead","partial":true,"record":{"id":"L-1","score":5}}`)
+	n, err := h.rdb.Exists(context.Background(), h.prefix+"{~}:r:opportunity:O-1", h.prefix+"{~}:r:lead:L-1").Result()
+	if err != nil || n != 1 {
+		t.Fatalf("%d snapshots (%v), want the lead's only", n, err)
+	}
 }
