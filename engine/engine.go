@@ -192,6 +192,7 @@ type batch struct {
 	loaded  map[store.RecordRef]bool
 	emitted map[string]bool // action ids emitted in this batch
 	cands   []*candidate
+	spare   []*candidate // scratch of candidates
 	// evaluated counts candidates considered, added to the metric once
 	// per batch.
 	evaluated int
@@ -508,7 +509,7 @@ func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *crm.Record,
 	start := time.Now()
 	cands := g.all
 	if !b.e.opts.NoIndex {
-		b.cands = g.candidates(rec, b.cands[:0])
+		b.cands, b.spare = g.candidates(rec, b.cands[:0], b.spare)
 		cands = b.cands
 	}
 	for _, c := range cands {

@@ -283,17 +283,80 @@ func (g *group) add(c *candidate, preds []*rules.Predicate) {
 // candidates appends to buf the automations of the group whose indexed
 // predicates hold for rec (rec may be nil for triggers without a record),
 // in set order.
-func (g *group) candidates(rec *crm.Record, buf []*candidate) []*candidate {
-	buf = append(buf, g.scan...)
-	if rec != nil {
-		for _, fi := range g.fields {
-			buf = fi.lookup(rec, buf)
+func (g *group) candidates(rec *crm.Record, buf, scratch []*candidate) (cands, spare []*candidate) {
+	if rec == nil {
+		return g.candidatesFromRuns(nil, buf, scratch)
+	}
+	return g.candidatesFromRuns(func(fi *fieldIndex, buf []*candidate) []*candidate { return fi.lookup(rec, buf) }, buf, scratch)
+}
+
+// candidatesFromRuns is candidates with the index buckets looked up by
+// lookup (nil: the scan list only).
+func (g *group) candidatesFromRuns(lookup func(*fieldIndex, []*candidate) []*candidate, buf, scratch []*candidate) (cands, spare []*candidate) {
+	// The scan list and each index bucket are in rule order (built from
+	// g.all in order; a candidate is in one of them only), so merging
+	// those few runs puts the candidates in rule order: no sort.
+	var ends [maxRuns]int
+	runs, sorted := 0, true
+	mark := func() {
+		prev := 0
+		if runs > 0 {
+			prev = ends[runs-1]
+		}
+		switch n := len(buf); {
+		case n == prev: // an empty run
+		case runs == maxRuns:
+			sorted = false // more runs than merging pays for
+		default:
+			ends[runs] = n
+			runs++
 		}
 	}
-	if len(g.fields) > 0 && len(buf) > 1 {
-		sort.Slice(buf, func(i, j int) bool { return buf[i].ord < buf[j].ord })
+	buf = append(buf[:0], g.scan...)
+	mark()
+	if lookup != nil {
+		for _, fi := range g.fields {
+			buf = lookup(fi, buf)
+			mark()
+		}
 	}
-	return buf
+	if !sorted {
+		sort.Slice(buf, func(i, j int) bool { return buf[i].ord < buf[j].ord })
+		return buf, scratch
+	}
+	for runs > 1 {
+		scratch = scratch[:0]
+		start, out := 0, 0
+		for i := 0; i < runs; i += 2 {
+			if i+1 == runs {
+				scratch = append(scratch, buf[start:ends[i]]...)
+			} else {
+				scratch = mergeRuns(scratch, buf[start:ends[i]], buf[ends[i]:ends[i+1]])
+				start = ends[i+1]
+			}
+			ends[out] = len(scratch)
+			out++
+		}
+		runs = out
+		buf, scratch = scratch, buf
+	}
+	return buf, scratch
+}
+
+// maxRuns is the most sorted runs candidates merges.
+const maxRuns = 16
+
+// mergeRuns appends the merge of a and b, both in rule order, to dst.
+func mergeRuns(dst, a, b []*candidate) []*candidate {
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].ord < b[0].ord {
+			dst, a = append(dst, a[0]), a[1:]
+		} else {
+			dst, b = append(dst, b[0]), b[1:]
+		}
+	}
+	dst = append(dst, a...)
+	return append(dst, b...)
 }
 
 // keepRelated makes the workspace keep the snapshots of the related
