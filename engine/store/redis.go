@@ -49,68 +49,85 @@ func (s *Redis) TTLs() TTLs { return s.ttl }
 // Ping checks that Redis answers.
 func (s *Redis) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
+// The claim script decides the claims of one workspace (the keys one call
+// touches share its slot), each as if alone, in order. KEYS, per claim:
+// its cooldown key, then each action's key and enrollment key. ARGV: token,
+// now, lease, dedup TTL, then per claim: event id, cooldown until (0:
+// none), number of actions, then per action: action id, enroll until (-1:
+// no enrollment, 0: forever), enrollment TTL. It returns, per claim, the
+// actions' statuses, or {'busy'} or {'cooldown'} (nothing written).
 var claimScript = redis.NewScript(`
-local token, now, lease, eid = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local coolUntil, dedupTTL = tonumber(ARGV[5]), tonumber(ARGV[6])
-local n = (#KEYS - 1) / 2
+local token, now, lease, dedupTTL = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local function split(v)
   local sep = string.find(v, '|[^|]*$')
   return string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
 end
-if coolUntil > 0 then
-  local v = redis.call('GET', KEYS[1])
-  if v then
-    local ev, untilMs = split(v)
-    if ev ~= eid and untilMs > now then return {'cooldown'} end
+local function claim(k, a, n)
+  local eid, coolUntil = ARGV[a], tonumber(ARGV[a + 1])
+  if coolUntil > 0 then
+    local v = redis.call('GET', KEYS[k])
+    if v then
+      local ev, untilMs = split(v)
+      if ev ~= eid and untilMs > now then return {'cooldown'} end
+    end
   end
-end
-local res = {}
-for i = 1, n do
-  local v = redis.call('GET', KEYS[2 * i])
-  local st
-  if not v then
-    st = 'new'
-  elseif v == 'd' then
-    st = 'done'
-  else
-    local tok, leaseUntil = split(string.sub(v, 3))
-    if tok == token then st = 'ours'
-    elseif leaseUntil <= now then st = 'new'
-    else return {'busy'} end
+  local res = {}
+  for i = 1, n do
+    local v = redis.call('GET', KEYS[k + 2 * i - 1])
+    local st
+    if not v then
+      st = 'new'
+    elseif v == 'd' then
+      st = 'done'
+    else
+      local tok, leaseUntil = split(string.sub(v, 3))
+      if tok == token then st = 'ours'
+      elseif leaseUntil <= now then st = 'new'
+      else return {'busy'} end
+    end
+    if st ~= 'done' then
+      local base = a + 3 + 3 * (i - 1)
+      local aid, enrollUntil = ARGV[base], tonumber(ARGV[base + 1])
+      if enrollUntil >= 0 then
+        local ev = redis.call('GET', KEYS[k + 2 * i])
+        if ev then
+          local owner, untilMs = split(ev)
+          if owner ~= aid and (untilMs == 0 or untilMs > now) then st = 'enrolled' end
+        end
+      end
+    end
+    res[i] = st
   end
-  if st ~= 'done' then
-    local base = 6 + 3 * (i - 1)
-    local aid, enrollUntil = ARGV[base + 1], tonumber(ARGV[base + 2])
-    if enrollUntil >= 0 then
-      local ev = redis.call('GET', KEYS[2 * i + 1])
-      if ev then
-        local owner, untilMs = split(ev)
-        if owner ~= aid and (untilMs == 0 or untilMs > now) then st = 'enrolled' end
+  local emitted = 0
+  for i = 1, n do
+    if res[i] == 'new' or res[i] == 'ours' then
+      emitted = emitted + 1
+      local base = a + 3 + 3 * (i - 1)
+      local aid, enrollUntil, enrollTTL = ARGV[base], tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
+      redis.call('SET', KEYS[k + 2 * i - 1], 'p|' .. token .. '|' .. (now + lease), 'PX', dedupTTL)
+      if enrollUntil >= 0 then
+        if enrollTTL > 0 then
+          redis.call('SET', KEYS[k + 2 * i], aid .. '|' .. enrollUntil, 'PX', enrollTTL)
+        else
+          redis.call('SET', KEYS[k + 2 * i], aid .. '|' .. enrollUntil)
+        end
       end
     end
   end
-  res[i] = st
-end
-local emitted = 0
-for i = 1, n do
-  if res[i] == 'new' or res[i] == 'ours' then
-    emitted = emitted + 1
-    local base = 6 + 3 * (i - 1)
-    local aid, enrollUntil, enrollTTL = ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
-    redis.call('SET', KEYS[2 * i], 'p|' .. token .. '|' .. (now + lease), 'PX', dedupTTL)
-    if enrollUntil >= 0 then
-      if enrollTTL > 0 then
-        redis.call('SET', KEYS[2 * i + 1], aid .. '|' .. enrollUntil, 'PX', enrollTTL)
-      else
-        redis.call('SET', KEYS[2 * i + 1], aid .. '|' .. enrollUntil)
-      end
-    end
+  if emitted > 0 and coolUntil > 0 then
+    redis.call('SET', KEYS[k], eid .. '|' .. coolUntil, 'PX', math.max(coolUntil - now, 0) + dedupTTL)
   end
+  return res
 end
-if emitted > 0 and coolUntil > 0 then
-  redis.call('SET', KEYS[1], eid .. '|' .. coolUntil, 'PX', math.max(coolUntil - now, 0) + dedupTTL)
+local out = {}
+local k, a = 1, 5
+while a <= #ARGV do
+  local n = tonumber(ARGV[a + 2])
+  table.insert(out, claim(k, a, n))
+  k = k + 1 + 2 * n
+  a = a + 3 + 3 * n
 end
-return res
+return out
 `)
 
 var confirmScript = redis.NewScript(`
@@ -131,71 +148,111 @@ func (s *Redis) Claim(ctx context.Context, claims []*Claim, token string, now ti
 	if len(claims) == 0 {
 		return nil
 	}
+	// One script call per workspace: its keys share a slot.
+	type call struct {
+		claims []*Claim
+		keys   []string
+		args   []any
+		cmd    *redis.Cmd
+	}
+	var calls []*call
+	byWS := map[string]*call{}
+	for _, c := range claims {
+		cl := byWS[c.Workspace]
+		if cl == nil {
+			cl = &call{args: []any{token, ms(now), s.ttl.Lease.Milliseconds(), s.ttl.Dedup.Milliseconds()}}
+			byWS[c.Workspace] = cl
+			calls = append(calls, cl)
+		}
+		cl.claims = append(cl.claims, c)
+		cool := int64(0)
+		if !c.CooldownUntil.IsZero() {
+			cl.keys = append(cl.keys, s.keys.cooldown(c.Workspace, c.AutomationID, c.RecordID))
+			cool = ms(c.CooldownUntil)
+		} else {
+			cl.keys = append(cl.keys, s.keys.noCooldown(c.Workspace))
+		}
+		cl.args = append(cl.args, c.EventID, cool, len(c.Targets))
+		for _, t := range c.Targets {
+			var ek string
+			until, ttl := int64(-1), int64(0)
+			if t.Flow == "" {
+				ek = s.keys.noEnroll(c.Workspace)
+			} else {
+				ek = s.keys.enroll(c.Workspace, t.Flow, t.Person)
+				until = 0
+				if !t.EnrollUntil.IsZero() {
+					until = ms(t.EnrollUntil)
+					ttl = max(until-ms(now), 0) + s.ttl.Dedup.Milliseconds()
+				}
+			}
+			cl.keys = append(cl.keys, s.keys.action(c.Workspace, t.ActionID), ek)
+			cl.args = append(cl.args, t.ActionID, until, ttl)
+		}
+	}
 	return s.withScripts(ctx, func() error {
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(claims))
-		for i, c := range claims {
-			keys := make([]string, 0, 1+2*len(c.Targets))
-			cool := int64(0)
-			if !c.CooldownUntil.IsZero() {
-				keys = append(keys, s.keys.cooldown(c.Workspace, c.AutomationID, c.RecordID))
-				cool = ms(c.CooldownUntil)
-			} else {
-				keys = append(keys, s.keys.noCooldown(c.Workspace))
-			}
-			args := []any{token, ms(now), s.ttl.Lease.Milliseconds(), c.EventID, cool, s.ttl.Dedup.Milliseconds()}
-			for _, t := range c.Targets {
-				var ek string
-				until, ttl := int64(-1), int64(0)
-				if t.Flow == "" {
-					ek = s.keys.noEnroll(c.Workspace)
-				} else {
-					ek = s.keys.enroll(c.Workspace, t.Flow, t.Person)
-					until = 0
-					if !t.EnrollUntil.IsZero() {
-						until = ms(t.EnrollUntil)
-						ttl = max(until-ms(now), 0) + s.ttl.Dedup.Milliseconds()
-					}
-				}
-				keys = append(keys, s.keys.action(c.Workspace, t.ActionID), ek)
-				args = append(args, t.ActionID, until, ttl)
-			}
-			cmds[i] = claimScript.EvalSha(ctx, pipe, keys, args...)
+		for _, cl := range calls {
+			cl.cmd = claimScript.EvalSha(ctx, pipe, cl.keys, cl.args...)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
 		}
-		for i, c := range claims {
-			res, err := cmds[i].StringSlice()
+		for _, cl := range calls {
+			v, err := cl.cmd.Result()
 			if err != nil {
 				return err
 			}
-			c.Busy, c.Cooldown = false, false
-			if len(res) == 1 && (res[0] == "busy" || res[0] == "cooldown") {
-				c.Busy = res[0] == "busy"
-				c.Cooldown = res[0] == "cooldown"
-				continue
+			outs, ok := v.([]any)
+			if !ok || len(outs) != len(cl.claims) {
+				return fmt.Errorf("claim script returned %T for %d claims", v, len(cl.claims))
 			}
-			if len(res) != len(c.Targets) {
-				return fmt.Errorf("claim script returned %d results for %d actions", len(res), len(c.Targets))
-			}
-			for j, r := range res {
-				switch r {
-				case "new":
-					c.Targets[j].Status = StatusNew
-				case "ours":
-					c.Targets[j].Status = StatusOurs
-				case "done":
-					c.Targets[j].Status = StatusDone
-				case "enrolled":
-					c.Targets[j].Status = StatusEnrolled
-				default:
-					return fmt.Errorf("claim script returned %q", r)
+			for i, c := range cl.claims {
+				if err := settleClaim(c, outs[i]); err != nil {
+					return err
 				}
 			}
 		}
 		return nil
 	})
+}
+
+// settleClaim sets c's results from the claim script's answer for it.
+func settleClaim(c *Claim, v any) error {
+	raw, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("claim script returned %T for a claim", v)
+	}
+	res := make([]string, len(raw))
+	for i, r := range raw {
+		if res[i], ok = r.(string); !ok {
+			return fmt.Errorf("claim script returned %T for an action", r)
+		}
+	}
+	c.Busy, c.Cooldown = false, false
+	if len(res) == 1 && (res[0] == "busy" || res[0] == "cooldown") {
+		c.Busy = res[0] == "busy"
+		c.Cooldown = res[0] == "cooldown"
+		return nil
+	}
+	if len(res) != len(c.Targets) {
+		return fmt.Errorf("claim script returned %d results for %d actions", len(res), len(c.Targets))
+	}
+	for j, r := range res {
+		switch r {
+		case "new":
+			c.Targets[j].Status = StatusNew
+		case "ours":
+			c.Targets[j].Status = StatusOurs
+		case "done":
+			c.Targets[j].Status = StatusDone
+		case "enrolled":
+			c.Targets[j].Status = StatusEnrolled
+		default:
+			return fmt.Errorf("claim script returned %q", r)
+		}
+	}
+	return nil
 }
 
 // Confirm marks produced actions done, so that a redelivery is a
@@ -266,21 +323,33 @@ func (s *Redis) LoadSnapshots(ctx context.Context, refs []RecordRef) ([]*Snapsho
 	return out, nil
 }
 
-// The arm script sets a timer unless it is already armed for the same
-// date. ARGV: date ms, fired ms, next ms (-1: none), value TTL ms.
+// The arm script arms the timers of one workspace, each unless it is
+// already armed for the same date (a record's later events with an
+// unchanged date leave it, fired or not), or, forced, unless it is armed
+// for the same signature. KEYS: the timer keys, then the queue. ARGV, per
+// timer: date ms, fired ms, next ms (-1: none), value TTL ms, seen ms,
+// force (1), signature.
 var armScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  if ARGV[6] ~= '1' and string.sub(cur, 1, string.find(cur, '|', 1, true) - 1) == ARGV[1] then return 0 end
-  if ARGV[6] == '1' and ARGV[7] ~= '' and string.match(cur, '^[^|]*|[^|]*|[^|]*|(.*)$') == ARGV[7] then return 0 end
+local q = KEYS[#KEYS]
+for t = 1, #KEYS - 1 do
+  local a = 7 * (t - 1)
+  local key = KEYS[t]
+  local cur = redis.call('GET', key)
+  local skip = false
+  if cur then
+    if ARGV[a + 6] ~= '1' and string.sub(cur, 1, string.find(cur, '|', 1, true) - 1) == ARGV[a + 1] then skip = true end
+    if ARGV[a + 6] == '1' and ARGV[a + 7] ~= '' and string.match(cur, '^[^|]*|[^|]*|[^|]*|(.*)$') == ARGV[a + 7] then skip = true end
+  end
+  if not skip then
+    redis.call('SET', key, ARGV[a + 1] .. '|' .. ARGV[a + 2] .. '|' .. ARGV[a + 5] .. '|' .. ARGV[a + 7], 'PX', ARGV[a + 4])
+    if tonumber(ARGV[a + 3]) >= 0 then
+      redis.call('ZADD', q, ARGV[a + 3], key)
+    else
+      redis.call('ZREM', q, key)
+    end
+  end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[5] .. '|' .. ARGV[7], 'PX', ARGV[4])
-if tonumber(ARGV[3]) >= 0 then
-  redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
-else
-  redis.call('ZREM', KEYS[2], KEYS[1])
-end
-return 1
+return #KEYS - 1
 `)
 
 // Apply writes a batch's snapshots and timers in one pipeline. The
@@ -341,6 +410,13 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			}
 			advanceWalkScript.EvalSha(ctx, pipe, []string{s.keys.walk(a.Ref)}, a.Target, a.Token, a.Cursor, done)
 		}
+		// One arm script call per workspace, in order within it.
+		type armCall struct {
+			keys []string
+			args []any
+		}
+		var order []string
+		arms := map[string]*armCall{}
 		for _, a := range w.Arms {
 			next := int64(-1)
 			if !a.Next.IsZero() {
@@ -351,7 +427,18 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			if a.Force {
 				force = "1"
 			}
-			armScript.EvalSha(ctx, pipe, []string{s.keys.timer(a.TimerRef), s.keys.timerQueue()}, ms(a.Date), ms(a.Fired), next, ttl.Milliseconds(), msOrZero(a.Seen), force, a.Sig)
+			c := arms[a.Workspace]
+			if c == nil {
+				c = &armCall{}
+				arms[a.Workspace] = c
+				order = append(order, a.Workspace)
+			}
+			c.keys = append(c.keys, s.keys.timer(a.TimerRef))
+			c.args = append(c.args, ms(a.Date), ms(a.Fired), next, ttl.Milliseconds(), msOrZero(a.Seen), force, a.Sig)
+		}
+		for _, ws := range order {
+			c := arms[ws]
+			armScript.EvalSha(ctx, pipe, append(c.keys, s.keys.timerQueue()), c.args...)
 		}
 		_, err := pipe.Exec(ctx)
 		return err
