@@ -68,11 +68,16 @@ type MatchResult struct {
 // batch through e until n events or the deadline, committing each batch.
 func (s *Setup) RunEngine(ctx context.Context, e *engine.Engine, n, batch int, deadline time.Duration) (MatchResult, error) {
 	var res MatchResult
+	// The service's default state cache: the events are one partition's.
+	cache := engine.NewCacheBudget(engine.DefaultCacheBytes).Partition()
 	start := time.Now()
 	for res.Events < n && time.Since(start) < deadline {
 		lo := res.Events % len(s.Events)
+		if lo == 0 {
+			cache.Reset() // a second pass over the events is not a partition's next batches
+		}
 		hi := min(lo+batch, len(s.Events), lo+n-res.Events)
-		out, err := e.Process(ctx, s.Events[lo:hi], "")
+		out, err := e.ProcessCached(ctx, s.Events[lo:hi], "", cache)
 		if err != nil {
 			return res, err
 		}
