@@ -122,8 +122,6 @@ type SMTPConfig struct {
 	// PLAIN, only over TLS).
 	PasswordEnv string `yaml:"password_env"`
 	CAFile      string `yaml:"ca_file"`
-	// HELO is the name given in EHLO; default "localhost".
-	HELO string `yaml:"helo"`
 }
 
 // DirectoryConfig resolves user ids to email addresses: a YAML or CSV
