@@ -228,9 +228,7 @@ func ParseConfig(name string, data []byte, others ...string) (*Config, error) {
 			}
 		}
 	}
-	if len(d.errs) == 0 {
-		c.check(d)
-	}
+	c.check(d)
 	if len(d.errs) > 0 {
 		d.errs.Sort()
 		return nil, d.errs
@@ -287,7 +285,7 @@ func (c *Config) check(d *decoder) {
 			if a != actions.TypeFlow && a != actions.TypeBrief {
 				d.errorf(at, "%s: unknown action type %q (want flow or brief)", what, a)
 			} else if channels == 1 && !slices.Contains(carries, a) {
-				d.errorf(at, "%s: a %s destination cannot carry %s actions", what, channelName(dst), a)
+				d.errorf(at, "%s: an %s destination cannot carry %s actions", what, channelName(dst), a)
 			}
 		}
 		if len(dst.Actions) == 0 {
