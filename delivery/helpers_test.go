@@ -253,3 +253,5 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
