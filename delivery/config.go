@@ -444,3 +444,26 @@ func readConfigFile(path string, others []string) (*Config, error) {
 	}
 	return ParseConfig(path, data, others...)
 }
+
+// CheckConfig reads and compiles the delivery config of path as the
+// service does (secrets from env, the files it names, the schema of
+// schemaFile or the standard one) and returns how many destinations it
+// has, or every error.
+func CheckConfig(path string, others []string, schemaFile string, env func(string) string) (int, error) {
+	schema := crm.DefaultSchema()
+	if schemaFile != "" {
+		var err error
+		if schema, err = crm.LoadSchema(schemaFile); err != nil {
+			return 0, fmt.Errorf("schema: %w", err)
+		}
+	}
+	c, err := readConfigFile(path, others)
+	if err != nil {
+		return 0, err
+	}
+	p, err := compile(c, schema, env)
+	if err != nil {
+		return 0, err
+	}
+	return len(p.dests), nil
+}
