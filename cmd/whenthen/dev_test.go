@@ -76,6 +76,10 @@ func TestDevOnce(t *testing.T) {
 				regexp.MustCompile(`(?m)DLQ +invalid_json crm\.events offset 18: `),
 				regexp.MustCompile(`(?m)^every automation \(10\) completed a run$`),
 				regexp.MustCompile(`watch +kcat -b 127\.0\.0\.1:\d+ -t automations\.actions -C`),
+				// The deliverer: flows signed to the webhook sink, briefs in the SMTP sink's inbox.
+				regexp.MustCompile(`(?m)DELIVER flow expansion-outreach → C-502 \(200, \d+ ms after it fired; signature ok\)$`),
+				regexp.MustCompile(`(?m)DELIVER brief → u-9@acme\.example, u-42@acme\.example, revops@example\.com "Closed Won: Northwind platform expansion"$`),
+				regexp.MustCompile(`(?m)^13 of 13 actions carried out \(0 failed\): 10 webhook calls, 3 emails$`),
 			} {
 				if !want.MatchString(got) {
 					t.Errorf("output lacks %v", want)
