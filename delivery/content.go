@@ -29,6 +29,9 @@ type attempt struct {
 	now     time.Time
 	st      *store.Redis
 	schema  *crm.Schema
+	// pre holds the snapshots read with the claim (a missing key: not
+	// read; a nil value: no snapshot).
+	pre map[store.RecordRef]*store.Snapshot
 }
 
 // result is what an attempt came to.
@@ -67,6 +70,73 @@ func (r *recordView) brief() *brief.Record {
 	return &brief.Record{Object: r.Object, ID: r.ID, AsOf: r.AsOf, Fields: r.fields}
 }
 
+// snapshotRefs are the records an action's content starts from: its
+// record, and for a flow the person as a contact and as a lead.
+func snapshotRefs(a *actions.Action) []store.RecordRef {
+	var refs []store.RecordRef
+	if a.Object != "" && a.RecordID != "" {
+		refs = append(refs, store.RecordRef{Workspace: a.Workspace, Object: a.Object, ID: a.RecordID})
+	}
+	if a.Type == actions.TypeFlow && a.Flow != nil && a.Flow.PersonID != "" {
+		refs = append(refs, store.RecordRef{Workspace: a.Workspace, Object: crm.ObjContact, ID: a.Flow.PersonID},
+			store.RecordRef{Workspace: a.Workspace, Object: crm.ObjLead, ID: a.Flow.PersonID})
+	}
+	return refs
+}
+
+// load returns the snapshots of refs: those prefetched with the claim,
+// the others read in one round trip.
+func (a *attempt) load(ctx context.Context, refs []store.RecordRef) ([]*store.Snapshot, error) {
+	out := make([]*store.Snapshot, len(refs))
+	var miss []store.RecordRef
+	var at []int
+	for i, r := range refs {
+		if s, ok := a.pre[r]; ok {
+			out[i] = s
+			continue
+		}
+		miss, at = append(miss, r), append(at, i)
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
+	snaps, err := a.st.LoadSnapshots(ctx, miss)
+	if err != nil {
+		return nil, fmt.Errorf("read record snapshots: %w", err)
+	}
+	for j, i := range at {
+		out[i] = snaps[j]
+	}
+	return out, nil
+}
+
+// view is a snapshot as it leaves whenthen: the allowed fields, nil
+// without a snapshot.
+func (a *attempt) view(ref store.RecordRef, s *store.Snapshot) (*recordView, error) {
+	if s == nil || s.Record == nil {
+		return nil, nil
+	}
+	fs, err := recordFields(s.Record, a.plan.allowed(a.schema, ref.Workspace, ref.Object))
+	if err != nil {
+		return nil, err
+	}
+	obj := make([]byte, 0, 256)
+	obj = append(obj, '{')
+	for i, f := range fs {
+		if i > 0 {
+			obj = append(obj, ',')
+		}
+		obj = append(obj, '"')
+		obj = append(obj, f.Name...)
+		obj = append(obj, '"', ':')
+		obj = append(obj, f.Value...)
+	}
+	obj = append(obj, '}')
+	return &recordView{Object: ref.Object, ID: ref.ID, AsOf: s.Time, Fields: obj, fields: fs}, nil
+}
+
 // records loads the snapshots an action's content needs: its record;
 // for a brief, the related account (from account_id, unless it is the
 // account); for a flow, the person (a contact, else a lead). Missing
@@ -75,69 +145,33 @@ func (a *attempt) records(ctx context.Context) (rec, related, person *recordView
 	if a.st == nil {
 		return nil, nil, nil, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
-	defer cancel()
-	ws := a.act.Workspace
-	var refs []store.RecordRef
-	if a.act.Object != "" && a.act.RecordID != "" {
-		refs = append(refs, store.RecordRef{Workspace: ws, Object: a.act.Object, ID: a.act.RecordID})
-	}
-	if a.act.Type == actions.TypeFlow && a.act.Flow != nil && a.act.Flow.PersonID != "" {
-		refs = append(refs, store.RecordRef{Workspace: ws, Object: crm.ObjContact, ID: a.act.Flow.PersonID},
-			store.RecordRef{Workspace: ws, Object: crm.ObjLead, ID: a.act.Flow.PersonID})
-	}
-	snaps, err := a.st.LoadSnapshots(ctx, refs)
+	refs := snapshotRefs(a.act)
+	snaps, err := a.load(ctx, refs)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read record snapshots: %w", err)
-	}
-	view := func(ref store.RecordRef, s *store.Snapshot) (*recordView, error) {
-		if s == nil || s.Record == nil {
-			return nil, nil
-		}
-		fs, err := recordFields(s.Record, a.plan.allowed(a.schema, ws, ref.Object))
-		if err != nil {
-			return nil, err
-		}
-		obj := make([]byte, 0, 256)
-		obj = append(obj, '{')
-		for i, f := range fs {
-			if i > 0 {
-				obj = append(obj, ',')
-			}
-			obj = append(obj, '"')
-			obj = append(obj, f.Name...)
-			obj = append(obj, '"', ':')
-			obj = append(obj, f.Value...)
-		}
-		obj = append(obj, '}')
-		return &recordView{Object: ref.Object, ID: ref.ID, AsOf: s.Time, Fields: obj, fields: fs}, nil
+		return nil, nil, nil, err
 	}
 	i := 0
 	if a.act.Object != "" && a.act.RecordID != "" {
-		if rec, err = view(refs[0], snaps[0]); err != nil {
+		if rec, err = a.view(refs[0], snaps[0]); err != nil {
 			return nil, nil, nil, err
 		}
 		i = 1
 	}
 	if a.act.Type == actions.TypeFlow && len(refs) > i {
-		if person, err = view(refs[i], snaps[i]); err != nil {
-			return nil, nil, nil, err
+		if person, err = a.view(refs[i], snaps[i]); err != nil || person != nil {
+			return rec, nil, person, err
 		}
-		if person == nil {
-			if person, err = view(refs[i+1], snaps[i+1]); err != nil {
-				return nil, nil, nil, err
-			}
-		}
-		return rec, nil, person, nil
+		person, err = a.view(refs[i+1], snaps[i+1])
+		return rec, nil, person, err
 	}
 	if a.act.Type == actions.TypeBrief && rec != nil && a.act.Object != crm.ObjAccount {
 		if accID := recordText(rec, "account_id"); accID != "" {
-			ref := store.RecordRef{Workspace: ws, Object: crm.ObjAccount, ID: accID}
-			s, err := a.st.LoadSnapshots(ctx, []store.RecordRef{ref})
+			ref := store.RecordRef{Workspace: a.act.Workspace, Object: crm.ObjAccount, ID: accID}
+			s, err := a.load(ctx, []store.RecordRef{ref})
 			if err != nil {
-				return nil, nil, nil, fmt.Errorf("read record snapshots: %w", err)
+				return nil, nil, nil, err
 			}
-			if related, err = view(ref, s[0]); err != nil {
+			if related, err = a.view(ref, s[0]); err != nil {
 				return nil, nil, nil, err
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/engine/store"
 )
 
 // Bounds of a dispatcher's batches.
@@ -42,6 +43,12 @@ type dispatcher struct {
 	log  *slog.Logger
 	m    *destMetrics
 
+	// limit bounds the jobs claimed and not yet attempted (queued for a
+	// worker, or being attempted): twice the concurrency, so that a job
+	// waits at most about two attempts for a worker, well within its
+	// lease. Attempted jobs wait for the settler in done, which holds
+	// many batches: settling (Redis and Kafka round trips) overlaps the
+	// next attempts.
 	limit  int
 	jobs   chan *work
 	done   chan *work
@@ -64,6 +71,10 @@ type work struct {
 	bad   error // the stored action does not decode
 	log   []actions.Attempt
 
+	// snaps are the record snapshots read for the claim's batch at once
+	// (nil: none read).
+	snaps map[store.RecordRef]*store.Snapshot
+
 	outcome *actions.Outcome // final
 	mark    string           // the final mark to write ("" when it exists)
 	retry   *retry
@@ -73,7 +84,7 @@ type work struct {
 func newDispatcher(s *Service, d *dest) *dispatcher {
 	limit := 2 * d.Concurrency
 	dp := &dispatcher{s: s, name: d.Name, log: s.log.With("destination", d.Name), m: s.m.forDest(d.Name),
-		limit: limit, jobs: make(chan *work, limit), done: make(chan *work, limit), wake: make(chan struct{}, 1),
+		limit: limit, jobs: make(chan *work, limit), done: make(chan *work, 4*maxSettle), wake: make(chan struct{}, 1),
 		stopping: make(chan struct{}), stopped: make(chan struct{})}
 	dp.d.Store(d)
 	return dp
@@ -146,6 +157,7 @@ func (dp *dispatcher) claimLoop(ctx context.Context) {
 				continue
 			}
 			backoff = 100 * time.Millisecond
+			works := make([]*work, 0, len(got))
 			for _, c := range got {
 				w := &work{claimed: c, token: token}
 				if w.bad = json.Unmarshal([]byte(c.action), &w.act); w.bad == nil && w.act.ActionID != c.id {
@@ -154,6 +166,10 @@ func (dp *dispatcher) claimLoop(ctx context.Context) {
 				if c.log != "" {
 					_ = json.Unmarshal([]byte(c.log), &w.log)
 				}
+				works = append(works, w)
+			}
+			dp.prefetch(ctx, works)
+			for _, w := range works {
 				dp.inHand.Add(1)
 				dp.m.inflight.Inc()
 				dp.jobs <- w // never blocks: at most limit in hand
@@ -168,6 +184,34 @@ func (dp *dispatcher) claimLoop(ctx context.Context) {
 		case <-dp.wake:
 		case <-t.C:
 		}
+	}
+}
+
+// prefetch reads, in one round trip, the record snapshots that the
+// batch's first attempts (no content built yet) will need, instead of
+// one round trip per attempt. A failure leaves them to the attempts.
+func (dp *dispatcher) prefetch(ctx context.Context, works []*work) {
+	var refs []store.RecordRef
+	for _, w := range works {
+		if w.content == "" && w.bad == nil && w.final == "" {
+			refs = append(refs, snapshotRefs(&w.act)...)
+		}
+	}
+	if len(refs) == 0 || dp.s.store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
+	snaps, err := dp.s.store.LoadSnapshots(ctx, refs)
+	if err != nil {
+		return
+	}
+	m := make(map[store.RecordRef]*store.Snapshot, len(refs))
+	for i, r := range refs {
+		m[r] = snaps[i]
+	}
+	for _, w := range works {
+		w.snaps = m
 	}
 }
 
@@ -193,6 +237,8 @@ func (dp *dispatcher) worker(ctx context.Context) {
 		default:
 			dp.attempt(ctx, w)
 		}
+		dp.inHand.Add(-1)
+		dp.poke()
 		dp.done <- w
 	}
 }
@@ -218,7 +264,7 @@ func (dp *dispatcher) attempt(ctx context.Context, w *work) {
 		return
 	}
 	a := &attempt{act: &w.act, raw: w.action, dest: d, plan: dp.s.plan.Load(), content: w.content,
-		n: w.attempts + 1, now: now, st: dp.s.store, schema: dp.s.schema}
+		n: w.attempts + 1, now: now, st: dp.s.store, schema: dp.s.schema, pre: w.snaps}
 	res := d.send.deliver(ctx, a)
 	end := dp.s.opts.Clock()
 	if res.tried {
@@ -363,9 +409,7 @@ func (dp *dispatcher) settler(ctx context.Context) {
 			}
 		}
 		dp.settle(ctx, batch)
-		dp.inHand.Add(-int64(len(batch)))
 		dp.m.inflight.Sub(float64(len(batch)))
-		dp.poke()
 	}
 }
 
