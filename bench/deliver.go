@@ -164,7 +164,7 @@ func runDeliver(ctx context.Context, o DeliverOptions, quick bool, r *benchRedis
 		start := time.Now()
 		svc, err := delivery.New(delivery.Options{
 			Kafka: service.KafkaOptions{Brokers: cluster.ListenAddrs(), Group: "bench-" + name, ActionsTopic: topic,
-				MaxWait: 100 * time.Millisecond, CommitInterval: 50 * time.Millisecond, LagInterval: -1},
+				MaxWait: 500 * time.Millisecond, CommitInterval: 50 * time.Millisecond, LagInterval: -1},
 			Redis:      service.RedisOptions{URL: r.URL, Prefix: r.Prefix + "deliver-" + name + ":"},
 			ConfigFile: path, Env: func(string) string { return secret },
 			MetricsListen: "127.0.0.1:0", Logger: quiet, ShutdownTimeout: 5 * time.Second,

@@ -34,8 +34,8 @@ type dest struct {
 	anyWS bool
 	ws    map[string]bool
 	send  sender
-	// lease is how long a claim holds a job: writing its content, the
-	// attempt, and settling it.
+	// lease is how long a claim holds a job: waiting for a worker,
+	// writing its content, the attempt, and settling it.
 	lease time.Duration
 }
 
@@ -190,7 +190,10 @@ func compile(c *Config, schema *crm.Schema, env func(string) string) (*plan, err
 			d.anyWS = d.anyWS || ws == "*"
 			d.ws[ws] = true
 		}
-		d.lease = cfg.Timeout + p.aiTimeout + 30*time.Second
+		// A claimed job waits for a worker at most about one round of
+		// attempts (2 × concurrency claimed for concurrency workers), then
+		// is attempted: twice the longest attempt, and time to settle.
+		d.lease = 2*(cfg.Timeout+p.aiTimeout) + 30*time.Second
 		switch {
 		case cfg.Webhook != nil:
 			wc := cfg.Webhook
