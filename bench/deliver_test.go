@@ -18,7 +18,7 @@ func TestRunDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	res, err := runDeliver(ctx, DeliverOptions{Actions: 1000, Partitions: 2, Concurrency: 16, SlowAnswer: time.Second},
+	res, err := runDeliver(ctx, DeliverOptions{Actions: 1000, Partitions: 2, Concurrency: 16, SlowAnswer: time.Second, Rounds: 1},
 		false, r, slog.New(slog.DiscardHandler), "")
 	if err != nil {
 		t.Fatal(err)

@@ -72,8 +72,8 @@ type Options struct {
 	// load-SCENARIO.pprof, match-SCENARIO-indexed.pprof,
 	// match-SCENARIO-naive.pprof, e2e-passthrough.pprof (draining the
 	// backlog), e2e-service.pprof (the same), e2e-service-latency.pprof
-	// (at half rate); deliver-one.pprof, deliver-four.pprof,
-	// deliver-slow.pprof (the delivery runs); and the heap once loaded,
+	// (at half rate); deliver-one.pprof, deliver-three-N.pprof,
+	// deliver-slow-N.pprof (the delivery runs); and the heap once loaded,
 	// load-SCENARIO-heap.pprof.
 	// SCENARIO is e.g. 10k-1.
 	ProfileDir string

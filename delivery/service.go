@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -80,7 +81,7 @@ type Options struct {
 	Logger    *slog.Logger
 	LogFormat string
 	LogLevel  string
-	LogOutput interface{ Write([]byte) (int, error) }
+	LogOutput io.Writer
 
 	// ShutdownTimeout bounds the drain; default 30s.
 	ShutdownTimeout time.Duration
