@@ -260,7 +260,15 @@ func (dp *dispatcher) attempt(ctx context.Context, w *work) {
 	}
 	deadline := w.enqueued.Add(d.MaxAge)
 	if !now.Before(deadline) {
-		dp.finish(w, now, actions.StatusFailed, ReasonExpired, "not delivered within max_age "+d.MaxAge.String(), 0, "", d)
+		// Claimed past its max_age (its retry was due just before it, or
+		// no instance ran for a while): failed with its last attempt's
+		// error.
+		errText, status := "", 0
+		if n := len(w.log); n > 0 {
+			errText, status = w.log[n-1].Error, w.log[n-1].HTTPStatus
+		}
+		dp.finish(w, now, actions.StatusFailed, ReasonExpired, errText, status,
+			fmt.Sprintf("not delivered within max_age %v (%d attempt(s))", d.MaxAge, w.attempts), d)
 		return
 	}
 	a := &attempt{act: &w.act, raw: w.action, dest: d, plan: dp.s.plan.Load(), content: w.content,
