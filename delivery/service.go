@@ -265,10 +265,9 @@ func New(opts Options) (*Service, error) {
 	}
 	s.kafka = transport
 	k := o.Kafka
+	// The writer's actions and runs topics (the defaults) are never
+	// written here.
 	if s.writer, err = writer.New(writer.Options{Brokers: k.Brokers, DLQTopic: k.DLQTopic, OutcomesTopic: o.OutcomesTopic,
-		// The writer's actions and runs topics are never written here;
-		// they only need to differ from the other two.
-		ActionsTopic: "unused.actions." + k.ActionsTopic, RunsTopic: "unused.runs." + k.ActionsTopic,
 		Transport: transport, Registerer: s.reg, Logger: log.With("component", "producer")}); err != nil {
 		return nil, err
 	}
