@@ -18,7 +18,7 @@ FUZZTIME ?= 5s
 
 GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
 
-.PHONY: build test run bench bench-full lint fuzz-short clean
+.PHONY: build test run bench bench-deliver bench-full lint fuzz-short clean
 
 build:
 	$(GO) build -o bin/whenthen ./cmd/whenthen
@@ -42,6 +42,10 @@ bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkCompile' -benchtime 1x ./rules
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkProcess' -benchtime 20000x ./engine
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'Pipeline|Passthrough' -benchtime 3x ./pipeline
+
+# The delivery benchmark alone (bench/RESULTS.md, "Delivery").
+bench-deliver: build
+	bin/whenthen bench --scenarios deliver --cpuprofile-dir /tmp/whenthen-prof --json-out /tmp/whenthen-bench-deliver.json
 
 # The whole `whenthen bench` suite, as bench/RESULTS.md records it.
 bench-full: build
