@@ -461,7 +461,7 @@ func CheckConfig(path string, others []string, schemaFile string, env func(strin
 	if err != nil {
 		return 0, err
 	}
-	p, err := compile(c, schema, env)
+	p, err := compile(c, path, schema, env)
 	if err != nil {
 		return 0, err
 	}

@@ -3,17 +3,19 @@ package delivery
 import (
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/delivery/brief"
 	"github.com/whenthen/whenthen/delivery/email"
 	"github.com/whenthen/whenthen/delivery/webhook"
+	"github.com/whenthen/whenthen/internal/yamlfile"
 )
 
 // plan is a compiled Config: the destinations with their senders, the
@@ -86,12 +88,20 @@ func standardFields(schema *crm.Schema, object string) map[string]bool {
 	return out
 }
 
-// compile builds the plan of c: secrets from env, files read. Every
-// problem is reported.
-func compile(c *Config, schema *crm.Schema, env func(string) string) (*plan, error) {
+// compile builds the plan of c, read from file: secrets from env, files
+// read. Every problem is reported, at the position of the section it is
+// in (a yamlfile.ErrorList).
+func compile(c *Config, file string, schema *crm.Schema, env func(string) string) (*plan, error) {
 	p := &plan{byName: map[string]*dest{}}
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var errs yamlfile.ErrorList
+	var at *yaml.Node // the section being compiled
+	bad := func(format string, args ...any) {
+		e := &yamlfile.Error{File: file, Msg: fmt.Sprintf(format, args...)}
+		if at != nil {
+			e.Line, e.Col = at.Line, at.Column
+		}
+		errs = append(errs, e)
+	}
 	secret := func(what, name string) string {
 		v := env(name)
 		if v == "" {
@@ -117,6 +127,7 @@ func compile(c *Config, schema *crm.Schema, env func(string) string) (*plan, err
 
 	// Briefs.
 	bc := c.Brief
+	at = bc.At
 	bo := brief.Options{System: bc.System, MaxValueBytes: bc.MaxValueBytes, MaxDataBytes: bc.MaxDataBytes}
 	if bc.Template != "" {
 		t, err := os.ReadFile(bc.Template)
@@ -126,6 +137,7 @@ func compile(c *Config, schema *crm.Schema, env func(string) string) (*plan, err
 		bo.Template = string(t)
 	}
 	if ai := bc.AI; ai != nil {
+		at = ai.At
 		key := ""
 		if ai.APIKeyEnv != "" {
 			key = secret("brief.ai.api_key_env", ai.APIKeyEnv)
@@ -153,6 +165,7 @@ func compile(c *Config, schema *crm.Schema, env func(string) string) (*plan, err
 
 	// Field rules.
 	for _, r := range c.Fields {
+		at = r.At
 		fr := fieldRule{ws: map[string]bool{}, allow: map[string]map[string]bool{}}
 		for _, ws := range r.Workspaces {
 			fr.anyWS = fr.anyWS || ws == "*"
@@ -184,6 +197,7 @@ func compile(c *Config, schema *crm.Schema, env func(string) string) (*plan, err
 	// Destinations.
 	for i := range c.Destinations {
 		cfg := c.Destinations[i]
+		at = cfg.At
 		what := "destination " + cfg.Name
 		d := &dest{Destination: cfg, ws: map[string]bool{}}
 		for _, ws := range cfg.Workspaces {
@@ -244,7 +258,8 @@ func compile(c *Config, schema *crm.Schema, env func(string) string) (*plan, err
 		p.byName[d.Name] = d
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		errs.Sort()
+		return nil, errs
 	}
 	return p, nil
 }

@@ -295,7 +295,7 @@ func (s *Service) load() (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return compile(c, s.schema, s.opts.Env)
+	return compile(c, s.opts.ConfigFile, s.schema, s.opts.Env)
 }
 
 func (s *Service) setPlan(p *plan) {

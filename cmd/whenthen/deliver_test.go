@@ -36,7 +36,7 @@ destinations:
 			[]string{"--config", good, "--check"}, 0, "ok: " + good + ": 1 destination(s)", ""},
 		{"config from the environment", map[string]string{"WHENTHEN_CONFIG": good, "HOOK_SECRET": "a-raw-secret-of-enough-bytes"},
 			[]string{"--check"}, 0, "1 destination(s)", ""},
-		{"secret missing", nil, []string{"--config", good, "--check"}, 1, "", "the environment variable HOOK_SECRET is not set"},
+		{"secret missing", nil, []string{"--config", good, "--check"}, 1, "", good + ":6:5: destination hook: webhook.secret_env: the environment variable HOOK_SECRET is not set"},
 		{"bad config", nil, []string{"--config", bad, "--check"}, 1, "", bad + ":3:5: destination Hook: invalid name"},
 		{"unknown key", nil, []string{"--config", unknown, "--check"}, 2, "", "field brokerz not found"},
 		{"no config", nil, nil, 2, "", "no config: give --config FILE"},
