@@ -67,9 +67,12 @@ type dispatcher struct {
 type work struct {
 	claimed
 	token string
-	act   actions.Action
-	bad   error // the stored action does not decode
-	log   []actions.Attempt
+	// leaseEnd is when the claim ends: an attempt must finish before it,
+	// or another claim may send the same action.
+	leaseEnd time.Time
+	act      actions.Action
+	bad      error // the stored action does not decode
+	log      []actions.Attempt
 
 	// snaps are the record snapshots read for the claim's batch at once
 	// (nil: none read).
@@ -159,7 +162,7 @@ func (dp *dispatcher) claimLoop(ctx context.Context) {
 			backoff = 100 * time.Millisecond
 			works := make([]*work, 0, len(got))
 			for _, c := range got {
-				w := &work{claimed: c, token: token}
+				w := &work{claimed: c, token: token, leaseEnd: now.Add(d.lease)}
 				if w.bad = json.Unmarshal([]byte(c.action), &w.act); w.bad == nil && w.act.ActionID != c.id {
 					w.bad = fmt.Errorf("the stored action is %q, not %q", w.act.ActionID, c.id)
 				}
@@ -229,12 +232,20 @@ func (dp *dispatcher) sleep(d time.Duration) bool {
 
 func (dp *dispatcher) worker(ctx context.Context) {
 	for w := range dp.jobs {
+		now := dp.s.opts.Clock()
+		d := dp.d.Load()
+		stopping := false
 		select {
 		case <-dp.stopping:
-			// Not started: back in the queue, due at once, for whoever
-			// claims it next.
-			w.retry = &retry{id: w.id, token: w.token, next: dp.s.opts.Clock(), first: w.first, attempts: w.attempts, log: w.claimed.log}
+			stopping = true
 		default:
+		}
+		if stopping || now.Add(d.Timeout+dp.s.plan.Load().aiTimeout+10*time.Second).After(w.leaseEnd) {
+			// Not started, and stopping, or its claim too near its end
+			// for a whole attempt (the settler was held up): back in the
+			// queue, due at once, for whoever claims it next.
+			w.retry = &retry{id: w.id, token: w.token, next: now, first: w.first, attempts: w.attempts, log: w.claimed.log}
+		} else {
 			dp.attempt(ctx, w)
 		}
 		dp.inHand.Add(-1)
