@@ -54,6 +54,7 @@ type devOptions struct {
 const devPace = 500 * time.Millisecond
 
 func runDev(ctx context.Context, env *cmdEnv, args []string) int {
+	env = syncStderr(env) // the services' loggers and dev's own messages share it
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	var o devOptions
 	var rulePaths stringList

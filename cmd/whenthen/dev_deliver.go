@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"os"
@@ -250,4 +251,24 @@ func (d *devDeliver) report(ctx context.Context, env *cmdEnv, out *lockedWriter,
 		return 1
 	}
 	return 0
+}
+
+// syncStderr returns env with its stderr serialised: dev's services log
+// to it from their goroutines while dev writes its own messages.
+func syncStderr(env *cmdEnv) *cmdEnv {
+	e := *env
+	e.stderr = &syncWriter{w: env.stderr}
+	return &e
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
