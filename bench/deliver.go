@@ -73,6 +73,16 @@ type DeliverResult struct {
 	// DeliveriesPerSec is one fast destination taking every action: from
 	// the deliverer's start to the last delivered outcome.
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	// CPUMicrosPerDelivery is the CPU that run spent per delivery: this
+	// process (the deliverer, and the broker and receivers it shares the
+	// process with) and redis-server (0 when the suite did not start
+	// it). Unlike a rate it does not depend on what else the machine
+	// runs: 2 cores / this is the most the machine could deliver.
+	CPUMicrosPerDelivery      float64 `json:"cpu_us_per_delivery"`
+	RedisCPUMicrosPerDelivery float64 `json:"redis_cpu_us_per_delivery"`
+	// MachineBusy is the share of the machine's CPU in use during that
+	// run, by every process (others' included).
+	MachineBusy float64 `json:"machine_busy"`
 	// ThreeDeliveriesPerSec is three fast destinations each taking every
 	// action (3 × Actions deliveries), and PerDestination their mean
 	// rate, each from the start to its own last outcome.
@@ -173,6 +183,9 @@ func runDeliver(ctx context.Context, o DeliverOptions, quick bool, r *benchRedis
 		}
 		defer stopProfile()
 		start := time.Now()
+		cpu0 := cpuTime()
+		rcpu0, rok0 := procCPU(r.PID)
+		busy0, total0, mok0 := machineCPU()
 		svc, err := delivery.New(delivery.Options{
 			Kafka: service.KafkaOptions{Brokers: cluster.ListenAddrs(), Group: "bench-" + name, ActionsTopic: topic,
 				MaxWait: 500 * time.Millisecond, CommitInterval: 50 * time.Millisecond, LagInterval: -1},
@@ -208,6 +221,13 @@ func runDeliver(ctx context.Context, o DeliverOptions, quick bool, r *benchRedis
 			time.Sleep(20 * time.Millisecond)
 		}
 		dr.elapsed = time.Since(start)
+		dr.cpu = cpuTime() - cpu0
+		if rcpu1, ok := procCPU(r.PID); ok && rok0 {
+			dr.redisCPU = rcpu1 - rcpu0
+		}
+		if busy1, total1, ok := machineCPU(); ok && mok0 && total1 > total0 {
+			dr.machineBusy = float64(busy1-busy0) / float64(total1-total0)
+		}
 		for _, d := range dr.byDest {
 			if d.n > 0 {
 				d.rate = float64(d.n) / d.last.Sub(start).Seconds()
@@ -235,6 +255,9 @@ func runDeliver(ctx context.Context, o DeliverOptions, quick bool, r *benchRedis
 		return nil, err
 	}
 	res.DeliveriesPerSec = one.byDest["d0"].rate
+	res.CPUMicrosPerDelivery = float64(one.cpu.Microseconds()) / float64(o.Actions)
+	res.RedisCPUMicrosPerDelivery = float64(one.redisCPU.Microseconds()) / float64(o.Actions)
+	res.MachineBusy = one.machineBusy
 	res.OutcomeLatencyP50MS, res.OutcomeLatencyP99MS = one.latency()
 	log.Info("deliver: one destination", "deliveries_per_sec", int(res.DeliveriesPerSec))
 	var withSlow *deliverRun
@@ -280,6 +303,8 @@ type deliverRun struct {
 	committed     bool
 	slowPending   float64
 	slowDelivered int
+	cpu, redisCPU time.Duration
+	machineBusy   float64
 }
 
 type destRun struct {

@@ -25,7 +25,8 @@ func TestRunDeliver(t *testing.T) {
 	}
 	t.Logf("%+v", *res)
 	if res.DeliveriesPerSec <= 0 || res.ThreeDeliveriesPerSec <= 0 || res.PerDestination <= 0 || res.WithSlowPerFast <= 0 ||
-		res.OutcomeLatencyP50MS <= 0 || res.OutcomeLatencyP99MS < res.OutcomeLatencyP50MS {
+		res.OutcomeLatencyP50MS <= 0 || res.OutcomeLatencyP99MS < res.OutcomeLatencyP50MS || res.CPUMicrosPerDelivery <= 0 ||
+		res.MachineBusy <= 0 || res.MachineBusy > 1 {
 		t.Errorf("rates %+v", *res)
 	}
 	if !res.CommittedBeforeSlow || res.SlowPendingAtEnd < 900 || res.SlowDelivered > 100 {
