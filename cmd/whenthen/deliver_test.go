@@ -68,3 +68,15 @@ func TestDeliverConfigPrecedence(t *testing.T) {
 		t.Errorf("options %+v", o)
 	}
 }
+
+// TestDeliverExampleConfig checks examples/deliver.yaml as docs/delivery.md
+// tells operators to.
+func TestDeliverExampleConfig(t *testing.T) {
+	t.Chdir("../..")
+	env, out, errb := runTestEnv(map[string]string{"OUTREACH_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"SMTP_PASSWORD": "pw", "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X"})
+	if code := run(context.Background(), env, []string{"deliver", "--config", "examples/deliver.yaml", "--check"}); code != 0 ||
+		out.String() != "ok: examples/deliver.yaml: 3 destination(s)\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errb)
+	}
+}
