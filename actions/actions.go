@@ -45,7 +45,10 @@ const (
 	ReasonAlreadyEnrolled = "already_enrolled"
 	ReasonNoRecipients    = "no_recipients"
 	ReasonNoPerson        = "no_person"
-	ReasonDisabled        = "disabled"
+	// ReasonNoRecord: a call's brief, and the call names no record of the
+	// brief's kind (account_id or opportunity_id).
+	ReasonNoRecord = "no_record"
+	ReasonDisabled = "disabled"
 )
 
 // Error reasons: the Reason field of a [Run] whose outcome is [OutcomeError].

@@ -90,7 +90,7 @@ func TestBacktestEvents(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 	if rep.Events != 11 || rep.DeadLetters != 1 || rep.DeadLetter[0].Where != "events.jsonl:11" || rep.DeadLetter[0].Reason != "invalid_json" ||
-		rep.Baseline.Actions != 6 || rep.New.Actions != 7 || rep.Added != 3 || rep.Removed != 2 {
+		rep.Baseline.Actions != 10 || rep.New.Actions != 11 || rep.Added != 3 || rep.Removed != 2 {
 		t.Fatalf("totals: %+v", rep)
 	}
 	var ex struct {

@@ -69,6 +69,7 @@ type EventSummary struct {
 	Object    string `json:"object,omitempty"`
 	RecordID  string `json:"record_id,omitempty"`
 	Tracker   string `json:"tracker,omitempty"`
+	Call      string `json:"call,omitempty"`
 	Schedule  string `json:"schedule,omitempty"`
 }
 
@@ -126,8 +127,8 @@ type ClauseValue struct {
 // condition, and the outcome it has or why it does not fire. Candidates
 // are the automations of the event's workspace whose trigger kind takes
 // its type (record and date triggers on the event's object for record
-// events, tracker triggers for tracker events, schedule triggers for
-// schedule events), or only opts.Automation.
+// events, tracker triggers for tracker events, call triggers for call
+// events, schedule triggers for schedule events), or only opts.Automation.
 func Explain(ctx context.Context, opts ExplainOptions, ev *engine.Event) (*Explanation, error) {
 	if opts.Compiler == nil || opts.Set == nil {
 		return nil, fmt.Errorf("authoring: ExplainOptions.Compiler and Set are required")
@@ -230,6 +231,8 @@ func candidate(a *rules.Automation, ev *engine.Event) bool {
 		return a.Trigger.Kind == rules.TriggerTracker
 	case engine.TypeScheduleFired:
 		return a.Trigger.Kind == rules.TriggerSchedule
+	case engine.TypeCallProcessed:
+		return a.Trigger.Kind == rules.TriggerCall
 	}
 	return false
 }
@@ -239,6 +242,9 @@ func summarize(ev *engine.Event) EventSummary {
 		Object: ev.Object, RecordID: ev.RecordID(), Schedule: ev.Schedule}
 	if ev.Tracker != nil {
 		s.Tracker = ev.Tracker.String("name")
+	}
+	if ev.Call != nil {
+		s.Call = ev.Call.ID()
 	}
 	return s
 }
@@ -263,6 +269,8 @@ func triggerText(t rules.Trigger) string {
 		return s
 	case rules.TriggerSchedule:
 		return fmt.Sprintf("schedule %q for %s", t.Schedule, t.Object)
+	case rules.TriggerCall:
+		return "call processed"
 	case rules.TriggerDate:
 		d := t.Date
 		s := fmt.Sprintf("date %s.%s%s", t.Object, d.Field.Name, d.OffsetText())
@@ -381,8 +389,11 @@ func explainDate(ctx context.Context, x *AutomationExplanation, a *rules.Automat
 	switch due := d.Due(v.Time); {
 	case !set:
 		x.Detail = fmt.Sprintf("a date trigger does not run on events; %s is not set, so no timer is armed", d.Field.Name)
+	case !due.After(ev.Time.Add(-d.CatchUp)):
+		x.Detail = fmt.Sprintf("a date trigger does not run on events; its due time %s is more than its catch_up (%s) before the event, so it does not fire", due.UTC().Format(time.RFC3339), d.CatchUp)
 	case !due.After(ev.Time):
-		x.Detail = fmt.Sprintf("a date trigger does not run on events; its due time %s is not after the event, so no timer is armed", due.UTC().Format(time.RFC3339))
+		x.TimerDue = due.UTC().Format(time.RFC3339)
+		x.Detail = fmt.Sprintf("a date trigger does not run on events; its due time %s has passed, within its catch_up (%s): if this event is the first to set the date, the timer fires at once, late, when the condition is evaluated on the record as it is then (shown: as it is now)", x.TimerDue, d.CatchUp)
 	default:
 		x.TimerDue = due.UTC().Format(time.RFC3339)
 		x.Detail = fmt.Sprintf("a date trigger does not run on events; its timer is due at %s, when the condition is evaluated on the record as it is then (shown: as it is now)", x.TimerDue)
@@ -423,6 +434,8 @@ func (x *Explanation) WriteText(w io.Writer) {
 		fmt.Fprintf(w, " %s %s", e.Object, e.RecordID)
 	case e.Tracker != "":
 		fmt.Fprintf(w, " %q", e.Tracker)
+	case e.Call != "":
+		fmt.Fprintf(w, " call %s", e.Call)
 	}
 	if e.Schedule != "" {
 		fmt.Fprintf(w, " (schedule %q)", e.Schedule)

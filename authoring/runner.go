@@ -366,13 +366,18 @@ func (env *ruleEnv) observeEvent(ctx context.Context, r *engine.Replay, ev *engi
 	return nil
 }
 
-// observeDue records the clause values of the date timers due by upTo.
+// observeDue records the clause values of the date timers and schedule
+// ticks due by upTo.
 func (env *ruleEnv) observeDue(ctx context.Context, r *engine.Replay, upTo time.Time) error {
 	due, err := r.Engine().BindDue(ctx, upTo)
 	if err != nil {
 		return err
 	}
-	for _, d := range due {
+	ticks, err := r.Engine().BindTicks(ctx, upTo)
+	if err != nil {
+		return err
+	}
+	for _, d := range append(due, ticks...) {
 		env.cov.observe(ctx, env.clauses, d.Automation, d.Vars)
 	}
 	return nil
@@ -422,6 +427,23 @@ func renderFields(m map[string]any, keys ...string) string {
 	return b.String()
 }
 
+// firingLine says what fired a run of no event: a date timer at its due
+// time (and how late, when it caught up), or a schedule's tick.
+func firingLine(r *actions.Run) string {
+	c := r.Context
+	switch {
+	case c != nil && c.Schedule != nil:
+		return fmt.Sprintf("  tick %s at %s for %s %s:\n", r.AutomationID, c.Schedule.Tick.UTC().Format(time.RFC3339), r.Object, r.RecordID)
+	case c != nil && c.Timer != nil:
+		late := ""
+		if c.Timer.LateMS > 0 {
+			late = ", caught up " + (time.Duration(c.Timer.LateMS) * time.Millisecond).String() + " late"
+		}
+		return fmt.Sprintf("  timer %s due %s for %s %s%s:\n", r.AutomationID, c.Timer.Due.UTC().Format(time.RFC3339), r.Object, r.RecordID, late)
+	}
+	return fmt.Sprintf("  timer %s at %s for %s %s:\n", r.AutomationID, r.RanAt.UTC().Format(time.RFC3339), r.Object, r.RecordID)
+}
+
 // writeHappened appends what one replay step did: the event (nil for the
 // final timers), then each run and its actions. Timer firings get a line
 // of their own.
@@ -439,8 +461,7 @@ func writeHappened(b *strings.Builder, ev *engine.Event, outs []*engine.Output) 
 				evRuns = append(evRuns, r)
 				continue
 			}
-			when := r.RanAt.UTC().Format(time.RFC3339)
-			fmt.Fprintf(b, "  timer %s due %s for %s %s:\n", r.AutomationID, when, r.Object, r.RecordID)
+			b.WriteString(firingLine(&r))
 			b.WriteString(runLine(&r, acts))
 		}
 	}

@@ -75,18 +75,18 @@ func TestTestCoverage(t *testing.T) {
 		t.Fatalf("%d rule sets, want 1 (the files share ../automations)", len(rep.Coverage))
 	}
 	c := rep.Coverage[0]
-	if ran, total := c.Exercised(); ran != total || total != 10 {
-		t.Errorf("exercised %d/%d, want 10/10", ran, total)
+	if ran, total := c.Exercised(); ran != total || total != 14 {
+		t.Errorf("exercised %d/%d, want 14/14", ran, total)
 	}
-	if both, total := c.ClausesCovered(); both != total || total != 16 {
-		t.Errorf("clauses %d/%d, want 16/16", both, total)
+	if both, total := c.ClausesCovered(); both != total || total != 22 {
+		t.Errorf("clauses %d/%d, want 22/22", both, total)
 	}
 	cw := c.byID["closed-won-brief"]
-	// Each clause is evaluated on each of the 12 opportunity creates and
-	// updates of opportunities.yaml: 4 are Closed Won, 5 have an amount
+	// Each clause is evaluated on each of the 18 opportunity creates and
+	// updates of opportunities.yaml: 5 are Closed Won, 6 have an amount
 	// over 200000. It ran three times: twice completed, once in cooldown.
 	got := []int{cw.Runs, cw.Clauses[0].True, cw.Clauses[0].False, cw.Clauses[1].True, cw.Clauses[1].False}
-	want := []int{3, 4, 8, 5, 7}
+	want := []int{3, 5, 13, 6, 12}
 	for i := range got {
 		if got[i] != want[i] {
 			t.Fatalf("closed-won-brief runs, stage true/false, amount true/false = %v, want %v", got, want)

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/internal/childproc"
@@ -21,8 +21,7 @@ import (
 type benchRedis struct {
 	URL string
 	// Kind says which Redis it is, for the report: "redis-server 7.0.15
-	// (child process)", "miniredis (in process: no redis-server on PATH)"
-	// or "given (--redis-url)".
+	// (child process)" or "given (--redis-url)".
 	Kind string
 	// Prefix is unique to the run; every key the suite writes starts
 	// with it.
@@ -34,8 +33,8 @@ type benchRedis struct {
 }
 
 // startRedis returns the Redis at url if it is not empty, else a
-// redis-server started as a child process on a free port if one is on
-// PATH, else an in-process miniredis.
+// redis-server started as a child process on a free port. Without either
+// it fails: figures measured on an emulation of Redis would mislead.
 func startRedis(ctx context.Context, url string) (*benchRedis, error) {
 	prefix := "wt-bench:" + randomHex(4) + ":"
 	if url != "" {
@@ -58,12 +57,7 @@ func startRedis(ctx context.Context, url string) (*benchRedis, error) {
 		r.Prefix = prefix
 		return r, nil
 	}
-	mr, err := miniredis.Run()
-	if err != nil {
-		return nil, fmt.Errorf("miniredis: %w", err)
-	}
-	return &benchRedis{URL: "redis://" + mr.Addr() + "/0", Kind: "miniredis (in process: no redis-server on PATH)",
-		Prefix: prefix, stop: mr.Close}, nil
+	return nil, errors.New("no redis-server on PATH: install it (apt-get install redis-server) or pass --redis-url redis://HOST:PORT/DB")
 }
 
 // Close stops a Redis the suite started, or deletes the suite's keys from

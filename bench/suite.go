@@ -58,8 +58,8 @@ type Options struct {
 	// Seed of the generated workloads; default 1.
 	Seed int64
 
-	// RedisURL is the Redis to use; "" starts a redis-server on a free
-	// port (or an in-process miniredis when none is on PATH). Keys get a
+	// RedisURL is the Redis to use; "" starts a redis-server from PATH on
+	// a free port (the suite fails without one). Keys get a
 	// fresh prefix and are deleted at the end.
 	RedisURL string
 

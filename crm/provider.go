@@ -8,7 +8,7 @@ import (
 )
 
 // TypeProvider is the CEL type provider built from a Schema: the CRM objects,
-// tracker, participant and event are CEL object types whose fields are
+// tracker, participant, call and event are CEL object types whose fields are
 // typed, so that an unknown field is a check error, not a runtime false.
 // Everything else is delegated to the standard registry.
 type TypeProvider struct {

@@ -139,11 +139,12 @@ var standardFields = map[string][]struct {
 
 // Schema is the set of record types rules are checked against and events
 // are decoded with: the standard CRM objects, their custom fields, and the
-// fixed tracker, participant and event types.
+// fixed tracker, participant, call and event types.
 type Schema struct {
 	objects     map[string]*Object
 	Tracker     *Object
 	Participant *Object
+	Call        *Object
 	Event       *Object
 }
 
@@ -154,13 +155,13 @@ func (s *Schema) Object(name string) (*Object, bool) {
 }
 
 // Objects returns every type of the schema, the CRM objects first, then
-// the tracker, participant and event types.
+// the tracker, participant, call and event types.
 func (s *Schema) Objects() []*Object {
-	out := make([]*Object, 0, len(s.objects)+3)
+	out := make([]*Object, 0, len(s.objects)+4)
 	for _, n := range CRMObjects {
 		out = append(out, s.objects[n])
 	}
-	return append(out, s.Tracker, s.Participant, s.Event)
+	return append(out, s.Tracker, s.Participant, s.Call, s.Event)
 }
 
 // ObjectOfType returns the type whose CEL type name is typeName
@@ -352,6 +353,17 @@ func buildSchema(custom map[string][]customField) (*Schema, error) {
 	t.add("confidence", KindDouble, false)
 	t.add("participants", KindObjectList, false).Elem = p
 	s.Tracker = t
+
+	c := newObject("call", "crm.Call")
+	c.add("id", KindString, false)
+	c.add("title", KindString, false)
+	c.add("started_at", KindTimestamp, false)
+	c.add("duration_s", KindInt, false)
+	c.add("direction", KindString, false)
+	c.add("participants", KindObjectList, false).Elem = p
+	c.add("account_id", KindString, false)
+	c.add("opportunity_id", KindString, false)
+	s.Call = c
 
 	e := newObject("event", "crm.Event")
 	e.add("id", KindString, false)

@@ -13,9 +13,9 @@ import (
 // per event and reused by every candidate automation; for on_enter the
 // record is swapped for the before image.
 type activation struct {
-	record, before, account, opportunity, tracker, event ref.Val
-	changed                                              ref.Val
-	now                                                  ref.Val
+	record, before, account, opportunity, tracker, call, event ref.Val
+	changed                                                    ref.Val
+	now                                                        ref.Val
 	// lazy and lazyChanged build the event and changed variables on first
 	// use: most conditions read neither.
 	lazy, lazyChanged func() ref.Val
@@ -44,6 +44,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		v = a.opportunity
 	case rules.VarTracker:
 		v = a.tracker
+	case rules.VarCall:
+		v = a.call
 	case rules.VarEvent:
 		if a.event == nil && a.lazy != nil {
 			a.event = a.lazy()

@@ -94,7 +94,7 @@ func New(opts Options) (*Engine, error) {
 // SetRules swaps the live rule set atomically; batches in flight finish
 // with the set they started with.
 func (e *Engine) SetRules(set *rules.Set) {
-	e.ix.Store(buildIndex(set))
+	e.ix.Store(buildIndex(set, e.opts.Schema))
 	e.m.rules.Set(float64(set.Summary().Enabled))
 }
 
@@ -111,7 +111,17 @@ type Output struct {
 	confirm []store.ActionRef // actions to mark done
 	writes  store.Writes
 	acks    []store.DueTimer
+	// work counts the timers claimed and the known records walked (at
+	// least one a walk chunk): there may be more due while it is not 0.
+	work int
+	// walksDone are the walks this output completes.
+	walksDone []walk
 }
+
+// Work tells how much due work FireDue claimed (timers, and known records
+// walked by schedules and re-armed timers): while it is not 0, more may be
+// due at once.
+func (o *Output) Work() int { return o.work }
 
 // Commit records the state of a batch whose outputs Kafka acknowledged:
 // actions become done (a redelivery is then a duplicate), record
@@ -132,6 +142,10 @@ func (e *Engine) Commit(ctx context.Context, out *Output) error {
 		e.m.storeErrors.WithLabelValues("ack_timers").Inc()
 		return fmt.Errorf("acknowledge timers: %w", err)
 	}
+	for _, w := range out.walksDone {
+		e.m.walksDone.WithLabelValues(w.kind).Inc()
+	}
+	out.walksDone = nil
 	out.confirm, out.acks = nil, nil
 	out.writes = store.Writes{}
 	return nil
@@ -192,6 +206,9 @@ func (e *Engine) Process(ctx context.Context, events []*Event, token string) (*O
 	start := time.Now()
 	b := e.newBatch(e.ix.Load(), token)
 	if err := b.loadState(ctx, events); err != nil {
+		return nil, err
+	}
+	if err := b.loadRelated(ctx, events); err != nil {
 		return nil, err
 	}
 	for _, ev := range events {
@@ -280,6 +297,18 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		act := b.activation(ev, nil, nil, nil)
 		b.match(ctx, ev, g, nil, nil, act)
 		return
+	case TypeCallProcessed:
+		if w == nil || ev.Call == nil {
+			return
+		}
+		g := w.groups[callGroup()]
+		if g == nil {
+			return
+		}
+		act := b.activation(ev, nil, nil, nil)
+		b.bindRelated(act, ev, nil, g.related)
+		b.match(ctx, ev, g, nil, nil, act)
+		return
 	}
 	if ev.Record == nil {
 		return
@@ -333,6 +362,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		return
 	}
 	act := b.activation(ev, after, before, nil)
+	b.bindRelated(act, ev, after, g.related)
 	// changed is computed when a condition first reads it.
 	act.lazyChanged = func() ref.Val {
 		switch {
@@ -344,12 +374,13 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		return emptyStrings
 	}
 	created := ev.Type == TypeRecordCreated
-	b.match(ctx, ev, g, after, func(a *rules.Automation, act *activation) (bool, error) {
+	b.match(ctx, ev, g, after, func(a *rules.Automation, act *activation) (held, looked bool, err error) {
 		// on_enter: the condition must not have held before the change.
 		if a.Trigger.Kind != rules.TriggerRecord || a.Fire != rules.FireOnEnter || created || !known {
-			return false, nil
+			return false, false, nil
 		}
-		return b.holds(ctx, a, before, act)
+		held, err = b.holds(ctx, a, before, act)
+		return held, true, err
 	}, act)
 }
 
@@ -361,6 +392,7 @@ func (b *batch) activation(ev *Event, after, before *crm.Record, changed ref.Val
 		account:     orEmpty(ev.Account, acc),
 		opportunity: orEmpty(ev.Opportunity, opp),
 		tracker:     orEmpty(ev.Tracker, s.Tracker),
+		call:        orEmpty(ev.Call, s.Call),
 		now:         types.Timestamp{Time: b.now},
 		changed:     changed,
 		lazy: func() ref.Val {
@@ -425,8 +457,10 @@ func (b *batch) holds(ctx context.Context, a *rules.Automation, rec *crm.Record,
 	return v == types.True, nil
 }
 
-// enteredBefore reports whether an on_enter condition already held before.
-type enteredBefore func(a *rules.Automation, act *activation) (bool, error)
+// enteredBefore reports whether an on_enter condition already held before
+// the change; looked is false when it did not look (not on_enter, a
+// create, or no state before the change is known).
+type enteredBefore func(a *rules.Automation, act *activation) (held, looked bool, err error)
 
 // match evaluates the group's candidates for the event and starts a run
 // for each that matches.
@@ -443,24 +477,34 @@ func (b *batch) match(ctx context.Context, ev *Event, g *group, rec *crm.Record,
 			continue
 		}
 		b.evaluated++
+		var heldBefore *bool
 		if a.If != nil {
 			ok, err := b.holds(ctx, a, orRecord(rec, act), act)
 			if err == nil && ok && wasTrue != nil {
-				var before bool
-				before, err = wasTrue(a, act)
+				var before, looked bool
+				before, looked, err = wasTrue(a, act)
 				ok = !before
+				if looked {
+					heldBefore = &notHeld
+				}
 			}
 			if err != nil {
-				b.evalError(ev.Workspace, a, ev.ID, ev.Object, ev.RecordID(), err)
+				b.evalError(ctx, a, act, ev, rec, nil, err)
 				continue
 			}
 			if !ok {
 				continue
 			}
 		}
-		b.matched(ctx, a, act, ev.Workspace, ev.ID, ev.Time, ev.Object, rec, 0)
+		b.matched(ctx, a, act, ev, rec, nil, heldBefore)
 	}
 	b.e.m.evalDuration.Observe(time.Since(start).Seconds())
+}
+
+// recordOf is v as a record, nil when it is none.
+func recordOf(v ref.Val) *crm.Record {
+	r, _ := v.(*crm.Record)
+	return r
 }
 
 func orRecord(rec *crm.Record, act *activation) *crm.Record {
@@ -473,41 +517,70 @@ func orRecord(rec *crm.Record, act *activation) *crm.Record {
 	return nil
 }
 
-func (b *batch) evalError(ws string, a *rules.Automation, eventID, object, recordID string, err error) {
+// evalError records the error run of an automation whose condition failed
+// on ev (or on the timer fire) for rec.
+func (b *batch) evalError(ctx context.Context, a *rules.Automation, act *activation, ev *Event, rec *crm.Record, fire *timerFiring, err error) {
 	b.e.m.evalErrors.Inc()
-	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", eventID, "err", crm.Redact(err))
-	run := b.newRun(ws, a, eventID, object, recordID)
+	b.e.log.Warn("condition evaluation failed", "automation", a.ID, "event", ev.ID, "err", crm.Redact(err))
+	run := b.newRun(a, ev, rec, fire)
 	run.Outcome, run.Reason, run.Error = actions.OutcomeError, actions.ReasonEvalError, err.Error()
+	if a.If != nil {
+		run.Why = b.whyError(ctx, a, act)
+	}
 	b.runs = append(b.runs, &pendingRun{run: run})
 }
 
-func (b *batch) newRun(ws string, a *rules.Automation, eventID, object, recordID string) actions.Run {
-	return actions.Run{
-		RunID: actions.RunID(ws, a.ID, eventID), Workspace: ws, AutomationID: a.ID, Trigger: a.Trigger.Kind.String(),
-		EventID: eventID, Object: object, RecordID: recordID, RanAt: b.now, ActionIDs: []string{},
+// newRun starts the run of a on ev (or on the timer fire) for rec (nil for
+// a tracker).
+func (b *batch) newRun(a *rules.Automation, ev *Event, rec *crm.Record, fire *timerFiring) actions.Run {
+	r := actions.Run{
+		RunID: actions.RunID(ev.Workspace, a.ID, ev.ID), Workspace: ev.Workspace, AutomationID: a.ID, Trigger: a.Trigger.Kind.String(),
+		EventID: ev.ID, Object: ev.Object, RanAt: b.now, ActionIDs: []string{}, Context: runContext(ev, fire),
 	}
+	if rec != nil {
+		r.RecordID = rec.ID()
+	}
+	switch {
+	case fire != nil:
+		r.LateMS = fire.late.Milliseconds()
+	case ev.tick != nil:
+		r.LateMS = ev.tick.late.Milliseconds()
+	}
+	return r
 }
 
 // matched builds the run and actions of an automation whose trigger and
-// condition matched, and its claim.
-func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activation, ws, eventID string, eventTime time.Time, object string, rec *crm.Record, late time.Duration) {
+// condition matched on ev (or on the timer fire) for rec, and its claim.
+func (b *batch) matched(ctx context.Context, a *rules.Automation, act *activation, ev *Event, rec *crm.Record, fire *timerFiring, heldBefore *bool) {
 	b.e.m.matched.Inc()
-	recordID := ""
-	if rec != nil {
-		recordID = rec.ID()
+	pr := &pendingRun{run: b.newRun(a, ev, rec, fire)}
+	if a.If != nil {
+		pr.run.Why = b.why(a, act, heldBefore)
 	}
-	pr := &pendingRun{run: b.newRun(ws, a, eventID, object, recordID)}
-	pr.run.LateMS = late.Milliseconds()
 	b.runs = append(b.runs, pr)
-	base := actions.Action{Workspace: ws, AutomationID: a.ID, Type: a.ActionType(), Object: object, RecordID: recordID,
-		EventID: eventID, EventTime: eventTime, FiredAt: b.now}
+	ws, eventID, recordID := ev.Workspace, ev.ID, pr.run.RecordID
+	base := actions.Action{Workspace: ws, AutomationID: a.ID, Type: a.ActionType(), Object: ev.Object, RecordID: recordID,
+		EventID: eventID, EventTime: ev.Time, FiredAt: b.now, RunID: pr.run.RunID}
 	claim := &store.Claim{Workspace: ws, AutomationID: a.ID, EventID: eventID, RecordID: recordID}
 	if a.Cooldown > 0 && recordID != "" {
 		claim.CooldownUntil = b.now.Add(a.Cooldown)
 	}
 	switch {
 	case a.Brief != nil:
-		recips := resolveRecipients(a.Brief.Recipients, rec)
+		subject := rec // the record the brief is about
+		if a.Trigger.Kind == rules.TriggerCall {
+			// A call's brief is about its account or opportunity.
+			acc, opp := relatedIDs(ev, nil)
+			base.Object, base.RecordID, subject = a.Brief.Kind, acc, recordOf(act.account)
+			if a.Brief.Kind == crm.ObjOpportunity {
+				base.RecordID, subject = opp, recordOf(act.opportunity)
+			}
+			if base.RecordID == "" {
+				pr.run.Outcome, pr.run.Reason = actions.OutcomeSkipped, actions.ReasonNoRecord
+				return
+			}
+		}
+		recips := resolveRecipients(a.Brief.Recipients, subject)
 		if len(recips) == 0 {
 			pr.run.Outcome, pr.run.Reason = actions.OutcomeSkipped, actions.ReasonNoRecipients
 			return
@@ -626,6 +699,11 @@ func (b *batch) finish(ctx context.Context) error {
 		if dup {
 			pr.claim = nil
 			pr.run.Outcome, pr.run.Reason = actions.OutcomeSkipped, actions.ReasonDuplicate
+			for _, a := range pr.acts {
+				if a.Flow != nil {
+					pr.run.Persons = append(pr.run.Persons, actions.Person{PersonID: a.Flow.PersonID, Status: actions.PersonSkipped, Reason: actions.ReasonDuplicate})
+				}
+			}
 			b.e.m.dedupHits.WithLabelValues(actions.ReasonDuplicate).Inc()
 			continue
 		}
@@ -684,10 +762,22 @@ func (b *batch) settle(pr *pendingRun) {
 		b.e.m.dedupHits.WithLabelValues(reason).Inc()
 	}
 	for i, ok := range emit {
+		a := pr.acts[i]
+		if a.Flow != nil {
+			p := actions.Person{PersonID: a.Flow.PersonID, Status: actions.PersonEnrolled}
+			switch {
+			case ok:
+				p.ActionID = a.ActionID
+			case pr.claim.Targets[i].Status == store.StatusDone:
+				p.Status, p.Reason = actions.PersonSkipped, actions.ReasonDuplicate
+			default:
+				p.Status, p.Reason = actions.PersonSkipped, actions.ReasonAlreadyEnrolled
+			}
+			pr.run.Persons = append(pr.run.Persons, p)
+		}
 		if !ok {
 			continue
 		}
-		a := pr.acts[i]
 		pr.run.ActionIDs = append(pr.run.ActionIDs, a.ActionID)
 		b.out.Actions = append(b.out.Actions, a)
 		b.out.confirm = append(b.out.confirm, store.ActionRef{Workspace: a.Workspace, ActionID: a.ActionID})

@@ -112,6 +112,7 @@ func (h *harness) ev(js string) *Event {
 	ev.Account = rec(acc, m["account"])
 	ev.Opportunity = rec(opp, m["opportunity"])
 	ev.Tracker = rec(h.schema.Tracker, m["tracker"])
+	ev.Call = rec(h.schema.Call, m["call"])
 	if s, ok := m["schedule"].(map[string]any); ok {
 		ev.Schedule, _ = s["name"].(string)
 	}

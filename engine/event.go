@@ -13,6 +13,7 @@ const (
 	TypeRecordDeleted   = "record.deleted"
 	TypeTrackerDetected = "tracker.detected"
 	TypeScheduleFired   = "schedule.fired"
+	TypeCallProcessed   = "call.processed"
 )
 
 // Event is a decoded, validated input event. Decoders (package ingest)
@@ -34,12 +35,17 @@ type Event struct {
 
 	// Tracker is set for tracker.detected events.
 	Tracker *crm.Record
+	// Call is set for call.processed events.
+	Call *crm.Record
 	// Account and Opportunity are related records, where the event carries them.
 	Account     *crm.Record
 	Opportunity *crm.Record
 
 	// Schedule is the schedule name of a schedule.fired event.
 	Schedule string
+
+	// tick is set on the event of a built-in schedule's tick.
+	tick *tickInfo
 }
 
 // RecordID is the id of the event's record, "" when it has none.

@@ -63,11 +63,20 @@ func (e *Engine) Bind(ctx context.Context, ev *Event) (*Bindings, error) {
 	if e.opts.SimulatedTime {
 		b.now = ev.Time
 	}
-	if ev.Type == TypeTrackerDetected || ev.Record == nil {
-		return &Bindings{Vars: b.activation(ev, nil, nil, nil)}, nil
+	var need rules.Related
+	if w := b.ix.byWS[ev.Workspace]; w != nil {
+		need = w.relatedNeed(ev)
 	}
 	if err := b.loadState(ctx, []*Event{ev}); err != nil {
 		return nil, err
+	}
+	if err := b.loadRelated(ctx, []*Event{ev}); err != nil {
+		return nil, err
+	}
+	if ev.Type == TypeTrackerDetected || ev.Record == nil {
+		act := b.activation(ev, nil, nil, nil)
+		b.bindRelated(act, ev, nil, need)
+		return &Bindings{Vars: act}, nil
 	}
 	stored := b.state[store.RecordRef{Workspace: ev.Workspace, Object: ev.Object, ID: ev.RecordID()}]
 	bd := &Bindings{Stale: stored != nil && ev.Time.Before(stored.Time)}
@@ -79,6 +88,7 @@ func (e *Engine) Bind(ctx context.Context, ev *Event) (*Bindings, error) {
 		changed = types.NewStringList(types.DefaultTypeAdapter, after.Changed(after.Object().Empty()))
 	}
 	act := b.activation(ev, after, before, changed)
+	b.bindRelated(act, ev, after, need)
 	bd.Vars, bd.Record = act, after
 	if ev.Type != TypeRecordCreated && known {
 		bd.Before = before
@@ -139,15 +149,7 @@ func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, err
 		return nil, fmt.Errorf("read due timers: %w", err)
 	}
 	b := e.newBatch(e.ix.Load(), "")
-	var refs []store.RecordRef
-	for _, t := range due {
-		r := store.RecordRef{Workspace: t.Workspace, Object: t.Object, ID: t.RecordID}
-		if !b.loaded[r] {
-			b.loaded[r] = true
-			refs = append(refs, r)
-		}
-	}
-	if err := b.load(ctx, refs); err != nil {
+	if err := b.loadTimers(ctx, due); err != nil {
 		return nil, err
 	}
 	var out []DueBinding
@@ -172,7 +174,11 @@ func (e *Engine) BindDue(ctx context.Context, upTo time.Time) ([]DueBinding, err
 				b.now = f.due
 			}
 			id := timerEventID(t.Workspace, f.a.ID, t.RecordID, f.due)
-			act := b.activation(&Event{ID: id, Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}, snap.Record, nil, nil)
+			ev := &Event{ID: id, Type: TypeDateDue, Time: f.due, Workspace: t.Workspace, Object: t.Object}
+			act := b.activation(ev, snap.Record, nil, nil)
+			if g := b.dateGroupOf(t.TimerRef); g != nil {
+				b.bindRelated(act, ev, snap.Record, g.related)
+			}
 			out = append(out, DueBinding{Automation: f.a, RecordID: t.RecordID, Due: f.due, EventID: id, Vars: act})
 		}
 	}

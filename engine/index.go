@@ -19,6 +19,8 @@ import (
 type index struct {
 	set  *rules.Set
 	byWS map[string]*wsIndex
+	// whys caches what the why of a run of each automation reads.
+	whys *whyPlans
 }
 
 type wsIndex struct {
@@ -27,8 +29,11 @@ type wsIndex struct {
 	// date field they watch.
 	dates map[string][]*dateGroup
 	// stateful tells the objects whose record state must be kept: they
-	// have on_enter or change-reading record rules, or date triggers.
+	// have on_enter or change-reading record rules, date triggers, built-in
+	// schedules, or automations of other objects that read them.
 	stateful map[string]bool
+	// crons are the built-in schedules (walks.go).
+	crons []*cronSchedule
 }
 
 // group is the automations of one trigger within a workspace.
@@ -36,6 +41,8 @@ type group struct {
 	fields []*fieldIndex
 	scan   []*candidate
 	all    []*candidate // every automation, for unindexed evaluation
+	// related is what the group's automations read of related records.
+	related rules.Related
 }
 
 // fieldIndex files candidates by the values of one record field, or of
@@ -96,12 +103,13 @@ type groupKey struct {
 
 func recordGroup(object string) groupKey { return groupKey{rules.TriggerRecord, object, ""} }
 func trackerGroup(name string) groupKey  { return groupKey{rules.TriggerTracker, "", name} }
+func callGroup() groupKey                { return groupKey{rules.TriggerCall, "", ""} }
 func scheduleGroup(name, object string) groupKey {
 	return groupKey{rules.TriggerSchedule, object, name}
 }
 
-func buildIndex(set *rules.Set) *index {
-	ix := &index{set: set, byWS: map[string]*wsIndex{}}
+func buildIndex(set *rules.Set, schema *crm.Schema) *index {
+	ix := &index{set: set, byWS: map[string]*wsIndex{}, whys: &whyPlans{schema: schema}}
 	for ord, a := range set.Automations {
 		if !a.Enabled {
 			continue
@@ -121,11 +129,19 @@ func buildIndex(set *rules.Set) *index {
 		case rules.TriggerTracker:
 			key = trackerGroup(a.Trigger.Tracker)
 		case rules.TriggerSchedule:
+			if a.Trigger.Cron != nil {
+				w.crons = append(w.crons, newCronSchedule(a))
+				w.stateful[a.Trigger.Object] = true
+				w.keepRelated(related(a))
+				continue
+			}
 			key = scheduleGroup(a.Trigger.Schedule, a.Trigger.Object)
+		case rules.TriggerCall:
+			key = callGroup()
 		case rules.TriggerDate:
 			g := w.dateGroup(a.Trigger.Object, a.Trigger.Date.Field.Name)
 			if g == nil {
-				g = &dateGroup{object: a.Trigger.Object, field: a.Trigger.Date.Field}
+				g = &dateGroup{workspace: a.Workspace, object: a.Trigger.Object, field: a.Trigger.Date.Field}
 				w.dates[a.Trigger.Object] = append(w.dates[a.Trigger.Object], g)
 			}
 			g.autos = append(g.autos, a)
@@ -133,7 +149,10 @@ func buildIndex(set *rules.Set) *index {
 				g.maxOffset = d.Offset
 			}
 			g.anyAt = g.anyAt || a.Trigger.Date.HasAt
+			g.maxCatchUp = max(g.maxCatchUp, a.Trigger.Date.CatchUp)
+			g.related |= related(a)
 			w.stateful[a.Trigger.Object] = true
+			w.keepRelated(related(a))
 			continue
 		}
 		g := w.groups[key]
@@ -142,10 +161,17 @@ func buildIndex(set *rules.Set) *index {
 			w.groups[key] = g
 		}
 		g.all = append(g.all, &candidate{a: a, ord: ord})
+		g.related |= related(a)
+		w.keepRelated(related(a))
 	}
 	for _, w := range ix.byWS {
 		for _, g := range w.groups {
 			g.file()
+		}
+		for _, gs := range w.dates {
+			for _, g := range gs {
+				g.sig = g.signature()
+			}
 		}
 	}
 	return ix
@@ -261,4 +287,40 @@ func (g *group) candidates(rec *crm.Record, buf []*candidate) []*candidate {
 		sort.Slice(buf, func(i, j int) bool { return buf[i].ord < buf[j].ord })
 	}
 	return buf
+}
+
+// keepRelated makes the workspace keep the snapshots of the related
+// records its automations read.
+func (w *wsIndex) keepRelated(r rules.Related) {
+	if r&rules.RelatedAccount != 0 {
+		w.stateful[crm.ObjAccount] = true
+	}
+	if r&rules.RelatedOpportunity != 0 {
+		w.stateful[crm.ObjOpportunity] = true
+	}
+}
+
+// relatedNeed is what the automations of ev's trigger group read of
+// related records.
+func (w *wsIndex) relatedNeed(ev *Event) rules.Related {
+	var key groupKey
+	switch ev.Type {
+	case TypeRecordCreated, TypeRecordUpdated:
+		key = recordGroup(ev.Object)
+	case TypeTrackerDetected:
+		if ev.Tracker == nil {
+			return 0
+		}
+		key = trackerGroup(ev.Tracker.String("name"))
+	case TypeCallProcessed:
+		key = callGroup()
+	case TypeScheduleFired:
+		key = scheduleGroup(ev.Schedule, ev.Object)
+	default:
+		return 0
+	}
+	if g := w.groups[key]; g != nil {
+		return g.related
+	}
+	return 0
 }

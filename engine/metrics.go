@@ -23,7 +23,16 @@ type metrics struct {
 	stale         prometheus.Counter
 	storeErrors   *prometheus.CounterVec
 	rules         prometheus.Gauge
+	walkRecords   *prometheus.CounterVec
+	walksDone     *prometheus.CounterVec
+	tickLate      prometheus.Histogram
 }
+
+// Walk kinds, the values of the kind label.
+const (
+	walkTick  = "tick"
+	walkRearm = "rearm"
+)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -68,13 +77,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rules: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "whenthen_rules_loaded", Help: "Enabled automations in the live rule set.",
 		}),
+		walkRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_walk_records_total",
+			Help: "Known records walked, by kind (tick: a built-in schedule's tick evaluated them; rearm: their date timers were re-armed after the date automations changed).",
+		}, []string{"kind"}),
+		walksDone: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whenthen_walks_completed_total", Help: "Walks over the known records of an object completed, by kind (tick, rearm).",
+		}, []string{"kind"}),
+		tickLate: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "whenthen_schedule_tick_delay_seconds", Help: "How long after its time a built-in schedule's tick started its walk.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 12),
+		}),
+	}
+	for _, k := range []string{walkTick, walkRearm} {
+		m.walkRecords.WithLabelValues(k)
+		m.walksDone.WithLabelValues(k)
 	}
 	for i, t := range eventTypes {
 		m.byType[i] = m.events.WithLabelValues(t)
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.events, m.evaluated, m.matched, m.runs, m.actions, m.dedupHits, m.evalErrors,
-			m.evalDuration, m.batchDuration, m.timers, m.stale, m.storeErrors, m.rules} {
+			m.evalDuration, m.batchDuration, m.timers, m.stale, m.storeErrors, m.rules, m.walkRecords, m.walksDone, m.tickLate} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register engine metrics: %w", err)
 			}
@@ -84,7 +108,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // eventTypes are the event types the engine counts without a label lookup.
-var eventTypes = [...]string{TypeRecordCreated, TypeRecordUpdated, TypeRecordDeleted, TypeTrackerDetected, TypeScheduleFired}
+var eventTypes = [...]string{TypeRecordCreated, TypeRecordUpdated, TypeRecordDeleted, TypeTrackerDetected, TypeScheduleFired, TypeCallProcessed}
 
 // event counts one event of type typ.
 func (m *metrics) event(typ string) {

@@ -68,7 +68,8 @@ func (r *Replay) Event(ctx context.Context, ev *Event) ([]*Output, error) {
 	return append(outs, out), nil
 }
 
-// Until fires the timers due at or before t, earliest first.
+// Until fires the timers and schedule ticks due at or before t, earliest
+// first.
 func (r *Replay) Until(ctx context.Context, t time.Time) ([]*Output, error) {
 	var outs []*Output
 	for {
@@ -77,14 +78,14 @@ func (r *Replay) Until(ctx context.Context, t time.Time) ([]*Output, error) {
 		if err != nil {
 			return outs, err
 		}
-		claimed := len(out.acks)
+		work := out.Work()
 		if err := r.e.Commit(ctx, out); err != nil {
 			return outs, err
 		}
 		if len(out.Runs) > 0 {
 			outs = append(outs, out)
 		}
-		if claimed == 0 {
+		if work == 0 {
 			return outs, nil
 		}
 	}

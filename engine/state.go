@@ -8,7 +8,8 @@ import (
 )
 
 // Store keeps the engine's state: dedup claims, flow enrollments,
-// cooldowns, record snapshots and date timers. The engine asks in terms of
+// cooldowns, record snapshots, date timers, the records known of each
+// object and the walks over them (schedule ticks, re-armed timers). The engine asks in terms of
 // workspaces, automations, actions, records, persons and windows, deciding
 // every window on the `now` it passes; the store derives how it keeps
 // them. store.Redis is the production store, store.Memory the offline
@@ -32,6 +33,15 @@ type Store interface {
 	// PeekDue lists the timers due at or before upTo as ClaimDue would
 	// lease them, without leasing them.
 	PeekDue(ctx context.Context, upTo time.Time) ([]store.DueTimer, error)
+	// KnownRecords lists, in chunks of about count from cursor, the
+	// records of a workspace's object the store keeps a snapshot of (the
+	// records schedules and re-armed date timers walk).
+	KnownRecords(ctx context.Context, workspace, object, cursor string, count int) (ids []string, next string, err error)
+	// WalkMarks reads the marks of walks (store.WalkRef), setting init as
+	// the mark of those without one; StartWalks starts or resumes walks.
+	// A walk advances with store.Writes.Advances.
+	WalkMarks(ctx context.Context, refs []store.WalkRef, init []string) ([]string, error)
+	StartWalks(ctx context.Context, starts []store.WalkStart, token string, now time.Time) ([]store.WalkState, error)
 }
 
 var (

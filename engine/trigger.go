@@ -67,6 +67,10 @@ func Accepts(a *rules.Automation, ev *Event) Refusal {
 		case ev.Object != t.Object:
 			return RefusedObject
 		}
+	case rules.TriggerCall:
+		if ev.Type != TypeCallProcessed || ev.Call == nil {
+			return RefusedType
+		}
 	case rules.TriggerDate:
 		return RefusedDate
 	}
@@ -95,6 +99,8 @@ func (r Refusal) Explain(a *rules.Automation, ev *Event) string {
 			return fmt.Sprintf("a record trigger takes record.created and record.updated events, not %s", ev.Type)
 		case rules.TriggerTracker:
 			return fmt.Sprintf("a tracker trigger takes tracker.detected events, not %s", ev.Type)
+		case rules.TriggerCall:
+			return fmt.Sprintf("a call trigger takes call.processed events, not %s", ev.Type)
 		default:
 			return fmt.Sprintf("a schedule trigger takes schedule.fired events, not %s", ev.Type)
 		}

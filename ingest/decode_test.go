@@ -78,7 +78,7 @@ func showVal(v ref.Val) string {
 type want struct {
 	ID, Type, Time, Workspace, Object, Schedule string
 	Partial                                     bool
-	Record, Before, Tracker, Account, Opp       string
+	Record, Before, Tracker, Call, Account, Opp string
 }
 
 func checkEvent(t *testing.T, ev *engine.Event, w want) {
@@ -92,10 +92,10 @@ func checkEvent(t *testing.T, ev *engine.Event, w want) {
 	got := want{
 		ID: ev.ID, Type: ev.Type, Time: ev.Time.Format(time.RFC3339Nano), Workspace: ev.Workspace,
 		Object: ev.Object, Schedule: ev.Schedule, Partial: ev.Partial,
-		Record: show(ev.Record), Before: show(ev.Before), Tracker: show(ev.Tracker),
+		Record: show(ev.Record), Before: show(ev.Before), Tracker: show(ev.Tracker), Call: show(ev.Call),
 		Account: show(ev.Account), Opp: show(ev.Opportunity),
 	}
-	w.Record, w.Before, w.Tracker, w.Account, w.Opp = orNil(w.Record), orNil(w.Before), orNil(w.Tracker), orNil(w.Account), orNil(w.Opp)
+	w.Record, w.Before, w.Tracker, w.Call, w.Account, w.Opp = orNil(w.Record), orNil(w.Before), orNil(w.Tracker), orNil(w.Call), orNil(w.Account), orNil(w.Opp)
 	if got != w {
 		t.Errorf("event mismatch\n got: %+v\nwant: %+v", got, w)
 	}

@@ -45,6 +45,7 @@ var envelopeKeys = [][]byte{
 	[]byte("id"), []byte("type"), []byte("time"), []byte("workspace"),
 	[]byte("object"), []byte("record"), []byte("before"), []byte("partial"),
 	[]byte("tracker"), []byte("account"), []byte("opportunity"), []byte("schedule"),
+	[]byte("call"),
 }
 
 // Indexes of envelopeKeys.
@@ -61,6 +62,7 @@ const (
 	keyAccount
 	keyOpportunity
 	keySchedule
+	keyCall
 	numEnvelopeKeys
 )
 
@@ -86,6 +88,7 @@ type wire struct {
 	Account     member
 	Opportunity member
 	Schedule    member
+	Call        member
 }
 
 // member is where a member's value is in the message, and its kind
@@ -115,7 +118,7 @@ func (x *scalar) val() any {
 
 var eventTypes = []string{
 	engine.TypeRecordCreated, engine.TypeRecordUpdated, engine.TypeRecordDeleted,
-	engine.TypeTrackerDetected, engine.TypeScheduleFired,
+	engine.TypeTrackerDetected, engine.TypeScheduleFired, engine.TypeCallProcessed,
 }
 
 // Decode decodes one envelope. key is ignored.
@@ -196,6 +199,8 @@ func (w *wire) field(i int) (*scalar, *member) {
 		return nil, &w.Account
 	case keyOpportunity:
 		return nil, &w.Opportunity
+	case keyCall:
+		return nil, &w.Call
 	}
 	return nil, &w.Schedule
 }
@@ -233,6 +238,13 @@ func (d *EnvelopeDecoder) event(w *wire) (*engine.Event, *DecodeError) {
 			return nil, err
 		}
 		if ev.Tracker, err = w.trackerRecord(schema, lim); err != nil {
+			return nil, err
+		}
+	case engine.TypeCallProcessed:
+		if err := requiredMember(w.Call, "call"); err != nil {
+			return nil, err
+		}
+		if ev.Call, err = w.mainRecord(schema.Call, w.Call, "call", lim); err != nil {
 			return nil, err
 		}
 	default: // record.* and schedule.fired
@@ -387,7 +399,7 @@ func (w *wire) trackerRecord(s *crm.Schema, lim crm.Limits) (*crm.Record, *Decod
 func knownType(t string) bool {
 	switch t {
 	case engine.TypeRecordCreated, engine.TypeRecordUpdated, engine.TypeRecordDeleted,
-		engine.TypeTrackerDetected, engine.TypeScheduleFired:
+		engine.TypeTrackerDetected, engine.TypeScheduleFired, engine.TypeCallProcessed:
 		return true
 	}
 	return false

@@ -71,7 +71,7 @@ func showEvent(ev *engine.Event) string {
 	if ev.Partial {
 		b.WriteString(" partial")
 	}
-	for _, r := range []*crm.Record{ev.Record, ev.Before, ev.Tracker, ev.Account, ev.Opportunity} {
+	for _, r := range []*crm.Record{ev.Record, ev.Before, ev.Tracker, ev.Call, ev.Account, ev.Opportunity} {
 		b.WriteString("\n" + show(r))
 	}
 	return b.String()
@@ -90,6 +90,7 @@ type refWire struct {
 	Account     any `json:"account"`
 	Opportunity any `json:"opportunity"`
 	Schedule    any `json:"schedule"`
+	Call        any `json:"call"`
 }
 
 func refEvent(d *EnvelopeDecoder, w *refWire) (*engine.Event, *DecodeError) {
@@ -126,6 +127,14 @@ func refEvent(d *EnvelopeDecoder, w *refWire) (*engine.Event, *DecodeError) {
 			return nil, err
 		}
 		if ev.Tracker, err = refTrackerRecord(schema, tm, lim); err != nil {
+			return nil, err
+		}
+	case engine.TypeCallProcessed:
+		cm, err := requiredObject(w.Call, "call")
+		if err != nil {
+			return nil, err
+		}
+		if ev.Call, err = refMainRecord(schema.Call, cm, "call", lim); err != nil {
 			return nil, err
 		}
 	default: // record.* and schedule.fired
@@ -276,7 +285,7 @@ func TestEnvelopeDecodeSameAsReference(t *testing.T) {
 func TestEnvelopeKeyIndexes(t *testing.T) {
 	want := map[int]string{keyID: "id", keyType: "type", keyTime: "time", keyWorkspace: "workspace", keyObject: "object",
 		keyRecord: "record", keyBefore: "before", keyPartial: "partial", keyTracker: "tracker", keyAccount: "account",
-		keyOpportunity: "opportunity", keySchedule: "schedule"}
+		keyOpportunity: "opportunity", keySchedule: "schedule", keyCall: "call"}
 	if len(envelopeKeys) != numEnvelopeKeys || len(want) != numEnvelopeKeys {
 		t.Fatalf("%d envelope keys, %d indexes", len(envelopeKeys), len(want))
 	}

@@ -103,6 +103,16 @@ func envelopeGoodCases() []goodCase {
 			want: want{ID: "evt-t3", Type: "tracker.detected", Time: "2026-11-24T10:00:00Z", Tracker: `{name:"Churn risk" confidence:0 participants:[]}`},
 		},
 		{
+			name: "call processed with participants and its account",
+			in: `{"id":"evt-c1","type":"call.processed","time":"2026-11-24T10:00:00Z","workspace":"acme",
+			 "call":{"id":"call-7","title":"QBR","started_at":"2026-11-24T09:00:00Z","duration_s":1800,"direction":"outbound",
+			   "participants":[{"contact_id":"003X","role":"customer","name":"Ana"}],"account_id":"001A","opportunity_id":"006A1"},
+			 "account":{"id":"001A","tier":"Enterprise"}}`,
+			want: want{ID: "evt-c1", Type: "call.processed", Time: "2026-11-24T10:00:00Z", Workspace: "acme",
+				Call:    `{id:"call-7" title:"QBR" started_at:2026-11-24T09:00:00Z duration_s:int(1800) direction:"outbound" participants:[{contact_id:"003X" role:"customer" name:"Ana"}] account_id:"001A" opportunity_id:"006A1"}`,
+				Account: `{id:"001A" tier:"Enterprise"}`},
+		},
+		{
 			name: "schedule fired",
 			in:   `{"id":"evt-s1","type":"schedule.fired","time":"2026-11-23T09:00:00Z","schedule":{"name":"weekly-pipeline-review"},"object":"opportunity","record":{"id":"006A1"}}`,
 			want: want{ID: "evt-s1", Type: "schedule.fired", Time: "2026-11-23T09:00:00Z", Object: "opportunity", Schedule: "weekly-pipeline-review", Record: `{id:"006A1"}`},
@@ -304,6 +314,9 @@ func envelopeBadCases() []badCase {
 		{"no type", `{` + hdr + `"object":"lead","record":{"id":"SECRET"}}`, ReasonMissingField, "type is missing", nil},
 		{"null type", `{` + hdr + `"type":null,"object":"lead","record":{"id":"SECRET"}}`, ReasonMissingField, "type is missing", nil},
 		{"no time", `{"id":"evt-SECRET1","type":"record.created","object":"lead","record":{"id":"SECRET"}}`, ReasonMissingField, "time is missing", nil},
+		{"call without call", `{` + hdr + `"type":"call.processed"}`, ReasonMissingField, "call is missing", nil},
+		{"call without id", `{` + hdr + `"type":"call.processed","call":{"title":"SECRET"}}`, ReasonMissingField, "call.id is missing", nil},
+		{"call with a wrong duration", `{` + hdr + `"type":"call.processed","call":{"id":"c1","duration_s":"SECRET"}}`, ReasonInvalidField, "call.duration_s", nil},
 		{"null time", `{"id":"evt-SECRET1","time":null,"type":"record.created","object":"lead","record":{"id":"SECRET"}}`, ReasonMissingField, "time is missing", nil},
 		{"no object", `{` + hdr + `"type":"record.created","record":{"id":"SECRET"}}`, ReasonMissingField, "object is missing", nil},
 		{"null object", `{` + hdr + `"type":"record.deleted","object":null,"record":{"id":"SECRET"}}`, ReasonMissingField, "object is missing", nil},
@@ -525,6 +538,10 @@ func FuzzEnvelopeDecode(f *testing.F) {
 		case engine.TypeTrackerDetected:
 			if ev.Tracker == nil || ev.Tracker.String("name") == "" {
 				t.Fatalf("tracker event without tracker name")
+			}
+		case engine.TypeCallProcessed:
+			if ev.Call == nil || ev.Call.ID() == "" {
+				t.Fatalf("call event without call id")
 			}
 		default:
 			if ev.Record == nil || ev.RecordID() == "" || ev.Object == "" {

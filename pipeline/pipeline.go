@@ -26,7 +26,7 @@ type Decoder interface {
 }
 
 // Engine is what a Pipeline needs of *engine.Engine: Process for a batch,
-// FireDue for a round of date timers, Commit for either.
+// FireDue for a round of date timers and schedule ticks, Commit for either.
 type Engine interface {
 	Process(ctx context.Context, events []*engine.Event, token string) (*engine.Output, error)
 	FireDue(ctx context.Context, upTo time.Time, limit int) (*engine.Output, error)
@@ -244,14 +244,15 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
-// FireDue fires one round of the date timers due at now, at most limit of
-// them, the way Handle takes a batch from the engine on: the engine's
+// FireDue fires one round of the date timers and schedule ticks due at
+// now, at most limit of them, the way Handle takes a batch from the engine on: the engine's
 // FireDue, then Publish of the round's actions and runs, then Commit,
 // which acknowledges the timers. Publish and Commit are retried with the
 // same Output until they succeed or ctx is done; a FireDue that fails is
 // not retried: its error is returned and the caller tries again later
-// (the timers stay due). It returns the number of runs the round
-// recorded, 0 when no timer was due.
+// (the timers stay due). It returns the work the round did (timers fired,
+// known records walked by schedule ticks and re-armed timers), 0 when
+// nothing was due.
 //
 // A round abandoned when ctx is done leaves its timers leased in Redis:
 // they fire again once the lease expires, at least once, deduplicated by
@@ -274,13 +275,13 @@ func (p *Pipeline) FireDue(ctx context.Context, now time.Time, limit int) (int, 
 		return 0, err
 	}
 	if len(out.Runs) > 0 {
-		p.log.Info("date timers fired", "runs", len(out.Runs), "actions", len(out.Actions))
+		p.log.Info("timers and schedules fired", "runs", len(out.Runs), "actions", len(out.Actions))
 		for i := range out.Actions {
 			a := &out.Actions[i]
 			p.log.Debug("action", "action_id", a.ActionID, "automation", a.AutomationID, "event", a.EventID, "record", a.RecordID)
 		}
 	}
-	return len(out.Runs), nil
+	return out.Work(), nil
 }
 
 // publish writes out's actions and runs. The writer retries until its

@@ -285,8 +285,22 @@ func TestFireDue(t *testing.T) {
 	if err := r.pipeline.Handle(ctx, []kafka.Message{ev}); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	if runs, err := r.pipeline.FireDue(ctx, clock(), 100); err != nil || runs != 0 {
-		t.Fatalf("FireDue before the timer is due = %d, %v; want 0 runs", runs, err)
+	// The first rounds may re-arm the timers of the new date automation
+	// (walks over the known records); nothing fires before the timer is due.
+	for i := 0; ; i++ {
+		work, err := r.pipeline.FireDue(ctx, clock(), 100)
+		if err != nil {
+			t.Fatalf("FireDue before the timer is due: %v", err)
+		}
+		if work == 0 {
+			break
+		}
+		if i == 3 {
+			t.Fatal("FireDue keeps finding work before the timer is due")
+		}
+	}
+	if n := r.cluster.Count(actions.DefaultRunsTopic); n != 0 {
+		t.Fatalf("%d runs before the timer is due", n)
 	}
 
 	now.Store(time.Date(2026, 11, 24, 11, 30, 0, 0, time.UTC).UnixNano())

@@ -15,10 +15,11 @@ const (
 	TriggerDate
 	TriggerTracker
 	TriggerSchedule
+	TriggerCall
 )
 
 // TriggerKinds lists the trigger kinds in a fixed order.
-var TriggerKinds = []TriggerKind{TriggerRecord, TriggerDate, TriggerTracker, TriggerSchedule}
+var TriggerKinds = []TriggerKind{TriggerRecord, TriggerDate, TriggerTracker, TriggerSchedule, TriggerCall}
 
 func (k TriggerKind) String() string {
 	switch k {
@@ -30,6 +31,8 @@ func (k TriggerKind) String() string {
 		return "tracker"
 	case TriggerSchedule:
 		return "schedule"
+	case TriggerCall:
+		return "call"
 	}
 	return "unknown"
 }
@@ -69,17 +72,26 @@ type Trigger struct {
 	// threshold (0 = any).
 	Tracker       string
 	MinConfidence float64
-	// Schedule is the schedule name of a schedule trigger.
+	// Schedule is the schedule name of a schedule trigger fired by
+	// schedule.fired events; Cron is set instead for a built-in schedule.
 	Schedule string
+	Cron     *Cron
 	// Date is set for date triggers.
 	Date *DateTrigger
 }
 
+// DefaultCatchUp is a date trigger's catch_up when it gives none.
+const DefaultCatchUp = 24 * time.Hour
+
 // DateTrigger fires at a record's date field, shifted by Offset, and
 // optionally moved to a local time of day.
 type DateTrigger struct {
-	Field    *crm.Field
-	Offset   time.Duration
+	Field  *crm.Field
+	Offset time.Duration
+	// CatchUp: a due time already past by less than CatchUp when the
+	// record, its date or the automation is first seen fires at once
+	// (late); 0 fires only due times still ahead.
+	CatchUp  time.Duration
 	HasAt    bool
 	AtHour   int
 	AtMinute int

@@ -25,6 +25,7 @@ const (
 	VarAccount     = "account"
 	VarOpportunity = "opportunity"
 	VarTracker     = "tracker"
+	VarCall        = "call"
 	VarEvent       = "event"
 	VarNow         = "now"
 )
@@ -145,6 +146,11 @@ func NewCompiler(opts CompilerOptions) (*Compiler, error) {
 		return nil, fmt.Errorf("build CEL environment: %w", err)
 	}
 	c.envs[envKey(TriggerTracker, "")] = tr
+	call, err := base.Extend(cel.Variable(VarCall, s.Call.CELType()))
+	if err != nil {
+		return nil, fmt.Errorf("build CEL environment: %w", err)
+	}
+	c.envs[envKey(TriggerCall, "")] = call
 	return c, nil
 }
 
@@ -156,13 +162,15 @@ func (c *Compiler) Limits() crm.Limits { return c.limits }
 
 // envKey names the environment of a trigger: record triggers see before
 // and changed; date and schedule triggers see the record only; tracker
-// triggers see the tracker.
+// triggers see the tracker, call triggers the call.
 func envKey(k TriggerKind, object string) string {
 	switch k {
 	case TriggerRecord:
 		return "record:" + object
 	case TriggerDate, TriggerSchedule:
 		return "state:" + object
+	case TriggerCall:
+		return "call"
 	}
 	return "tracker"
 }
@@ -182,12 +190,13 @@ type Program struct {
 	// Cost is the estimated worst-case cost.
 	Cost uint64
 
-	fast celfast.Func // nil when the expression is outside the fast subset
-	c    *Compiler    // plans the cel-go program, in the environment of key
-	key  string
-	once sync.Once
-	prg  cel.Program
-	err  error // of a lazy plan
+	fast    celfast.Func // nil when the expression is outside the fast subset
+	related Related      // the related records it reads
+	c       *Compiler    // plans the cel-go program, in the environment of key
+	key     string
+	once    sync.Once
+	prg     cel.Program
+	err     error // of a lazy plan
 }
 
 // Eval evaluates the program. A non-nil error is an evaluation error:
@@ -223,6 +232,19 @@ func (p *Program) EvalCEL(ctx context.Context, act interpreter.Activation) (ref.
 	}
 	return v, nil
 }
+
+// Related tells which related records (account, opportunity) a program
+// reads: the engine looks them up only for automations that do.
+type Related uint8
+
+// Related records.
+const (
+	RelatedAccount Related = 1 << iota
+	RelatedOpportunity
+)
+
+// Related is the related records the program reads.
+func (p *Program) Related() Related { return p.related }
 
 // Fast tells whether the program has a fast evaluator: Eval then runs
 // cel-go only for values the fast evaluator does not handle.
@@ -350,6 +372,14 @@ func (c *Compiler) compile(key string, expr string, check func(*types.Type) stri
 		return nil, nil, []*celIssue{{msg: fmt.Sprintf("estimated worst-case cost %s is over the limit of %d; bound the inputs it iterates over or simplify it", what, c.opts.CostLimit)}}
 	}
 	p := &Program{Expr: expr, Type: outType, Cost: est.Max, c: c, key: key}
+	for _, r := range a.ReferenceMap() {
+		switch r.Name {
+		case VarAccount:
+			p.related |= RelatedAccount
+		case VarOpportunity:
+			p.related |= RelatedOpportunity
+		}
+	}
 	p.fast = celfast.Build(a, celfast.Options{Schema: c.schema, MaxString: c.limits.MaxStringBytes, MaxList: c.limits.MaxListLen,
 		Changed: VarChanged, MaxChanged: maxChanged(c.schema), FlipLess: c.testFlipLess})
 	if p.fast == nil {

@@ -18,6 +18,14 @@ type Set struct {
 	// Files are the files loaded.
 	Files []string
 	byID  map[string]*Automation
+	// compiler built the set; it compiles clauses on demand.
+	compiler *Compiler
+}
+
+// ClausePrograms compiles each top-level clause of a's condition on its
+// own, with the compiler that built the set (Compiler.ClausePrograms).
+func (s *Set) ClausePrograms(a *Automation) ([]*Program, error) {
+	return s.compiler.ClausePrograms(a)
 }
 
 // Automation returns the automation with that id.
@@ -85,7 +93,7 @@ func (c *Compiler) Compile(srcs []Source) (*Set, error) {
 	defer c.mu.Unlock()
 	c.gen++
 	var errs ErrorList
-	set := &Set{byID: map[string]*Automation{}}
+	set := &Set{byID: map[string]*Automation{}, compiler: c}
 	// Files are taken in chunks of about loadChunkBytes: a chunk's files
 	// parse on every core, its distinct expressions compile on every core,
 	// then its automations are validated and settled in file order. The
@@ -315,14 +323,14 @@ func (c *Compiler) precompile(all []*parsed) {
 // exprEnv is the CEL environment of a trigger's expressions; false when
 // the trigger is too broken to tell (its error is already reported).
 func exprEnv(t Trigger) (string, bool) {
-	if t.Kind == 0 || (t.Kind != TriggerTracker && t.Object == "") {
+	if t.Kind == 0 || (t.Kind != TriggerTracker && t.Kind != TriggerCall && t.Object == "") {
 		return "", false
 	}
 	return envKey(t.Kind, t.Object), true
 }
 
 func recordObject(t Trigger) string {
-	if t.Kind == TriggerTracker {
+	if t.Kind == TriggerTracker || t.Kind == TriggerCall {
 		return ""
 	}
 	return t.Object
@@ -338,7 +346,7 @@ func (c *Compiler) report(fp *fileParser, src *exprSrc, id string, t Trigger, is
 	for _, is := range iss {
 		line, col := fp.position(src, is.line, is.col)
 		msg := is.msg
-		for _, v := range []string{VarBefore, VarChanged, VarRecord, VarTracker} {
+		for _, v := range []string{VarBefore, VarChanged, VarRecord, VarTracker, VarCall} {
 			if strings.Contains(msg, "undeclared reference to '"+v+"'") {
 				msg += fmt.Sprintf(" (%s is not available to a %s trigger: %s)", v, t.Kind, availableVars(t.Kind))
 			}
@@ -362,6 +370,8 @@ func availableVars(k TriggerKind) string {
 		return "record, before, changed, account, opportunity, event, now"
 	case TriggerTracker:
 		return "tracker, account, opportunity, event, now"
+	case TriggerCall:
+		return "call, account, opportunity, event, now"
 	}
 	return "record, account, opportunity, event, now"
 }

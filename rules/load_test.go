@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/whenthen/whenthen/crm"
 )
@@ -84,4 +85,34 @@ func compileFiles(t *testing.T, paths ...string) (*Set, error) {
 		t.Fatal(err)
 	}
 	return testCompiler(t).Compile(srcs)
+}
+
+// TestNewTriggersParsed: built-in schedules, catch_up and call triggers
+// are read as written.
+func TestNewTriggersParsed(t *testing.T) {
+	set, err := compileFiles(t, "testdata/all-triggers.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(id string) *Automation {
+		a, ok := set.Automation(id)
+		if !ok {
+			t.Fatalf("no automation %s", id)
+		}
+		return a
+	}
+	if c := get("weekly-brief").Trigger.Cron; c == nil || c.Spec != "0 9 * * MON" || c.Location.String() != "America/New_York" || get("weekly-brief").Brief.Kind != "opportunity" {
+		t.Errorf("weekly-brief: %+v", get("weekly-brief").Trigger)
+	}
+	if s := get("schedule-flow").Trigger; s.Cron != nil || s.Schedule != "weekly" {
+		t.Errorf("schedule-flow: %+v", s)
+	}
+	for id, want := range map[string]time.Duration{"renewal-catch-up": 72 * time.Hour, "renewal-no-catch-up": 0, "date-flow": DefaultCatchUp} {
+		if got := get(id).Trigger.Date.CatchUp; got != want {
+			t.Errorf("%s: catch_up %v, want %v", id, got, want)
+		}
+	}
+	if a := get("call-flow"); a.Trigger.Kind != TriggerCall || a.If.Related()&RelatedAccount == 0 {
+		t.Errorf("call-flow: %+v", a.Trigger)
+	}
 }

@@ -289,21 +289,25 @@ func (p *fileParser) checkMatrix(pa *parsed, id string) {
 	}
 	if a.Brief != nil {
 		switch {
-		case t.Kind != TriggerRecord:
-			p.errAt(pa.briefN, id, "a %s trigger cannot send a brief (briefs need an account, opportunity or contact record trigger; use a flow)", t.Kind)
+		case t.Kind == TriggerCall:
+			if a.Brief.Kind == "" {
+				p.errAt(pa.briefN, id, "then.brief.kind is required for a call trigger (account or opportunity: the call's record the brief is about)")
+			}
+		case t.Kind != TriggerRecord && t.Kind != TriggerSchedule:
+			p.errAt(pa.briefN, id, "a %s trigger cannot send a brief (briefs need a record or schedule trigger on an account, opportunity or contact, or a call; use a flow)", t.Kind)
 		case t.Object == crm.ObjLead:
-			p.errAt(pa.briefN, id, "a lead record trigger cannot send a brief (use a flow)")
+			p.errAt(pa.briefN, id, "a lead %s trigger cannot send a brief (use a flow)", t.Kind)
 		case a.Brief.Kind == "":
 			switch t.Object {
 			case crm.ObjAccount, crm.ObjOpportunity:
 				a.Brief.Kind = t.Object
 			case crm.ObjContact:
-				p.errAt(pa.briefN, id, "then.brief.kind is required for a contact trigger (account or opportunity)")
+				p.errAt(pa.briefN, id, "then.brief.kind is required for a contact %s trigger (account or opportunity)", t.Kind)
 			}
 		}
 	}
-	if a.Cooldown > 0 && t.Kind == TriggerTracker {
-		p.errAt(pa.cooldownN, id, "cooldown applies per record; a tracker trigger has none (use then.flow.reenroll_after)")
+	if a.Cooldown > 0 && (t.Kind == TriggerTracker || t.Kind == TriggerCall) {
+		p.errAt(pa.cooldownN, id, "cooldown applies per record; a %s trigger has none (use then.flow.reenroll_after)", t.Kind)
 	}
 	if a.Flow != nil && pa.whoSrc == nil && t.Object != crm.ObjLead && t.Object != crm.ObjContact {
 		p.errAt(pa.thenN, id, "then.flow.who is required unless the trigger's record is a lead or contact (the person is then the record itself)")
@@ -326,7 +330,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, id string, a *Automation) {
 	t := &a.Trigger
 	var kinds []string
 	var onNode *yaml.Node
-	p.mapping(n, id, "when", []string{"record", "on", "date", "tracker", "schedule"}, func(k string, key, v *yaml.Node) {
+	p.mapping(n, id, "when", []string{"record", "on", "date", "tracker", "schedule", "call"}, func(k string, key, v *yaml.Node) {
 		if k != "on" {
 			kinds = append(kinds, k)
 		}
@@ -343,29 +347,15 @@ func (p *fileParser) parseWhen(n *yaml.Node, id string, a *Automation) {
 			p.parseTracker(v, id, t)
 		case "schedule":
 			t.Kind = TriggerSchedule
-			p.mapping(v, id, "when.schedule", []string{"name", "record"}, func(k string, key, v *yaml.Node) {
-				switch k {
-				case "name":
-					if s, ok := p.str(v, id, "when.schedule.name"); ok && s != "" {
-						t.Schedule = s
-					}
-				case "record":
-					if o, ok := p.object(v, id, "when.schedule.record"); ok {
-						t.Object = o
-					}
-				}
-			})
-			if v.Kind == yaml.MappingNode {
-				if t.Schedule == "" {
-					p.errAt(v, id, "when.schedule.name is required")
-				}
-				if t.Object == "" && !hasKey(v, "record") {
-					p.errAt(v, id, "when.schedule.record is required")
-				}
-			}
+			p.parseSchedule(v, id, t)
 		case "date":
 			t.Kind = TriggerDate
 			p.parseDate(v, id, t)
+		case "call":
+			t.Kind = TriggerCall
+			if s, ok := p.str(v, id, "when.call"); ok && s != "processed" {
+				p.errAt(v, id, "when.call: unknown call event %q (want processed)", s)
+			}
 		}
 	})
 	if n.Kind != yaml.MappingNode {
@@ -373,7 +363,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, id string, a *Automation) {
 	}
 	switch {
 	case len(kinds) == 0:
-		p.errAt(n, id, "when needs one trigger: record, date, tracker or schedule")
+		p.errAt(n, id, "when needs one trigger: record, date, tracker, schedule or call")
 		t.Kind = 0
 	case len(kinds) > 1:
 		p.errAt(n, id, "when has more than one trigger (%s); an automation has exactly one", strings.Join(kinds, ", "))
@@ -387,6 +377,64 @@ func (p *fileParser) parseWhen(n *yaml.Node, id string, a *Automation) {
 		}
 	} else if t.Kind == TriggerRecord {
 		t.OnCreate, t.OnUpdate = true, true
+	}
+}
+
+// parseSchedule reads a schedule trigger: named, fired by schedule.fired
+// events ({name, record}), or built in ({cron, timezone, record}).
+func (p *fileParser) parseSchedule(v *yaml.Node, id string, t *Trigger) {
+	var cronN, tzN *yaml.Node
+	loc := time.UTC
+	p.mapping(v, id, "when.schedule", []string{"name", "cron", "timezone", "record"}, func(k string, key, v *yaml.Node) {
+		switch k {
+		case "name":
+			if s, ok := p.str(v, id, "when.schedule.name"); ok && s != "" {
+				t.Schedule = s
+			}
+		case "cron":
+			cronN = v
+		case "timezone":
+			tzN = v
+			s, ok := p.str(v, id, "when.schedule.timezone")
+			if !ok {
+				return
+			}
+			l, err := time.LoadLocation(s)
+			if err != nil || s == "" || s == "Local" {
+				p.errAt(v, id, "when.schedule.timezone: unknown time zone %q (want an IANA name such as America/New_York)", s)
+				return
+			}
+			loc = l
+		case "record":
+			if o, ok := p.object(v, id, "when.schedule.record"); ok {
+				t.Object = o
+			}
+		}
+	})
+	if v.Kind != yaml.MappingNode {
+		return
+	}
+	switch {
+	case cronN != nil && hasKey(v, "name"):
+		p.errAt(v, id, "when.schedule has both name and cron: a schedule is fired by schedule.fired events of its name, or runs by itself on its cron, not both")
+	case cronN != nil:
+		if s, ok := p.str(cronN, id, "when.schedule.cron"); ok {
+			if c, err := ParseCron(s, loc); err != nil {
+				p.errAt(cronN, id, "when.schedule.cron: %v", err)
+			} else {
+				t.Cron = c
+			}
+		}
+	case t.Schedule == "" && !hasKey(v, "name"):
+		p.errAt(v, id, "when.schedule needs a name (fired by schedule.fired events) or a cron (runs by itself)")
+	case t.Schedule == "":
+		p.errAt(v, id, "when.schedule.name is empty")
+	}
+	if tzN != nil && cronN == nil {
+		p.errAt(tzN, id, "when.schedule.timezone applies only with cron")
+	}
+	if t.Object == "" && !hasKey(v, "record") {
+		p.errAt(v, id, "when.schedule.record is required")
 	}
 }
 
@@ -457,7 +505,8 @@ func (p *fileParser) parseDate(v *yaml.Node, id string, t *Trigger) {
 	d := &DateTrigger{Location: time.UTC}
 	var fieldNode *yaml.Node
 	var tzSet bool
-	p.mapping(v, id, "when.date", []string{"record", "field", "offset", "at", "timezone"}, func(k string, key, v *yaml.Node) {
+	d.CatchUp = DefaultCatchUp
+	p.mapping(v, id, "when.date", []string{"record", "field", "offset", "at", "timezone", "catch_up"}, func(k string, key, v *yaml.Node) {
 		switch k {
 		case "record":
 			if o, ok := p.object(v, id, "when.date.record"); ok {
@@ -468,6 +517,12 @@ func (p *fileParser) parseDate(v *yaml.Node, id string, t *Trigger) {
 		case "offset":
 			if off, ok := p.duration(v, id, "when.date.offset", true); ok {
 				d.Offset = off
+			}
+		case "catch_up":
+			if v.Kind == yaml.ScalarNode && v.Value == "0" {
+				d.CatchUp = 0
+			} else if c, ok := p.duration(v, id, "when.date.catch_up", false); ok {
+				d.CatchUp = c
 			}
 		case "at":
 			s, ok := p.str(v, id, "when.date.at")

@@ -27,7 +27,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) int {
 	asJSON := fs.Bool("json", false, "print the results as one JSON object instead of a table")
 	jsonOut := fs.String("json-out", "", "also write the JSON results to `FILE`")
 	fs.BoolVar(&o.Quick, "quick", false, "a smaller run that finishes within a minute on 2 cores")
-	fs.StringVar(&o.RedisURL, "redis-url", "", "use this Redis (redis://...); default: a redis-server child on a free port, or miniredis if none is installed")
+	fs.StringVar(&o.RedisURL, "redis-url", "", "use this Redis (redis://...); default: a redis-server child on a free port (redis-server must be installed)")
 	scenarios := fs.String("scenarios", "all", "comma-separated `LIST` of what to run: match scenarios AUTOMATIONS/WORKSPACES (e.g. 10k/1), match (the four of the issue), e2e, load, deliver; or all")
 	fs.IntVar(&o.Deliver.Actions, "deliver-actions", 0, "backlog of actions each delivery run drains (default 100000, 20000 with --quick)")
 	fs.IntVar(&o.Events, "events", 0, "distinct events per match scenario (default 200000, 20000 with --quick)")

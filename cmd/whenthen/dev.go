@@ -172,8 +172,8 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 	if err != nil {
 		return fail("events: %v", err)
 	}
-	for _, l := range lines { // placeholders are checked before anything starts
-		if _, err := expandLine(l.text, time.Now(), set); err != nil {
+	for _, l := range lines { // placeholders and directives are checked before anything starts
+		if err := checkLine(l, set); err != nil {
 			return fail("%s:%d: %v", o.events, l.n, err)
 		}
 	}
@@ -310,7 +310,12 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 	out.printf("  watch     kcat -b %s -t %s -C\n", broker, actions.DefaultActionsTopic)
 	out.printf("  send      kcat -b %s -t %s -P -K:   (lines of KEY:JSON on stdin)\n\n", broker, defaultEventsTopic)
 
-	streamErr := streamEvents(ctx, out, broker, lines, set, o.speed)
+	tick, err := newDevTicker(redisURL, prefix, svc, set, out)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer tick.Close()
+	streamErr := streamEvents(ctx, out, broker, lines, set, o.speed, tick.rewind)
 	if streamErr != nil && ctx.Err() == nil {
 		return fail("stream: %v", streamErr)
 	}
@@ -360,7 +365,8 @@ func waitReady(ctx context.Context, svc *service.Service, timeout time.Duration)
 
 // streamEvents sends lines to the input topic, one at a time, each
 // resolved at the moment it is sent, pausing devPace/speed between them.
-func streamEvents(ctx context.Context, out *lockedWriter, broker string, lines []streamLine, set *rules.Set, speed float64) error {
+func streamEvents(ctx context.Context, out *lockedWriter, broker string, lines []streamLine, set *rules.Set, speed float64,
+	tick func(ctx context.Context, id string, sent int) error) error {
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(broker),
 		Topic:        defaultEventsTopic,
@@ -377,11 +383,18 @@ func streamEvents(ctx context.Context, out *lockedWriter, broker string, lines [
 		case <-time.After(5 * time.Second):
 		}
 	}()
+	sent := 0
 	for i, l := range lines {
 		if i > 0 && speed > 0 {
 			if !sleepCtx(ctx, time.Duration(float64(devPace)/speed)) {
 				return ctx.Err()
 			}
+		}
+		if l.tick != "" {
+			if err := tick(ctx, l.tick, sent); err != nil {
+				return fmt.Errorf("line %d: %w", l.n, err)
+			}
+			continue
 		}
 		now := time.Now()
 		text, err := expandLine(l.text, now, set)
@@ -392,6 +405,7 @@ func streamEvents(ctx context.Context, out *lockedWriter, broker string, lines [
 		if err := w.WriteMessages(ctx, kafka.Message{Key: ev.key, Value: []byte(text)}); err != nil {
 			return fmt.Errorf("line %d: %w", l.n, err)
 		}
+		sent++
 		out.printf("%s EVENT  %s\n", clock(now), ev.desc)
 	}
 	return nil

@@ -178,7 +178,11 @@ func (w *devWatcher) run(m kafka.Message) {
 		notes = append(notes, plural(len(r.ActionIDs), "action"))
 	}
 	if r.LateMS > 0 {
-		notes = append(notes, "timer "+(time.Duration(r.LateMS)*time.Millisecond).Round(time.Second).String()+" late")
+		what := "timer"
+		if r.Context != nil && r.Context.Schedule != nil {
+			what = "tick"
+		}
+		notes = append(notes, what+" "+(time.Duration(r.LateMS)*time.Millisecond).Round(time.Second).String()+" late")
 	}
 	if r.Error != "" {
 		notes = append(notes, r.Error)

@@ -22,6 +22,13 @@ package main
 //                      record's due time arms nothing: use an event time
 //                      before it)
 //
+//   - A line "#! tick ID" is a directive, not an event: once the service
+//     has processed every line sent before it, the built-in schedule ID is
+//     rewound to just before its latest tick, as if the service had been
+//     down at that tick: the timer loop runs the tick at once, late, over
+//     the records the stream has created (a weekly schedule would
+//     otherwise not tick during a demo).
+//
 // Everything else on a line is sent byte for byte, malformed lines included.
 
 import (
@@ -43,10 +50,11 @@ import (
 // time of a date trigger.
 const dateLead = 3 * time.Second
 
-// streamLine is one event template of an events file.
+// streamLine is one event template of an events file, or a directive.
 type streamLine struct {
 	n    int    // line number, from 1
 	text string // the template
+	tick string // the schedule of a "#! tick ID" directive
 }
 
 // readStream reads the event templates of an events file.
@@ -60,6 +68,14 @@ func readStream(path string) ([]streamLine, error) {
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for n := 1; sc.Scan(); n++ {
 		s := strings.TrimSpace(sc.Text())
+		if d, ok := strings.CutPrefix(s, "#!"); ok {
+			f := strings.Fields(d)
+			if len(f) != 2 || f[0] != "tick" {
+				return nil, fmt.Errorf("line %d: unknown directive %q (want #! tick AUTOMATION)", n, s)
+			}
+			lines = append(lines, streamLine{n: n, tick: f[1]})
+			continue
+		}
 		if s != "" && !strings.HasPrefix(s, "#") {
 			lines = append(lines, streamLine{n: n, text: s})
 		}
@@ -219,6 +235,10 @@ func summarizeEvent(line string) eventSummary {
 		Schedule struct {
 			Name string `json:"name"`
 		} `json:"schedule"`
+		Call struct {
+			ID        string `json:"id"`
+			AccountID string `json:"account_id"`
+		} `json:"call"`
 	}
 	if err := json.Unmarshal([]byte(line), &ev); err != nil {
 		return eventSummary{desc: "malformed line (" + shorten(line, 48) + ")"}
@@ -238,6 +258,17 @@ func summarizeEvent(line string) eventSummary {
 		}
 		if ev.Account.ID != "" {
 			fmt.Fprintf(&b, " account/%s", ev.Account.ID)
+		}
+	case ev.Type == "call.processed":
+		// Keyed by the account, like a tracker event, so that a call's
+		// follow-ups stay in order with the account's other events.
+		key = ev.Call.AccountID
+		if key == "" {
+			key = ev.Call.ID
+		}
+		fmt.Fprintf(&b, " call %s", ev.Call.ID)
+		if ev.Call.AccountID != "" {
+			fmt.Fprintf(&b, " account/%s", ev.Call.AccountID)
 		}
 	default:
 		key = ev.Record.ID
@@ -266,4 +297,18 @@ func shorten(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// checkLine checks a line before anything starts: its placeholders
+// resolve, and a tick directive names a built-in schedule of set.
+func checkLine(l streamLine, set *rules.Set) error {
+	if l.tick != "" {
+		a, ok := set.Automation(l.tick)
+		if !ok || a.Trigger.Cron == nil {
+			return fmt.Errorf("#! tick %s: no built-in schedule (when: {schedule: {cron: ...}}) has that id", l.tick)
+		}
+		return nil
+	}
+	_, err := expandLine(l.text, time.Now(), set)
+	return err
 }

@@ -73,13 +73,17 @@ func TestDevOnce(t *testing.T) {
 				regexp.MustCompile(`(?m)ACTION flow +upsell-flow → expansion-outreach enrolls C-502$`),
 				regexp.MustCompile(`(?m)RUN +completed hot-lead-fast-track evt-0003 lead/L-1001 \(1 action\)$`),
 				regexp.MustCompile(`(?m)ACTION brief closed-won-brief opportunity/O-2001 → user:u-9, user:u-42, email:revops@example.com$`),
-				regexp.MustCompile(`(?m)DLQ +invalid_json crm\.events offset 18: `),
-				regexp.MustCompile(`(?m)^every automation \(10\) completed a run$`),
+				regexp.MustCompile(`(?m)DLQ +invalid_json crm\.events offset 20: `),
+				regexp.MustCompile(`(?m)^every automation \(14\) completed a run$`),
+				regexp.MustCompile(`(?m)TICK +weekly-open-deal-brief: as if its tick of Mon \w+ \d+ 09:00 \(0 9 \* \* MON, America/New_York\) was missed; it runs now, late$`),
+				regexp.MustCompile(`(?m)RUN +completed weekly-open-deal-brief tick-\w+ opportunity/O-2002 \(1 action; tick \S+ late\)$`),
+				regexp.MustCompile(`(?m)RUN +completed renewal-90d-review timer-\w+ account/A-200 \(1 action; timer 480h\S* late\)$`),
+				regexp.MustCompile(`(?m)RUN +completed long-call-follow-up evt-0021 \(1 action\)$`),
 				regexp.MustCompile(`watch +kcat -b 127\.0\.0\.1:\d+ -t automations\.actions -C`),
 				// The deliverer: flows signed to the webhook sink, briefs in the SMTP sink's inbox.
 				regexp.MustCompile(`(?m)DELIVER flow expansion-outreach → C-502 \(200, \d+ ms after it fired; signature ok\)$`),
 				regexp.MustCompile(`(?m)DELIVER brief → u-9@acme\.example, u-42@acme\.example, revops@example\.com "Closed Won: Northwind platform expansion"$`),
-				regexp.MustCompile(`(?m)^13 of 13 actions carried out \(0 failed\): 10 webhook calls, 3 emails$`),
+				regexp.MustCompile(`(?m)^17 of 17 actions carried out \(0 failed\): 12 webhook calls, 5 emails$`),
 			} {
 				if !want.MatchString(got) {
 					t.Errorf("output lacks %v", want)

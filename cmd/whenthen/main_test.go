@@ -100,7 +100,7 @@ func TestEvalUsage(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	code, out, _ := runCmd(t, "check", "--schema", "../../examples/schema.yaml", "../../examples/automations")
-	if code != 0 || out != "ok: 3 files, 10 automations (record 7, date 1, tracker 1, schedule 1)\n" {
+	if code != 0 || out != "ok: 3 files, 14 automations (record 8, date 2, tracker 1, schedule 2, call 1)\n" {
 		t.Fatalf("exit %d, %q", code, out)
 	}
 	code, _, errs := runCmd(t, "check", "../../rules/testdata/who.bad.yaml")

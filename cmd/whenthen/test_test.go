@@ -94,9 +94,9 @@ func TestTestJUnit(t *testing.T) {
 func TestTestCoverageFigures(t *testing.T) {
 	code, out, _ := runCmd(t, "test", "--min-coverage", "50", "../../examples/tests/leads.yaml")
 	want := "3 passed, 0 failed\n" +
-		"coverage of ../../examples/automations: 3/10 automations exercised (30.0%); 4/16 condition clauses seen both true and false (25.0%)\n"
+		"coverage of ../../examples/automations: 3/14 automations exercised (21.4%); 4/22 condition clauses seen both true and false (18.2%)\n"
 	if code != 1 || !strings.HasPrefix(out, want) ||
-		!strings.HasSuffix(out, "coverage of [../../examples/automations]: 3/10 automations exercised is below --min-coverage 50%\n") {
+		!strings.HasSuffix(out, "coverage of [../../examples/automations]: 3/14 automations exercised is below --min-coverage 50%\n") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	if !strings.Contains(out, "  stale-deal-nudge: never ran; no event or timer of its trigger evaluated its condition\n") {
@@ -146,7 +146,7 @@ func TestExamples(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	if !strings.Contains(out, ": 10/10 automations exercised (100.0%); 16/16 condition clauses seen both true and false (100.0%)\n") {
+	if !strings.Contains(out, ": 14/14 automations exercised (100.0%); 22/22 condition clauses seen both true and false (100.0%)\n") {
 		t.Fatalf("coverage:\n%s", out)
 	}
 }

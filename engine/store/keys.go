@@ -14,8 +14,10 @@ import (
 //	PREFIX{WS}:e:LEN(FLOW):FLOW:PERSON   enrollment: ACTION_ID|UNTIL_MS (0: forever)
 //	PREFIX{WS}:c:AUTOMATION:RECORD       cooldown: EVENT_ID|UNTIL_MS
 //	PREFIX{WS}:r:OBJECT:RECORD           record snapshot (snapshot.go)
-//	PREFIX{WS}:t:OBJECT:FIELD:RECORD     timer: DATE_MS|FIRED_MS
+//	PREFIX{WS}:t:OBJECT:FIELD:RECORD     timer: DATE_MS|FIRED_MS|SEEN_MS|SIG (the last two absent on timers armed before catch_up)
 //	PREFIX timers                        due-timer queue: timer keys by next due
+//	PREFIX{WS}:k:OBJECT                  known records: a set of record ids
+//	PREFIX{WS}:w:OBJECT:NAME             walk (walk.go): hash of mark, target, cursor, lease (TOKEN|UNTIL_MS)
 //
 // The workspace "" is written "~", which is no valid workspace name.
 type keys struct{ prefix string }
@@ -44,6 +46,10 @@ func (k keys) timer(t TimerRef) string {
 }
 
 func (k keys) timerQueue() string { return k.prefix + "timers" }
+
+func (k keys) known(ws, object string) string { return k.ws(ws) + "k:" + object }
+
+func (k keys) walk(w WalkRef) string { return k.ws(w.Workspace) + "w:" + w.Object + ":" + w.Name }
 
 // noCooldown and noEnroll stand in the claim script's keys for a claim
 // without cooldown and an action without enrollment (never read).
@@ -84,14 +90,24 @@ func splitValue(v string) (string, int64, bool) {
 	return v[:i], n, err == nil
 }
 
-// parseTimerValue reads a timer's value: the date it was armed for and the
-// time up to which its automations have fired, "DATEMS|FIREDMS".
-func parseTimerValue(v string) (date, fired int64, ok bool) {
-	d, f, found := strings.Cut(v, "|")
-	if !found {
-		return 0, 0, false
+// parseTimerValue reads a timer's value: the date it was armed for, the
+// time up to which its automations have fired, when its date was first
+// seen and the signature of the automations it was armed for,
+// "DATEMS|FIREDMS|SEENMS|SIG" (seen 0 and sig "" when the value has only
+// the first two).
+func parseTimerValue(v string) (date, fired, seen int64, sig string, ok bool) {
+	parts := strings.SplitN(v, "|", 4)
+	if len(parts) < 2 {
+		return 0, 0, 0, "", false
 	}
-	date, err1 := strconv.ParseInt(d, 10, 64)
-	fired, err2 := strconv.ParseInt(f, 10, 64)
-	return date, fired, err1 == nil && err2 == nil
+	date, err1 := strconv.ParseInt(parts[0], 10, 64)
+	fired, err2 := strconv.ParseInt(parts[1], 10, 64)
+	var err3 error
+	if len(parts) > 2 {
+		seen, err3 = strconv.ParseInt(parts[2], 10, 64)
+	}
+	if len(parts) > 3 {
+		sig = parts[3]
+	}
+	return date, fired, seen, sig, err1 == nil && err2 == nil && err3 == nil
 }

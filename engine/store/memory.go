@@ -34,6 +34,27 @@ type Memory struct {
 	records   map[RecordRef]*memSnapshot
 	timers    map[TimerRef]*memTimer
 	queue     timerQueue
+	known     map[knownKey]*memKnown
+	walks     map[WalkRef]*memWalk
+}
+
+// knownKey names the known records of a workspace's object.
+type knownKey struct{ workspace, object string }
+
+// memKnown is a set of known record ids, listed in id order for walks:
+// sorted is rebuilt when the set changed since it was last listed.
+type memKnown struct {
+	ids    map[string]struct{}
+	sorted []string
+	dirty  bool
+}
+
+// memWalk is a walk's state (walk.go).
+type memWalk struct {
+	mark, target, cursor string
+	hasMark, hasTarget   bool
+	leaseToken           string
+	leaseUntil           int64
 }
 
 // memAction is a claim: pending (token, lease) or done.
@@ -62,6 +83,8 @@ type memTimer struct {
 	ref         TimerRef
 	member      string // its Redis key without prefix: orders equal dues
 	date, fired int64
+	seen        int64
+	sig         string
 	score       int64
 	index       int // in the queue; -1 when not queued
 }
@@ -76,7 +99,7 @@ func NewMemory(opts Options) (*Memory, error) {
 		lease: o.TTLs.Lease.Milliseconds(), codec: newSnapshotCodec(o),
 		actions: map[ActionRef]memAction{}, enrolls: map[EnrollmentRef]memWindow{},
 		cooldowns: map[CooldownRef]memWindow{}, records: map[RecordRef]*memSnapshot{},
-		timers: map[TimerRef]*memTimer{},
+		timers: map[TimerRef]*memTimer{}, known: map[knownKey]*memKnown{}, walks: map[WalkRef]*memWalk{},
 	}, nil
 }
 
@@ -236,11 +259,19 @@ func (m *Memory) Apply(ctx context.Context, w *Writes, _ time.Time) error {
 	// Deletes before saves and cancels before arms (Writes).
 	for _, d := range w.Deletes {
 		delete(m.records, d)
+		m.forget(d)
+	}
+	for _, f := range w.Forget {
+		m.forget(f)
 	}
 	for i, sv := range w.Saves {
 		if saves[i] != nil {
 			m.records[sv.Ref] = saves[i]
+			m.learn(sv.Ref)
 		}
+	}
+	for _, a := range w.Advances {
+		m.advance(a)
 	}
 	for _, c := range w.Cancels {
 		if t := m.timers[c]; t != nil {
@@ -258,14 +289,14 @@ func (m *Memory) Apply(ctx context.Context, w *Writes, _ time.Time) error {
 func (m *Memory) arm(a *Arm) {
 	date := ms(a.Date)
 	t := m.timers[a.TimerRef]
-	if t != nil && t.date == date {
+	if t != nil && (!a.Force && t.date == date || a.Force && a.Sig != "" && t.sig == a.Sig) {
 		return
 	}
 	if t == nil {
 		t = &memTimer{ref: a.TimerRef, member: keys{}.timer(a.TimerRef), index: -1}
 		m.timers[a.TimerRef] = t
 	}
-	t.date, t.fired = date, ms(a.Fired)
+	t.date, t.fired, t.seen, t.sig = date, ms(a.Fired), msOrZero(a.Seen), a.Sig
 	next := int64(-1)
 	if !a.Next.IsZero() {
 		next = ms(a.Next)
@@ -304,7 +335,7 @@ func (m *Memory) ClaimDue(ctx context.Context, upTo, now time.Time, limit int) (
 }
 
 func (m *Memory) due(t *memTimer) DueTimer {
-	return DueTimer{TimerRef: t.ref, member: t.member, Date: fromMS(t.date), Fired: fromMS(t.fired), Score: fromMS(t.score)}
+	return DueTimer{TimerRef: t.ref, member: t.member, Date: fromMS(t.date), Fired: fromMS(t.fired), Seen: fromMSOrZero(t.seen), Sig: t.sig, Score: fromMS(t.score)}
 }
 
 // PeekDue lists the timers due at or before upTo, earliest first, as
@@ -349,7 +380,7 @@ func (m *Memory) AckTimers(ctx context.Context, due []DueTimer) error {
 		if t == nil || t.index < 0 || t.score != d.leased {
 			continue // re-armed, fired by another claim, or cancelled
 		}
-		t.date, t.fired = ms(d.Date), ms(d.NewFired)
+		t.date, t.fired, t.seen, t.sig = ms(d.Date), ms(d.NewFired), msOrZero(d.Seen), d.Sig
 		next := int64(-1)
 		if !d.Next.IsZero() {
 			next = ms(d.Next)

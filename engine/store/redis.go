@@ -226,7 +226,7 @@ func (s *Redis) withScripts(ctx context.Context, fn func() error) error {
 	if err == nil || !isNoScript(err) {
 		return err
 	}
-	for _, sc := range []*redis.Script{claimScript, confirmScript, armScript, dueScript, ackScript} {
+	for _, sc := range []*redis.Script{claimScript, confirmScript, armScript, dueScript, ackScript, startWalkScript, advanceWalkScript} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return err
 		}
@@ -270,8 +270,11 @@ func (s *Redis) LoadSnapshots(ctx context.Context, refs []RecordRef) ([]*Snapsho
 // date. ARGV: date ms, fired ms, next ms (-1: none), value TTL ms.
 var armScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, string.find(cur, '|', 1, true) - 1) == ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[4])
+if cur then
+  if ARGV[6] ~= '1' and string.sub(cur, 1, string.find(cur, '|', 1, true) - 1) == ARGV[1] then return 0 end
+  if ARGV[6] == '1' and ARGV[7] ~= '' and string.match(cur, '^[^|]*|[^|]*|[^|]*|(.*)$') == ARGV[7] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[5] .. '|' .. ARGV[7], 'PX', ARGV[4])
 if tonumber(ARGV[3]) >= 0 then
   redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
 else
@@ -301,6 +304,10 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 		// Deletes before saves and cancels before arms (Writes).
 		for _, d := range w.Deletes {
 			pipe.Del(ctx, s.keys.record(d))
+			pipe.SRem(ctx, s.keys.known(d.Workspace, d.Object), d.ID)
+		}
+		for _, f := range w.Forget {
+			pipe.SRem(ctx, s.keys.known(f.Workspace, f.Object), f.ID)
 		}
 		for i := range w.Saves {
 			sv := &w.Saves[i]
@@ -316,11 +323,19 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 				ttl = max(ttl, sv.KeepUntil.Sub(now)+s.ttl.Snapshot)
 			}
 			pipe.Set(ctx, s.keys.record(sv.Ref), (*buf)[start:len(*buf):len(*buf)], ttl)
+			pipe.SAdd(ctx, s.keys.known(sv.Ref.Workspace, sv.Ref.Object), sv.Ref.ID)
 		}
 		for _, c := range w.Cancels {
 			k := s.keys.timer(c)
 			pipe.Del(ctx, k)
 			pipe.ZRem(ctx, s.keys.timerQueue(), k)
+		}
+		for _, a := range w.Advances {
+			done := "0"
+			if a.Done {
+				done = "1"
+			}
+			advanceWalkScript.EvalSha(ctx, pipe, []string{s.keys.walk(a.Ref)}, a.Target, a.Token, a.Cursor, done)
 		}
 		for _, a := range w.Arms {
 			next := int64(-1)
@@ -328,7 +343,11 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 				next = ms(a.Next)
 			}
 			ttl := max(a.Keep, 0) + s.ttl.Snapshot
-			armScript.EvalSha(ctx, pipe, []string{s.keys.timer(a.TimerRef), s.keys.timerQueue()}, ms(a.Date), ms(a.Fired), next, ttl.Milliseconds())
+			force := "0"
+			if a.Force {
+				force = "1"
+			}
+			armScript.EvalSha(ctx, pipe, []string{s.keys.timer(a.TimerRef), s.keys.timerQueue()}, ms(a.Date), ms(a.Fired), next, ttl.Milliseconds(), msOrZero(a.Seen), force, a.Sig)
 		}
 		_, err := pipe.Exec(ctx)
 		return err
@@ -362,11 +381,11 @@ return out
 // queue. ARGV: groups of member, leased score, next (-1: none), date, fired.
 var ackScript = redis.NewScript(`
 local n = 0
-for i = 1, #ARGV, 5 do
+for i = 1, #ARGV, 7 do
   local m = ARGV[i]
   if tonumber(redis.call('ZSCORE', KEYS[1], m)) == tonumber(ARGV[i + 1]) then
     if redis.call('EXISTS', m) == 1 then
-      redis.call('SET', m, ARGV[i + 3] .. '|' .. ARGV[i + 4], 'KEEPTTL')
+      redis.call('SET', m, ARGV[i + 3] .. '|' .. ARGV[i + 4] .. '|' .. ARGV[i + 5] .. '|' .. ARGV[i + 6], 'KEEPTTL')
     end
     if tonumber(ARGV[i + 2]) >= 0 then
       redis.call('ZADD', KEYS[1], ARGV[i + 2], m)
@@ -428,13 +447,13 @@ func (s *Redis) PeekDue(ctx context.Context, upTo time.Time) ([]DueTimer, error)
 func (s *Redis) parseDue(res []string, out []DueTimer) []DueTimer {
 	for i := 0; i+2 < len(res); i += 3 {
 		ref, ok := s.keys.parseTimer(res[i])
-		date, fired, vok := parseTimerValue(res[i+1])
+		date, fired, seen, sig, vok := parseTimerValue(res[i+1])
 		score, err := strconv.ParseFloat(res[i+2], 64)
 		if !ok || !vok || err != nil {
 			continue
 		}
 		out = append(out, DueTimer{TimerRef: ref, member: res[i], Date: fromMS(date),
-			Fired: fromMS(fired), Score: fromMS(int64(score))})
+			Fired: fromMS(fired), Seen: fromMSOrZero(seen), Sig: sig, Score: fromMS(int64(score))})
 	}
 	return out
 }
@@ -446,13 +465,13 @@ func (s *Redis) AckTimers(ctx context.Context, due []DueTimer) error {
 	if len(due) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 5*len(due))
+	args := make([]any, 0, 7*len(due))
 	for _, t := range due {
 		next := int64(-1)
 		if !t.Next.IsZero() {
 			next = ms(t.Next)
 		}
-		args = append(args, t.member, t.leased, next, ms(t.Date), ms(t.NewFired))
+		args = append(args, t.member, t.leased, next, ms(t.Date), ms(t.NewFired), msOrZero(t.Seen), t.Sig)
 	}
 	return s.withScripts(ctx, func() error {
 		return ackScript.EvalSha(ctx, s.rdb, []string{s.keys.timerQueue()}, args...).Err()

@@ -47,7 +47,14 @@ func TestRedisKeys(t *testing.T) {
 	w := store.Writes{
 		Saves: []store.Save{{Ref: store.RecordRef{Workspace: "acme", Object: "account", ID: "a:1"}, Snapshot: store.Snapshot{Record: rec, Time: t0}}},
 		Arms: []store.Arm{{TimerRef: store.TimerRef{Workspace: "acme", Object: "account", Field: "renewal_date", RecordID: "a:1"},
-			Date: time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC), Fired: t0, Next: due}},
+			Date: time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC), Fired: t0, Next: due, Seen: t0.Add(time.Second), Sig: "s1"}},
+	}
+	walk := store.WalkRef{Workspace: "acme", Object: "opportunity", Name: "s:weekly"}
+	if _, err := s.WalkMarks(ctx, []store.WalkRef{walk}, []string{"1000"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartWalks(ctx, []store.WalkStart{{Ref: walk, Target: "2000", Ordered: true}}, "tok", t0); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Apply(ctx, &w, t0); err != nil {
 		t.Fatal(err)
@@ -68,8 +75,25 @@ func TestRedisKeys(t *testing.T) {
 			for _, z := range zs {
 				v += fmt.Sprintf("%s=%d ", strings.TrimPrefix(z.Member.(string), prefix), int64(z.Score))
 			}
-		} else if v, err = rdb.Get(ctx, k).Result(); err != nil {
-			t.Fatal(err)
+		} else {
+			switch typ, _ := rdb.Type(ctx, k).Result(); typ {
+			case "set":
+				m, _ := rdb.SMembers(ctx, k).Result()
+				sort.Strings(m)
+				v = "set " + strings.Join(m, ",")
+			case "hash":
+				h, _ := rdb.HGetAll(ctx, k).Result()
+				fs := make([]string, 0, len(h))
+				for f, x := range h {
+					fs = append(fs, f+"="+x)
+				}
+				sort.Strings(fs)
+				v = "hash " + strings.Join(fs, " ")
+			default:
+				if v, err = rdb.Get(ctx, k).Result(); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		ttl, err := rdb.PTTL(ctx, k).Result()
 		if err != nil && err != redis.Nil {
@@ -85,8 +109,10 @@ func TestRedisKeys(t *testing.T) {
 		`timers = {acme}:t:account:renewal_date:a:1=1798761600000 (ttl none)`,
 		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
 		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
+		`{acme}:k:account = set a:1 (ttl none)`,
 		`{acme}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
-		`{acme}:t:account:renewal_date:a:1 = 1801353600000|1793523600000 (ttl 2160h0m0s)`,
+		`{acme}:t:account:renewal_date:a:1 = 1801353600000|1793523600000|1793523601000|s1 (ttl 2160h0m0s)`,
+		`{acme}:w:opportunity:s:weekly = hash cursor= lease=tok|1793523630000 mark=1000 target=2000 (ttl none)`,
 		`{~}:a:y1 = d (ttl 168h0m0s)`,
 		`{~}:a:y2 = p|tok|1793523630000 (ttl 168h0m0s)`,
 		`{~}:e:1:g:p2 = y2|0 (ttl none)`,

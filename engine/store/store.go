@@ -173,16 +173,22 @@ type TimerRef struct {
 // record and creates it again is thus a delete and a save; the engine
 // leaves out a save (an arm) that a later delete (cancel) of the same
 // record (timer) undoes, so that the order within the batch is kept.
+//
+// A saved record becomes known to the store (KnownRecords lists it for
+// walks) and a deleted one unknown; Forget drops records whose snapshots
+// are gone (expired) from what is known.
 type Writes struct {
-	Saves   []Save
-	Deletes []RecordRef
-	Arms    []Arm
-	Cancels []TimerRef
+	Saves    []Save
+	Deletes  []RecordRef
+	Arms     []Arm
+	Cancels  []TimerRef
+	Forget   []RecordRef
+	Advances []WalkAdvance
 }
 
 // Empty tells whether there is nothing to write.
 func (w *Writes) Empty() bool {
-	return len(w.Saves)+len(w.Deletes)+len(w.Arms)+len(w.Cancels) == 0
+	return len(w.Saves)+len(w.Deletes)+len(w.Arms)+len(w.Cancels)+len(w.Forget)+len(w.Advances) == 0
 }
 
 // Save stores a record's snapshot.
@@ -196,11 +202,19 @@ type Save struct {
 
 // Arm sets a timer for a date value, unless it is already armed for the
 // same date (a record's later events with an unchanged date leave it,
-// fired or not): its automations fire for dues after Fired; Next is the
-// first of them (zero: none left, the timer is not queued).
+// fired or not) and Force is not set: its automations fire for dues after
+// Fired; Next is the first of them (zero: none left, the timer is not
+// queued). Seen is when the date was first seen: an automation's catch_up
+// counts from it.
 type Arm struct {
 	TimerRef
-	Date, Fired, Next time.Time
+	Date, Fired, Next, Seen time.Time
+	// Sig is the signature of the date automations the timer is armed
+	// for. Force arms the timer even when it is armed for the same date
+	// (the date automations of its field changed), unless it is armed for
+	// Sig already.
+	Sig   string
+	Force bool
 	// Keep is how long the timer's value must live (beyond the snapshot
 	// TTL).
 	Keep time.Duration
@@ -210,8 +224,11 @@ type Arm struct {
 type DueTimer struct {
 	TimerRef
 	// Date is the date value it was armed for; Fired the time up to which
-	// its automations have fired; Score its next due when it was claimed.
-	Date, Fired, Score time.Time
+	// its automations have fired; Seen when the date was first seen (zero
+	// for a timer armed before catch_up existed); Score its next due when
+	// it was claimed; Sig the signature of the automations it was armed for.
+	Date, Fired, Seen, Score time.Time
+	Sig                      string
 
 	// NewFired and Next are set by the engine once it fired the timer,
 	// for AckTimers: the new fired mark, and the next due (zero: none,
@@ -281,3 +298,20 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // fromMS is the time of Unix milliseconds, in UTC.
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// msOrZero is ms, with 0 for the zero time (a value the store does not
+// have).
+func msOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return ms(t)
+}
+
+// fromMSOrZero is fromMS, with the zero time for 0.
+func fromMSOrZero(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return fromMS(v)
+}

@@ -25,7 +25,7 @@ import (
 
 // redisACL is the ACL docs/operations.md tells operators to give
 // whenthen: its key prefix and the commands it uses, nothing else.
-const redisACL = "whenthen on >s3cret-pass ~wt:* resetchannels -@all +get +set +del +zadd +zrem +zrangebyscore +zscore +evalsha +script|load +ping +hello"
+const redisACL = "whenthen on >s3cret-pass ~wt:* resetchannels -@all +get +set +del +exists +zadd +zrem +zrangebyscore +zscore +sadd +srem +sscan +hget +hset +hsetnx +hdel +evalsha +script|load +ping +hello"
 
 // TestRedisACLAndTLS runs the service against a redis-server that
 // listens on TLS only, with the default user off and whenthen's ACL user

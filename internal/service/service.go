@@ -229,6 +229,9 @@ func (s *Service) Gatherer() prometheus.Gatherer { return s.reg }
 // Rules is the live rule set.
 func (s *Service) Rules() *rules.Set { return s.engine.Rules() }
 
+// Schema is the record schema the service loaded.
+func (s *Service) Schema() *crm.Schema { return s.schema }
+
 // Run serves until ctx is done or Close is called, then drains: it stops
 // fetching, finishes the batches in flight, commits their offsets and
 // closes the Kafka clients, Redis and the HTTP server, within

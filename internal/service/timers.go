@@ -23,19 +23,21 @@ func (s *Service) timerLoop(ctx, work context.Context) {
 // maxTimerRounds caps the FireDue calls of one tick.
 const maxTimerRounds = 100
 
-// fireDue fires the timers due now, in rounds of at most TimerBatch
-// through the pipeline (Pipeline.FireDue: fire, publish, commit, the last
-// two retried). A round that fails ends the tick: the next tick tries
-// again. Rounds go on while they produce runs, so a backlog drains faster
-// than TimerBatch per tick; a round whose timers all dropped (their record
-// moved its date) ends the tick early, and the next tick goes on.
+// fireDue fires the timers and schedule ticks due now, in rounds of at
+// most TimerBatch through the pipeline (Pipeline.FireDue: fire, publish,
+// commit, the last two retried). A round that fails ends the tick: the
+// next tick tries again. Rounds go on while they find work, so a backlog
+// drains faster than TimerBatch per tick, and a schedule's tick over a
+// million records walks TimerBatch records a round until it is done (the
+// partitions' event processing goes on meanwhile: this loop is its own
+// goroutine).
 func (s *Service) fireDue(ctx context.Context) {
 	for range maxTimerRounds {
 		if ctx.Err() != nil {
 			return
 		}
-		runs, err := s.pipeline.FireDue(ctx, s.opts.Clock(), s.opts.TimerBatch)
-		if err != nil || runs == 0 {
+		work, err := s.pipeline.FireDue(ctx, s.opts.Clock(), s.opts.TimerBatch)
+		if err != nil || work == 0 {
 			return
 		}
 	}

@@ -39,6 +39,8 @@ func Run(t *testing.T, open func(t *testing.T, opts store.Options) Store) {
 	t.Run("cooldowns", func(t *testing.T) { cooldowns(t, open) })
 	t.Run("snapshots", func(t *testing.T) { snapshots(t, open) })
 	t.Run("timers", func(t *testing.T) { timers(t, open) })
+	t.Run("known records", func(t *testing.T) { known(t, open) })
+	t.Run("walks", func(t *testing.T) { walks(t, open) })
 	t.Run("export", func(t *testing.T) { export(t, open) })
 	t.Run("concurrent instances", func(t *testing.T) { concurrent(t, open) })
 }
@@ -529,6 +531,38 @@ func timers(t *testing.T, open func(t *testing.T, opts store.Options) Store) {
 		expect(t, "before", due(e.claimDue(due1.Add(-time.Millisecond), t0, 10)), "")
 		expect(t, "peek", e.peek(due1), "acme/a1@2026-12-02 fired=2026-11-01")
 		expect(t, "due", due(e.claimDue(due1, due1, 10)), "acme/a1@2026-12-02 fired=2026-11-01")
+	})
+	t.Run("the first sight of its date is kept through claims and acks", func(t *testing.T) {
+		e := newEnv(t, open)
+		seen := t0.Add(time.Hour)
+		e.apply(store.Writes{Arms: []store.Arm{{TimerRef: timer("acme", "a1"), Date: date, Fired: t0, Next: due1, Seen: seen}}}, t0)
+		ts := e.claimDue(due1, due1, 10)
+		if len(ts) != 1 || !ts[0].Seen.Equal(seen) {
+			t.Fatalf("claimed %+v", ts)
+		}
+		ts[0].NewFired, ts[0].Next = due1, due2
+		e.ack(ts...)
+		if ts = e.claimDue(due2, due2, 10); len(ts) != 1 || !ts[0].Seen.Equal(seen) || !ts[0].Fired.Equal(due1) {
+			t.Fatalf("after the ack: %+v", ts)
+		}
+	})
+	t.Run("forced, re-armed with the same date", func(t *testing.T) {
+		e := newEnv(t, open)
+		e.arm(due2, timer("acme", "a1"))
+		e.apply(store.Writes{Arms: []store.Arm{{TimerRef: timer("acme", "a1"), Date: date, Fired: due1, Next: due1, Seen: due1, Force: true}}}, t0)
+		expect(t, "peek", e.peek(far), "acme/a1@2026-12-02 fired=2026-12-02")
+	})
+	t.Run("forced, left as it is when armed for the same signature", func(t *testing.T) {
+		e := newEnv(t, open)
+		e.apply(store.Writes{Arms: []store.Arm{{TimerRef: timer("acme", "a1"), Date: date, Fired: t0, Next: due2, Sig: "v2"}}}, t0)
+		e.apply(store.Writes{Arms: []store.Arm{{TimerRef: timer("acme", "a1"), Date: date, Fired: due1, Next: due1, Sig: "v2", Force: true}}}, t0)
+		expect(t, "same signature", e.peek(far), "acme/a1@2027-01-01 fired=2026-11-01")
+		e.apply(store.Writes{Arms: []store.Arm{{TimerRef: timer("acme", "a1"), Date: date, Fired: due1, Next: due1, Sig: "v3", Force: true}}}, t0)
+		expect(t, "another", e.peek(far), "acme/a1@2026-12-02 fired=2026-12-02")
+		ts := e.claimDue(due1, due1, 10)
+		if len(ts) != 1 || ts[0].Sig != "v3" {
+			t.Fatalf("claimed %+v", ts)
+		}
 	})
 	t.Run("re-armed with the same date is left as it is", func(t *testing.T) {
 		e := newEnv(t, open)
