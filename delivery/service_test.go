@@ -155,6 +155,9 @@ fields:
 	if n := len(w.topicOutcomes()); n != 3 {
 		t.Errorf("%d outcomes on the topic, want 3", n)
 	}
+	testenv.WaitFor(t, 10*time.Second, "the invalid action record dead-lettered", func() bool {
+		return w.kafka.Count(actions.DefaultDLQTopic) >= 1
+	})
 	dlq := w.kafka.ReadTopic(t, actions.DefaultDLQTopic)
 	if len(dlq) != 1 || testenv.Header(dlq[0], actions.HeaderDLQReason) != "invalid_action" {
 		t.Errorf("dead letters %v", dlq)
