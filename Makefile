@@ -13,12 +13,12 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets for `make fuzz-short`, as PKG:FuzzName, e.g.
 #   FUZZ_TARGETS = ./rules:FuzzLoad ./ingest:FuzzDecode
-FUZZ_TARGETS ?= ./rules:FuzzLoad ./rules:FuzzFastEval ./crm:FuzzDecodeRecord ./internal/jsonx:FuzzJSONX ./ingest:FuzzEnvelopeDecode ./ingest:FuzzDebeziumDecode ./ingest:FuzzPrecheck ./actions:FuzzAppendJSON ./engine:FuzzEvaluate
+FUZZ_TARGETS ?= ./rules:FuzzLoad ./rules:FuzzFastEval ./crm:FuzzDecodeRecord ./internal/jsonx:FuzzJSONX ./ingest:FuzzEnvelopeDecode ./ingest:FuzzDebeziumDecode ./ingest:FuzzPrecheck ./actions:FuzzAppendJSON ./engine:FuzzEvaluate ./delivery:FuzzParseConfig
 FUZZTIME ?= 5s
 
 GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
 
-.PHONY: build test run bench bench-full lint fuzz-short clean
+.PHONY: build test run bench bench-deliver bench-full lint fuzz-short clean
 
 build:
 	$(GO) build -o bin/whenthen ./cmd/whenthen
@@ -42,6 +42,10 @@ bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkCompile' -benchtime 1x ./rules
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkProcess' -benchtime 20000x ./engine
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'Pipeline|Passthrough' -benchtime 3x ./pipeline
+
+# The delivery benchmark alone (bench/RESULTS.md, "Delivery").
+bench-deliver: build
+	bin/whenthen bench --scenarios deliver --cpuprofile-dir /tmp/whenthen-prof --json-out /tmp/whenthen-bench-deliver.json
 
 # The whole `whenthen bench` suite, as bench/RESULTS.md records it.
 bench-full: build

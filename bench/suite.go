@@ -44,6 +44,10 @@ type Options struct {
 	E2E   E2EOptions
 	NoE2E bool
 
+	// Deliver sizes the delivery benchmark (deliver.go); NoDeliver skips it.
+	Deliver   DeliverOptions
+	NoDeliver bool
+
 	// Load is the rule set whose loading is measured in a fresh process;
 	// default 100,000 automations over 1,000 workspaces. When a scenario
 	// has the same size, its process's load is reported. NoLoad skips
@@ -68,7 +72,9 @@ type Options struct {
 	// load-SCENARIO.pprof, match-SCENARIO-indexed.pprof,
 	// match-SCENARIO-naive.pprof, e2e-passthrough.pprof (draining the
 	// backlog), e2e-service.pprof (the same), e2e-service-latency.pprof
-	// (at half rate); and the heap once loaded, load-SCENARIO-heap.pprof.
+	// (at half rate); deliver-one.pprof, deliver-three-N.pprof,
+	// deliver-slow-N.pprof (the delivery runs); and the heap once loaded,
+	// load-SCENARIO-heap.pprof.
 	// SCENARIO is e.g. 10k-1.
 	ProfileDir string
 
@@ -151,6 +157,7 @@ type Results struct {
 	Match   []ScenarioResult `json:"match,omitempty"`
 	E2E     *E2EResult       `json:"e2e,omitempty"`
 	Load    *LoadResult      `json:"load,omitempty"`
+	Deliver *DeliverResult   `json:"deliver,omitempty"`
 	// Goals are the issue's targets, for the parts that were run.
 	Goals []Goal `json:"goals,omitempty"`
 	// Seconds is how long the suite took.
@@ -231,6 +238,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			return nil, fmt.Errorf("bench: e2e: %w", err)
 		}
 	}
+	if !o.NoDeliver {
+		if res.Deliver, err = runDeliver(ctx, o.Deliver, o.Quick, r, log, o.ProfileDir); err != nil {
+			return nil, fmt.Errorf("bench: deliver: %w", err)
+		}
+	}
 	res.Goals = goals(res)
 	res.Seconds = time.Since(began).Seconds()
 	return res, nil
@@ -282,6 +294,9 @@ func goals(res *Results) []Goal {
 		out = append(out,
 			Goal{Name: "end to end: share of the kafka-go passthrough on the same broker", Target: ">= 50%", Value: 100 * e.Ratio, Unit: "%", Met: e.Ratio >= 0.5},
 			Goal{Name: "end to end: p99 event to action at half the maximum rate", Target: "<= 50 ms", Value: e.P99MS, Unit: "ms", Met: e.LatencySamples > 0 && e.P99MS <= 50})
+	}
+	if d := res.Deliver; d != nil {
+		out = append(out, deliverGoals(d)...)
 	}
 	if l := res.Load; l != nil && l.Automations >= 100_000 {
 		out = append(out,

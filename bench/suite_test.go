@@ -54,6 +54,7 @@ func TestRunTiny(t *testing.T) {
 		NaiveBudget: time.Second,
 		E2E:         E2EOptions{Workload: Workload{Automations: 100, Workspaces: 1, Seed: 1}, Events: 1000, Duration: 2 * time.Second, Partitions: 2},
 		Load:        Scenario{1000, 10},
+		NoDeliver:   true, // TestRunDeliver
 		RedisURL:    testenv.RedisURL(t),
 		Child:       testChild,
 	})

@@ -8,7 +8,7 @@ import (
 )
 
 // metrics are the writer's metrics. Their only label, topic, takes the
-// three configured topic names.
+// configured topic names (the outcomes topic's once it is written to).
 type metrics struct {
 	produced *prometheus.CounterVec
 	errors   *prometheus.CounterVec

@@ -21,14 +21,15 @@ type TopicSpec struct {
 	Configs           map[string]string // topic configs, such as retention.ms; nil for none
 }
 
-// DefaultTopics returns the specs of the three output topics with the given
-// number of partitions and replication factor (0 for the defaults of
-// [TopicSpec]).
+// DefaultTopics returns the specs of the four output topics (actions, runs,
+// dead letters, delivery outcomes) with the given number of partitions and
+// replication factor (0 for the defaults of [TopicSpec]).
 func DefaultTopics(partitions, replicationFactor int) []TopicSpec {
 	return []TopicSpec{
 		{Name: actions.DefaultActionsTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
 		{Name: actions.DefaultRunsTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
 		{Name: actions.DefaultDLQTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
+		{Name: actions.DefaultOutcomesTopic, Partitions: partitions, ReplicationFactor: replicationFactor},
 	}
 }
 

@@ -58,8 +58,10 @@ type Options struct {
 	// RunsTopic receives run-history records; default "automations.runs".
 	RunsTopic string
 	// DLQTopic receives dead letters; default "automations.dlq".
-	// The three topics must differ.
 	DLQTopic string
+	// OutcomesTopic receives delivery outcomes (WriteOutcomes); default
+	// "automations.outcomes". The four topics must differ.
+	OutcomesTopic string
 
 	// Transport carries TLS and SASL settings and caches cluster metadata;
 	// nil means kafka.DefaultTransport. The writer never closes it. A
@@ -102,6 +104,14 @@ type Options struct {
 type Writer struct {
 	acts, runs, dlq *topicWriter
 
+	// The outcomes topic's writer (outcomes.go) is made on first use, so
+	// that a writer that never writes outcomes (the engine's) has no
+	// series of that topic.
+	outsMu    sync.Mutex
+	outs      *topicWriter
+	outsTopic string
+	newTW     func(topic string) *topicWriter
+
 	logger *slog.Logger
 
 	closed    atomic.Bool
@@ -143,9 +153,15 @@ func New(opts Options) (*Writer, error) {
 	if opts.DLQTopic == "" {
 		opts.DLQTopic = actions.DefaultDLQTopic
 	}
+	if opts.OutcomesTopic == "" {
+		opts.OutcomesTopic = actions.DefaultOutcomesTopic
+	}
 	if opts.ActionsTopic == opts.RunsTopic || opts.ActionsTopic == opts.DLQTopic || opts.RunsTopic == opts.DLQTopic {
 		return nil, fmt.Errorf("writer: topics must differ: actions %q, runs %q, dead letters %q",
 			opts.ActionsTopic, opts.RunsTopic, opts.DLQTopic)
+	}
+	if o := opts.OutcomesTopic; o == opts.ActionsTopic || o == opts.RunsTopic || o == opts.DLQTopic {
+		return nil, fmt.Errorf("writer: topics must differ: outcomes %q is also another output topic", o)
 	}
 	switch {
 	case opts.BatchTimeout < 0:
@@ -225,6 +241,7 @@ func New(opts Options) (*Writer, error) {
 	w.acts = newTopicWriter(opts.ActionsTopic)
 	w.runs = newTopicWriter(opts.RunsTopic)
 	w.dlq = newTopicWriter(opts.DLQTopic)
+	w.outsTopic, w.newTW = opts.OutcomesTopic, newTopicWriter
 	return w, nil
 }
 
@@ -297,9 +314,15 @@ func (w *Writer) Close(ctx context.Context) error {
 		w.closed.Store(true)
 		close(w.done)
 		go func() {
-			var errs [3]error
+			tws := []*topicWriter{w.acts, w.runs, w.dlq}
+			w.outsMu.Lock()
+			if w.outs != nil {
+				tws = append(tws, w.outs)
+			}
+			w.outsMu.Unlock()
+			errs := make([]error, len(tws))
 			var wg sync.WaitGroup
-			for i, tw := range []*topicWriter{w.acts, w.runs, w.dlq} {
+			for i, tw := range tws {
 				wg.Go(func() {
 					if err := tw.w.Close(); err != nil {
 						errs[i] = fmt.Errorf("close writer of %s: %w", tw.topic, err)
@@ -307,7 +330,7 @@ func (w *Writer) Close(ctx context.Context) error {
 				})
 			}
 			wg.Wait()
-			if err := errors.Join(errs[:]...); err != nil {
+			if err := errors.Join(errs...); err != nil {
 				w.closeErr = fmt.Errorf("writer: close: %w", err)
 			}
 			close(w.flushed)

@@ -29,13 +29,13 @@ import (
 
 const partitions = 3
 
-// newCluster starts an in-process Kafka-protocol broker with the three
+// newCluster starts an in-process Kafka-protocol broker with the four
 // default output topics, each of three partitions.
 func newCluster(t testing.TB, opts ...kfake.Opt) *testenv.Cluster {
 	t.Helper()
 	opts = append([]kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, actions.DefaultActionsTopic, actions.DefaultRunsTopic, actions.DefaultDLQTopic),
+		kfake.SeedTopics(partitions, actions.DefaultActionsTopic, actions.DefaultRunsTopic, actions.DefaultDLQTopic, actions.DefaultOutcomesTopic),
 	}, opts...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -865,7 +865,7 @@ func TestDefaultTopics(t *testing.T) {
 			t.Errorf("%s: %d partitions, replication %d", s.Name, s.Partitions, s.ReplicationFactor)
 		}
 	}
-	if want := []string{"automations.actions", "automations.runs", "automations.dlq"}; !slices.Equal(names, want) {
+	if want := []string{"automations.actions", "automations.runs", "automations.dlq", "automations.outcomes"}; !slices.Equal(names, want) {
 		t.Errorf("names %v, want %v", names, want)
 	}
 }

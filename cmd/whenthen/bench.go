@@ -28,7 +28,8 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) int {
 	jsonOut := fs.String("json-out", "", "also write the JSON results to `FILE`")
 	fs.BoolVar(&o.Quick, "quick", false, "a smaller run that finishes within a minute on 2 cores")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "use this Redis (redis://...); default: a redis-server child on a free port (redis-server must be installed)")
-	scenarios := fs.String("scenarios", "all", "comma-separated `LIST` of what to run: match scenarios AUTOMATIONS/WORKSPACES (e.g. 10k/1), match (the four of the issue), e2e, load; or all")
+	scenarios := fs.String("scenarios", "all", "comma-separated `LIST` of what to run: match scenarios AUTOMATIONS/WORKSPACES (e.g. 10k/1), match (the four of the issue), e2e, load, deliver; or all")
+	fs.IntVar(&o.Deliver.Actions, "deliver-actions", 0, "backlog of actions each delivery run drains (default 100000, 20000 with --quick)")
 	fs.IntVar(&o.Events, "events", 0, "distinct events per match scenario (default 200000, 20000 with --quick)")
 	fs.DurationVar(&o.IndexedBudget, "indexed-budget", 0, "most time for the indexed run of a scenario (default 60s, 5s with --quick)")
 	fs.DurationVar(&o.NaiveBudget, "naive-budget", 0, "time for the run evaluating every rule (default 10s, 2s with --quick)")
@@ -152,12 +153,12 @@ func selectScenarios(o *bench.Options, list string) error {
 	if list == "all" || list == "" {
 		return nil
 	}
-	o.NoMatch, o.NoE2E, o.NoLoad = true, true, true
+	o.NoMatch, o.NoE2E, o.NoLoad, o.NoDeliver = true, true, true, true
 	o.Scenarios = []bench.Scenario{}
 	for _, item := range strings.Split(list, ",") {
 		switch item = strings.TrimSpace(item); item {
 		case "all":
-			o.NoMatch, o.NoE2E, o.NoLoad = false, false, false
+			o.NoMatch, o.NoE2E, o.NoLoad, o.NoDeliver = false, false, false, false
 			o.Scenarios = append(o.Scenarios, bench.DefaultScenarios...)
 		case "match":
 			o.NoMatch = false
@@ -166,10 +167,12 @@ func selectScenarios(o *bench.Options, list string) error {
 			o.NoE2E = false
 		case "load":
 			o.NoLoad = false
+		case "deliver":
+			o.NoDeliver = false
 		default:
 			sc, err := bench.ParseScenario(item)
 			if err != nil {
-				return fmt.Errorf("%q: want match, e2e, load, all or AUTOMATIONS/WORKSPACES", item)
+				return fmt.Errorf("%q: want match, e2e, load, deliver, all or AUTOMATIONS/WORKSPACES", item)
 			}
 			o.NoMatch = false
 			o.Scenarios = append(o.Scenarios, sc)
@@ -237,6 +240,7 @@ func printBench(w io.Writer, r *bench.Results) {
 		fmt.Fprintf(w, "\nload: %d automations over %d workspace(s) in %d files, in a fresh process\n\n", l.Automations, l.Workspaces, l.Files)
 		fmt.Fprintf(w, "  %.2f s (compile %.2f s, index %.2f s), peak RSS %.0f MiB (%s), heap after GC %.0f MiB\n", l.Seconds, l.CompileSeconds, l.IndexSeconds, l.RSSMB, l.RSSSource, l.HeapMB)
 	}
+	printDeliverBench(w, r.Deliver)
 	if len(r.Goals) > 0 {
 		fmt.Fprintf(w, "\ngoals\n\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -254,7 +258,7 @@ func printBench(w io.Writer, r *bench.Results) {
 // goalValue writes a goal's value with the precision its unit needs.
 func goalValue(g bench.Goal) string {
 	switch g.Unit {
-	case "events/s", "MiB":
+	case "events/s", "MiB", "deliveries/s":
 		return fmt.Sprintf("%.0f %s", g.Value, g.Unit)
 	case "s":
 		return fmt.Sprintf("%.2f %s", g.Value, g.Unit)

@@ -106,7 +106,7 @@ func TestBroker(t *testing.T) {
 		for _, p := range parts {
 			count[p.Topic]++
 		}
-		for _, topic := range []string{"crm.events", "automations.actions", "automations.runs", "automations.dlq"} {
+		for _, topic := range []string{"crm.events", "automations.actions", "automations.runs", "automations.dlq", "automations.outcomes"} {
 			if count[topic] != 2 {
 				t.Errorf("topic %s has %d partitions, want 2 (all: %v)", topic, count[topic], count)
 			}

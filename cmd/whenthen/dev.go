@@ -54,6 +54,7 @@ type devOptions struct {
 const devPace = 500 * time.Millisecond
 
 func runDev(ctx context.Context, env *cmdEnv, args []string) int {
+	env = syncStderr(env) // the services' loggers and dev's own messages share it
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	var o devOptions
 	var rulePaths stringList
@@ -284,6 +285,11 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 		return fail("%v", err)
 	}
 	defer watcher.Close(5 * time.Second)
+	deliverer, err := startDevDeliver(env, out, brokers, redisURL, prefix, o.schema, o.logger)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer deliverer.Close()
 
 	if err := waitReady(ctx, svc, 30*time.Second); err != nil {
 		return fail("service not ready: %v", err)
@@ -299,6 +305,7 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 	}
 	out.printf("  metrics   http://%s/metrics  (/healthz, /readyz)\n", svc.MetricsAddr())
 	out.printf("  rules     %s: %s\n", strings.Join(o.rules, ", "), sum)
+	out.printf("%s", deliverer.banner())
 	out.printf("  events    %s (%d events)\n", o.events, len(lines))
 	out.printf("  watch     kcat -b %s -t %s -C\n", broker, actions.DefaultActionsTopic)
 	out.printf("  send      kcat -b %s -t %s -P -K:   (lines of KEY:JSON on stdin)\n\n", broker, defaultEventsTopic)
@@ -337,7 +344,7 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 		return 1
 	}
 	out.printf("every automation (%d) completed a run\n", len(want))
-	return 0
+	return deliverer.report(ctx, env, out, watcher, o.settle)
 }
 
 // waitReady polls the service's readiness until it is ready, ctx is done or

@@ -80,6 +80,10 @@ func TestDevOnce(t *testing.T) {
 				regexp.MustCompile(`(?m)RUN +completed renewal-90d-review timer-\w+ account/A-200 \(1 action; timer 480h\S* late\)$`),
 				regexp.MustCompile(`(?m)RUN +completed long-call-follow-up evt-0021 \(1 action\)$`),
 				regexp.MustCompile(`watch +kcat -b 127\.0\.0\.1:\d+ -t automations\.actions -C`),
+				// The deliverer: flows signed to the webhook sink, briefs in the SMTP sink's inbox.
+				regexp.MustCompile(`(?m)DELIVER flow expansion-outreach → C-502 \(200, \d+ ms after it fired; signature ok\)$`),
+				regexp.MustCompile(`(?m)DELIVER brief → u-9@acme\.example, u-42@acme\.example, revops@example\.com "Closed Won: Northwind platform expansion"$`),
+				regexp.MustCompile(`(?m)^17 of 17 actions carried out \(0 failed\): 12 webhook calls, 5 emails$`),
 			} {
 				if !want.MatchString(got) {
 					t.Errorf("output lacks %v", want)
