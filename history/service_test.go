@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -73,7 +74,7 @@ func start(t *testing.T, db string, cluster *testenv.Cluster, tweak func(*histor
 		Listen: "127.0.0.1:0",
 		Tokens: []auth.Token{{Name: "revops-acme", SHA256: acmeHash, Workspaces: []string{"acme", auth.NoWorkspace}},
 			{Name: "ops", SHA256: allHash, Workspaces: []string{auth.AllWorkspaces}}},
-		LogFormat: "text", LogLevel: "error", LogOutput: io.Discard, ShutdownTimeout: 10 * time.Second,
+		LogFormat: "text", LogLevel: "error", LogOutput: testLog(), ShutdownTimeout: 10 * time.Second,
 	}
 	if tweak != nil {
 		tweak(&opts)
@@ -490,4 +491,13 @@ func metricValue(t *testing.T, svc *history.Service, name string, labels map[str
 		}
 	}
 	return -1
+}
+
+// testLog is where the services' log goes: nowhere, unless
+// WHENTHEN_TEST_LOG is set.
+func testLog() io.Writer {
+	if os.Getenv("WHENTHEN_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }

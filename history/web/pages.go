@@ -108,7 +108,7 @@ type runsBody struct {
 func (web *Web) runsPage(r *http.Request, ws string, set url.Values) (*runsBody, error) {
 	q := r.URL.Query()
 	params := url.Values{}
-	for _, k := range []string{"automation", "object", "record", "outcome", "reason", "event", "since", "until", "cursor"} {
+	for _, k := range []string{"automation", "object", "record", "outcome", "reason", "event", "since", "until", "limit", "cursor"} {
 		if v := q.Get(k); v != "" {
 			params.Set(k, v)
 		}
