@@ -190,7 +190,7 @@ func fromRule(a *rules.Automation) Automation {
 		out.Fire = ""
 	}
 	if a.Cooldown > 0 {
-		out.Cooldown = a.Cooldown.String()
+		out.Cooldown = DurationText(a.Cooldown)
 	}
 	if a.Pos.File != "" {
 		out.Source = a.Pos.File + ":" + strconv.Itoa(a.Pos.Line)
@@ -241,6 +241,18 @@ func (q *Q) Workspaces(ctx context.Context, p *auth.Principal) ([]string, error)
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// DurationText writes d as a rule file would: "24h", "90m", "1h30m".
+func DurationText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // WindowText writes a window as ParseWindow reads it: "24h", "168h".

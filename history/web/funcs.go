@@ -82,6 +82,13 @@ var funcs = template.FuncMap{
 		return d.String()
 	},
 	"count": func(m map[string]int64, k string) int64 { return m[k] },
+	// plural writes "1 run", "2 runs".
+	"plural": func(n int64, word string) string {
+		if n == 1 {
+			return "1 " + word
+		}
+		return fmt.Sprintf("%d %ss", n, word)
+	},
 }
 
 // statusText words a run's effective status.
