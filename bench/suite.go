@@ -44,6 +44,9 @@ type Options struct {
 	E2E   E2EOptions
 	NoE2E bool
 
+	// History, if set, runs the run history's benchmark (bench/history.go).
+	History *HistoryOptions
+
 	// Load is the rule set whose loading is measured in a fresh process;
 	// default 100,000 automations over 1,000 workspaces. When a scenario
 	// has the same size, its process's load is reported. NoLoad skips
@@ -151,6 +154,7 @@ type Results struct {
 	Match   []ScenarioResult `json:"match,omitempty"`
 	E2E     *E2EResult       `json:"e2e,omitempty"`
 	Load    *LoadResult      `json:"load,omitempty"`
+	History *HistoryResult   `json:"history,omitempty"`
 	// Goals are the issue's targets, for the parts that were run.
 	Goals []Goal `json:"goals,omitempty"`
 	// Seconds is how long the suite took.
@@ -231,6 +235,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			return nil, fmt.Errorf("bench: e2e: %w", err)
 		}
 	}
+	if o.History != nil {
+		if res.History, err = RunHistory(ctx, *o.History, log); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
 	res.Goals = goals(res)
 	res.Seconds = time.Since(began).Seconds()
 	return res, nil
@@ -282,6 +291,9 @@ func goals(res *Results) []Goal {
 		out = append(out,
 			Goal{Name: "end to end: share of the kafka-go passthrough on the same broker", Target: ">= 50%", Value: 100 * e.Ratio, Unit: "%", Met: e.Ratio >= 0.5},
 			Goal{Name: "end to end: p99 event to action at half the maximum rate", Target: "<= 50 ms", Value: e.P99MS, Unit: "ms", Met: e.LatencySamples > 0 && e.P99MS <= 50})
+	}
+	if res.History != nil {
+		out = append(out, historyGoals(res.History)...)
 	}
 	if l := res.Load; l != nil && l.Automations >= 100_000 {
 		out = append(out,

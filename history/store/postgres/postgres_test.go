@@ -10,7 +10,7 @@ import (
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
-func open(t *testing.T) store.Driver {
+func open(t testing.TB) store.Driver {
 	d, err := postgres.Open(context.Background(), testenv.Postgres(t))
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +22,9 @@ func open(t *testing.T) store.Driver {
 	return d
 }
 
-func TestConformance(t *testing.T) { storetest.Run(t, open) }
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Driver { return open(t) })
+}
 
 // TestMigrateConcurrently starts several instances on one empty
 // database: each migration is applied once.
