@@ -232,7 +232,11 @@ func testService(t *testing.T, db string) {
 
 	t.Run("run detail", func(t *testing.T) {
 		var d store.RunDetail
-		e.getJSON(e.acme, "/api/v1/workspaces/acme/runs/"+won.RunID, &d)
+		// The actions topic has its own consumer: wait for its record.
+		waitFor(t, "the action record", func() bool {
+			e.getJSON(e.acme, "/api/v1/workspaces/acme/runs/"+won.RunID, &d)
+			return len(d.Actions) == 1 && !d.Actions[0].Missing
+		})
 		if len(d.Actions) != 1 || d.Actions[0].Brief == nil || len(d.Actions[0].Outcomes) != 1 {
 			t.Fatalf("detail: %+v", d)
 		}
