@@ -155,8 +155,8 @@ func New(opts Options) (*Service, error) {
 	var state check.State
 	if o.Redis.URL != "" && s.rules.compiler != nil {
 		ropts, err := redis.ParseURL(o.Redis.URL)
-		if err != nil {
-			return nil, fmt.Errorf("redis URL: %w", errors.New("invalid"))
+		if err != nil { // its text may quote the URL, password included
+			return nil, errors.New("redis URL: not a valid redis:// or rediss:// URL")
 		}
 		if o.Redis.CAFile != "" {
 			pool, err := service.CertPool(o.Redis.CAFile)

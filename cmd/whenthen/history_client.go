@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/whenthen/whenthen/history/api"
 	"github.com/whenthen/whenthen/history/query"
@@ -282,6 +283,9 @@ func writeRunText(w io.Writer, d *store.RunDetail) {
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
 		s = s[:n] + "…"
 	}
 	return s
