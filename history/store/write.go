@@ -344,10 +344,8 @@ func DecodeRun(b []byte) (RunRow, error) {
 	}
 	r.RanAt = r.RanAt.UTC().Truncate(time.Microsecond)
 	r.Error = clean(r.Error)
-	doc, err := json.Marshal(r)
-	if err != nil {
-		return RunRow{}, decodeErr(ReasonInvalidField, "run: %v", err)
-	}
+	// The engine's own encoder: its times are in range (checked above).
+	doc := r.AppendJSON(make([]byte, 0, 512))
 	return RunRow{RunID: r.RunID, Workspace: r.Workspace, AutomationID: r.AutomationID, EventID: r.EventID, Object: r.Object,
 		RecordID: r.RecordID, RanAt: r.RanAt, Outcome: r.Outcome, Reason: r.Reason, Doc: cleanDoc(doc)}, nil
 }
@@ -369,13 +367,7 @@ func DecodeAction(b []byte) (ActionRow, error) {
 		return ActionRow{}, err
 	}
 	a.FiredAt = a.FiredAt.UTC().Truncate(time.Microsecond)
-	if a.EventTime.Before(MinTime) || a.EventTime.After(MaxTime) {
-		a.EventTime = time.Time{}.UTC()
-	}
-	doc, err := json.Marshal(a)
-	if err != nil {
-		return ActionRow{}, decodeErr(ReasonInvalidField, "action: %v", err)
-	}
+	doc := a.AppendJSON(make([]byte, 0, 384))
 	return ActionRow{ActionID: a.ActionID, Workspace: a.Workspace, RunID: a.RunID, AutomationID: a.AutomationID,
 		FiredAt: a.FiredAt, Doc: cleanDoc(doc)}, nil
 }
