@@ -134,9 +134,11 @@ type QueryTiming struct {
 type runGen struct {
 	r     *mrand.Rand
 	autos []*rules.Automation
-	t0    time.Time
-	span  time.Duration
-	n     int
+	// fields are the fields each clause of each automation reads, parsed
+	// once.
+	fields map[*rules.Automation][][]string
+	t0     time.Time
+	span   time.Duration
 }
 
 func newRunGen(w Workload, t0 time.Time, span time.Duration) (*runGen, error) {
@@ -148,10 +150,16 @@ func newRunGen(w Workload, t0 time.Time, span time.Duration) (*runGen, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &runGen{r: mrand.New(mrand.NewSource(w.Seed + 7)), t0: t0, span: span}
+	g := &runGen{r: mrand.New(mrand.NewSource(w.Seed + 7)), t0: t0, span: span, fields: map[*rules.Automation][][]string{}}
 	for _, a := range set.Automations {
-		if a.Trigger.Object != "" {
-			g.autos = append(g.autos, a)
+		if a.Trigger.Object == "" {
+			continue
+		}
+		g.autos = append(g.autos, a)
+		if a.If != nil {
+			for _, cl := range a.If.Clauses {
+				g.fields[a] = append(g.fields[a], check.FieldsRead(cl.Text))
+			}
 		}
 	}
 	if len(g.autos) == 0 {
@@ -189,9 +197,9 @@ func (g *runGen) next(i, total int) actions.Run {
 	if a.If != nil {
 		why := &actions.Why{Clauses: []actions.Clause{}, Values: []actions.Value{}}
 		t := true
-		for _, cl := range a.If.Clauses {
+		for i, cl := range a.If.Clauses {
 			why.Clauses = append(why.Clauses, actions.Clause{Text: cl.Text, Result: &t})
-			for _, f := range check.FieldsRead(cl.Text) {
+			for _, f := range g.fields[a][i] {
 				why.Values = append(why.Values, actions.Value{Field: f, Value: json.RawMessage(fmt.Sprintf(`"v-%d"`, g.r.Intn(100)))})
 			}
 		}
