@@ -305,7 +305,11 @@ var variables = map[string]bool{"record": true, "before": true, "account": true,
 // event), including inside has(). It returns nil for an expression that
 // does not parse.
 func FieldsRead(expr string) []string {
-	tree, iss := parser.Parse(common.NewTextSource(expr))
+	p, err := parser.NewParser(parser.Macros(parser.AllMacros...))
+	if err != nil {
+		return nil
+	}
+	tree, iss := p.Parse(common.NewTextSource(expr))
 	if iss != nil && len(iss.GetErrors()) > 0 {
 		return nil
 	}
