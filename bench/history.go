@@ -370,7 +370,7 @@ func benchService(ctx context.Context, o HistoryOptions) (float64, error) {
 	defer func() { cancel(); <-done; _ = svc.Close() }()
 	wsName := WorkspaceName(0)
 	for {
-		st, err := svc.Store().Automations(ctx, wsName, time.Now().Add(-3*time.Hour), time.Now().Add(time.Hour))
+		st, err := svc.Store().Automations(ctx, wsName, "", time.Now().Add(-3*time.Hour), time.Now().Add(time.Hour))
 		if err != nil {
 			return 0, err
 		}
@@ -635,11 +635,11 @@ WHERE workspace = $1::text
   AND ($5::text = '' OR outcome = $5::text)
   AND ($6::text = '' OR reason = $6::text)
   AND ($7::text = '' OR event_id = $7::text)
-  AND ran_at >= $8::timestamptz AND ran_at < $9::timestamptz
-  AND (ran_at, run_id) < ($10::timestamptz, $11::text)
+  AND ran_at >= $8::timestamptz
+  AND (ran_at, run_id) < ($9::timestamptz, $10::text)
 ORDER BY ran_at DESC, run_id DESC
-LIMIT $12::integer`
-	all := append(slices.Clone(args), store.MinTime, store.MaxTime, store.MaxTime, "", 51)
+LIMIT $11::integer`
+	all := append(slices.Clone(args), store.MinTime, store.MaxTime, "", 51)
 	rows, err := pool.Query(ctx, q, append([]any{pgx.QueryExecModeExec}, all...)...)
 	if err != nil {
 		return "", err

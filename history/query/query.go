@@ -104,7 +104,7 @@ var ErrNotFound = errors.New("not found")
 // hourly is set.
 func (q *Q) Automations(ctx context.Context, ws string, window time.Duration, hourly bool) ([]Automation, error) {
 	now := q.clock()
-	stats, err := q.store.Automations(ctx, ws, now.Add(-window), now)
+	stats, err := q.store.Automations(ctx, ws, "", now.Add(-window), now)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func (q *Q) Automation(ctx context.Context, ws, id string, window time.Duration)
 		}
 	}
 	now := q.clock()
-	stats, err := q.store.Automations(ctx, ws, now.Add(-window), now)
+	stats, err := q.store.Automations(ctx, ws, id, now.Add(-window), now)
 	if err != nil {
 		return nil, err
 	}

@@ -30,14 +30,16 @@ type Driver interface {
 	Actions(ctx context.Context, ws string, actionIDs []string) ([]ActionRow, error)
 	// Outcomes returns the outcomes of ws of those actions.
 	Outcomes(ctx context.Context, ws string, actionIDs []string) ([]OutcomeRow, error)
-	// Totals returns the runs of each automation of ws by outcome and
-	// reason with an hour in [from, to) (Hour left zero).
-	Totals(ctx context.Context, ws string, from, to time.Time) ([]Count, error)
+	// Totals returns the runs of each automation of ws (of automationID
+	// alone when it is not "") by outcome and reason with an hour in
+	// [from, to) (Hour left zero).
+	Totals(ctx context.Context, ws, automationID string, from, to time.Time) ([]Count, error)
 	// Series returns the runs of each of automationIDs by hour and
 	// outcome in [from, to) (Reason left empty).
 	Series(ctx context.Context, ws string, automationIDs []string, from, to time.Time) ([]Count, error)
-	// Latest returns the last run and last error of each automation of ws.
-	Latest(ctx context.Context, ws string) ([]Latest, error)
+	// Latest returns the last run and last error of each automation of
+	// ws (of automationID alone when it is not "").
+	Latest(ctx context.Context, ws, automationID string) ([]Latest, error)
 	// Workspaces returns the workspaces that have runs, in any order.
 	Workspaces(ctx context.Context) ([]string, error)
 

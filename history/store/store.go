@@ -189,16 +189,17 @@ type Bucket struct {
 }
 
 // Automations returns the stats of every automation of workspace ws
-// that has runs in [from, to) or a last run, keyed by automation id.
-// Counts are kept by hour: from is rounded down and to up to whole hours.
-func (s *Store) Automations(ctx context.Context, ws string, from, to time.Time) (map[string]*AutomationStats, error) {
+// (of automationID alone when it is not "") that has runs in [from, to)
+// or a last run, keyed by automation id. Counts are kept by hour: from is
+// rounded down and to up to whole hours.
+func (s *Store) Automations(ctx context.Context, ws, automationID string, from, to time.Time) (map[string]*AutomationStats, error) {
 	start := time.Now()
 	defer s.m.observe("automations", start)
-	counts, err := s.d.Totals(ctx, ws, from.UTC().Truncate(time.Hour), ceilHour(to))
+	counts, err := s.d.Totals(ctx, ws, automationID, from.UTC().Truncate(time.Hour), ceilHour(to))
 	if err != nil {
 		return nil, s.counted(fmt.Errorf("store: counts: %w", err))
 	}
-	last, err := s.d.Latest(ctx, ws)
+	last, err := s.d.Latest(ctx, ws, automationID)
 	if err != nil {
 		return nil, s.counted(fmt.Errorf("store: last runs: %w", err))
 	}

@@ -312,19 +312,16 @@ WHERE workspace = $1::text
   AND ($5::text = '' OR outcome = $5::text)
   AND ($6::text = '' OR reason = $6::text)
   AND ($7::text = '' OR event_id = $7::text)
-  AND ran_at >= $8::timestamptz AND ran_at < $9::timestamptz
-  AND (ran_at, run_id) < ($10::timestamptz, $11::text)
+  AND ran_at >= $8::timestamptz
+  AND (ran_at, run_id) < ($9::timestamptz, $10::text)
 ORDER BY ran_at DESC, run_id DESC
-LIMIT $12::integer`
+LIMIT $11::integer`
 
 // ListRuns implements store.Driver.
 func (d *Driver) ListRuns(ctx context.Context, q *store.RunQuery) ([]store.RunRow, error) {
-	afterAt, afterID := store.MaxTime, ""
-	if q.After != nil {
-		afterAt, afterID = q.After.RanAt, q.After.RunID
-	}
+	upper := q.Upper()
 	rows, err := d.pool.Query(ctx, listRuns, pgx.QueryExecModeExec, q.Workspace, q.AutomationID, q.Object, q.RecordID,
-		q.Outcome, q.Reason, q.EventID, q.Since, q.Until, afterAt, afterID, q.Limit+1)
+		q.Outcome, q.Reason, q.EventID, q.Since, upper.RanAt, upper.RunID, q.Limit+1)
 	if err != nil {
 		return nil, err
 	}
@@ -402,13 +399,24 @@ func (d *Driver) Outcomes(ctx context.Context, ws string, ids []string) ([]store
 	})
 }
 
-const selectTotals = `SELECT automation_id, outcome, reason, sum(runs)::bigint
+// The totals of a workspace's automations, and of one of them (which
+// reads the primary key's range of that automation only).
+const (
+	selectTotals = `SELECT automation_id, outcome, reason, sum(runs)::bigint
 FROM run_counts WHERE workspace = $1 AND hour >= $2 AND hour < $3
 GROUP BY automation_id, outcome, reason`
+	selectTotalsOf = `SELECT automation_id, outcome, reason, sum(runs)::bigint
+FROM run_counts WHERE workspace = $1 AND hour >= $2 AND hour < $3 AND automation_id = $4
+GROUP BY automation_id, outcome, reason`
+)
 
 // Totals implements store.Driver.
-func (d *Driver) Totals(ctx context.Context, ws string, from, to time.Time) ([]store.Count, error) {
-	rows, err := d.pool.Query(ctx, selectTotals, ws, from, to)
+func (d *Driver) Totals(ctx context.Context, ws, automationID string, from, to time.Time) ([]store.Count, error) {
+	q, args := selectTotals, []any{ws, from, to}
+	if automationID != "" {
+		q, args = selectTotalsOf, append(args, automationID)
+	}
+	rows, err := d.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -436,12 +444,19 @@ func (d *Driver) Series(ctx context.Context, ws string, ids []string, from, to t
 	})
 }
 
-const selectLatest = `SELECT automation_id, kind, run_id, ran_at, outcome, reason, error
+const (
+	selectLatest = `SELECT automation_id, kind, run_id, ran_at, outcome, reason, error
 FROM automation_latest WHERE workspace = $1`
+	selectLatestOf = selectLatest + ` AND automation_id = $2`
+)
 
 // Latest implements store.Driver.
-func (d *Driver) Latest(ctx context.Context, ws string) ([]store.Latest, error) {
-	rows, err := d.pool.Query(ctx, selectLatest, ws)
+func (d *Driver) Latest(ctx context.Context, ws, automationID string) ([]store.Latest, error) {
+	q, args := selectLatest, []any{ws}
+	if automationID != "" {
+		q, args = selectLatestOf, append(args, automationID)
+	}
+	rows, err := d.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -278,8 +278,9 @@ func (t *sqliteTx) Rollback(context.Context) error {
 
 // The runs queries. Each takes the same twelve parameters:
 // ?1 workspace, ?2 automation, ?3 object, ?4 record, ?5 outcome,
-// ?6 reason, ?7 event, ?8 since, ?9 until, ?10 and ?11 the cursor
-// (ran_at, run_id), ?12 the limit; an empty filter matches everything.
+// ?6 reason, ?7 event, ?8 since, ?9 and ?10 the upper bound (ran_at,
+// run_id) of the page (store.RunQuery.Upper), ?11 the limit; an empty
+// filter matches everything.
 // They differ only in their leading filter, written as a plain equality
 // (with the partial indexes' predicates where they apply), since SQLite
 // chooses an index before the values are bound.
@@ -288,8 +289,8 @@ const (
 	runsFilters = `
   AND (?2 = '' OR automation_id = ?2) AND (?3 = '' OR object = ?3) AND (?4 = '' OR record_id = ?4)
   AND (?5 = '' OR outcome = ?5) AND (?6 = '' OR reason = ?6) AND (?7 = '' OR event_id = ?7)
-  AND ran_at >= ?8 AND ran_at < ?9 AND (ran_at, run_id) < (?10, ?11)
-ORDER BY ran_at DESC, run_id DESC LIMIT ?12`
+  AND ran_at >= ?8 AND (ran_at, run_id) < (?9, ?10)
+ORDER BY ran_at DESC, run_id DESC LIMIT ?11`
 
 	runsByWorkspace         = runsColumns + `WHERE workspace = ?1` + runsFilters
 	runsByEvent             = runsColumns + `WHERE workspace = ?1 AND event_id = ?7` + runsFilters
@@ -322,12 +323,9 @@ func runsQuery(q *store.RunQuery) string {
 
 // ListRuns implements store.Driver.
 func (d *Driver) ListRuns(ctx context.Context, q *store.RunQuery) ([]store.RunRow, error) {
-	afterAt, afterID := store.MaxTime, ""
-	if q.After != nil {
-		afterAt, afterID = q.After.RanAt, q.After.RunID
-	}
+	upper := q.Upper()
 	rows, err := d.r.QueryContext(ctx, runsQuery(q), q.Workspace, q.AutomationID, q.Object, q.RecordID, q.Outcome, q.Reason,
-		q.EventID, us(q.Since), us(q.Until), us(afterAt), afterID, q.Limit+1)
+		q.EventID, us(q.Since), us(upper.RanAt), upper.RunID, q.Limit+1)
 	if err != nil {
 		return nil, err
 	}
@@ -423,13 +421,22 @@ func (d *Driver) Outcomes(ctx context.Context, ws string, ids []string) ([]store
 	})
 }
 
-const selectTotals = `SELECT automation_id, outcome, reason, sum(runs)
+const (
+	selectTotals = `SELECT automation_id, outcome, reason, sum(runs)
 FROM run_counts WHERE workspace = ?1 AND hour >= ?2 AND hour < ?3
 GROUP BY automation_id, outcome, reason`
+	selectTotalsOf = `SELECT automation_id, outcome, reason, sum(runs)
+FROM run_counts WHERE workspace = ?1 AND automation_id = ?4 AND hour >= ?2 AND hour < ?3
+GROUP BY automation_id, outcome, reason`
+)
 
 // Totals implements store.Driver.
-func (d *Driver) Totals(ctx context.Context, ws string, from, to time.Time) ([]store.Count, error) {
-	rows, err := d.r.QueryContext(ctx, selectTotals, ws, us(from), us(to))
+func (d *Driver) Totals(ctx context.Context, ws, automationID string, from, to time.Time) ([]store.Count, error) {
+	q, args := selectTotals, []any{ws, us(from), us(to)}
+	if automationID != "" {
+		q, args = selectTotalsOf, append(args, automationID)
+	}
+	rows, err := d.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -458,12 +465,19 @@ func (d *Driver) Series(ctx context.Context, ws string, ids []string, from, to t
 	})
 }
 
-const selectLatest = `SELECT automation_id, kind, run_id, ran_at, outcome, reason, error
+const (
+	selectLatest = `SELECT automation_id, kind, run_id, ran_at, outcome, reason, error
 FROM automation_latest WHERE workspace = ?1`
+	selectLatestOf = selectLatest + ` AND automation_id = ?2`
+)
 
 // Latest implements store.Driver.
-func (d *Driver) Latest(ctx context.Context, ws string) ([]store.Latest, error) {
-	rows, err := d.r.QueryContext(ctx, selectLatest, ws)
+func (d *Driver) Latest(ctx context.Context, ws, automationID string) ([]store.Latest, error) {
+	q, args := selectLatest, []any{ws}
+	if automationID != "" {
+		q, args = selectLatestOf, append(args, automationID)
+	}
+	rows, err := d.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

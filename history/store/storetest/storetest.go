@@ -201,7 +201,7 @@ func testRedelivery(t *testing.T, s *store.Store, _ store.Driver) {
 	if w := write(t, s, r, r, a, a, o, o); w != (store.Written{}) {
 		t.Fatalf("redelivery wrote %+v, want nothing", w)
 	}
-	st, err := s.Automations(ctx(t), "acme", base.Add(-time.Hour), base.Add(time.Hour))
+	st, err := s.Automations(ctx(t), "acme", "", base.Add(-time.Hour), base.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +491,7 @@ func testInjection(t *testing.T, s *store.Store, _ store.Driver) {
 		if _, err := s.Run(ctx(t), inj, runs[0].RunID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("run of workspace %q: %v", inj, err)
 		}
-		st, err := s.Automations(ctx(t), inj, base.Add(-time.Hour), base.Add(time.Hour))
+		st, err := s.Automations(ctx(t), inj, "", base.Add(-time.Hour), base.Add(time.Hour))
 		if err != nil || len(st) != 0 {
 			t.Fatalf("automations of workspace %q: %v, %v", inj, st, err)
 		}
@@ -584,7 +584,7 @@ func testAutomations(t *testing.T, s *store.Store, _ store.Driver) {
 	// only if nothing later failed.
 	old := NewRun("acme", "closed-won-brief", "evt-old", "opportunity", "006A1", base.Add(-48*time.Hour), "error", "eval_error")
 	write(t, s, old)
-	st, err := s.Automations(ctx(t), "acme", base.Add(-time.Hour), base.Add(time.Hour))
+	st, err := s.Automations(ctx(t), "acme", "", base.Add(-time.Hour), base.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,6 +628,11 @@ func testAutomations(t *testing.T, s *store.Store, _ store.Driver) {
 			}
 		}
 	}
+	one, err := s.Automations(ctx(t), "acme", "closed-won-brief", base.Add(-time.Hour), base.Add(time.Hour))
+	if err != nil || len(one) != 1 || one["closed-won-brief"].Total != st["closed-won-brief"].Total ||
+		one["closed-won-brief"].LastError == nil || one["closed-won-brief"].LastRun.RunID != st["closed-won-brief"].LastRun.RunID {
+		t.Fatalf("one automation's stats %+v, %v; want those of the list", one, err)
+	}
 	h, err := s.Hourly(ctx(t), "acme", []string{"closed-won-brief"}, base.Add(-72*time.Hour), base.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -665,7 +670,7 @@ func testExpire(t *testing.T, s *store.Store, d store.Driver) {
 	if w := want(kept, func(actions.Run) bool { return true }); !slices.Equal(ids(got), w) {
 		t.Fatalf("after expiry: %v\nwant %v", ids(got), w)
 	}
-	st, err := s.Automations(ctx(t), "acme", base.Add(-100*time.Hour), base.Add(3*time.Hour))
+	st, err := s.Automations(ctx(t), "acme", "", base.Add(-100*time.Hour), base.Add(3*time.Hour))
 	if err != nil || st["closed-won-brief"].Total != int64(len(kept)) {
 		t.Fatalf("counts after expiry: %+v, %v", st["closed-won-brief"], err)
 	}
@@ -673,7 +678,7 @@ func testExpire(t *testing.T, s *store.Store, d store.Driver) {
 	if _, err := s.Expire(ctx(t), base.Add(3*time.Hour), 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	st, err = s.Automations(ctx(t), "acme", base.Add(-100*time.Hour), base.Add(3*time.Hour))
+	st, err = s.Automations(ctx(t), "acme", "", base.Add(-100*time.Hour), base.Add(3*time.Hour))
 	if err != nil || len(st) != 0 {
 		t.Fatalf("stats after expiring everything: %+v, %v", st, err)
 	}
@@ -723,7 +728,7 @@ func testConcurrentWrites(t *testing.T, s *store.Store, _ store.Driver) {
 	if len(got) != len(all) {
 		t.Fatalf("%d runs stored, want %d", len(got), len(all))
 	}
-	st, err := s.Automations(ctx(t), "acme", base.Add(-time.Hour), base.Add(time.Hour))
+	st, err := s.Automations(ctx(t), "acme", "", base.Add(-time.Hour), base.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

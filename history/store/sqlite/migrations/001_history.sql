@@ -54,7 +54,7 @@ CREATE TABLE run_counts (
     runs          INTEGER NOT NULL,
     PRIMARY KEY (workspace, automation_id, hour, outcome, reason)
 );
-CREATE INDEX run_counts_hour ON run_counts (workspace, hour);
+CREATE INDEX run_counts_hour ON run_counts (workspace, hour, automation_id, outcome, reason, runs);
 
 CREATE TABLE automation_latest (
     workspace     TEXT    NOT NULL,
