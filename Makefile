@@ -23,13 +23,14 @@ GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testd
 build:
 	$(GO) build -o bin/whenthen ./cmd/whenthen
 
-# scripts/with-redis.sh provides the Redis the tests need (and installs
-# redis-server as root if it is missing).
+# scripts/with-services.sh provides what the tests need: PostgreSQL and
+# Chromium (for the run history), then Redis through scripts/with-redis.sh,
+# installing each as root if it is missing.
 # Allocation tests of pooled code run again without -race, which makes
 # sync.Pool drop items. The short fuzz run after the tests keeps every fuzz
 # target exercised in CI.
 test:
-	scripts/with-redis.sh $(GO) test $(TEST_FLAGS) ./...
+	scripts/with-services.sh $(GO) test $(TEST_FLAGS) ./...
 	$(GO) test -count=1 -run 'Allocs' ./internal/jsonx/...
 	$(MAKE) fuzz-short
 

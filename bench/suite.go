@@ -47,6 +47,8 @@ type Options struct {
 	// Deliver sizes the delivery benchmark (deliver.go); NoDeliver skips it.
 	Deliver   DeliverOptions
 	NoDeliver bool
+	// History, if set, runs the run history's benchmark (bench/history.go).
+	History *HistoryOptions
 
 	// Load is the rule set whose loading is measured in a fresh process;
 	// default 100,000 automations over 1,000 workspaces. When a scenario
@@ -158,6 +160,7 @@ type Results struct {
 	E2E     *E2EResult       `json:"e2e,omitempty"`
 	Load    *LoadResult      `json:"load,omitempty"`
 	Deliver *DeliverResult   `json:"deliver,omitempty"`
+	History *HistoryResult   `json:"history,omitempty"`
 	// Goals are the issue's targets, for the parts that were run.
 	Goals []Goal `json:"goals,omitempty"`
 	// Seconds is how long the suite took.
@@ -243,6 +246,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			return nil, fmt.Errorf("bench: deliver: %w", err)
 		}
 	}
+	if o.History != nil {
+		if res.History, err = RunHistory(ctx, *o.History, log); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
 	res.Goals = goals(res)
 	res.Seconds = time.Since(began).Seconds()
 	return res, nil
@@ -297,6 +305,9 @@ func goals(res *Results) []Goal {
 	}
 	if d := res.Deliver; d != nil {
 		out = append(out, deliverGoals(d)...)
+	}
+	if res.History != nil {
+		out = append(out, historyGoals(res.History)...)
 	}
 	if l := res.Load; l != nil && l.Automations >= 100_000 {
 		out = append(out,

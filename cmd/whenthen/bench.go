@@ -28,7 +28,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) int {
 	jsonOut := fs.String("json-out", "", "also write the JSON results to `FILE`")
 	fs.BoolVar(&o.Quick, "quick", false, "a smaller run that finishes within a minute on 2 cores")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "use this Redis (redis://...); default: a redis-server child on a free port (redis-server must be installed)")
-	scenarios := fs.String("scenarios", "all", "comma-separated `LIST` of what to run: match scenarios AUTOMATIONS/WORKSPACES (e.g. 10k/1), match (the four of the issue), e2e, load, deliver; or all")
+	scenarios := fs.String("scenarios", "all", "comma-separated `LIST` of what to run: match scenarios AUTOMATIONS/WORKSPACES (e.g. 10k/1), match (the four of the issue), e2e, load, deliver; or all; and history (the run history on PostgreSQL: not part of all)")
 	fs.IntVar(&o.Deliver.Actions, "deliver-actions", 0, "backlog of actions each delivery run drains (default 100000, 20000 with --quick)")
 	fs.IntVar(&o.Events, "events", 0, "distinct events per match scenario (default 200000, 20000 with --quick)")
 	fs.DurationVar(&o.IndexedBudget, "indexed-budget", 0, "most time for the indexed run of a scenario (default 60s, 5s with --quick)")
@@ -43,6 +43,8 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.Int64Var(&o.Seed, "seed", 1, "seed of the generated workloads")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	child := fs.String("child", "", "internal: run one scenario process for the suite, given its JSON `REQUEST`")
+	var hist benchHistory
+	hist.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "usage: whenthen bench [--quick] [--json] [--redis-url URL] [--scenarios LIST] [--load-only N]")
 		fmt.Fprintln(env.stderr, "\nRuns the benchmark suite of bench/: the engine alone on 100, 1k and 10k")
@@ -95,7 +97,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) int {
 		return bad("--e2e-rules: %v", err)
 	}
 	o.E2E.Workload = bench.Workload{Automations: sc.Automations, Workspaces: sc.Workspaces}
-	if err := selectScenarios(&o, *scenarios); err != nil {
+	if err := selectScenarios(&o, hist.apply(&o, *scenarios)); err != nil {
 		return bad("--scenarios: %v", err)
 	}
 	if o.Events < 0 || o.E2E.Events < 0 || o.E2E.Partitions < 1 {
@@ -241,6 +243,7 @@ func printBench(w io.Writer, r *bench.Results) {
 		fmt.Fprintf(w, "  %.2f s (compile %.2f s, index %.2f s), peak RSS %.0f MiB (%s), heap after GC %.0f MiB\n", l.Seconds, l.CompileSeconds, l.IndexSeconds, l.RSSMB, l.RSSSource, l.HeapMB)
 	}
 	printDeliverBench(w, r.Deliver)
+	printBenchHistory(w, r)
 	if len(r.Goals) > 0 {
 		fmt.Fprintf(w, "\ngoals\n\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -48,6 +48,7 @@ type devOptions struct {
 	settle        time.Duration
 	logLevel      string
 	logger        *slog.Logger // the service's, on stderr
+	history       devHistory
 }
 
 // devPace is the pause between two events at --speed 1.
@@ -69,6 +70,7 @@ func runDev(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.BoolVar(&o.once, "exit-after-stream", false, "same as --once")
 	fs.DurationVar(&o.settle, "settle-timeout", 30*time.Second, "with --once, how long to wait after the stream for every automation to run")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "the service's log level on stderr: debug, info, warn or error")
+	o.history.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "usage: whenthen dev [--rules PATH] [--schema FILE] [--events FILE] [--speed X] [--listen ADDR] [--redis-url URL] [--once]")
 		fmt.Fprintln(env.stderr, "\nStarts an in-memory Kafka broker, an embedded Redis and the service on the")
@@ -294,6 +296,10 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 	if err := waitReady(ctx, svc, 30*time.Second); err != nil {
 		return fail("service not ready: %v", err)
 	}
+	if err := o.history.start(ctx, brokers, redisURL, prefix, o.rules, o.schema, o.logger); err != nil {
+		return fail("history: %v", err)
+	}
+	defer o.history.close(env.stderr)
 	sum := set.Summary()
 	broker := brokers[0]
 	out.printf("whenthen dev\n")
@@ -304,6 +310,7 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 		out.printf("  redis     %s  (keys %s*, deleted at exit)\n", redactRedisURL(redisURL), prefix)
 	}
 	out.printf("  metrics   http://%s/metrics  (/healthz, /readyz)\n", svc.MetricsAddr())
+	o.history.banner(out)
 	out.printf("  rules     %s: %s\n", strings.Join(o.rules, ", "), sum)
 	out.printf("%s", deliverer.banner())
 	out.printf("  events    %s (%d events)\n", o.events, len(lines))
