@@ -32,7 +32,8 @@ const (
 type Options struct {
 	// Kafka are the brokers, TLS, SASL and consumer tuning, as `whenthen
 	// run` takes them (service.KafkaOptions); Group defaults to
-	// "whenthen-history"; RunsTopic, ActionsTopic and DLQTopic to the
+	// "whenthen-history" and names the three groups GROUP-runs,
+	// GROUP-actions and GROUP-outcomes, one per topic; RunsTopic, ActionsTopic and DLQTopic to the
 	// engine's defaults. InputTopic is not used.
 	Kafka service.KafkaOptions
 	// OutcomesTopic is the delivery outcomes' topic; default

@@ -45,7 +45,7 @@ func TestDatabaseOutage(t *testing.T) {
 	e.produce(actions.DefaultRunsTopic, batch(0, 10)...)
 	e.waitRuns("acme", 10)
 	waitFor(t, "the first batch's offsets to be committed", func() bool {
-		return e.kafka.Committed("history-outage", actions.DefaultRunsTopic, 0) == 10
+		return e.kafka.Committed("history-outage-runs", actions.DefaultRunsTopic, 0) == 10
 	})
 
 	proxy.Cut()
@@ -59,7 +59,7 @@ func TestDatabaseOutage(t *testing.T) {
 	t.Logf("/readyz during the outage: %s", strings.TrimSpace(body))
 	// Stalled: the new runs' offsets are not committed.
 	time.Sleep(500 * time.Millisecond)
-	if got := e.kafka.Committed("history-outage", actions.DefaultRunsTopic, 0); got != 10 {
+	if got := e.kafka.Committed("history-outage-runs", actions.DefaultRunsTopic, 0); got != 10 {
 		t.Fatalf("committed offset %d during the outage, want 10 (nothing past what is stored)", got)
 	}
 	if v := metricValue(t, e.svc, "whenthen_history_stalled_partitions", nil); v < 1 {
@@ -77,7 +77,7 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Fatalf("%d runs after the outage, want 35", len(runs))
 	}
 	waitFor(t, "the offsets to be committed after the outage", func() bool {
-		return e.kafka.Committed("history-outage", actions.DefaultRunsTopic, 0) == 35
+		return e.kafka.Committed("history-outage-runs", actions.DefaultRunsTopic, 0) == 35
 	})
 	waitFor(t, "/readyz to recover", func() bool {
 		code, _ := e.get("", "/readyz")

@@ -6,8 +6,9 @@
 // (package history/api), the page (package history/web), /metrics,
 // /healthz and /readyz on one address.
 //
-// The consumer is the engine's (ingest.Consumer), one per topic in one
-// consumer group: each partition's records are decoded in order and
+// The consumer is the engine's (ingest.Consumer), one per topic, each in
+// a consumer group of its own (GROUP-runs, GROUP-actions,
+// GROUP-outcomes): each partition's records are decoded in order and
 // written in one transaction per batch; the offsets are committed only
 // after the database committed. Records already stored (a redelivery)
 // are left as they are. A record that cannot be decoded is dead-lettered
@@ -198,13 +199,16 @@ func New(opts Options) (*Service, error) {
 		Registerer: s.reg, Logger: log.With("component", "dead-letters")}); err != nil {
 		return nil, err
 	}
+	// One consumer group per topic (GROUP-runs, GROUP-actions,
+	// GROUP-outcomes): members of one group that subscribe to different
+	// topics would rebalance all three topics whenever one member joins.
 	for _, t := range []struct {
-		topic string
-		kind  recordKind
-	}{{k.RunsTopic, kindRun}, {k.ActionsTopic, kindAction}, {o.OutcomesTopic, kindOutcome}} {
+		topic, group string
+		kind         recordKind
+	}{{k.RunsTopic, "-runs", kindRun}, {k.ActionsTopic, "-actions", kindAction}, {o.OutcomesTopic, "-outcomes", kindOutcome}} {
 		tc := &topicConsumer{s: s, topic: t.topic, kind: t.kind, log: log.With("component", "consumer")}
 		tc.c, err = ingest.NewConsumer(ingest.ConsumerOptions{
-			Brokers: k.Brokers, GroupID: k.Group, Topic: t.topic, Dialer: dialer, Transport: transport,
+			Brokers: k.Brokers, GroupID: k.Group + t.group, Topic: t.topic, Dialer: dialer, Transport: transport,
 			BatchSize: o.BatchSize, CommitInterval: k.CommitInterval, LagInterval: k.LagInterval, MaxWait: k.MaxWait,
 			HeartbeatInterval: k.HeartbeatInterval, SessionTimeout: k.SessionTimeout, RebalanceTimeout: k.RebalanceTimeout,
 			DrainTimeout: o.ShutdownTimeout * 3 / 4,
