@@ -86,6 +86,11 @@ type wire struct {
 	Account     member
 	Opportunity member
 	Schedule    member
+
+	// unknown collects the record members that are no field, when
+	// noteUnknown (DecoderOptions.OnUnknownFields is set).
+	noteUnknown bool
+	unknown     []crm.UnknownField
 }
 
 // member is where a member's value is in the message, and its kind
@@ -127,7 +132,7 @@ func (d *EnvelopeDecoder) Decode(key, value []byte) (*engine.Event, error) {
 	}
 	p := jsonx.Get()
 	defer jsonx.Put(p)
-	w := wire{p: p}
+	w := wire{p: p, noteUnknown: d.opts.OnUnknownFields != nil}
 	if err := w.read(value, present, &offs); err != nil {
 		// precheck accepted the syntax; the parser disagreeing is
 		// unexpected, but the message is still what is wrong.
@@ -136,6 +141,9 @@ func (d *EnvelopeDecoder) Decode(key, value []byte) (*engine.Event, error) {
 	ev, derr := d.event(&w)
 	if derr != nil {
 		return nil, derr
+	}
+	if len(w.unknown) > 0 {
+		d.opts.OnUnknownFields(ev, w.unknown)
 	}
 	return ev, nil
 }
@@ -330,7 +338,13 @@ func (w *wire) find(m member, key string) bool {
 // messages.
 func (w *wire) record(obj *crm.Object, m member, at string, lim crm.Limits) (*crm.Record, *DecodeError) {
 	w.p.Seek(m.off)
-	r, err := obj.ReadRecord(w.p, lim)
+	var r *crm.Record
+	var err error
+	if w.noteUnknown {
+		r, err = obj.ReadRecordUnknown(w.p, lim, &w.unknown)
+	} else {
+		r, err = obj.ReadRecord(w.p, lim)
+	}
 	if perr := w.p.Err(); perr != nil {
 		return nil, decodeErr(ReasonInvalidJSON, "%s", sanitize(perr.Error()))
 	}
