@@ -32,7 +32,9 @@ type TestFile struct {
 	// Schema is the schema path, resolved; "" for the standard schema.
 	Schema    string
 	Workspace string
-	Tests     []*Test
+	// Decoder reads the events; nil for envelopes (decoder.go).
+	Decoder *DecoderConfig
+	Tests   []*Test
 }
 
 // Test is one scenario.
@@ -162,10 +164,15 @@ func ParseTestFile(path string, data []byte) (*TestFile, error) {
 			tf.Workspace, _ = p.str(v, "", "workspace")
 		case "tests":
 			testsNode = v
+		case "decoder":
+			tf.Decoder = p.decoder(v, dir)
 		default:
-			p.errAt(key, "", "unknown key %q (want rules, schema, workspace, tests)", k)
+			p.errAt(key, "", "unknown key %q (want rules, schema, workspace, decoder, tests)", k)
 		}
 	})
+	if tf.Decoder != nil && tf.Decoder.Debezium && tf.Workspace != "" {
+		p.errAt(keyNode(root, "workspace"), "", "workspace applies to envelope events; a Debezium table mapping gives the workspace of its rows")
+	}
 	if len(tf.Rules) == 0 {
 		p.errAt(root, "", "rules is required: the automation files or directories to test")
 	}
