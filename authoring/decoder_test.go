@@ -123,3 +123,16 @@ func TestTestFileDecoderErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestTestFileSyntaxError: a YAML mistake in a test file is reported at
+// its line and column, saying what it is.
+func TestTestFileSyntaxError(t *testing.T) {
+	_, err := ParseTestFile("t.yaml", []byte("rules: [x]\ntests:\n  - name: a\n    events:\n      - {id: e1, type: record.created\n    expect: {}\n"))
+	want := "t.yaml:5:9: invalid YAML: this '{' is not closed on its line (expected '}' before line 6)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	if _, err := ParseTestFile("t.yaml", nil); err == nil || err.Error() != "t.yaml: the file is empty: want a mapping with rules and tests" {
+		t.Fatalf("empty file: %v", err)
+	}
+}

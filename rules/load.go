@@ -135,7 +135,7 @@ func (c *Compiler) loadChunk(srcs []Source, set *Set) ErrorList {
 		fps[i] = fp
 		root, perr := yamlfile.Parse(src.Name, src.Data)
 		if perr != nil {
-			fp.errs = append(fp.errs, &Error{File: perr.File, Line: perr.Line, Col: 1, Msg: perr.Msg})
+			fp.errs = append(fp.errs, &Error{File: perr.File, Line: perr.Line, Col: perr.Col, Msg: perr.Msg})
 			return
 		}
 		fp.parseFile(root)
