@@ -167,12 +167,14 @@ func indent(s, prefix string) string {
 type ruleEnv struct {
 	compiler *rules.Compiler
 	set      *rules.Set
-	dec      ingest.Decoder // of the file whose tests run: RunTests sets it, and file
-	file     string
-	clauses  *clauseCache
-	cov      *Coverage
-	unknown  *UnknownFields
-	err      error
+	// dec and file are those of the test file whose tests run: RunTests
+	// sets them (a decoder is the file's, the rules may be shared).
+	dec     ingest.Decoder
+	file    string
+	clauses *clauseCache
+	cov     *Coverage
+	unknown *UnknownFields
+	err     error
 }
 
 // RunTests runs the test files at paths, in order, each test on fresh

@@ -14,7 +14,8 @@ type UnknownField struct {
 // ReadRecordUnknown is ReadRecord that also appends to *unknown each
 // member that is no field of the object, or of a nested object (a
 // tracker's participants), once per object and name. Nothing is appended,
-// nor allocated, for a record without such members.
+// nor allocated, for a record without such members; with unknown nil it
+// is ReadRecord.
 func (o *Object) ReadRecordUnknown(p *jsonx.Parser, lim Limits, unknown *[]UnknownField) (*Record, error) {
 	return o.readRecord(p, lim, unknown)
 }

@@ -483,9 +483,10 @@ func (d *DebeziumDecoder) event(key []byte, p map[string]any, cols map[string]co
 	if ev.Workspace, err = t.rowWorkspace(row, at); err != nil {
 		return nil, err
 	}
-	var unknown *[]crm.UnknownField
+	var unknownList []crm.UnknownField
+	var unknown *[]crm.UnknownField // noted for DecoderOptions.OnUnknownFields only
 	if d.opts.OnUnknownFields != nil {
-		unknown = new([]crm.UnknownField)
+		unknown = &unknownList
 	}
 	m, partial, err := t.fields(row, id, cols, d.unavailable, at, unknown)
 	if err != nil {
@@ -501,8 +502,8 @@ func (d *DebeziumDecoder) event(key []byte, p map[string]any, cols map[string]co
 		}
 	}
 	ev.ID = eventID(qualified, src, p, id)
-	if unknown != nil && len(*unknown) > 0 {
-		d.opts.OnUnknownFields(ev, *unknown)
+	if len(unknownList) > 0 {
+		d.opts.OnUnknownFields(ev, unknownList)
 	}
 	return ev, nil
 }

@@ -338,13 +338,11 @@ func (w *wire) find(m member, key string) bool {
 // messages.
 func (w *wire) record(obj *crm.Object, m member, at string, lim crm.Limits) (*crm.Record, *DecodeError) {
 	w.p.Seek(m.off)
-	var r *crm.Record
-	var err error
+	var unknown *[]crm.UnknownField // noted for DecoderOptions.OnUnknownFields only
 	if w.noteUnknown {
-		r, err = obj.ReadRecordUnknown(w.p, lim, &w.unknown)
-	} else {
-		r, err = obj.ReadRecord(w.p, lim)
+		unknown = &w.unknown
 	}
+	r, err := obj.ReadRecordUnknown(w.p, lim, unknown)
 	if perr := w.p.Err(); perr != nil {
 		return nil, decodeErr(ReasonInvalidJSON, "%s", sanitize(perr.Error()))
 	}
