@@ -13,7 +13,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets for `make fuzz-short`, as PKG:FuzzName, e.g.
 #   FUZZ_TARGETS = ./rules:FuzzLoad ./ingest:FuzzDecode
-FUZZ_TARGETS ?= ./rules:FuzzLoad ./rules:FuzzFastEval ./crm:FuzzDecodeRecord ./internal/jsonx:FuzzJSONX ./ingest:FuzzEnvelopeDecode ./ingest:FuzzDebeziumDecode ./ingest:FuzzPrecheck ./actions:FuzzAppendJSON ./engine:FuzzEvaluate ./delivery:FuzzParseConfig
+FUZZ_TARGETS ?= ./rules:FuzzLoad ./rules:FuzzFastEval ./crm:FuzzDecodeRecord ./internal/jsonx:FuzzJSONX ./internal/yamlfile:FuzzLocate ./ingest:FuzzEnvelopeDecode ./ingest:FuzzDebeziumDecode ./ingest:FuzzPrecheck ./actions:FuzzAppendJSON ./engine:FuzzEvaluate ./delivery:FuzzParseConfig
 FUZZTIME ?= 5s
 
 GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
@@ -31,7 +31,7 @@ build:
 # target exercised in CI.
 test:
 	scripts/with-services.sh $(GO) test $(TEST_FLAGS) ./...
-	$(GO) test -count=1 -run 'Allocs' ./internal/jsonx/...
+	$(GO) test -count=1 -run 'Allocs' ./internal/jsonx/... ./crm/... ./ingest/...
 	$(MAKE) fuzz-short
 
 # Built first and run directly, so that Ctrl-C ends with dev's own exit code.

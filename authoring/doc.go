@@ -3,7 +3,7 @@
 // It decides nothing itself: every verdict comes from running events
 // through engine.Replay with in-memory state, as production would run them.
 //
-//   - Tests (testfile.go, runner.go, match.go, coverage.go, junit.go):
+//   - Tests (testfile.go, decoder.go, runner.go, match.go, coverage.go, junit.go):
 //     YAML files of scenarios, each a list of events in simulated time and
 //     the actions and runs expected of them, matched field by field; with
 //     a readable diff on failure, JUnit XML, and coverage: which
@@ -16,6 +16,10 @@
 //     two rule sets, each with its own state, and the actions one produces
 //     and the other does not, per automation. History comes from a JSONL
 //     file or from a Kafka topic read without a consumer group.
+//
+// The tools read envelopes or Debezium change events, as the service
+// does (decoder.go), and note the record fields the events carry that
+// the schema does not declare, for warnings (unknown.go).
 //
 // cmd/whenthen's test, explain and backtest subcommands only parse flags
 // and print what this package returns.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
+	"github.com/whenthen/whenthen/internal/suggest"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -58,6 +60,12 @@ type Explanation struct {
 	// copy of the live state the event reads).
 	State       string                   `json:"state"`
 	Automations []*AutomationExplanation `json:"automations"`
+	// Note says why no automation is a candidate, when none is: the
+	// event's workspace has no automations (Workspaces then lists those
+	// that have, "" for automations without one), or none of its
+	// automations has a trigger for the event.
+	Note       string   `json:"note,omitempty"`
+	Workspaces []string `json:"workspaces,omitempty"`
 }
 
 // EventSummary identifies the event explained.
@@ -151,7 +159,10 @@ func Explain(ctx context.Context, opts ExplainOptions, ev *engine.Event) (*Expla
 		}
 	}
 	schema := opts.Compiler.Schema()
-	x := &Explanation{Event: summarize(ev), State: "memory"}
+	x := &Explanation{Event: summarize(ev), State: "memory", Automations: []*AutomationExplanation{}}
+	if opts.Automation == "" && len(cands) == 0 {
+		x.Note, x.Workspaces = noCandidates(opts.Set, ev)
+	}
 	var mem *store.Memory
 	var err error
 	if opts.Live != nil {
@@ -192,6 +203,73 @@ func Explain(ctx context.Context, opts ExplainOptions, ev *engine.Event) (*Expla
 		x.Automations = append(x.Automations, explainOne(ctx, a, ev, bd, cc, runs[a.ID], acts))
 	}
 	return x, nil
+}
+
+// noCandidates says why no automation of set is a candidate for ev: its
+// workspace has none (and which workspaces have, with a did-you-mean), or
+// none of them has a trigger that takes the event.
+func noCandidates(set *rules.Set, ev *engine.Event) (string, []string) {
+	n := 0
+	seen := map[string]bool{}
+	var workspaces []string
+	for _, a := range set.Automations {
+		if a.Workspace == ev.Workspace {
+			n++
+		}
+		if !seen[a.Workspace] {
+			seen[a.Workspace] = true
+			workspaces = append(workspaces, a.Workspace)
+		}
+	}
+	sort.Strings(workspaces)
+	if n > 0 && ev.Workspace == "" {
+		return fmt.Sprintf("the event names no workspace; of the %d %s without one, none has a %s", n, plural(n, "automation"), wantedTrigger(ev)), nil
+	}
+	if n > 0 {
+		return fmt.Sprintf("workspace %q has %d %s, and none has a %s", ev.Workspace, n, plural(n, "automation"), wantedTrigger(ev)), nil
+	}
+	if len(workspaces) == 0 {
+		return "the rules have no automations", nil
+	}
+	var named []string
+	for _, w := range workspaces {
+		if w != "" {
+			named = append(named, w)
+		}
+	}
+	var b strings.Builder
+	if ev.Workspace == "" {
+		b.WriteString("the event names no workspace, and no automation without a workspace takes it")
+	} else {
+		fmt.Fprintf(&b, "no automation of workspace %q takes this event", ev.Workspace)
+	}
+	b.WriteString("; the rules have automations ")
+	switch {
+	case len(named) == 0:
+		b.WriteString("without a workspace only")
+	default:
+		fmt.Fprintf(&b, "for %s %s", plural(len(named), "workspace"), strings.Join(named, ", "))
+		if seen[""] {
+			b.WriteString(", and without a workspace")
+		}
+	}
+	if ev.Workspace != "" {
+		if near, ok := suggest.Nearest(ev.Workspace, named); ok {
+			fmt.Fprintf(&b, " (did you mean %q?)", near)
+		}
+	}
+	return b.String(), workspaces
+}
+
+// wantedTrigger names the triggers that take ev, as candidate chooses them.
+func wantedTrigger(ev *engine.Event) string {
+	switch ev.Type {
+	case engine.TypeTrackerDetected:
+		return "tracker trigger"
+	case engine.TypeScheduleFired:
+		return "schedule trigger"
+	}
+	return "record or date trigger on " + ev.Object
 }
 
 // copyLive copies what ev reads of the live state into fresh in-memory
@@ -453,6 +531,9 @@ func (x *Explanation) WriteText(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "%d candidate %s, %d completed\n", len(x.Automations), plural(len(x.Automations), "automation"), fires)
+	if x.Note != "" {
+		fmt.Fprintln(w, x.Note)
+	}
 	for _, a := range x.Automations {
 		fmt.Fprintln(w)
 		status := a.Outcome

@@ -80,6 +80,9 @@ type TestReport struct {
 	Coverage []*Coverage
 	// NotSelected counts the tests Run left out.
 	NotSelected int
+	// UnknownFields are the record fields the events carry that the
+	// schema does not declare (dropped), each where it was first seen.
+	UnknownFields []UnknownFieldNote
 }
 
 // Counts returns how many tests passed, failed and errored; files that
@@ -164,10 +167,14 @@ func indent(s, prefix string) string {
 type ruleEnv struct {
 	compiler *rules.Compiler
 	set      *rules.Set
-	dec      *ingest.EnvelopeDecoder
-	clauses  *clauseCache
-	cov      *Coverage
-	err      error
+	// dec and file are those of the test file whose tests run: RunTests
+	// sets them (a decoder is the file's, the rules may be shared).
+	dec     ingest.Decoder
+	file    string
+	clauses *clauseCache
+	cov     *Coverage
+	unknown *UnknownFields
+	err     error
 }
 
 // RunTests runs the test files at paths, in order, each test on fresh
@@ -179,6 +186,8 @@ func RunTests(ctx context.Context, paths []string, opts TestOptions) *TestReport
 	}
 	rep := &TestReport{}
 	envs := map[string]*ruleEnv{}
+	unknown := &UnknownFields{}
+	defer func() { rep.UnknownFields = unknown.Notes() }()
 	for _, path := range paths {
 		fr := &FileResult{Path: path}
 		rep.Files = append(rep.Files, fr)
@@ -200,6 +209,11 @@ func RunTests(ctx context.Context, paths []string, opts TestOptions) *TestReport
 			fr.Err = fmt.Errorf("rules: %w", env.err)
 			continue
 		}
+		if env.dec, err = tf.Decoder.newDecoder(env.compiler.Schema(), env.compiler.Limits(), unknown.Observe); err != nil {
+			fr.Err = err
+			continue
+		}
+		env.file, env.unknown = path, unknown
 		for _, t := range tf.Tests {
 			if opts.Run != nil && !opts.Run.MatchString(t.Name) {
 				rep.NotSelected++
@@ -256,12 +270,7 @@ func loadRuleEnv(tf *TestFile) *ruleEnv {
 		env.err = err
 		return env
 	}
-	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: schema, Limits: c.Limits()})
-	if err != nil {
-		env.err = err
-		return env
-	}
-	env.compiler, env.set, env.dec = c, set, dec
+	env.compiler, env.set = c, set
 	env.clauses = newClauseCache(c)
 	env.cov = newCoverage(tf.Rules, set, env.clauses)
 	return env
@@ -277,6 +286,7 @@ func (env *ruleEnv) run(ctx context.Context, t *Test, log *slog.Logger) *TestRes
 	}
 	events := make([]*engine.Event, len(t.Events))
 	for i, src := range t.Events {
+		env.unknown.Where = fmt.Sprintf("%s:%d", env.file, src.Line)
 		ev, err := env.dec.Decode(nil, src.JSON)
 		if err != nil {
 			fail(Errored, "event %d (line %d) is not a valid event: %s: %s\n", i+1, src.Line, ingest.Reason(err), ingest.Detail(err))

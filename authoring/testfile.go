@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/whenthen/whenthen/internal/yamlfile"
 )
 
 // TestFile is a parsed scenario test file:
@@ -20,6 +22,7 @@ import (
 //	rules: [../automations]   # paths relative to the file
 //	schema: ../schema.yaml    # optional
 //	workspace: acme           # optional: the workspace of events that name none
+//	decoder: {config: FILE}   # optional: Debezium change events (decoder.go)
 //	tests:
 //	  - name: ...
 //	    events: [...]         # event envelopes (docs/events.md), in order
@@ -32,7 +35,9 @@ type TestFile struct {
 	// Schema is the schema path, resolved; "" for the standard schema.
 	Schema    string
 	Workspace string
-	Tests     []*Test
+	// Decoder reads the events; nil for envelopes (decoder.go).
+	Decoder *DecoderConfig
+	Tests   []*Test
 }
 
 // Test is one scenario.
@@ -134,14 +139,13 @@ func LoadTestFile(path string) (*TestFile, error) {
 // resolved against the directory of path.
 func ParseTestFile(path string, data []byte) (*TestFile, error) {
 	p := &testParser{file: path}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, ErrorList{{File: path, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	root, perr := yamlfile.Parse(path, data)
+	if perr != nil {
+		return nil, ErrorList{{File: perr.File, Line: perr.Line, Col: perr.Col, Msg: perr.Msg}}
 	}
 	tf := &TestFile{Path: path}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
-		root = root.Content[0]
+	if root == nil {
+		return nil, ErrorList{{File: path, Msg: "the file is empty: want a mapping with rules and tests"}}
 	}
 	if root.Kind != yaml.MappingNode {
 		return nil, ErrorList{{File: path, Line: root.Line, Col: root.Column, Msg: "want a mapping with rules and tests"}}
@@ -162,10 +166,15 @@ func ParseTestFile(path string, data []byte) (*TestFile, error) {
 			tf.Workspace, _ = p.str(v, "", "workspace")
 		case "tests":
 			testsNode = v
+		case "decoder":
+			tf.Decoder = p.decoder(v, dir)
 		default:
-			p.errAt(key, "", "unknown key %q (want rules, schema, workspace, tests)", k)
+			p.errAt(key, "", "unknown key %q (want rules, schema, workspace, decoder, tests)", k)
 		}
 	})
+	if tf.Decoder != nil && tf.Decoder.Debezium && tf.Workspace != "" {
+		p.errAt(keyNode(root, "workspace"), "", "workspace applies to envelope events; a Debezium table mapping gives the workspace of its rows")
+	}
 	if len(tf.Rules) == 0 {
 		p.errAt(root, "", "rules is required: the automation files or directories to test")
 	}

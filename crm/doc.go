@@ -10,8 +10,10 @@
 // decoders return new ones.
 //
 // schema.go holds the schema and its file format (docs/schema.md),
+// picklist.go the values a schema file may list for a string field,
 // record.go typed records and their limits, record_json.go their JSON
-// form, provider.go the CEL type provider: a misspelled field is a check
+// form, unknown.go the members of that JSON no field holds, provider.go
+// the CEL type provider: a misspelled field is a check
 // error, an absent field reads as its type's zero value (as in proto3),
 // and has() tells whether a field is present.
 package crm

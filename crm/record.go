@@ -69,14 +69,23 @@ func (e *FieldValueError) Error() string {
 // does not know are dropped; a value of the wrong type, or over a limit, is
 // an error naming the field. JSON null marks a field cleared.
 func (o *Object) NewRecord(m map[string]any, lim Limits) (*Record, error) {
+	return o.newRecord(m, lim, nil)
+}
+
+// newRecord is NewRecord that appends the members that are no field to
+// *unknown, when unknown is not nil (unknown.go).
+func (o *Object) newRecord(m map[string]any, lim Limits, unknown *[]UnknownField) (*Record, error) {
 	lim = lim.WithDefaults()
 	r := &Record{obj: o, vals: make([]ref.Val, len(o.Fields))}
 	for k, v := range m {
 		f, ok := o.byName[k]
 		if !ok {
+			if unknown != nil {
+				noteUnknown(unknown, o, k)
+			}
 			continue
 		}
-		cv, err := toCEL(f, v, lim)
+		cv, err := toCEL(f, v, lim, unknown)
 		if err != nil {
 			return nil, &FieldValueError{Object: o.Name, Field: k, Msg: err.Error()}
 		}
@@ -88,7 +97,7 @@ func (o *Object) NewRecord(m map[string]any, lim Limits) (*Record, error) {
 // Empty returns a record of object with no field set.
 func (o *Object) Empty() *Record { return o.zero }
 
-func toCEL(f *Field, v any, lim Limits) (ref.Val, error) {
+func toCEL(f *Field, v any, lim Limits, unknown *[]UnknownField) (ref.Val, error) {
 	if v == nil {
 		return types.NullValue, nil
 	}
@@ -178,7 +187,7 @@ func toCEL(f *Field, v any, lim Limits) (ref.Val, error) {
 			if !ok {
 				return nil, fmt.Errorf("element %d: %w", i, typeErr("object", e))
 			}
-			rec, err := f.Elem.NewRecord(em, lim)
+			rec, err := f.Elem.newRecord(em, lim, unknown)
 			if err != nil {
 				return nil, fmt.Errorf("element %d: %w", i, err)
 			}

@@ -134,6 +134,12 @@ func (o *Object) DecodeRecord(data []byte, lim Limits) (*Record, error) {
 // (then p.Err() != nil) comes before a bad value. A *FieldValueError
 // names the first bad field in schema order.
 func (o *Object) ReadRecord(p *jsonx.Parser, lim Limits) (*Record, error) {
+	return o.readRecord(p, lim, nil)
+}
+
+// readRecord is ReadRecord that appends the members that are no field to
+// *unknown, when unknown is not nil (unknown.go).
+func (o *Object) readRecord(p *jsonx.Parser, lim Limits, unknown *[]UnknownField) (*Record, error) {
 	lim = lim.WithDefaults()
 	r := &Record{obj: o, vals: make([]ref.Val, len(o.Fields))}
 	var bad []error // by field index: the error of the field's value
@@ -141,9 +147,12 @@ func (o *Object) ReadRecord(p *jsonx.Parser, lim Limits) (*Record, error) {
 	for m.Next() {
 		f, ok := o.byName[string(m.Key())]
 		if !ok {
+			if unknown != nil {
+				noteUnknown(unknown, o, string(m.Key()))
+			}
 			continue
 		}
-		v, err := readValue(p, f, lim)
+		v, err := readValue(p, f, lim, unknown)
 		if p.Err() != nil {
 			break
 		}
@@ -171,7 +180,7 @@ func (o *Object) ReadRecord(p *jsonx.Parser, lim Limits) (*Record, error) {
 
 // readValue reads the value of field f that is p's next value, converting
 // it as toCEL does. A syntax error is left in p.Err().
-func readValue(p *jsonx.Parser, f *Field, lim Limits) (ref.Val, error) {
+func readValue(p *jsonx.Parser, f *Field, lim Limits, unknown *[]UnknownField) (ref.Val, error) {
 	if f.Kind == KindString && p.Kind() == jsonx.String {
 		s, err := p.String()
 		if err != nil {
@@ -180,11 +189,11 @@ func readValue(p *jsonx.Parser, f *Field, lim Limits) (ref.Val, error) {
 		if len(s) <= lim.MaxStringBytes {
 			return types.String(s), nil
 		}
-		return toCEL(f, s, lim)
+		return toCEL(f, s, lim, nil)
 	}
 	v, err := p.Value()
 	if err != nil {
 		return nil, nil
 	}
-	return toCEL(f, v, lim)
+	return toCEL(f, v, lim, unknown)
 }

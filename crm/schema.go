@@ -65,6 +65,10 @@ type Field struct {
 	Index  int     // position in Record values
 	Elem   *Object // element object of a KindObjectList field
 	Custom bool    // declared in a schema file rather than built in
+	// Values are the values a string field may hold (a picklist), as the
+	// schema file lists them; nil when any string goes. "" (the value of
+	// an absent field) is always possible. See picklist.go.
+	Values []string
 }
 
 // Object is a record type: one of the CRM objects, or a nested type such as
@@ -207,6 +211,7 @@ func ParseSchema(name string, data []byte) (*Schema, error) {
 	}
 	var errs yamlfile.ErrorList
 	custom := map[string][]customField{}
+	var picks []picklist
 	if root == nil {
 		return buildSchema(nil)
 	}
@@ -257,6 +262,19 @@ func ParseSchema(name string, data []byte) (*Schema, error) {
 						at(fn, "field name %q is a keyword or reserved word of CEL", fn.Value)
 						continue
 					}
+					if ft.Kind == yaml.MappingNode {
+						// {type: T, values: [...]}, or {values: [...]} for a
+						// standard field (picklist.go).
+						if cf, pl, okSpec := fieldSpec(ok.Value, fn, ft, at); okSpec {
+							if cf != nil {
+								custom[ok.Value] = append(custom[ok.Value], *cf)
+							}
+							if pl != nil {
+								picks = append(picks, *pl)
+							}
+						}
+						continue
+					}
 					k, okKind := parseKind(ft.Value)
 					if ft.Kind != yaml.ScalarNode || !okKind {
 						at(ft, "field %s.%s: unknown type %q (want string, int, double, bool, timestamp, list(string) or map(string, dyn))", ok.Value, fn.Value, ft.Value)
@@ -278,6 +296,9 @@ func ParseSchema(name string, data []byte) (*Schema, error) {
 			}
 		}
 		return nil, err
+	}
+	if errs := setValues(s, name, picks); len(errs) > 0 {
+		return nil, errs
 	}
 	return s, nil
 }

@@ -483,7 +483,12 @@ func (d *DebeziumDecoder) event(key []byte, p map[string]any, cols map[string]co
 	if ev.Workspace, err = t.rowWorkspace(row, at); err != nil {
 		return nil, err
 	}
-	m, partial, err := t.fields(row, id, cols, d.unavailable, at)
+	var unknownList []crm.UnknownField
+	var unknown *[]crm.UnknownField // noted for DecoderOptions.OnUnknownFields only
+	if d.opts.OnUnknownFields != nil {
+		unknown = &unknownList
+	}
+	m, partial, err := t.fields(row, id, cols, d.unavailable, at, unknown)
 	if err != nil {
 		return nil, err
 	}
@@ -492,11 +497,14 @@ func (d *DebeziumDecoder) event(key []byte, p map[string]any, cols map[string]co
 	}
 	ev.Partial = partial
 	if op == opUpdate && before != nil {
-		if ev.Before, err = d.changedBefore(t, ev.Record, m, before, id, cols, lim); err != nil {
+		if ev.Before, err = d.changedBefore(t, ev.Record, m, before, id, cols, lim, unknown); err != nil {
 			return nil, err
 		}
 	}
 	ev.ID = eventID(qualified, src, p, id)
+	if len(unknownList) > 0 {
+		d.opts.OnUnknownFields(ev, unknownList)
+	}
 	return ev, nil
 }
 
@@ -504,8 +512,8 @@ func (d *DebeziumDecoder) event(key []byte, p map[string]any, cols map[string]co
 // before row whose values differ from the after row. When the before row
 // lacks a field the after row has (Postgres without REPLICA IDENTITY FULL
 // sends only the key), what changed is unknown and there is no before.
-func (d *DebeziumDecoder) changedBefore(t *table, rec *crm.Record, am, before map[string]any, id string, cols map[string]colType, lim crm.Limits) (*crm.Record, *DecodeError) {
-	bm, _, err := t.fields(before, id, cols, d.unavailable, "before")
+func (d *DebeziumDecoder) changedBefore(t *table, rec *crm.Record, am, before map[string]any, id string, cols map[string]colType, lim crm.Limits, unknown *[]crm.UnknownField) (*crm.Record, *DecodeError) {
+	bm, _, err := t.fields(before, id, cols, d.unavailable, "before", unknown)
 	if err != nil {
 		return nil, err
 	}
@@ -579,8 +587,10 @@ func (t *table) rowWorkspace(row map[string]any, at string) (string, *DecodeErro
 // fields maps a row to the record fields of t's object: columns renamed,
 // columns that are no field dropped, values converted to what
 // crm.Object.NewRecord reads (see convert), and id set. partial reports
-// that a column held the unavailable placeholder and was left out.
-func (t *table) fields(row map[string]any, id string, cols map[string]colType, unavailable, at string) (map[string]any, bool, *DecodeError) {
+// that a column held the unavailable placeholder and was left out. The
+// columns mapped to no field are appended to *unknown, when unknown is
+// not nil, once each.
+func (t *table) fields(row map[string]any, id string, cols map[string]colType, unavailable, at string, unknown *[]crm.UnknownField) (map[string]any, bool, *DecodeError) {
 	out := make(map[string]any, len(row))
 	partial := false
 	for col, v := range row {
@@ -596,6 +606,10 @@ func (t *table) fields(row map[string]any, id string, cols map[string]colType, u
 		}
 		f, ok := t.obj.Field(name)
 		if !ok {
+			// The workspace column is read, if not kept.
+			if unknown != nil && col != t.workspaceColumn && !slices.Contains(*unknown, crm.UnknownField{Object: t.obj.Name, Field: col}) {
+				*unknown = append(*unknown, crm.UnknownField{Object: t.obj.Name, Field: col})
+			}
 			continue
 		}
 		if s, ok := v.(string); ok && s == unavailable {

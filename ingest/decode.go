@@ -76,6 +76,13 @@ type DecoderOptions struct {
 	// make the decoder allocate whatever MaxBytes is. Default 4096, raised
 	// to Limits.MaxListLen and Limits.MaxMapEntries if either is larger.
 	MaxElements int
+	// OnUnknownFields, if set, is called with each event decoded whose
+	// records hold members that are no field of their object (or, for
+	// Debezium, columns mapped to no field), which the decoder drops:
+	// each object and name once per event. It is called from Decode, so
+	// it must be safe for concurrent use; it must not keep fields.
+	// UnknownFieldMetrics.Observe counts them (unknown.go).
+	OnUnknownFields func(ev *engine.Event, fields []crm.UnknownField)
 }
 
 // Defaults of DecoderOptions.

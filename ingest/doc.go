@@ -13,7 +13,10 @@
 // *DecodeError whose Reason is one of a small fixed set (Reasons), fit for
 // a metric label and for the dead-letter header; Detail gives a message
 // that names fields and types but never echoes payload values, for the
-// dead-letter record of the message (actions.DeadLetter).
+// dead-letter record of the message (actions.DeadLetter). Record fields
+// the schema does not declare are dropped, and reported to
+// DecoderOptions.OnUnknownFields; UnknownFieldMetrics counts them
+// (unknown.go).
 //
 // docs/events.md describes the accepted input and every reason.
 package ingest

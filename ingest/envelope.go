@@ -89,6 +89,11 @@ type wire struct {
 	Opportunity member
 	Schedule    member
 	Call        member
+
+	// unknown collects the record members that are no field, when
+	// noteUnknown (DecoderOptions.OnUnknownFields is set).
+	noteUnknown bool
+	unknown     []crm.UnknownField
 }
 
 // member is where a member's value is in the message, and its kind
@@ -130,7 +135,7 @@ func (d *EnvelopeDecoder) Decode(key, value []byte) (*engine.Event, error) {
 	}
 	p := jsonx.Get()
 	defer jsonx.Put(p)
-	w := wire{p: p}
+	w := wire{p: p, noteUnknown: d.opts.OnUnknownFields != nil}
 	if err := w.read(value, present, &offs); err != nil {
 		// precheck accepted the syntax; the parser disagreeing is
 		// unexpected, but the message is still what is wrong.
@@ -139,6 +144,9 @@ func (d *EnvelopeDecoder) Decode(key, value []byte) (*engine.Event, error) {
 	ev, derr := d.event(&w)
 	if derr != nil {
 		return nil, derr
+	}
+	if len(w.unknown) > 0 {
+		d.opts.OnUnknownFields(ev, w.unknown)
 	}
 	return ev, nil
 }
@@ -342,7 +350,11 @@ func (w *wire) find(m member, key string) bool {
 // messages.
 func (w *wire) record(obj *crm.Object, m member, at string, lim crm.Limits) (*crm.Record, *DecodeError) {
 	w.p.Seek(m.off)
-	r, err := obj.ReadRecord(w.p, lim)
+	var unknown *[]crm.UnknownField // noted for DecoderOptions.OnUnknownFields only
+	if w.noteUnknown {
+		unknown = &w.unknown
+	}
+	r, err := obj.ReadRecordUnknown(w.p, lim, unknown)
 	if perr := w.p.Err(); perr != nil {
 		return nil, decodeErr(ReasonInvalidJSON, "%s", sanitize(perr.Error()))
 	}

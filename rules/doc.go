@@ -15,7 +15,8 @@
 //   - env.go builds the CEL environments per trigger shape and compiles
 //     expressions, sharing identical ones; shape.go shares the parse and
 //     check of expressions that differ only in their literals; numeric.go
-//     lets int literals compare with double fields;
+//     lets int literals compare with double fields; picklist.go rejects
+//     a field with listed values compared with a constant outside them;
 //   - analyze.go extracts what the engine's index needs from each compiled
 //     condition; clauses.go compiles a condition's top-level clauses for
 //     the authoring tools;

@@ -363,6 +363,9 @@ func (c *Compiler) compile(key string, expr string, check func(*types.Type) stri
 	if msg := check(outType); msg != "" {
 		return nil, nil, []*celIssue{{msg: msg}}
 	}
+	if iss := picklistIssues(a, c.schema); iss != nil { // picklist.go
+		return nil, nil, iss
+	}
 	est := checked.est
 	if est.Max > c.opts.CostLimit {
 		what := fmt.Sprintf("%d", est.Max)

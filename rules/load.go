@@ -39,6 +39,7 @@ type Summary struct {
 	Files       int            `json:"files"`
 	Automations int            `json:"automations"`
 	Enabled     int            `json:"enabled"`
+	Disabled    int            `json:"disabled"` // enabled: false
 	ByTrigger   map[string]int `json:"by_trigger"`
 	Programs    int            `json:"programs"` // distinct compiled expressions
 }
@@ -60,10 +61,12 @@ func (s *Set) Summary() Summary {
 		}
 	}
 	sum.Programs = len(progs)
+	sum.Disabled = sum.Automations - sum.Enabled
 	return sum
 }
 
-// String is a one-line summary: "3 files, 12 automations (record 7, date 2, ...)".
+// String is a one-line summary: "3 files, 12 automations (record 7, date 2,
+// ...)", and ", 2 disabled" when some are.
 func (s Summary) String() string {
 	var parts []string
 	for _, k := range TriggerKinds {
@@ -75,7 +78,11 @@ func (s Summary) String() string {
 	if len(parts) > 0 {
 		detail = " (" + strings.Join(parts, ", ") + ")"
 	}
-	return fmt.Sprintf("%d %s, %d %s%s", s.Files, plural(s.Files, "file"), s.Automations, plural(s.Automations, "automation"), detail)
+	out := fmt.Sprintf("%d %s, %d %s%s", s.Files, plural(s.Files, "file"), s.Automations, plural(s.Automations, "automation"), detail)
+	if s.Disabled > 0 {
+		out += fmt.Sprintf(", %d disabled", s.Disabled)
+	}
+	return out
 }
 
 func plural(n int, word string) string {
@@ -128,7 +135,7 @@ func (c *Compiler) loadChunk(srcs []Source, set *Set) ErrorList {
 		fps[i] = fp
 		root, perr := yamlfile.Parse(src.Name, src.Data)
 		if perr != nil {
-			fp.errs = append(fp.errs, &Error{File: perr.File, Line: perr.Line, Col: 1, Msg: perr.Msg})
+			fp.errs = append(fp.errs, &Error{File: perr.File, Line: perr.Line, Col: perr.Col, Msg: perr.Msg})
 			return
 		}
 		fp.parseFile(root)

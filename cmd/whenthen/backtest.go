@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/authoring"
-	"github.com/whenthen/whenthen/ingest"
 )
 
 func init() {
@@ -31,8 +30,10 @@ func runBacktest(ctx context.Context, env *cmdEnv, args []string) int {
 	schemaPath := fs.String("schema", "", "schema `FILE` declaring custom fields (for both rule sets)")
 	format := fs.String("format", "text", "output format: text or json")
 	examples := fs.Int("examples", 3, "actions shown per automation, added and removed")
+	var decoder offlineDecoder
+	decoder.flags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: whenthen backtest --rules NEW --baseline OLD (--events FILE | --kafka-brokers HOST:PORT,... --topic T --from TIME [--to TIME]) [--schema FILE] [--format text|json]")
+		fmt.Fprintln(env.stderr, "usage: whenthen backtest --rules NEW --baseline OLD (--events FILE | --kafka-brokers HOST:PORT,... --topic T --from TIME [--to TIME]) [--schema FILE] [--decoder envelope|debezium] [--decoder-config FILE] [--format text|json]")
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseFlags(fs, env, args)
@@ -82,10 +83,10 @@ func runBacktest(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "whenthen backtest: new rules:\n%v\n", err)
 		return 1
 	}
-	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: compiler.Schema(), Limits: compiler.Limits()})
+	dec, err := decoder.build(compiler.Schema(), compiler.Limits(), nil)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "whenthen backtest: %v\n", err)
-		return 1
+		return 2
 	}
 	var src authoring.Source
 	if *eventsPath != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/authoring"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
@@ -32,8 +33,11 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) int {
 	redisURL := fs.String("redis-url", "", "keep state in this Redis (redis://...); default: in memory")
 	prefix := fs.String("redis-prefix", "wt-eval:", "key prefix in --redis-url")
 	until := fs.String("until", "", "at the end, fire the timers due up to this RFC 3339 `TIME`")
+	failOnDLQ := fs.Bool("fail-on-dead-letter", false, "exit 1 when any input line was dead-lettered (after printing every output)")
+	var decoder offlineDecoder
+	decoder.flags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: whenthen eval --rules PATH --events FILE [--schema FILE] [--redis-url URL] [--until TIME]")
+		fmt.Fprintln(env.stderr, "usage: whenthen eval --rules PATH --events FILE [--schema FILE] [--decoder envelope|debezium] [--decoder-config FILE] [--redis-url URL] [--until TIME] [--fail-on-dead-letter]")
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseFlags(fs, env, args)
@@ -91,10 +95,13 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "whenthen eval: %v\n", err)
 		return 1
 	}
-	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: compiler.Schema(), Limits: compiler.Limits()})
+	unknown := &authoring.UnknownFields{OnFirst: func(n authoring.UnknownFieldNote) {
+		fmt.Fprintf(env.stderr, "whenthen eval: warning: %s\n", n)
+	}}
+	dec, err := decoder.build(compiler.Schema(), compiler.Limits(), unknown.Observe)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "whenthen eval: %v\n", err)
-		return 1
+		return 2
 	}
 	in := io.Reader(os.Stdin)
 	if *eventsPath != "-" {
@@ -110,15 +117,17 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) int {
 	defer w.Flush()
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	line := 0
+	line, deadLetters := 0, 0
 	for sc.Scan() {
 		line++
 		raw := sc.Bytes()
 		if len(trimSpace(raw)) == 0 {
 			continue
 		}
+		unknown.Where = fmt.Sprintf("%s:%d", *eventsPath, line)
 		ev, err := dec.Decode(nil, raw)
 		if err != nil {
+			deadLetters++
 			writeJSON(w, map[string]any{"dead_letter": map[string]any{"line": line, "reason": ingest.Reason(err), "detail": ingest.Detail(err)}})
 			continue
 		}
@@ -143,6 +152,11 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) int {
 			fmt.Fprintf(env.stderr, "whenthen eval: --until: %v\n", err)
 			return 1
 		}
+	}
+	if *failOnDLQ && deadLetters > 0 {
+		w.Flush()
+		fmt.Fprintf(env.stderr, "whenthen eval: %s dead-lettered (--fail-on-dead-letter)\n", plural(deadLetters, "line"))
+		return 1
 	}
 	return 0
 }

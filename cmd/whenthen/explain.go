@@ -29,8 +29,10 @@ func runExplain(ctx context.Context, env *cmdEnv, args []string) int {
 	format := fs.String("format", "text", "output format: text or json")
 	redisURL := fs.String("redis-url", "", "explain against the live state in this Redis (redis://...), read only; default: fresh in-memory state")
 	prefix := fs.String("redis-prefix", "", "key prefix of the live state in --redis-url (default the engine's, wt:)")
+	var decoder offlineDecoder
+	decoder.flags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: whenthen explain --rules PATH --event FILE [--automation ID] [--schema FILE] [--format text|json] [--redis-url URL]")
+		fmt.Fprintln(env.stderr, "usage: whenthen explain --rules PATH --event FILE [--automation ID] [--schema FILE] [--decoder envelope|debezium] [--decoder-config FILE] [--format text|json] [--redis-url URL]")
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseFlags(fs, env, args)
@@ -65,10 +67,13 @@ func runExplain(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "whenthen explain: %v\n", err)
 		return 1
 	}
-	dec, err := ingest.NewEnvelopeDecoder(ingest.DecoderOptions{Schema: compiler.Schema(), Limits: compiler.Limits()})
+	unknown := &authoring.UnknownFields{Where: *eventPath, OnFirst: func(n authoring.UnknownFieldNote) {
+		fmt.Fprintf(env.stderr, "whenthen explain: warning: %s\n", n)
+	}}
+	dec, err := decoder.build(compiler.Schema(), compiler.Limits(), unknown.Observe)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "whenthen explain: %v\n", err)
-		return 1
+		return 2
 	}
 	ev, err := dec.Decode(nil, raw)
 	if err != nil {

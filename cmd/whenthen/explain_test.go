@@ -24,6 +24,8 @@ func TestExplainGolden(t *testing.T) {
 		{"account.json", nil, "account.txt"},
 		{"tracker.json", nil, "tracker.txt"},
 		{"tracker.json", []string{"--automation", "closed-won-brief"}, "tracker-closed-won-brief.txt"},
+		{"acmee.json", nil, "acmee.txt"},
+		{"acmee.json", []string{"--format", "json"}, "acmee.golden.json"},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
 			args := append([]string{"explain", "--rules", "../../examples/automations", "--schema", "../../examples/schema.yaml",

@@ -59,17 +59,10 @@ type runConfig struct {
 		Prefix string `yaml:"prefix"`
 		CAFile string `yaml:"ca_file"`
 	} `yaml:"redis"`
-	Rules   []string `yaml:"rules"`
-	Schema  string   `yaml:"schema"`
-	Decoder struct {
-		Type             string                 `yaml:"type"`
-		Tables           map[string]tableConfig `yaml:"tables"`
-		UnavailableValue string                 `yaml:"unavailable_value"`
-		MaxBytes         int                    `yaml:"max_bytes"`
-		MaxDepth         int                    `yaml:"max_depth"`
-		MaxElements      int                    `yaml:"max_elements"`
-	} `yaml:"decoder"`
-	Limits struct {
+	Rules   []string      `yaml:"rules"`
+	Schema  string        `yaml:"schema"`
+	Decoder decoderConfig `yaml:"decoder"`
+	Limits  struct {
 		StringBytes int `yaml:"string_bytes"`
 		ListLen     int `yaml:"list_len"`
 		MapEntries  int `yaml:"map_entries"`
@@ -91,6 +84,32 @@ type runConfig struct {
 		Dedup    time.Duration `yaml:"dedup"`
 		Snapshot time.Duration `yaml:"snapshot"`
 	} `yaml:"ttl"`
+}
+
+// decoderConfig is the decoder section of the config file. The offline
+// commands read it too (--decoder-config, decoder.go).
+type decoderConfig struct {
+	Type             string                 `yaml:"type"`
+	Tables           map[string]tableConfig `yaml:"tables"`
+	UnavailableValue string                 `yaml:"unavailable_value"`
+	MaxBytes         int                    `yaml:"max_bytes"`
+	MaxDepth         int                    `yaml:"max_depth"`
+	MaxElements      int                    `yaml:"max_elements"`
+}
+
+// options are the service's decoder options of the section, with the
+// record value limits lim.
+func (d *decoderConfig) options(lim crm.Limits) service.DecoderOptions {
+	o := service.DecoderOptions{Kind: d.Type, UnavailableValue: d.UnavailableValue, MaxBytes: d.MaxBytes,
+		MaxDepth: d.MaxDepth, MaxElements: d.MaxElements, Limits: lim}
+	if len(d.Tables) > 0 {
+		o.Tables = map[string]ingest.TableMapping{}
+		for name, t := range d.Tables {
+			o.Tables[name] = ingest.TableMapping{Object: t.Object, IDColumn: t.IDColumn, Workspace: t.Workspace,
+				WorkspaceColumn: t.WorkspaceColumn, Columns: t.Columns, TimeUnit: t.TimeUnit}
+		}
+	}
+	return o
 }
 
 // tableConfig is a Debezium table mapping in the config file.
@@ -319,17 +338,8 @@ func (c *runConfig) options(env *cmdEnv) service.Options {
 		KeyFile: c.Kafka.TLS.KeyFile, ServerName: c.Kafka.TLS.ServerName, InsecureSkipVerify: c.Kafka.TLS.InsecureSkipVerify}
 	k.SASL = service.SASLOptions{Mechanism: c.Kafka.SASL.Mechanism, Username: c.Kafka.SASL.Username, Password: c.Kafka.SASL.Password}
 	o.Redis = service.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
-	o.Decoder = service.DecoderOptions{Kind: c.Decoder.Type, UnavailableValue: c.Decoder.UnavailableValue, MaxBytes: c.Decoder.MaxBytes,
-		MaxDepth: c.Decoder.MaxDepth, MaxElements: c.Decoder.MaxElements,
-		Limits: crm.Limits{MaxStringBytes: c.Limits.StringBytes, MaxListLen: c.Limits.ListLen,
-			MaxMapEntries: c.Limits.MapEntries, MaxDepth: c.Limits.MapDepth}}
-	if len(c.Decoder.Tables) > 0 {
-		o.Decoder.Tables = map[string]ingest.TableMapping{}
-		for name, t := range c.Decoder.Tables {
-			o.Decoder.Tables[name] = ingest.TableMapping{Object: t.Object, IDColumn: t.IDColumn, Workspace: t.Workspace,
-				WorkspaceColumn: t.WorkspaceColumn, Columns: t.Columns, TimeUnit: t.TimeUnit}
-		}
-	}
+	o.Decoder = c.Decoder.options(crm.Limits{MaxStringBytes: c.Limits.StringBytes, MaxListLen: c.Limits.ListLen,
+		MaxMapEntries: c.Limits.MapEntries, MaxDepth: c.Limits.MapDepth})
 	return o
 }
 

@@ -49,6 +49,9 @@ func runTest(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	rep := authoring.RunTests(ctx, files, opts)
 	rep.WriteText(env.stdout, *verbose)
+	for _, n := range rep.UnknownFields {
+		fmt.Fprintf(env.stderr, "whenthen test: warning: %s\n", n)
+	}
 	code = 0
 	if !rep.OK() {
 		code = 1

@@ -324,29 +324,8 @@ func (o Options) Validate() error {
 	if len(o.Rules) == 0 {
 		bad("no rule files")
 	}
-	switch o.Decoder.Kind {
-	case "", DecoderEnvelope:
-		if len(o.Decoder.Tables) > 0 {
-			bad("Debezium tables given for the envelope decoder")
-		}
-	case DecoderDebezium:
-		if len(o.Decoder.Tables) == 0 {
-			bad("the debezium decoder needs a table mapping")
-		}
-	default:
-		bad("decoder %q: want envelope or debezium", o.Decoder.Kind)
-	}
-	if o.Decoder.MaxBytes < 0 {
-		bad("negative decoder max bytes %d", o.Decoder.MaxBytes)
-	}
-	if d := o.Decoder.MaxDepth; d < 0 || (d > 0 && d < 8) {
-		bad("decoder max depth %d: want 8 or more (0 for the default)", d)
-	}
-	if o.Decoder.MaxElements < 0 {
-		bad("negative decoder max elements %d", o.Decoder.MaxElements)
-	}
-	if l := o.Decoder.Limits; l.MaxStringBytes < 0 || l.MaxListLen < 0 || l.MaxMapEntries < 0 || l.MaxDepth < 0 {
-		bad("negative record value limit %+v", l)
+	if err := o.Decoder.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.BatchSize < 0 || o.BatchSize > 100_000 {
 		bad("batch size %d: want 1 to 100000", o.BatchSize)
@@ -363,6 +342,38 @@ func (o Options) Validate() error {
 		default:
 			bad("log format %q: want json or text", o.LogFormat)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every invalid decoder option, without building the
+// decoder (NewDecoder checks the table mappings against the schema).
+func (o DecoderOptions) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch o.Kind {
+	case "", DecoderEnvelope:
+		if len(o.Tables) > 0 {
+			bad("Debezium tables given for the envelope decoder")
+		}
+	case DecoderDebezium:
+		if len(o.Tables) == 0 {
+			bad("the debezium decoder needs a table mapping")
+		}
+	default:
+		bad("decoder %q: want envelope or debezium", o.Kind)
+	}
+	if o.MaxBytes < 0 {
+		bad("negative decoder max bytes %d", o.MaxBytes)
+	}
+	if d := o.MaxDepth; d < 0 || (d > 0 && d < 8) {
+		bad("decoder max depth %d: want 8 or more (0 for the default)", d)
+	}
+	if o.MaxElements < 0 {
+		bad("negative decoder max elements %d", o.MaxElements)
+	}
+	if l := o.Limits; l.MaxStringBytes < 0 || l.MaxListLen < 0 || l.MaxMapEntries < 0 || l.MaxDepth < 0 {
+		bad("negative record value limit %+v", l)
 	}
 	return errors.Join(errs...)
 }

@@ -166,7 +166,11 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := newDecoder(o.Decoder, s.schema, s.compiler.Limits())
+	unknown, err := ingest.NewUnknownFieldMetrics(s.reg)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := NewDecoder(o.Decoder, s.schema, s.compiler.Limits(), unknown.Observe)
 	if err != nil {
 		return nil, err
 	}
@@ -210,8 +214,13 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-func newDecoder(o DecoderOptions, schema *crm.Schema, lim crm.Limits) (ingest.Decoder, error) {
-	do := ingest.DecoderOptions{Schema: schema, MaxBytes: o.MaxBytes, MaxDepth: o.MaxDepth, MaxElements: o.MaxElements, Limits: lim}
+// NewDecoder builds the decoder o chooses, of schema's records under lim;
+// onUnknown, if not nil, is told of the record fields the schema does not
+// declare (ingest.DecoderOptions.OnUnknownFields). The offline commands
+// build theirs with it too, so that they read what the service reads.
+func NewDecoder(o DecoderOptions, schema *crm.Schema, lim crm.Limits, onUnknown func(*engine.Event, []crm.UnknownField)) (ingest.Decoder, error) {
+	do := ingest.DecoderOptions{Schema: schema, MaxBytes: o.MaxBytes, MaxDepth: o.MaxDepth, MaxElements: o.MaxElements, Limits: lim,
+		OnUnknownFields: onUnknown}
 	if o.Kind == DecoderDebezium {
 		return ingest.NewDebeziumDecoder(ingest.DebeziumOptions{DecoderOptions: do, Tables: o.Tables, UnavailableValue: o.UnavailableValue})
 	}

@@ -61,8 +61,9 @@ func TestEndToEnd(t *testing.T) {
 		event("006A1", `{"id":"evt-2","type":"record.updated",`+tm+`,"object":"opportunity","record":{"id":"006A1","stage":"Closed Won","amount":250000,"owner_id":"u-7"},"before":{"stage":"Negotiation"}}`),
 		// Still Closed Won (stored state): on_enter does not fire again.
 		event("006A1", `{"id":"evt-3","type":"record.updated",`+tm+`,"object":"opportunity","record":{"id":"006A1","stage":"Closed Won","amount":260000,"owner_id":"u-7"}}`),
-		// A lead with a high score: the lead itself into the flow.
-		event("L1", `{"id":"evt-4","type":"record.created",`+tm+`,"object":"lead","record":{"id":"L1","score":80}}`),
+		// A lead with a high score: the lead itself into the flow. The
+		// schema has no lead_source_v2: dropped and counted.
+		event("L1", `{"id":"evt-4","type":"record.created",`+tm+`,"object":"lead","record":{"id":"L1","score":80,"lead_source_v2":"web"}}`),
 		// An undecodable message in between.
 		event("bad", `{"id":"evt-bad","type":"record.created"`),
 		// Tracker: the two customers into the flow.
@@ -127,6 +128,7 @@ func TestEndToEnd(t *testing.T) {
 		{"whenthen_rule_reloads_total", "result", "failure", 0},
 		{"whenthen_pipeline_stalled_batches", "", "", 0},
 		{"whenthen_consumer_inflight_messages", "", "", 0},
+		{"whenthen_unknown_fields_total", "field", "lead_source_v2", 1},
 	} {
 		if got := metricValue(t, g, m.name, m.label, m.value); got != m.want {
 			t.Errorf("%s{%s=%q} = %v, want %v", m.name, m.label, m.value, got, m.want)
