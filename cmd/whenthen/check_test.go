@@ -10,7 +10,7 @@ import (
 func TestCheckDisabled(t *testing.T) {
 	args := []string{"--schema", "../../rules/testdata/schema.yaml", "../../rules/testdata/all-triggers.good.yaml"}
 	code, out, errs := runCmd(t, append([]string{"check"}, args...)...)
-	if want := "ok: 1 file, 10 automations (record 6, date 1, tracker 2, schedule 1), 1 disabled\n"; code != 0 || out != want {
+	if want := "ok: 1 file, 15 automations (record 6, date 3, tracker 2, schedule 2, call 2), 1 disabled\n"; code != 0 || out != want {
 		t.Fatalf("exit %d, %q (stderr %q); want %q", code, out, errs, want)
 	}
 	code, out, _ = runCmd(t, append([]string{"check", "--format", "json"}, args...)...)
