@@ -16,7 +16,7 @@ func TestCheckDisabled(t *testing.T) {
 	code, out, _ = runCmd(t, append([]string{"check", "--format", "json"}, args...)...)
 	var rep checkReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || rep.Summary == nil ||
-		rep.Summary.Disabled != 1 || rep.Summary.Enabled != 9 || rep.Summary.Automations != 10 {
+		rep.Summary.Disabled != 1 || rep.Summary.Enabled != 14 || rep.Summary.Automations != 15 {
 		t.Fatalf("exit %d, %v:\n%s", code, err, out)
 	}
 	code, out, _ = runCmd(t, "check", "--format", "json", "--schema", "../../examples/schema.yaml", "../../examples/automations")
