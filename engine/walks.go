@@ -47,10 +47,14 @@ type cronSchedule struct {
 	a       *rules.Automation
 	ref     store.WalkRef
 	related rules.Related
-	// next caches the next tick after the mark last read: the store is
-	// not asked again before it.
-	next atomic.Int64
+	// next caches the next tick after the mark last read, at checked
+	// (Unix ms): the store is not asked again before that tick, or before
+	// markRecheck has passed (a tool may have moved the mark: SetWalkMark).
+	next, checked atomic.Int64
 }
+
+// markRecheck is how long a schedule's cached next tick is trusted.
+const markRecheck = 10 * time.Second
 
 func newCronSchedule(a *rules.Automation) *cronSchedule {
 	return &cronSchedule{a: a, ref: ScheduleWalk(a), related: related(a)}
@@ -108,7 +112,7 @@ func (b *batch) dueWalks(ctx context.Context, upTo, now time.Time) ([]walk, erro
 	sim := b.e.opts.SimulatedTime
 	for _, w := range b.ix.byWS {
 		for _, c := range w.crons {
-			if n := c.next.Load(); n != 0 && time.UnixMilli(n).After(upTo) {
+			if n := c.next.Load(); n != 0 && time.UnixMilli(n).After(upTo) && now.UnixMilli()-c.checked.Load() < markRecheck.Milliseconds() {
 				continue
 			}
 			cands = append(cands, walk{kind: walkTick, ref: c.ref, cron: c})
@@ -150,6 +154,7 @@ func (b *batch) dueWalks(ctx context.Context, upTo, now time.Time) ([]walk, erro
 			cr := c.cron.a.Trigger.Cron
 			next := cr.Next(mark)
 			c.cron.next.Store(next.UnixMilli())
+			c.cron.checked.Store(now.UnixMilli())
 			if sim {
 				c.at = next
 			} else {

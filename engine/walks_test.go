@@ -106,6 +106,23 @@ func TestScheduleTicks(t *testing.T) {
 			t.Fatalf("run %+v", r)
 		}
 	})
+	t.Run("a mark a tool moves back is seen within markRecheck", func(t *testing.T) {
+		h := newHarness(t, weekly)
+		h.now = sunday
+		h.process(opp("o1", "Negotiation"))
+		h.fireAll(h.now, 100) // first sight: mark now, next tick Monday cached
+		a, _ := h.e.Rules().Automation("stale-deals")
+		lastMonday := monday.Add(-7 * 24 * time.Hour)
+		if err := h.store.(*store.Redis).SetWalkMark(context.Background(), ScheduleWalk(a), fmt.Sprint(lastMonday.UnixMilli()-1)); err != nil {
+			t.Fatal(err)
+		}
+		h.now = sunday.Add(time.Second)
+		lines, _ := h.fireAll(h.now, 100)
+		expect(t, runsOf(lines, "stale-deals")) // the cached next tick is trusted
+		h.now = sunday.Add(markRecheck + time.Second)
+		lines, _ = h.fireAll(h.now, 100)
+		expect(t, runsOf(lines, "stale-deals"), "action stale-deals o1 flow:nudge:c-o1")
+	})
 	t.Run("after downtime, the latest tick only, late", func(t *testing.T) {
 		h := newHarness(t, weekly)
 		h.now = sunday
