@@ -16,9 +16,15 @@ type activation struct {
 	record, before, account, opportunity, tracker, call, event ref.Val
 	changed                                                    ref.Val
 	now                                                        ref.Val
-	// lazy and lazyChanged build the event and changed variables on first
-	// use: most conditions read neither.
-	lazy, lazyChanged func() ref.Val
+	// The event, changed and now variables are built on first use from
+	// these (most conditions read none): ev's fields and the time by b,
+	// and the fields after changed from before (from the empty record if
+	// created).
+	b               *batch
+	ev              *Event
+	lazyChanged     bool
+	after, prior    *crm.Record
+	createdByChange bool
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -32,10 +38,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		v = a.before
 	case rules.VarChanged:
 		if a.changed == nil {
-			a.changed = emptyStrings
-			if a.lazyChanged != nil {
-				a.changed = a.lazyChanged()
-			}
+			a.changed = a.changedValue()
 		}
 		v = a.changed
 	case rules.VarAccount:
@@ -47,17 +50,32 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case rules.VarCall:
 		v = a.call
 	case rules.VarEvent:
-		if a.event == nil && a.lazy != nil {
-			a.event = a.lazy()
+		if a.event == nil && a.ev != nil {
+			a.event = a.b.eventValue(a.ev.ID, a.ev.Type, a.ev.Time, a.ev.Object, a.ev.Workspace)
 		}
 		v = a.event
 	case rules.VarNow:
+		if a.now == nil && a.b != nil {
+			a.now = types.Timestamp{Time: a.b.now}
+		}
 		v = a.now
 	}
 	return v, v != nil
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
+
+// changedValue is the changed variable: the fields the change set.
+func (a *activation) changedValue() ref.Val {
+	switch {
+	case !a.lazyChanged:
+	case a.prior != nil:
+		return types.NewStringList(types.DefaultTypeAdapter, a.prior.Changed(a.after))
+	case a.createdByChange:
+		return types.NewStringList(types.DefaultTypeAdapter, a.after.Changed(a.after.Object().Empty()))
+	}
+	return emptyStrings
+}
 
 var emptyStrings = types.NewStringList(types.DefaultTypeAdapter, nil)
 

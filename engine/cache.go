@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/list"
 	"sync"
 	"sync/atomic"
 
@@ -48,7 +47,9 @@ func (b *CacheBudget) Partition() *StateCache {
 	if b == nil || b.max <= 0 {
 		return nil
 	}
-	return &StateCache{budget: b, entries: map[store.RecordRef]*list.Element{}}
+	c := &StateCache{budget: b, entries: map[store.RecordRef]*cacheEntry{}}
+	c.lru.prev, c.lru.next = &c.lru, &c.lru
+	return c
 }
 
 // Used is the bytes the caches of the budget hold.
@@ -59,15 +60,30 @@ func (b *CacheBudget) Used() int64 { return b.used.Load() }
 type StateCache struct {
 	budget  *CacheBudget
 	mu      sync.Mutex
-	entries map[store.RecordRef]*list.Element
-	lru     list.List // of *cacheEntry, most recently used first
-	bytes   int64
+	entries map[store.RecordRef]*cacheEntry
+	// lru is the sentinel of a ring of the entries, most recently used
+	// first (lru.next).
+	lru   cacheEntry
+	n     int
+	bytes int64
 }
 
 type cacheEntry struct {
-	ref  store.RecordRef
-	data []byte
-	size int64
+	ref        store.RecordRef
+	data       []byte
+	size       int64
+	prev, next *cacheEntry
+}
+
+func (c *StateCache) unlink(e *cacheEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (c *StateCache) pushFront(e *cacheEntry) {
+	e.prev, e.next = &c.lru, c.lru.next
+	c.lru.next.prev = e
+	c.lru.next = e
 }
 
 // Reset empties the cache: its partition's records may have been written
@@ -79,21 +95,22 @@ func (c *StateCache) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.budget.used.Add(-c.bytes)
-	c.entries = map[store.RecordRef]*list.Element{}
-	c.lru.Init()
-	c.bytes = 0
+	c.entries = map[store.RecordRef]*cacheEntry{}
+	c.lru.prev, c.lru.next = &c.lru, &c.lru
+	c.n, c.bytes = 0, 0
 }
 
 // get returns the stored form of ref's snapshot, if the cache has it.
 func (c *StateCache) get(ref store.RecordRef) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.entries[ref]
+	e, ok := c.entries[ref]
 	if !ok {
 		return nil, false
 	}
-	c.lru.MoveToFront(el)
-	return el.Value.(*cacheEntry).data, true
+	c.unlink(e)
+	c.pushFront(e)
+	return e.data, true
 }
 
 // put keeps data as ref's stored snapshot, evicting the least recently
@@ -102,17 +119,28 @@ func (c *StateCache) put(ref store.RecordRef, data []byte) {
 	size := int64(len(data)+len(ref.Workspace)+len(ref.Object)+len(ref.ID)) + cacheEntryOverhead
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[ref]; ok {
-		c.drop(el)
-	}
-	if size > c.budget.max {
+	e, ok := c.entries[ref]
+	switch {
+	case size > c.budget.max:
+		if ok {
+			c.drop(e)
+		}
 		return
+	case ok: // the usual case: a record seen before, updated in place
+		c.unlink(e)
+		c.bytes += size - e.size
+		c.budget.used.Add(size - e.size)
+		e.data, e.size = data, size
+	default:
+		e = &cacheEntry{ref: ref, data: data, size: size}
+		c.entries[ref] = e
+		c.n++
+		c.bytes += size
+		c.budget.used.Add(size)
 	}
-	c.entries[ref] = c.lru.PushFront(&cacheEntry{ref: ref, data: data, size: size})
-	c.bytes += size
-	c.budget.used.Add(size)
-	for c.budget.used.Load() > c.budget.max && c.lru.Len() > 1 {
-		c.drop(c.lru.Back())
+	c.pushFront(e)
+	for c.budget.used.Load() > c.budget.max && c.n > 1 {
+		c.drop(c.lru.prev)
 	}
 }
 
@@ -120,14 +148,15 @@ func (c *StateCache) put(ref store.RecordRef, data []byte) {
 func (c *StateCache) remove(ref store.RecordRef) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[ref]; ok {
-		c.drop(el)
+	if e, ok := c.entries[ref]; ok {
+		c.drop(e)
 	}
 }
 
-func (c *StateCache) drop(el *list.Element) {
-	e := c.lru.Remove(el).(*cacheEntry)
+func (c *StateCache) drop(e *cacheEntry) {
+	c.unlink(e)
 	delete(c.entries, e.ref)
+	c.n--
 	c.bytes -= e.size
 	c.budget.used.Add(-e.size)
 }
@@ -136,5 +165,5 @@ func (c *StateCache) drop(el *list.Element) {
 func (c *StateCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.lru.Len()
+	return c.n
 }

@@ -36,6 +36,16 @@ func TestStateCacheBudget(t *testing.T) {
 	if _, ok := p1.get(ref(0)); !ok {
 		t.Fatal("a recently read entry was evicted first")
 	}
+	// A record saved again replaces its entry: the count stays, the
+	// bytes follow the new size.
+	n1, used := p1.len(), b.Used()
+	p1.put(ref(50), make([]byte, 110))
+	if p1.len() != n1 || b.Used() != used+10 {
+		t.Fatalf("update: %d entries (was %d), used %d (was %d)", p1.len(), n1, b.Used(), used)
+	}
+	if got, _ := p1.get(ref(50)); len(got) != 110 {
+		t.Fatalf("update kept %d bytes", len(got))
+	}
 	before := b.Used()
 	n := p2.len()
 	p2.Reset()

@@ -200,6 +200,12 @@ type batch struct {
 	// batch's saves by record, so that a record saved twice is saved once.
 	cache *StateCache
 	saved map[store.RecordRef]int
+	// snaps is where the batch's new snapshots are allocated, a slab at
+	// a time.
+	snaps []store.Snapshot
+	// sizeHint is how many events the batch has: what its per-record
+	// tables are sized for.
+	sizeHint int
 }
 
 // newBatch starts a batch that claims with token ("": a fresh random one).
@@ -232,6 +238,8 @@ func (e *Engine) ProcessCached(ctx context.Context, events []*Event, token strin
 	start := time.Now()
 	b := e.newBatch(e.ix.Load(), token)
 	b.cache, b.out.cache = cache, cache
+	b.sizeHint = len(events)
+	b.state = make(map[store.RecordRef]*store.Snapshot, len(events))
 	b.out.writes.Encoded = cache != nil
 	if err := b.loadState(ctx, events); err != nil {
 		return nil, err
@@ -384,9 +392,9 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 		prior = stored.Record
 	}
 	if keep {
-		snap := store.Snapshot{Record: after, Time: ev.Time}
-		b.state[sref] = &snap
-		b.save(store.Save{Ref: sref, Snapshot: snap, KeepUntil: latestDue(w, ev.Object, after)})
+		snap := b.newSnapshot(after, ev.Time)
+		b.state[sref] = snap
+		b.save(store.Save{Ref: sref, Snapshot: *snap, KeepUntil: latestDue(w, ev.Object, after)})
 	}
 	if w == nil {
 		return
@@ -405,15 +413,7 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	act := b.activation(ev, after, before, nil)
 	b.bindRelated(act, ev, after, g.related)
 	// changed is computed when a condition first reads it.
-	act.lazyChanged = func() ref.Val {
-		switch {
-		case before != nil:
-			return types.NewStringList(types.DefaultTypeAdapter, before.Changed(after))
-		case ev.Type == TypeRecordCreated:
-			return types.NewStringList(types.DefaultTypeAdapter, after.Changed(after.Object().Empty()))
-		}
-		return emptyStrings
-	}
+	act.lazyChanged, act.after, act.prior, act.createdByChange = true, after, before, ev.Type == TypeRecordCreated
 	created := ev.Type == TypeRecordCreated
 	b.match(ctx, ev, g, after, func(a *rules.Automation, act *activation) (held, looked bool, err error) {
 		// on_enter: the condition must not have held before the change.
@@ -434,11 +434,9 @@ func (b *batch) activation(ev *Event, after, before *crm.Record, changed ref.Val
 		opportunity: orEmpty(ev.Opportunity, opp),
 		tracker:     orEmpty(ev.Tracker, s.Tracker),
 		call:        orEmpty(ev.Call, s.Call),
-		now:         types.Timestamp{Time: b.now},
 		changed:     changed,
-		lazy: func() ref.Val {
-			return b.eventValue(ev.ID, ev.Type, ev.Time, ev.Object, ev.Workspace)
-		},
+		b:           b,
+		ev:          ev,
 	}
 	if after != nil {
 		act.record = after
@@ -855,11 +853,21 @@ func decide(c *store.Claim) (outcome, reason string, emit []bool) {
 	}
 }
 
+// newSnapshot allocates a snapshot from the batch's slab.
+func (b *batch) newSnapshot(r *crm.Record, t time.Time) *store.Snapshot {
+	if len(b.snaps) == cap(b.snaps) {
+		b.snaps = make([]store.Snapshot, 0, 64)
+	}
+	b.snaps = append(b.snaps, store.Snapshot{Record: r, Time: t})
+	return &b.snaps[len(b.snaps)-1]
+}
+
 // save queues a record's snapshot for Commit; a record saved earlier in
 // the batch is saved once, with its latest state.
 func (b *batch) save(sv store.Save) {
 	if b.saved == nil {
-		b.saved = map[store.RecordRef]int{}
+		b.saved = make(map[store.RecordRef]int, b.sizeHint)
+		b.out.writes.Saves = make([]store.Save, 0, b.sizeHint)
 	}
 	w := &b.out.writes
 	if i, ok := b.saved[sv.Ref]; ok {
