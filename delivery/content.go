@@ -16,6 +16,17 @@ import (
 // snapshotTimeout bounds reading an action's record snapshots.
 const snapshotTimeout = 5 * time.Second
 
+// The engine saves a batch's record snapshots once Kafka has
+// acknowledged its actions, so an action can arrive here a moment before
+// the snapshot of the event that fired it. An action fired by an event of
+// its own record waits for that snapshot: it reads again, freshPoll
+// apart, for at most freshWait after the action fired, then goes on with
+// the snapshot there is (docs/delivery.md).
+const (
+	freshWait = 2 * time.Second
+	freshPoll = 25 * time.Millisecond
+)
+
 // attempt is one try of one job at one destination: what a sender needs.
 type attempt struct {
 	act  *actions.Action
@@ -150,6 +161,9 @@ func (a *attempt) records(ctx context.Context) (rec, related, person *recordView
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if snaps, err = a.awaitOwn(ctx, refs, snaps); err != nil {
+		return nil, nil, nil, err
+	}
 	i := 0
 	if a.act.Object != "" && a.act.RecordID != "" {
 		if rec, err = a.view(refs[0], snaps[0]); err != nil {
@@ -177,6 +191,48 @@ func (a *attempt) records(ctx context.Context) (rec, related, person *recordView
 		}
 	}
 	return rec, related, nil, nil
+}
+
+// firedByOwnEvent tells whether an action was fired by an event of its
+// own record (not by a timer, a schedule tick, a tracker or a call).
+func firedByOwnEvent(a *actions.Action) bool {
+	return a.Object != "" && a.RecordID != "" &&
+		!strings.HasPrefix(a.EventID, "timer-") && !strings.HasPrefix(a.EventID, "tick-")
+}
+
+// awaitOwn returns snaps with the action's own record (refs[0]) at least
+// as new as the event that fired it, reading it again while it is older
+// and the action fired less than freshWait ago.
+func (a *attempt) awaitOwn(ctx context.Context, refs []store.RecordRef, snaps []*store.Snapshot) ([]*store.Snapshot, error) {
+	if !firedByOwnEvent(a.act) || len(refs) == 0 {
+		return snaps, nil
+	}
+	// A brief's record is kept by the engine (its snapshot exists once
+	// committed); a flow's may not be (no automation of the workspace
+	// reads it), so a flow waits only for a snapshot that is there and old.
+	brief := a.act.Type == actions.TypeBrief
+	fresh := func(s *store.Snapshot) bool {
+		if s == nil {
+			return !brief
+		}
+		return !s.Time.Before(a.act.EventTime)
+	}
+	deadline := a.act.FiredAt.Add(freshWait)
+	for !fresh(snaps[0]) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(freshPoll):
+		}
+		rctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+		s, err := a.st.LoadSnapshots(rctx, refs[:1])
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("read record snapshots: %w", err)
+		}
+		snaps[0] = s[0]
+	}
+	return snaps, nil
 }
 
 // recordText is a string field of a view, "" if absent.

@@ -180,8 +180,14 @@ func (w *world) topicOutcomes() []actions.Outcome {
 	return out
 }
 
-// save stores a record snapshot as the engine would.
+// save stores a record snapshot as the engine would, set by an event at t0.
 func (w *world) save(ws, object string, fields map[string]any) {
+	w.t.Helper()
+	w.saveAt(ws, object, fields, t0)
+}
+
+// saveAt stores a record snapshot set by an event at time at.
+func (w *world) saveAt(ws, object string, fields map[string]any, at time.Time) {
 	w.t.Helper()
 	st, err := store.NewRedis(w.rdb, w.prefix, store.Options{Schema: crm.DefaultSchema()})
 	if err != nil {
@@ -193,7 +199,7 @@ func (w *world) save(ws, object string, fields map[string]any) {
 		w.t.Fatal(err)
 	}
 	err = st.Apply(context.Background(), &store.Writes{Saves: []store.Save{{
-		Ref: store.RecordRef{Workspace: ws, Object: object, ID: fields["id"].(string)}, Snapshot: store.Snapshot{Record: rec, Time: t0}}}}, t0)
+		Ref: store.RecordRef{Workspace: ws, Object: object, ID: fields["id"].(string)}, Snapshot: store.Snapshot{Record: rec, Time: at}}}}, at)
 	if err != nil {
 		w.t.Fatal(err)
 	}

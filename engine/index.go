@@ -126,6 +126,14 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 		if a.Trigger.Object != "" {
 			w.reads[a.Trigger.Object] = true
 		}
+		if a.Brief != nil {
+			// whenthen deliver writes a brief from its record's snapshot
+			// and the related account's (docs/delivery.md).
+			if a.Trigger.Object != "" {
+				w.stateful[a.Trigger.Object] = true
+			}
+			w.stateful[crm.ObjAccount] = true
+		}
 		var key groupKey
 		switch a.Trigger.Kind {
 		case rules.TriggerRecord:
