@@ -266,15 +266,17 @@ func (p *Program) celProgram() (cel.Program, error) {
 	return p.prg, p.err
 }
 
-// AST parses and checks the expression again: programs do not keep their
-// ASTs. It returns nil if that fails, which it does not for an expression
-// that compiled.
+// AST checks the expression again (programs do not keep their ASTs),
+// from its shape's template when the compiler has one: the template's
+// source offsets are then those of the first expression of the shape,
+// in the same order. It returns nil if that fails, which it does not for
+// an expression that compiled.
 func (p *Program) AST() *ast.AST {
-	checked, iss := p.c.check(p.key, p.Expr)
-	if iss != nil && iss.Err() != nil {
+	checked, iss, err := p.c.checkShaped(p.key, p.Expr)
+	if err != nil || iss != nil && iss.Err() != nil {
 		return nil
 	}
-	return checked.NativeRep()
+	return checked.native
 }
 
 // celIssue is a CEL error at a position within the expression.
