@@ -51,6 +51,11 @@ type childRequest struct {
 	Batch         int           `json:"batch,omitempty"`
 	IndexedBudget time.Duration `json:"indexed_budget,omitempty"`
 	NaiveBudget   time.Duration `json:"naive_budget,omitempty"`
+	// EvalBudget is the time of the run through `whenthen eval`'s path;
+	// 0: none.
+	EvalBudget time.Duration `json:"eval_budget,omitempty"`
+	// Fanout makes the workload's conditions unselective.
+	Fanout bool `json:"fanout,omitempty"`
 
 	RedisURL string `json:"redis_url,omitempty"`
 	// RedisPID is the redis-server's process id, for its CPU time; 0 if

@@ -49,11 +49,11 @@ func TestRunTiny(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Options{
-		Scenarios:   []Scenario{{100, 1}, {1000, 10}},
+		Scenarios:   []Scenario{{Automations: 100, Workspaces: 1}, {Automations: 1000, Workspaces: 10}},
 		Events:      400,
 		NaiveBudget: time.Second,
 		E2E:         E2EOptions{Workload: Workload{Automations: 100, Workspaces: 1, Seed: 1}, Events: 1000, Duration: 2 * time.Second, Partitions: 2},
-		Load:        Scenario{1000, 10},
+		Load:        Scenario{Automations: 1000, Workspaces: 10},
 		NoDeliver:   true, // TestRunDeliver
 		RedisURL:    testenv.RedisURL(t),
 		Child:       testChild,
@@ -164,10 +164,11 @@ func TestParseScenario(t *testing.T) {
 		want Scenario
 		err  string
 	}{
-		{"100/1", Scenario{100, 1}, ""},
-		{"10k/1", Scenario{10_000, 1}, ""},
-		{"100k/1000", Scenario{100_000, 1000}, ""},
-		{"1M/10", Scenario{1_000_000, 10}, ""},
+		{"100/1", Scenario{Automations: 100, Workspaces: 1}, ""},
+		{"10k/1", Scenario{Automations: 10_000, Workspaces: 1}, ""},
+		{"10k/1-fanout", Scenario{Automations: 10_000, Workspaces: 1, Fanout: true}, ""},
+		{"100k/1000", Scenario{Automations: 100_000, Workspaces: 1000}, ""},
+		{"1M/10", Scenario{Automations: 1_000_000, Workspaces: 10}, ""},
 		{"10k", Scenario{}, "want AUTOMATIONS/WORKSPACES"},
 		{"0/1", Scenario{}, "positive count"},
 		{"ten/1", Scenario{}, "positive count"},
