@@ -78,8 +78,10 @@ type Options struct {
 
 	// ProfileDir, if set, receives a CPU profile of every measured phase:
 	// load-SCENARIO.pprof, match-SCENARIO-indexed.pprof,
-	// match-SCENARIO-naive.pprof, e2e-passthrough.pprof (draining the
-	// backlog), e2e-service.pprof (the same), e2e-service-latency.pprof
+	// match-SCENARIO-naive.pprof, eval-SCENARIO.pprof,
+	// e2e-passthrough-kafka-go.pprof and e2e-passthrough-franz-go.pprof
+	// (draining the backlog), e2e-service.pprof (the same),
+	// e2e-service-latency.pprof
 	// (at half rate); deliver-one.pprof, deliver-three-N.pprof,
 	// deliver-slow-N.pprof (the delivery runs); and the heap once loaded,
 	// load-SCENARIO-heap.pprof.
@@ -197,6 +199,9 @@ type Goal struct {
 	Value  float64 `json:"value"`
 	Unit   string  `json:"unit"`
 	Met    bool    `json:"met"`
+	// Shown marks a figure shown beside the goals, with no target of its
+	// own; Met is then false.
+	Shown bool `json:"shown,omitempty"`
 }
 
 const perCoreNote = "match rates are per core: Engine.Process runs a batch on one goroutine, so one engine's events/s is what one core does (indexed_cpu_cores shows the CPU the process used in all, garbage collection included)"
@@ -300,19 +305,29 @@ func goals(res *Results) []Goal {
 	}
 	if m := find(Scenario{Automations: 10_000, Workspaces: 1}); m != nil {
 		out = append(out,
-			Goal{Name: "10k automations, 1 workspace: indexed vs every rule, same run", Target: ">= 100x", Value: m.Speedup, Unit: "x", Met: m.Speedup >= 100},
+			Goal{Name: "10k automations, 1 workspace: indexed vs every rule (cel-go, programs planned first), same run", Target: ">= 100x", Value: m.Speedup, Unit: "x", Met: m.Speedup >= 100},
 			Goal{Name: "10k automations, 1 workspace: indexed events/s per core", Target: ">= 100000", Value: m.IndexedEventsPerSec, Unit: "events/s", Met: m.IndexedEventsPerSec >= 100_000})
+		if m.EvalEvents > 0 {
+			out = append(out, Goal{Name: "10k automations, 1 workspace: whenthen eval (in-memory store) events/s", Target: ">= 100000", Value: m.EvalEventsPerSec, Unit: "events/s", Met: m.EvalEventsPerSec >= 100_000})
+		}
 	}
 	if m := find(Scenario{Automations: 100_000, Workspaces: 1000}); m != nil {
 		out = append(out, Goal{Name: "100k automations, 1,000 workspaces: indexed events/s per core", Target: ">= 500000", Value: m.IndexedEventsPerSec, Unit: "events/s", Met: m.IndexedEventsPerSec >= 500_000})
+		if m.IndexedRedisCPUCores > 0 {
+			out = append(out, Goal{Name: "100k automations, 1,000 workspaces: Redis CPU per event", Target: "<= 2 µs", Value: m.RedisCPUMicrosPerEvent, Unit: "µs", Met: m.RedisCPUMicrosPerEvent <= 2})
+		}
 		if k := find(Scenario{Automations: 1000, Workspaces: 1}); k != nil && m.IndexedEventsPerSec > 0 {
 			ratio := k.IndexedEventsPerSec / m.IndexedEventsPerSec
 			out = append(out, Goal{Name: "100k automations, 1,000 workspaces: within 2x of 1k automations (1k rate / 100k rate)", Target: "<= 2", Value: ratio, Unit: "x", Met: ratio <= 2})
 		}
 	}
+	if m := find(Scenario{Automations: 10_000, Workspaces: 1, Fanout: true}); m != nil && m.MatchedPerEvent > 0 {
+		out = append(out, Goal{Name: "10k automations, not selective: engine + Redis CPU per matched automation", Target: "<= 3 µs", Value: m.MicrosPerMatched, Unit: "µs", Met: m.MicrosPerMatched <= 3})
+	}
 	if e := res.E2E; e != nil {
 		out = append(out,
-			Goal{Name: "end to end: share of the kafka-go passthrough on the same broker", Target: ">= 50%", Value: 100 * e.Ratio, Unit: "%", Met: e.Ratio >= 0.5},
+			Goal{Name: "end to end: share of the kafka-go passthrough (service's consumer and outputs)", Target: ">= 80%", Value: 100 * e.Ratio, Unit: "%", Met: e.Ratio >= 0.8},
+			Goal{Name: "end to end: share of the franz-go passthrough (the ceiling)", Target: "none", Value: 100 * e.FranzRatio, Unit: "%", Shown: true},
 			Goal{Name: "end to end: p99 event to action at half the maximum rate", Target: "<= 50 ms", Value: e.P99MS, Unit: "ms", Met: e.LatencySamples > 0 && e.P99MS <= 50})
 	}
 	if d := res.Deliver; d != nil {
@@ -323,8 +338,8 @@ func goals(res *Results) []Goal {
 	}
 	if l := res.Load; l != nil && l.Automations >= 100_000 {
 		out = append(out,
-			Goal{Name: fmt.Sprintf("loading %s automations: time", count(l.Automations)), Target: "<= 10 s", Value: l.Seconds, Unit: "s", Met: l.Seconds <= 10},
-			Goal{Name: fmt.Sprintf("loading %s automations: peak RSS", count(l.Automations)), Target: "<= 1024 MiB", Value: l.RSSMB, Unit: "MiB", Met: l.RSSMB <= 1024})
+			Goal{Name: fmt.Sprintf("loading %s automations: time", count(l.Automations)), Target: "<= 2 s", Value: l.Seconds, Unit: "s", Met: l.Seconds <= 2},
+			Goal{Name: fmt.Sprintf("loading %s automations: peak RSS", count(l.Automations)), Target: "<= 300 MiB", Value: l.RSSMB, Unit: "MiB", Met: l.RSSMB <= 300})
 	}
 	return out
 }
