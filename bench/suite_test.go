@@ -49,7 +49,7 @@ func TestRunTiny(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Options{
-		Scenarios:   []Scenario{{Automations: 100, Workspaces: 1}, {Automations: 1000, Workspaces: 10}},
+		Scenarios:   []Scenario{{Automations: 100, Workspaces: 1}, {Automations: 1000, Workspaces: 10}, {Automations: 1000, Workspaces: 1, Fanout: true}},
 		Events:      400,
 		NaiveBudget: time.Second,
 		E2E:         E2EOptions{Workload: Workload{Automations: 100, Workspaces: 1, Seed: 1}, Events: 1000, Duration: 2 * time.Second, Partitions: 2},
@@ -82,8 +82,13 @@ func TestRunTiny(t *testing.T) {
 		"matched_per_event": true, "us_per_matched": true, "cache_hit_ratio": true, "passthrough_p50_ms": true, "passthrough_p99_ms": true}
 	checkFilled(t, "", doc, mayBeZero)
 
-	if len(res.Match) != 2 || res.Match[0].Name != "100/1" || res.Match[1].Name != "1k/10" {
+	if len(res.Match) != 3 || res.Match[0].Name != "100/1" || res.Match[1].Name != "1k/10" || res.Match[2].Name != "1k/1-fanout" {
 		t.Fatalf("match scenarios %+v", res.Match)
+	}
+	// The unselective workload matches automations on most events, each
+	// costing CPU.
+	if f := res.Match[2]; !f.Fanout || f.MatchedPerEvent < 1 || f.MicrosPerMatched <= 0 || f.IndexedCandidatesPerEvent < f.MatchedPerEvent {
+		t.Errorf("1k/1-fanout: %v matched and %v candidates per event, %v µs per matched automation", f.MatchedPerEvent, f.IndexedCandidatesPerEvent, f.MicrosPerMatched)
 	}
 	for _, m := range res.Match {
 		if m.Events != 400 || m.NaiveEvents < 1 || m.NaiveEvents > 400 {
