@@ -41,10 +41,11 @@ type E2EOptions struct {
 	Partitions int
 }
 
-// E2EResult is whenthen broker to broker, beside a passthrough on the
-// same broker in the same run. The broker (kfake), the load generator and
-// the consumer of actions run in the suite's process; the service and the
-// passthrough each in a process of their own; Redis in its own.
+// E2EResult is whenthen broker to broker, beside two passthroughs
+// (passthrough.go) on the same broker in the same run. The broker (kfake),
+// the load generator and the consumer of actions run in the suite's
+// process; the service and each passthrough in a process of their own;
+// Redis in its own.
 type E2EResult struct {
 	Automations int `json:"automations"`
 	Workspaces  int `json:"workspaces"`
@@ -90,9 +91,10 @@ type E2EResult struct {
 	MaxMS float64 `json:"max_ms"`
 	// Service is what the service's metrics say of the same time.
 	Service ServiceStats `json:"service"`
-	// PassthroughP50MS and PassthroughP99MS are the passthrough's
-	// latencies at the same rate, afterwards: from the produce call to
-	// the copy of the event read, every event.
+	// PassthroughP50MS and PassthroughP99MS are the kafka-go
+	// passthrough's latencies at the same rate, afterwards: from the
+	// produce call to the copy of the event read, for the events it
+	// copies.
 	PassthroughP50MS float64 `json:"passthrough_p50_ms"`
 	PassthroughP99MS float64 `json:"passthrough_p99_ms"`
 	// MachineCPUBusy is the share of the machine's CPU time (all cores)
@@ -179,7 +181,7 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 		return nil, err
 	}
 	// The broker stays in this process, with the load generator; the
-	// passthrough and the service run in processes of their own, as they
+	// passthroughs and the service run in processes of their own, as they
 	// would in production, each with its own heap and garbage collector.
 	x := &e2e{}
 	x.cluster, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(o.Partitions),
@@ -289,8 +291,9 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 	res.Ratio = res.EventsPerSec / res.PassthroughEventsPerSec
 	res.FranzRatio = res.EventsPerSec / res.FranzEventsPerSec
 
-	// The passthrough's latency at the same rate: what the broker and a
-	// bare kafka-go consumer and producer cost on this machine.
+	// The kafka-go passthrough's latency at the same rate: what the
+	// broker and the service's consumer and producer cost on this
+	// machine.
 	log.Info("e2e: passthrough latency at the same rate", "rate", int(rate))
 	pt, err := startServer(ctx, start, childRequest{Mode: modePassthrough, Brokers: x.brokers,
 		Group: e2ePassthroughLatencyGroup, AtEnd: true, Client: clientKafkaGo, OutputsPerEvent: res.PassthroughOutputsPerEvent}, stderr)

@@ -22,9 +22,10 @@ var DefaultScenarios = []Scenario{{100, 1, false}, {1000, 1, false}, {10_000, 1,
 // Options choose what Run measures. Zero values take the defaults given
 // with each field; Quick changes some of them.
 type Options struct {
-	// Quick sizes everything to finish within a minute on two cores:
-	// 20,000 events per scenario, 2s naive budgets, a 20,000-event e2e
-	// backlog and 5s of latency measurement.
+	// Quick sizes everything to finish within about a minute and a half
+	// on two cores: 20,000 events per scenario, 5s indexed, 2s naive and
+	// 1s eval budgets, a 20,000-event e2e backlog and 5s of latency
+	// measurement.
 	Quick bool
 
 	// Scenarios of the matching benchmark; default DefaultScenarios.
@@ -72,7 +73,7 @@ type Options struct {
 	RedisURL string
 
 	// Child starts a child process (`whenthen bench --child ...`), in
-	// which each scenario, the service and the passthrough run
+	// which each scenario, the service and each passthrough run
 	// (required).
 	Child ChildCommand
 
