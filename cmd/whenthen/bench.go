@@ -26,7 +26,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) int {
 	var o bench.Options
 	asJSON := fs.Bool("json", false, "print the results as one JSON object instead of a table")
 	jsonOut := fs.String("json-out", "", "also write the JSON results to `FILE`")
-	fs.BoolVar(&o.Quick, "quick", false, "a smaller run that finishes within a minute on 2 cores")
+	fs.BoolVar(&o.Quick, "quick", false, "a smaller run that finishes within about a minute and a half on 2 cores")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "use this Redis (redis://...); default: a redis-server child on a free port (redis-server must be installed)")
 	scenarios := fs.String("scenarios", "all", "comma-separated `LIST` of what to run: match scenarios AUTOMATIONS/WORKSPACES (e.g. 10k/1; 10k/1-fanout for conditions that are not selective), match (the five of the issues), e2e, load, deliver; or all; and history (the run history on PostgreSQL: not part of all)")
 	fs.IntVar(&o.Deliver.Actions, "deliver-actions", 0, "backlog of actions each delivery run drains (default 100000, 20000 with --quick)")
@@ -226,13 +226,18 @@ func printBench(w io.Writer, r *bench.Results) {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "scenario\tcpu µs/ev\tredis µs/ev\tallocs/ev\tKiB/ev\tcache hits\tmatched/ev\tµs/matched\teval ev/s\t")
 		for _, s := range r.Match {
-			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f%%\t%.2f\t%.2f\t%.0f\t\n", s.Name, s.IndexedCPUMicrosPerEvent, s.RedisCPUMicrosPerEvent,
-				s.AllocsPerEvent, s.BytesPerEvent/1024, 100*s.CacheHitRatio, s.MatchedPerEvent, s.MicrosPerMatched, s.EvalEventsPerSec)
+			perMatched := "-"
+			if s.MatchedPerEvent >= 1 {
+				perMatched = fmt.Sprintf("%.2f", s.MicrosPerMatched)
+			}
+			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f%%\t%.2f\t%s\t%.0f\t\n", s.Name, s.IndexedCPUMicrosPerEvent, s.RedisCPUMicrosPerEvent,
+				s.AllocsPerEvent, s.BytesPerEvent/1024, 100*s.CacheHitRatio, s.MatchedPerEvent, perMatched, s.EvalEventsPerSec)
 		}
 		tw.Flush()
 		fmt.Fprintln(w, "\ncpu µs/ev and redis µs/ev: the process's and redis-server's CPU time per event (redis 0: not ours); allocs/ev")
 		fmt.Fprintln(w, "and KiB/ev: heap allocations per event; cache hits: snapshots read from the partition's state cache rather")
-		fmt.Fprintln(w, "than Redis; matched/ev: automations whose condition held; µs/matched: (cpu + redis) µs per matched automation;")
+		fmt.Fprintln(w, "than Redis; matched/ev: automations whose condition held; µs/matched: (cpu + redis) µs per matched automation")
+		fmt.Fprintln(w, "(-: under one per event, where it would be mostly the cost of the events that match nothing);")
 		fmt.Fprintln(w, "eval ev/s: decode, Replay.Event on the in-memory store and JSON outputs, one event at a time, on one core")
 	}
 	if e := r.E2E; e != nil {
