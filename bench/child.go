@@ -28,8 +28,8 @@ const (
 	// modeScenario loads a rule set and runs the match on it, then
 	// prints a childResult.
 	modeScenario = "scenario"
-	// modeService and modePassthrough run the service, or the kafka-go
-	// passthrough, until their stdin closes. They print a serverInfo
+	// modeService and modePassthrough run the service, or a passthrough
+	// (passthrough.go), until their stdin closes. They print a serverInfo
 	// line first, and take commands on stdin: "profile NAME" starts a
 	// CPU profile in ProfileDir/NAME.pprof, "stop" ends it.
 	modeService     = "service"
@@ -51,6 +51,11 @@ type childRequest struct {
 	Batch         int           `json:"batch,omitempty"`
 	IndexedBudget time.Duration `json:"indexed_budget,omitempty"`
 	NaiveBudget   time.Duration `json:"naive_budget,omitempty"`
+	// EvalBudget is the time of the run through `whenthen eval`'s path;
+	// 0: none.
+	EvalBudget time.Duration `json:"eval_budget,omitempty"`
+	// Fanout makes the workload's conditions unselective.
+	Fanout bool `json:"fanout,omitempty"`
 
 	RedisURL string `json:"redis_url,omitempty"`
 	// RedisPID is the redis-server's process id, for its CPU time; 0 if
@@ -65,6 +70,11 @@ type childRequest struct {
 	// AtEnd starts the passthrough's new group at the end of the input
 	// topic rather than its start.
 	AtEnd bool `json:"at_end,omitempty"`
+	// Client is the passthrough's Kafka client, clientKafkaGo or
+	// clientFranzGo; OutputsPerEvent the records it writes per event read
+	// (passthrough.go).
+	Client          string  `json:"client,omitempty"`
+	OutputsPerEvent float64 `json:"outputs_per_event,omitempty"`
 }
 
 // childResult is what a scenario process prints.
@@ -130,7 +140,7 @@ func runServer(ctx context.Context, req childRequest, stdin io.Reader, stdout io
 		info.MetricsAddr = svc.MetricsAddr()
 		run = svc.Run
 	} else {
-		run = func(ctx context.Context) error { return passthrough(ctx, req.Brokers, req.Group, req.AtEnd) }
+		run = func(ctx context.Context) error { return runPassthrough(ctx, req) }
 	}
 	if err := json.NewEncoder(stdout).Encode(info); err != nil {
 		return err

@@ -23,7 +23,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/whenthen/whenthen/actions"
-	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/ingest"
 )
 
@@ -42,10 +41,11 @@ type E2EOptions struct {
 	Partitions int
 }
 
-// E2EResult is whenthen broker to broker, beside a passthrough on the
-// same broker in the same run. The broker (kfake), the load generator and
-// the consumer of actions run in the suite's process; the service and the
-// passthrough each in a process of their own; Redis in its own.
+// E2EResult is whenthen broker to broker, beside two passthroughs
+// (passthrough.go) on the same broker in the same run. The broker (kfake),
+// the load generator and the consumer of actions run in the suite's
+// process; the service and each passthrough in a process of their own;
+// Redis in its own.
 type E2EResult struct {
 	Automations int `json:"automations"`
 	Workspaces  int `json:"workspaces"`
@@ -56,12 +56,22 @@ type E2EResult struct {
 	// consumer group being assigned every partition to its last offset
 	// commit (outputs of every event acknowledged by Kafka).
 	EventsPerSec float64 `json:"events_per_sec"`
-	// PassthroughEventsPerSec is the same for a kafka-go consumer group
-	// that copies each event to another topic and commits: consume and
-	// produce, nothing else.
+	// PassthroughEventsPerSec is the same for the kafka-go passthrough
+	// (passthrough.go): the service's consumer, partition workers,
+	// batching and commit cadence, and its producer settings, writing
+	// PassthroughOutputsPerEvent copies of the events it reads; nothing
+	// else.
 	PassthroughEventsPerSec float64 `json:"passthrough_events_per_sec"`
-	// Ratio is EventsPerSec / PassthroughEventsPerSec.
-	Ratio float64 `json:"ratio"`
+	// FranzEventsPerSec is the same for the franz-go passthrough: the
+	// ceiling of a Go consumer and producer on this machine.
+	FranzEventsPerSec float64 `json:"franz_passthrough_events_per_sec"`
+	// PassthroughOutputsPerEvent is what both passthroughs write per
+	// event: the service's actions and runs per event on the backlog.
+	PassthroughOutputsPerEvent float64 `json:"passthrough_outputs_per_event"`
+	// Ratio is EventsPerSec / PassthroughEventsPerSec; FranzRatio
+	// EventsPerSec / FranzEventsPerSec.
+	Ratio      float64 `json:"ratio"`
+	FranzRatio float64 `json:"franz_ratio"`
 	// ActionsPerEvent and RunsPerEvent of the backlog.
 	ActionsPerEvent float64 `json:"actions_per_event"`
 	RunsPerEvent    float64 `json:"runs_per_event"`
@@ -81,9 +91,10 @@ type E2EResult struct {
 	MaxMS float64 `json:"max_ms"`
 	// Service is what the service's metrics say of the same time.
 	Service ServiceStats `json:"service"`
-	// PassthroughP50MS and PassthroughP99MS are the passthrough's
-	// latencies at the same rate, afterwards: from the produce call to
-	// the copy of the event read, every event.
+	// PassthroughP50MS and PassthroughP99MS are the kafka-go
+	// passthrough's latencies at the same rate, afterwards: from the
+	// produce call to the copy of the event read, for the events it
+	// copies.
 	PassthroughP50MS float64 `json:"passthrough_p50_ms"`
 	PassthroughP99MS float64 `json:"passthrough_p99_ms"`
 	// MachineCPUBusy is the share of the machine's CPU time (all cores)
@@ -170,7 +181,7 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 		return nil, err
 	}
 	// The broker stays in this process, with the load generator; the
-	// passthrough and the service run in processes of their own, as they
+	// passthroughs and the service run in processes of their own, as they
 	// would in production, each with its own heap and garbage collector.
 	x := &e2e{}
 	x.cluster, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(o.Partitions),
@@ -191,22 +202,8 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 	}
 	hwm := x.highWatermarks(ingest.DefaultTopic)
 
-	// The passthrough drains it first, then the service does.
-	log.Info("e2e: passthrough draining the backlog")
-	pt, err := startServer(ctx, start, childRequest{Mode: modePassthrough, Brokers: x.brokers,
-		Group: e2ePassthroughGroup, ProfileDir: profileDir}, stderr)
-	if err != nil {
-		return nil, err
-	}
-	d, err := x.drain(ctx, e2ePassthroughGroup, hwm, pt, "e2e-passthrough")
-	if cerr := pt.close(15 * time.Second); err == nil && cerr != nil {
-		err = fmt.Errorf("stopping: %w", cerr)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("passthrough: %w", err)
-	}
-	res.PassthroughEventsPerSec = float64(o.Events) / d.Seconds()
-
+	// The service drains it first; then each passthrough does, writing
+	// what the service wrote per event.
 	log.Info("e2e: service draining the backlog")
 	svc, err := startServer(ctx, start, childRequest{Mode: modeService, Brokers: x.brokers, Group: e2eServiceGroup,
 		Dir: dir, RedisURL: r.URL, Prefix: r.Prefix + "e2e:", ProfileDir: profileDir}, stderr)
@@ -214,13 +211,14 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 		return nil, err
 	}
 	defer svc.close(30 * time.Second)
-	if d, err = x.drain(ctx, e2eServiceGroup, hwm, svc, "e2e-service"); err != nil {
+	d, err := x.drain(ctx, e2eServiceGroup, hwm, svc, "e2e-service")
+	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
 	res.EventsPerSec = float64(o.Events) / d.Seconds()
-	res.Ratio = res.EventsPerSec / res.PassthroughEventsPerSec
 	res.ActionsPerEvent = float64(x.total(actions.DefaultActionsTopic)) / float64(o.Events)
 	res.RunsPerEvent = float64(x.total(actions.DefaultRunsTopic)) / float64(o.Events)
+	res.PassthroughOutputsPerEvent = res.ActionsPerEvent + res.RunsPerEvent
 
 	// Latency at half the maximum rate.
 	rate := res.EventsPerSec / 2
@@ -268,11 +266,37 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 		return nil, fmt.Errorf("stopping the service: %w", err)
 	}
 
-	// The passthrough's latency at the same rate: what the broker and a
-	// bare kafka-go consumer and producer cost on this machine.
+	// The passthroughs drain the same backlog (events produced since are
+	// beyond the offsets they are timed to).
+	for _, c := range []struct {
+		client string
+		rate   *float64
+	}{{clientKafkaGo, &res.PassthroughEventsPerSec}, {clientFranzGo, &res.FranzEventsPerSec}} {
+		log.Info("e2e: passthrough draining the backlog", "client", c.client)
+		group := e2ePassthroughGroup + "-" + c.client
+		pt, err := startServer(ctx, start, childRequest{Mode: modePassthrough, Brokers: x.brokers, Group: group,
+			Client: c.client, OutputsPerEvent: res.PassthroughOutputsPerEvent, ProfileDir: profileDir}, stderr)
+		if err != nil {
+			return nil, err
+		}
+		d, err := x.drain(ctx, group, hwm, pt, "e2e-passthrough-"+c.client)
+		if cerr := pt.close(15 * time.Second); err == nil && cerr != nil {
+			err = fmt.Errorf("stopping: %w", cerr)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s passthrough: %w", c.client, err)
+		}
+		*c.rate = float64(o.Events) / d.Seconds()
+	}
+	res.Ratio = res.EventsPerSec / res.PassthroughEventsPerSec
+	res.FranzRatio = res.EventsPerSec / res.FranzEventsPerSec
+
+	// The kafka-go passthrough's latency at the same rate: what the
+	// broker and the service's consumer and producer cost on this
+	// machine.
 	log.Info("e2e: passthrough latency at the same rate", "rate", int(rate))
-	pt, err = startServer(ctx, start, childRequest{Mode: modePassthrough, Brokers: x.brokers,
-		Group: e2ePassthroughLatencyGroup, AtEnd: true}, stderr)
+	pt, err := startServer(ctx, start, childRequest{Mode: modePassthrough, Brokers: x.brokers,
+		Group: e2ePassthroughLatencyGroup, AtEnd: true, Client: clientKafkaGo, OutputsPerEvent: res.PassthroughOutputsPerEvent}, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -434,53 +458,6 @@ func (x *e2e) drain(ctx context.Context, group string, hwm map[int32]int64, srv 
 			return 0, err
 		}
 	}
-}
-
-// passthrough is the baseline: a kafka-go consumer group reading the
-// input topic and writing each event to another topic, with the
-// service's batching (up to 500 messages or 5ms) and a commit per batch,
-// and nothing else. It is pipeline's BenchmarkPassthrough.
-func passthrough(ctx context.Context, brokers []string, group string, atEnd bool) error {
-	start := kafka.FirstOffset
-	if atEnd {
-		start = kafka.LastOffset
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: group, Topic: ingest.DefaultTopic, StartOffset: start,
-		MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond, QueueCapacity: 500})
-	defer r.Close()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: e2ePassthroughTopic, Balancer: &kafka.Hash{},
-		BatchTimeout: writer.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
-	defer closeWriter(w)
-	batch := make([]kafka.Message, 0, 500)
-	out := make([]kafka.Message, 0, 500)
-	for ctx.Err() == nil {
-		batch = batch[:0]
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			continue
-		}
-		batch = append(batch, m)
-		linger, cancel := context.WithTimeout(ctx, ingest.DefaultLinger)
-		for len(batch) < cap(batch) {
-			m, err := r.FetchMessage(linger)
-			if err != nil {
-				break
-			}
-			batch = append(batch, m)
-		}
-		cancel()
-		out = out[:0]
-		for _, m := range batch {
-			out = append(out, kafka.Message{Key: m.Key, Value: m.Value})
-		}
-		if err := w.WriteMessages(ctx, out...); err != nil {
-			return ignoreCanceled(ctx, err)
-		}
-		if err := r.CommitMessages(ctx, batch...); err != nil {
-			return ignoreCanceled(ctx, err)
-		}
-	}
-	return nil
 }
 
 func ignoreCanceled(ctx context.Context, err error) error {

@@ -20,14 +20,29 @@ import (
 	"github.com/whenthen/whenthen/rules"
 )
 
-// Scenario is a matching workload: Automations spread over Workspaces.
+// Scenario is a matching workload: Automations spread over Workspaces;
+// Fanout makes its conditions unselective (Workload.Fanout).
 type Scenario struct {
 	Automations int
 	Workspaces  int
+	Fanout      bool
 }
 
-// Name is how a scenario is written: "10k/1" (automations/workspaces).
-func (s Scenario) Name() string { return count(s.Automations) + "/" + strconv.Itoa(s.Workspaces) }
+// fanoutSuffix ends the name of a fanout scenario: "10k/1-fanout".
+const fanoutSuffix = "-fanout"
+
+// Name is how a scenario is written: "10k/1" (automations/workspaces),
+// "10k/1-fanout".
+func (s Scenario) Name() string {
+	n := count(s.Automations) + "/" + strconv.Itoa(s.Workspaces)
+	if s.Fanout {
+		n += fanoutSuffix
+	}
+	return n
+}
+
+// fileName is the scenario's name in a file name: "10k-1-fanout".
+func (s Scenario) fileName() string { return strings.ReplaceAll(s.Name(), "/", "-") }
 
 // count writes 1000 as 1k and 100000 as 100k.
 func count(n int) string {
@@ -41,9 +56,11 @@ func count(n int) string {
 }
 
 // ParseScenario reads "AUTOMATIONS/WORKSPACES", where AUTOMATIONS may end
-// in k or M: "10k/1", "100k/1000".
+// in k or M: "10k/1", "100k/1000"; with "-fanout" after it, the workload
+// whose events match tens of automations each: "10k/1-fanout".
 func ParseScenario(s string) (Scenario, error) {
-	a, w, ok := strings.Cut(s, "/")
+	body, fanout := strings.CutSuffix(s, fanoutSuffix)
+	a, w, ok := strings.Cut(body, "/")
 	if !ok {
 		return Scenario{}, fmt.Errorf("scenario %q: want AUTOMATIONS/WORKSPACES, e.g. 10k/1", s)
 	}
@@ -55,7 +72,7 @@ func ParseScenario(s string) (Scenario, error) {
 	if err != nil || ws < 1 || ws > n {
 		return Scenario{}, fmt.Errorf("scenario %q: workspaces %q: want 1 to the number of automations", s, w)
 	}
-	return Scenario{Automations: n, Workspaces: ws}, nil
+	return Scenario{Automations: n, Workspaces: ws, Fanout: fanout}, nil
 }
 
 func parseCount(s string) (int, error) {
@@ -79,6 +96,8 @@ type ScenarioResult struct {
 	Name        string `json:"name"`
 	Automations int    `json:"automations"`
 	Workspaces  int    `json:"workspaces"`
+	// Fanout tells the unselective workload (Workload.Fanout).
+	Fanout bool `json:"fanout,omitempty"`
 	// Events is how many events the indexed run processed (distinct
 	// events, no repeats).
 	Events              int     `json:"events"`
@@ -112,6 +131,37 @@ type ScenarioResult struct {
 	IndexedEvalShare float64 `json:"indexed_eval_share"`
 	RunsPerEvent     float64 `json:"runs_per_event"`
 	ActionsPerEvent  float64 `json:"actions_per_event"`
+	// IndexedCPUMicrosPerEvent is the process's CPU time per event of the
+	// indexed run (1e6 / IndexedEventsPerCPUSec); RedisCPUMicrosPerEvent
+	// redis-server's (0 when the suite did not start it).
+	IndexedCPUMicrosPerEvent float64 `json:"indexed_cpu_us_per_event"`
+	RedisCPUMicrosPerEvent   float64 `json:"redis_cpu_us_per_event,omitempty"`
+	// AllocsPerEvent and BytesPerEvent are the heap allocations of the
+	// indexed run (runtime.MemStats Mallocs and TotalAlloc) per event.
+	AllocsPerEvent float64 `json:"allocs_per_event"`
+	BytesPerEvent  float64 `json:"bytes_per_event"`
+	// CacheHitRatio is the share of the record snapshots the indexed run
+	// read from the partition's state cache rather than Redis
+	// (whenthen_state_cache_hits_total over hits and misses).
+	CacheHitRatio float64 `json:"cache_hit_ratio"`
+	// MatchedPerEvent is the automations whose trigger and condition
+	// matched, per event (whenthen_automations_matched_total);
+	// MicrosPerMatched the process's and redis-server's CPU time per
+	// matched automation: (IndexedCPUMicrosPerEvent +
+	// RedisCPUMicrosPerEvent) / MatchedPerEvent, 0 when nothing matched.
+	MatchedPerEvent  float64 `json:"matched_per_event"`
+	MicrosPerMatched float64 `json:"us_per_matched"`
+	// NaiveCompileSeconds is the time cel-go took to plan every condition
+	// of the rule set, done before the naive run's clock starts (cel-go
+	// plans a program on its first use): the naive rate is evaluation
+	// only.
+	NaiveCompileSeconds float64 `json:"naive_compile_seconds"`
+	// EvalEvents and EvalEventsPerSec are the offline path of `whenthen
+	// eval` on the same events (from the first, within the eval budget):
+	// decode each envelope, Replay.Event on the in-memory store, encode
+	// its outputs as JSON lines (to nowhere). 0 when not run.
+	EvalEvents       int     `json:"eval_events,omitempty"`
+	EvalEventsPerSec float64 `json:"eval_events_per_sec,omitempty"`
 	// LoadSeconds and RSSMB are the scenario process's rule loading (see
 	// LoadResult).
 	LoadSeconds float64 `json:"load_seconds"`
@@ -143,7 +193,7 @@ type LoadResult struct {
 // runScenario is the scenario process: it loads the rule files of req.Dir,
 // then (if req.Events > 0) runs the match.
 func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
-	w := Workload{Automations: req.Automations, Workspaces: req.Workspaces, Seed: req.Seed}
+	w := Workload{Automations: req.Automations, Workspaces: req.Workspaces, Seed: req.Seed, Fanout: req.Fanout}
 	// The engine's store needs a client; loading alone never uses it.
 	ropts := &redis.Options{Addr: "127.0.0.1:6379"}
 	if req.RedisURL != "" {
@@ -156,7 +206,8 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	defer rdb.Close()
 
 	// Load: what `whenthen run` does before it serves.
-	name := strings.ReplaceAll(Scenario{req.Automations, w.workspaces()}.Name(), "/", "-")
+	sc := Scenario{Automations: req.Automations, Workspaces: w.workspaces(), Fanout: req.Fanout}
+	name := sc.fileName()
 	stopProfile, err := startProfile(req.ProfileDir, "load-"+name)
 	if err != nil {
 		return nil, err
@@ -205,16 +256,18 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	if err := s.decode(req.Events); err != nil {
 		return nil, err
 	}
-	sc := Scenario{Automations: req.Automations, Workspaces: w.workspaces()}
-	m := &ScenarioResult{Name: sc.Name(), Automations: len(set.Automations), Workspaces: sc.Workspaces,
+	m := &ScenarioResult{Name: sc.Name(), Automations: len(set.Automations), Workspaces: sc.Workspaces, Fanout: sc.Fanout,
 		LoadSeconds: res.Load.Seconds, RSSMB: res.Load.RSSMB}
 	var redisCores float64
+	var allocs, allocBytes uint64
 	run := func(e *engine.Engine, mode string, budget time.Duration) (MatchResult, float64, error) {
 		runtime.GC() // the last run's garbage is not this one's
 		stop, err := startProfile(req.ProfileDir, "match-"+name+"-"+mode)
 		if err != nil {
 			return MatchResult{}, 0, err
 		}
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
 		cpu0 := cpuTime()
 		rcpu0, rok0 := procCPU(req.RedisPID)
 		r, err := s.RunEngine(ctx, e, len(s.Events), req.Batch, budget)
@@ -222,6 +275,8 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 		if rcpu1, rok1 := procCPU(req.RedisPID); rok0 && rok1 {
 			redisCores = (rcpu1 - rcpu0).Seconds() / r.Elapsed.Seconds()
 		}
+		runtime.ReadMemStats(&ms1)
+		allocs, allocBytes = ms1.Mallocs-ms0.Mallocs, ms1.TotalAlloc-ms0.TotalAlloc
 		if perr := stop(); err == nil {
 			err = perr
 		}
@@ -235,14 +290,36 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	m.Events, m.IndexedEventsPerSec, m.IndexedCPUCores = ir.Events, ir.EventsPerSec, cores
 	if cores > 0 {
 		m.IndexedEventsPerCPUSec = ir.EventsPerSec / cores
+		m.IndexedCPUMicrosPerEvent = 1e6 / m.IndexedEventsPerCPUSec
 	}
+	m.RedisCPUMicrosPerEvent = 1e6 * redisCores / ir.EventsPerSec
+	m.AllocsPerEvent = float64(allocs) / float64(ir.Events)
+	m.BytesPerEvent = float64(allocBytes) / float64(ir.Events)
 	m.RunsPerEvent = float64(ir.Runs) / float64(ir.Events)
 	m.ActionsPerEvent = float64(ir.Actions) / float64(ir.Events)
 	evaluated, _ := gathered(indexedReg, "whenthen_automations_evaluated_total", "")
 	evalSeconds, _ := gathered(indexedReg, "whenthen_eval_duration_seconds", "")
+	matched, _ := gathered(indexedReg, "whenthen_automations_matched_total", "")
+	hits, _ := gathered(indexedReg, "whenthen_state_cache_hits_total", "")
+	misses, _ := gathered(indexedReg, "whenthen_state_cache_misses_total", "")
 	m.IndexedCandidatesPerEvent = evaluated / float64(ir.Events)
 	m.IndexedEvalShare = evalSeconds / ir.Elapsed.Seconds()
+	m.MatchedPerEvent = matched / float64(ir.Events)
+	if matched > 0 {
+		m.MicrosPerMatched = (m.IndexedCPUMicrosPerEvent + m.RedisCPUMicrosPerEvent) / m.MatchedPerEvent
+	}
+	if hits+misses > 0 {
+		m.CacheHitRatio = hits / (hits + misses)
+	}
 
+	// The naive run: cel-go plans a program on its first use, so every
+	// condition is planned first, off the clock, and that time is
+	// reported on its own.
+	planned, err := planConditions(set)
+	if err != nil {
+		return nil, fmt.Errorf("planning the naive run's programs: %w", err)
+	}
+	m.NaiveCompileSeconds = planned.Seconds()
 	naiveReg := prometheus.NewRegistry()
 	naive, err := s.engineWithMetrics(rdb, req.Prefix+"naive:", true, naiveReg)
 	if err != nil {
@@ -257,6 +334,22 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	m.NaiveCandidatesPerEvent = evaluated / float64(nr.Events)
 	if nr.EventsPerSec > 0 {
 		m.Speedup = ir.EventsPerSec / nr.EventsPerSec
+	}
+
+	if req.EvalBudget > 0 {
+		runtime.GC()
+		stop, err := startProfile(req.ProfileDir, "eval-"+name)
+		if err != nil {
+			return nil, err
+		}
+		er, err := s.RunEval(ctx, req.EvalBudget)
+		if perr := stop(); err == nil {
+			err = perr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("eval run: %w", err)
+		}
+		m.EvalEvents, m.EvalEventsPerSec = er.Events, er.EventsPerSec
 	}
 	res.Match = m
 	return res, nil

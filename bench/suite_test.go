@@ -49,11 +49,11 @@ func TestRunTiny(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Options{
-		Scenarios:   []Scenario{{100, 1}, {1000, 10}},
+		Scenarios:   []Scenario{{Automations: 100, Workspaces: 1}, {Automations: 1000, Workspaces: 10}, {Automations: 1000, Workspaces: 1, Fanout: true}},
 		Events:      400,
 		NaiveBudget: time.Second,
 		E2E:         E2EOptions{Workload: Workload{Automations: 100, Workspaces: 1, Seed: 1}, Events: 1000, Duration: 2 * time.Second, Partitions: 2},
-		Load:        Scenario{1000, 10},
+		Load:        Scenario{Automations: 1000, Workspaces: 10},
 		NoDeliver:   true, // TestRunDeliver
 		RedisURL:    testenv.RedisURL(t),
 		Child:       testChild,
@@ -78,11 +78,17 @@ func TestRunTiny(t *testing.T) {
 	// Rates of outputs may be zero on a few hundred events; every other
 	// number must be positive.
 	mayBeZero := map[string]bool{"runs_per_event": true, "actions_per_event": true, "load_average": true, "index_seconds": true,
-		"gc_cycles": true, "produce_ms": true, "produce_p99_ms": true, "retries": true}
+		"gc_cycles": true, "produce_ms": true, "produce_p99_ms": true, "retries": true,
+		"matched_per_event": true, "us_per_matched": true, "cache_hit_ratio": true, "passthrough_p50_ms": true, "passthrough_p99_ms": true}
 	checkFilled(t, "", doc, mayBeZero)
 
-	if len(res.Match) != 2 || res.Match[0].Name != "100/1" || res.Match[1].Name != "1k/10" {
+	if len(res.Match) != 3 || res.Match[0].Name != "100/1" || res.Match[1].Name != "1k/10" || res.Match[2].Name != "1k/1-fanout" {
 		t.Fatalf("match scenarios %+v", res.Match)
+	}
+	// The unselective workload matches automations on most events, each
+	// costing CPU.
+	if f := res.Match[2]; !f.Fanout || f.MatchedPerEvent < 1 || f.MicrosPerMatched <= 0 || f.IndexedCandidatesPerEvent < f.MatchedPerEvent {
+		t.Errorf("1k/1-fanout: %v matched and %v candidates per event, %v µs per matched automation", f.MatchedPerEvent, f.IndexedCandidatesPerEvent, f.MicrosPerMatched)
 	}
 	for _, m := range res.Match {
 		if m.Events != 400 || m.NaiveEvents < 1 || m.NaiveEvents > 400 {
@@ -96,6 +102,9 @@ func TestRunTiny(t *testing.T) {
 		}
 		if m.RSSMB < 5 || m.RSSMB > 4096 {
 			t.Errorf("%s: RSS %v MiB", m.Name, m.RSSMB)
+		}
+		if m.EvalEvents != 400 || m.NaiveCompileSeconds <= 0 || m.AllocsPerEvent < 1 || m.IndexedCPUMicrosPerEvent <= 0 {
+			t.Errorf("%s: %d eval events, naive compile %v s, %v allocs and %v µs per event", m.Name, m.EvalEvents, m.NaiveCompileSeconds, m.AllocsPerEvent, m.IndexedCPUMicrosPerEvent)
 		}
 	}
 	if l := res.Load; l.Automations != 1000 || l.Workspaces != 10 || l.Files != 10 || l.RSSSource != "VmHWM" ||
@@ -114,8 +123,11 @@ func TestRunTiny(t *testing.T) {
 	if e.P50MS > e.P99MS || e.P99MS > e.MaxMS || e.LatencySamples > e.LatencyEvents {
 		t.Errorf("e2e latencies %+v", e)
 	}
-	if math.Abs(e.Ratio-e.EventsPerSec/e.PassthroughEventsPerSec) > 1e-9 {
-		t.Errorf("e2e ratio %v", e.Ratio)
+	if math.Abs(e.Ratio-e.EventsPerSec/e.PassthroughEventsPerSec) > 1e-9 || math.Abs(e.FranzRatio-e.EventsPerSec/e.FranzEventsPerSec) > 1e-9 {
+		t.Errorf("e2e ratios %v, %v", e.Ratio, e.FranzRatio)
+	}
+	if math.Abs(e.PassthroughOutputsPerEvent-e.ActionsPerEvent-e.RunsPerEvent) > 1e-9 {
+		t.Errorf("the passthroughs write %v records per event, the service %v actions and %v runs", e.PassthroughOutputsPerEvent, e.ActionsPerEvent, e.RunsPerEvent)
 	}
 	if r := e.LatencyRate / (e.EventsPerSec / 2); r < 0.7 || r > 1.3 {
 		t.Errorf("latency measured at %.0f events/s, want about half of %.0f", e.LatencyRate, e.EventsPerSec)
@@ -124,8 +136,13 @@ func TestRunTiny(t *testing.T) {
 		t.Errorf("redis %q, machine %+v", res.Redis, res.Machine)
 	}
 	// Only the end-to-end goals apply to these scenarios.
-	if len(res.Goals) != 2 || !strings.HasPrefix(res.Goals[0].Name, "end to end") || !strings.HasPrefix(res.Goals[1].Name, "end to end") {
+	if len(res.Goals) != 3 {
 		t.Errorf("goals %+v", res.Goals)
+	}
+	for _, g := range res.Goals {
+		if !strings.HasPrefix(g.Name, "end to end") {
+			t.Errorf("goal %+v", g)
+		}
 	}
 }
 
@@ -164,10 +181,11 @@ func TestParseScenario(t *testing.T) {
 		want Scenario
 		err  string
 	}{
-		{"100/1", Scenario{100, 1}, ""},
-		{"10k/1", Scenario{10_000, 1}, ""},
-		{"100k/1000", Scenario{100_000, 1000}, ""},
-		{"1M/10", Scenario{1_000_000, 10}, ""},
+		{"100/1", Scenario{Automations: 100, Workspaces: 1}, ""},
+		{"10k/1", Scenario{Automations: 10_000, Workspaces: 1}, ""},
+		{"10k/1-fanout", Scenario{Automations: 10_000, Workspaces: 1, Fanout: true}, ""},
+		{"100k/1000", Scenario{Automations: 100_000, Workspaces: 1000}, ""},
+		{"1M/10", Scenario{Automations: 1_000_000, Workspaces: 10}, ""},
 		{"10k", Scenario{}, "want AUTOMATIONS/WORKSPACES"},
 		{"0/1", Scenario{}, "positive count"},
 		{"ten/1", Scenario{}, "positive count"},
@@ -196,26 +214,33 @@ func TestGoals(t *testing.T) {
 	res := &Results{
 		Match: []ScenarioResult{
 			{Automations: 1000, Workspaces: 1, IndexedEventsPerSec: 800_000},
-			{Automations: 10_000, Workspaces: 1, IndexedEventsPerSec: 150_000, Speedup: 99},
-			{Automations: 100_000, Workspaces: 1000, IndexedEventsPerSec: 500_000},
+			{Automations: 10_000, Workspaces: 1, IndexedEventsPerSec: 150_000, Speedup: 99, EvalEvents: 10, EvalEventsPerSec: 120_000},
+			{Automations: 100_000, Workspaces: 1000, IndexedEventsPerSec: 500_000, IndexedRedisCPUCores: 0.5, RedisCPUMicrosPerEvent: 1},
+			{Automations: 10_000, Workspaces: 1, Fanout: true, MatchedPerEvent: 20, MicrosPerMatched: 3.5},
 		},
-		E2E:  &E2EResult{Ratio: 0.6, P99MS: 51, LatencySamples: 10},
-		Load: &LoadResult{Automations: 100_000, Seconds: 9.5, RSSMB: 1100},
+		E2E:  &E2EResult{Ratio: 0.6, FranzRatio: 0.4, P99MS: 51, LatencySamples: 10},
+		Load: &LoadResult{Automations: 100_000, Seconds: 1.5, RSSMB: 310},
 	}
 	want := []struct {
-		value float64
-		met   bool
-	}{{99, false}, {150_000, true}, {500_000, true}, {1.6, true}, {60, true}, {51, false}, {9.5, true}, {1100, false}}
+		value      float64
+		met, shown bool
+	}{
+		{99, false, false}, {150_000, true, false}, {120_000, true, false}, // 10k/1
+		{500_000, true, false}, {1, true, false}, {1.6, true, false}, // 100k/1000
+		{3.5, false, false},                                       // 10k/1-fanout
+		{60, false, false}, {40, false, true}, {51, false, false}, // end to end
+		{1.5, true, false}, {310, false, false}, // load
+	}
 	got := goals(res)
 	if len(got) != len(want) {
 		t.Fatalf("%d goals, want %d: %+v", len(got), len(want), got)
 	}
 	for i, g := range got {
-		if math.Abs(g.Value-want[i].value) > 1e-9 || g.Met != want[i].met || g.Name == "" || g.Target == "" {
-			t.Errorf("goal %d: %+v, want value %v met %v", i, g, want[i].value, want[i].met)
+		if math.Abs(g.Value-want[i].value) > 1e-9 || g.Met != want[i].met || g.Shown != want[i].shown || g.Name == "" || g.Target == "" {
+			t.Errorf("goal %d: %+v, want value %v met %v shown %v", i, g, want[i].value, want[i].met, want[i].shown)
 		}
 	}
-	if got := goals(&Results{E2E: &E2EResult{Ratio: 1}}); len(got) != 2 || got[1].Met {
+	if got := goals(&Results{E2E: &E2EResult{Ratio: 1}}); len(got) != 3 || got[2].Met {
 		t.Errorf("a p99 without samples must not meet its goal: %+v", got)
 	}
 }

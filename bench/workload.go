@@ -19,6 +19,11 @@ type Workload struct {
 	Workspaces  int
 	// Seed makes the workload reproducible.
 	Seed int64
+	// Fanout makes the rules unselective (FanoutRules): at 10k
+	// automations in one workspace an event matches about 25 of them,
+	// as a schedule tick over many records or a tracker's fan-out does.
+	// The events are the same.
+	Fanout bool
 }
 
 // Categorical values of the generated CRM data, of varying cardinality.
@@ -69,6 +74,9 @@ func (w Workload) scale() int {
 // and a few date triggers. Most rules are scoped to an owner or an
 // account, as real rule sets of this size are.
 func (w Workload) Rules() []rules.Source {
+	if w.Fanout {
+		return w.FanoutRules()
+	}
 	r := rand.New(rand.NewSource(w.Seed))
 	nws := w.workspaces()
 	per := w.Automations / nws
@@ -119,6 +127,64 @@ func (w Workload) Rules() []rules.Source {
 				when = "{record: contact}"
 				cond = fmt.Sprintf(`record.account_id == "acc-%d" && record.title.startsWith("VP")`, r.Intn(scale))
 				then = "{flow: {id: exec-welcome}}"
+			default: // date triggers
+				when = fmt.Sprintf("{date: {record: account, field: renewal_date, offset: -%dh}}", 24*(30+r.Intn(60)))
+				cond = fmt.Sprintf(`record.tier == %q`, pick(tiers))
+				then = "{flow: {id: renewal, who: record.primary_contact_id}}"
+			}
+			fmt.Fprintf(&b, "  - id: %s\n    when: %s\n    if: '%s'\n    then: %s\n", id, when, strings.ReplaceAll(cond, "'", "''"), then)
+		}
+		srcs = append(srcs, rules.Source{Name: fmt.Sprintf("%s.yaml", WorkspaceName(ws)), Data: []byte(b.String())})
+	}
+	return srcs
+}
+
+// FanoutRules generates automation files, one per workspace, whose
+// conditions test only low-cardinality fields (stage, forecast category,
+// tier, region, lead source and status, title, a threshold): a record
+// meets hundreds of candidates in its index bucket and matches tens of
+// them. With 10,000 automations in a workspace and Events' stream: an
+// opportunity event matches about 18, an account 25, a lead 20, a contact
+// 60, a tracker detection 9 and a schedule firing 50 (about 23 on
+// average); the counts scale with the automations per workspace.
+func (w Workload) FanoutRules() []rules.Source {
+	r := rand.New(rand.NewSource(w.Seed))
+	nws := w.workspaces()
+	per := w.Automations / nws
+	regs, trks := regions(), trackers()
+	pick := func(s []string) string { return s[r.Intn(len(s))] }
+	var srcs []rules.Source
+	for ws := 0; ws < nws; ws++ {
+		var b strings.Builder
+		fmt.Fprintf(&b, "workspace: %s\nautomations:\n", WorkspaceName(ws))
+		for i := 0; i < per; i++ {
+			id := fmt.Sprintf("w%d-f%d", ws, i)
+			var when, cond, then string
+			switch k := r.Intn(100); {
+			case k < 45: // pipeline rules: a stage, a forecast, a deal type, a size
+				when = "{record: opportunity}"
+				cond = fmt.Sprintf(`record.stage == %q && record.forecast_category == %q && record.type == %q && record.amount > %d`, pick(stages), pick(forecasts), pick(oppTypes), 50000*r.Intn(20))
+				then = "{flow: {id: pipeline, who: record.primary_contact_id}}"
+			case k < 65: // account segments
+				when = "{record: account}"
+				cond = fmt.Sprintf(`record.tier == %q && record.region == %q`, pick(tiers), pick(regs))
+				then = "{flow: {id: segment, who: record.primary_contact_id}}"
+			case k < 85: // lead routing
+				when = "{record: lead}"
+				cond = fmt.Sprintf(`record.source == %q && record.status == %q && record.score >= %d`, pick(sources), pick(leadStatus), r.Intn(100))
+				then = "{flow: {id: route}}"
+			case k < 88: // contacts by title
+				when = "{record: contact}"
+				cond = fmt.Sprintf(`record.title == %q && record.email.endsWith("@example.com")`, pick([]string{"VP Sales", "CFO", "Engineer", "VP Engineering", "Analyst"}))
+				then = "{flow: {id: persona}}"
+			case k < 95: // a tracker's fan-out
+				when = fmt.Sprintf("{tracker: {name: %q}}", pick(trks))
+				cond = fmt.Sprintf(`account.tier in [%q, %q]`, pick(tiers), pick(tiers))
+				then = `{flow: {id: follow-up, who: 'tracker.participants.filter(p, p.role == "customer").map(p, p.contact_id)'}}`
+			case k < 98: // a schedule tick over many records
+				when = "{schedule: {name: weekly-pipeline-review, record: opportunity}}"
+				cond = fmt.Sprintf(`record.stage == %q`, pick(stages))
+				then = "{brief: {kind: opportunity}}"
 			default: // date triggers
 				when = fmt.Sprintf("{date: {record: account, field: renewal_date, offset: -%dh}}", 24*(30+r.Intn(60)))
 				cond = fmt.Sprintf(`record.tier == %q`, pick(tiers))

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"slices"
-	"sort"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -300,24 +299,18 @@ func (g *group) candidates(rec *crm.Record, buf, scratch []*candidate) (cands, s
 
 // candidatesFromRuns is candidates with the index buckets looked up by
 // lookup (nil: the scan list only).
+//
+// The scan list and each index bucket are in rule order (built from g.all
+// in order; a candidate is in one of them only), so merging those runs
+// puts the candidates in rule order without a sort: pairwise rounds of
+// two-way merges, O(n log k) for n candidates in k runs, however many
+// runs there are.
 func (g *group) candidatesFromRuns(lookup func(*fieldIndex, []*candidate) []*candidate, buf, scratch []*candidate) (cands, spare []*candidate) {
-	// The scan list and each index bucket are in rule order (built from
-	// g.all in order; a candidate is in one of them only), so merging
-	// those few runs puts the candidates in rule order: no sort.
-	var ends [maxRuns]int
-	runs, sorted := 0, true
+	var endsBuf [16]int // a group has a few field indexes: no allocation
+	ends := endsBuf[:0]
 	mark := func() {
-		prev := 0
-		if runs > 0 {
-			prev = ends[runs-1]
-		}
-		switch n := len(buf); {
-		case n == prev: // an empty run
-		case runs == maxRuns:
-			sorted = false // more runs than merging pays for
-		default:
-			ends[runs] = n
-			runs++
+		if n := len(buf); n > 0 && (len(ends) == 0 || ends[len(ends)-1] != n) { // not an empty run
+			ends = append(ends, n)
 		}
 	}
 	buf = append(buf[:0], g.scan...)
@@ -328,15 +321,11 @@ func (g *group) candidatesFromRuns(lookup func(*fieldIndex, []*candidate) []*can
 			mark()
 		}
 	}
-	if !sorted {
-		sort.Slice(buf, func(i, j int) bool { return buf[i].ord < buf[j].ord })
-		return buf, scratch
-	}
-	for runs > 1 {
+	for len(ends) > 1 {
 		scratch = scratch[:0]
 		start, out := 0, 0
-		for i := 0; i < runs; i += 2 {
-			if i+1 == runs {
+		for i := 0; i < len(ends); i += 2 {
+			if i+1 == len(ends) {
 				scratch = append(scratch, buf[start:ends[i]]...)
 			} else {
 				scratch = mergeRuns(scratch, buf[start:ends[i]], buf[ends[i]:ends[i+1]])
@@ -345,14 +334,11 @@ func (g *group) candidatesFromRuns(lookup func(*fieldIndex, []*candidate) []*can
 			ends[out] = len(scratch)
 			out++
 		}
-		runs = out
+		ends = ends[:out]
 		buf, scratch = scratch, buf
 	}
 	return buf, scratch
 }
-
-// maxRuns is the most sorted runs candidates merges.
-const maxRuns = 16
 
 // mergeRuns appends the merge of a and b, both in rule order, to dst.
 func mergeRuns(dst, a, b []*candidate) []*candidate {

@@ -2,8 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,56 +41,62 @@ func BenchmarkPipeline(b *testing.B) {
 }
 
 // BenchmarkPassthrough is the baseline for BenchmarkPipeline on the same
-// broker: a kafka-go group reader and writer copying each event to the
-// actions topic, with the same batching (up to 500 messages or 5ms) and a
-// commit per batch, and nothing else.
+// broker, as strong as the pipeline: the same consumer (ingest.Consumer:
+// a worker per partition, batches of up to 500 messages or 5ms, offsets
+// committed every second as BenchmarkPipeline's are) and kafka-go writers
+// with the service's producer settings, writing what the pipeline writes
+// per event (one action and one run: here a copy of the event to the
+// actions topic and one to the runs topic, concurrently as
+// writer.Publish does), and nothing else.
 func BenchmarkPassthrough(b *testing.B) {
 	benchmarkFlow(b, func(b *testing.B, c *testenv.Cluster) func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			passthrough(ctx, c)
+			if err := passthrough(ctx, c); err != nil {
+				b.Error(err)
+			}
 		}()
 		return func() { cancel(); <-done }
 	})
 }
 
-func passthrough(ctx context.Context, c *testenv.Cluster) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Addrs(), GroupID: testGroup, Topic: inputTopic,
-		MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond, QueueCapacity: 500})
-	defer r.Close()
-	w := &kafka.Writer{Addr: kafka.TCP(c.Addrs()...), Topic: actions.DefaultActionsTopic, Balancer: &kafka.Hash{},
-		BatchTimeout: writer.DefaultBatchTimeout, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
-	defer w.Close()
-	batch := make([]kafka.Message, 0, 500)
-	for ctx.Err() == nil {
-		batch = batch[:0]
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			continue
-		}
-		batch = append(batch, m)
-		linger, cancel := context.WithTimeout(ctx, ingest.DefaultLinger)
-		for len(batch) < cap(batch) {
-			m, err := r.FetchMessage(linger)
-			if err != nil {
-				break
-			}
-			batch = append(batch, m)
-		}
-		cancel()
-		out := make([]kafka.Message, len(batch))
-		for i, m := range batch {
-			out[i] = kafka.Message{Key: m.Key, Value: m.Value}
-		}
-		if err := w.WriteMessages(ctx, out...); err != nil {
-			return
-		}
-		if err := r.CommitMessages(ctx, batch...); err != nil {
-			return
-		}
+func passthrough(ctx context.Context, c *testenv.Cluster) error {
+	transport := &kafka.Transport{MetadataTTL: time.Second}
+	defer transport.CloseIdleConnections()
+	co := fastConsumer(c.Addrs(), transport)
+	co.CommitInterval = time.Second
+	cons, err := ingest.NewConsumer(co)
+	if err != nil {
+		return err
 	}
+	newWriter := func(topic string) *kafka.Writer {
+		return &kafka.Writer{Addr: kafka.TCP(c.Addrs()...), Topic: topic, Balancer: &kafka.Hash{}, Transport: transport,
+			BatchTimeout: writer.DefaultBatchTimeout, BatchSize: writer.DefaultBatchSize, RequiredAcks: kafka.RequireAll}
+	}
+	acts, runs := newWriter(actions.DefaultActionsTopic), newWriter(actions.DefaultRunsTopic)
+	defer acts.Close()
+	defer runs.Close()
+	return cons.Run(ctx, func(ctx context.Context, msgs []kafka.Message) error {
+		copies := func() []kafka.Message {
+			out := make([]kafka.Message, len(msgs))
+			for i, m := range msgs {
+				out[i] = kafka.Message{Key: m.Key, Value: m.Value}
+			}
+			return out
+		}
+		a, r := copies(), copies()
+		var runErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { runErr = runs.WriteMessages(ctx, r...) })
+		actErr := acts.WriteMessages(ctx, a...)
+		wg.Wait()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errors.Join(actErr, runErr)
+	})
 }
 
 // benchmarkFlow runs, per iteration, a fresh cluster with the system
