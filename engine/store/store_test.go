@@ -21,6 +21,20 @@ func TestRedis(t *testing.T) {
 	})
 }
 
+// TestRedisClusterLayout runs the suite on the cluster layout of keys
+// (record and timer shards) on a single Redis.
+func TestRedisClusterLayout(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, opts store.Options) storetest.Store {
+		rdb, prefix := testenv.Redis(t)
+		opts.ClusterLayout = true
+		s, err := store.NewRedis(rdb, prefix, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func TestMemory(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, opts store.Options) storetest.Store {
 		s, err := store.NewMemory(opts)
