@@ -18,10 +18,45 @@ import (
 // TestRedisKeys pins the keys and values Redis holds: running deployments
 // have data under them, and a new version must read it.
 func TestRedisKeys(t *testing.T) {
+	testRedisKeys(t, false, []string{
+		`timers = zset {acme}:t:account:renewal_date:a:1=1798761600000 (ttl none)`,
+		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
+		`{acme}:k:account = set a:1 (ttl none)`,
+		`{acme}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
+		`{acme}:t:account:renewal_date:a:1 = 1801353600000|1793523600000|1793523601000|s1 (ttl 2160h0m0s)`,
+		`{acme}:w:opportunity:s:weekly = hash cursor= lease=tok|1793523630000 mark=1000 target=2000 (ttl none)`,
+		`{~}:a:y1 = d (ttl 168h0m0s)`,
+		`{~}:a:y2 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{~}:e:1:g:p2 = y2|0 (ttl none)`,
+		`{~}:e:3:f:1:p1 = y1|1793527200000 (ttl 169h0m0s)`,
+	})
+}
+
+// TestRedisClusterKeys pins the keys of the cluster layout: records,
+// known records and timers in shards, the claims and walks as on a single
+// Redis.
+func TestRedisClusterKeys(t *testing.T) {
+	testRedisKeys(t, true, []string{
+		`{acme:s41}:k:account = set a:1 (ttl none)`,
+		`{acme:s41}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
+		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
+		`{acme}:w:opportunity:s:weekly = hash cursor= lease=tok|1793523630000 mark=1000 target=2000 (ttl none)`,
+		`{timers:1}:q = zset {timers:1}:t:acme:account:renewal_date:a:1=1798761600000 (ttl none)`,
+		`{timers:1}:t:acme:account:renewal_date:a:1 = 1801353600000|1793523600000|1793523601000|s1 (ttl 2160h0m0s)`,
+		`{~}:a:y1 = d (ttl 168h0m0s)`,
+		`{~}:a:y2 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{~}:e:1:g:p2 = y2|0 (ttl none)`,
+		`{~}:e:3:f:1:p1 = y1|1793527200000 (ttl 169h0m0s)`,
+	})
+}
+
+func testRedisKeys(t *testing.T, cluster bool, want []string) {
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(t)
 	schema := crm.DefaultSchema()
-	s, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema})
+	s, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema, ClusterLayout: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,32 +102,31 @@ func TestRedisKeys(t *testing.T) {
 	var got []string
 	for _, k := range keys {
 		var v string
-		if k == prefix+"timers" {
+		switch typ, _ := rdb.Type(ctx, k).Result(); typ {
+		case "zset":
 			zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
 			if err != nil {
 				t.Fatal(err)
 			}
+			v = "zset"
 			for _, z := range zs {
-				v += fmt.Sprintf("%s=%d ", strings.TrimPrefix(z.Member.(string), prefix), int64(z.Score))
+				v += fmt.Sprintf(" %s=%d", strings.TrimPrefix(z.Member.(string), prefix), int64(z.Score))
 			}
-		} else {
-			switch typ, _ := rdb.Type(ctx, k).Result(); typ {
-			case "set":
-				m, _ := rdb.SMembers(ctx, k).Result()
-				sort.Strings(m)
-				v = "set " + strings.Join(m, ",")
-			case "hash":
-				h, _ := rdb.HGetAll(ctx, k).Result()
-				fs := make([]string, 0, len(h))
-				for f, x := range h {
-					fs = append(fs, f+"="+x)
-				}
-				sort.Strings(fs)
-				v = "hash " + strings.Join(fs, " ")
-			default:
-				if v, err = rdb.Get(ctx, k).Result(); err != nil {
-					t.Fatal(err)
-				}
+		case "set":
+			m, _ := rdb.SMembers(ctx, k).Result()
+			sort.Strings(m)
+			v = "set " + strings.Join(m, ",")
+		case "hash":
+			h, _ := rdb.HGetAll(ctx, k).Result()
+			fs := make([]string, 0, len(h))
+			for f, x := range h {
+				fs = append(fs, f+"="+x)
+			}
+			sort.Strings(fs)
+			v = "hash " + strings.Join(fs, " ")
+		default:
+			if v, err = rdb.Get(ctx, k).Result(); err != nil {
+				t.Fatal(err)
 			}
 		}
 		ttl, err := rdb.PTTL(ctx, k).Result()
@@ -104,19 +138,6 @@ func TestRedisKeys(t *testing.T) {
 			ttls = ttl.Round(time.Hour).String()
 		}
 		got = append(got, fmt.Sprintf("%s = %s (ttl %s)", strings.TrimPrefix(k, prefix), strings.TrimSpace(v), ttls))
-	}
-	want := []string{
-		`timers = {acme}:t:account:renewal_date:a:1=1798761600000 (ttl none)`,
-		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
-		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
-		`{acme}:k:account = set a:1 (ttl none)`,
-		`{acme}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
-		`{acme}:t:account:renewal_date:a:1 = 1801353600000|1793523600000|1793523601000|s1 (ttl 2160h0m0s)`,
-		`{acme}:w:opportunity:s:weekly = hash cursor= lease=tok|1793523630000 mark=1000 target=2000 (ttl none)`,
-		`{~}:a:y1 = d (ttl 168h0m0s)`,
-		`{~}:a:y2 = p|tok|1793523630000 (ttl 168h0m0s)`,
-		`{~}:e:1:g:p2 = y2|0 (ttl none)`,
-		`{~}:e:3:f:1:p1 = y1|1793527200000 (ttl 169h0m0s)`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("keys:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))

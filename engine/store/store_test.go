@@ -35,6 +35,22 @@ func TestRedisClusterLayout(t *testing.T) {
 	})
 }
 
+// TestRedisCluster runs the suite on a real Redis Cluster (three masters,
+// three replicas), where the cluster layout is chosen by the client.
+func TestRedisCluster(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, opts store.Options) storetest.Store {
+		rdb, prefix := testenv.RedisClusterClient(t)
+		s, err := store.NewRedis(rdb, prefix, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Cluster() {
+			t.Fatal("the store keeps the single-Redis layout on a cluster client")
+		}
+		return s
+	})
+}
+
 func TestMemory(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, opts store.Options) storetest.Store {
 		s, err := store.NewMemory(opts)
