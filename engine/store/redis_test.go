@@ -143,3 +143,82 @@ func testRedisKeys(t *testing.T, cluster bool, want []string) {
 		t.Fatalf("keys:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
+
+// TestRedisScriptsLost flushes Redis's script cache before each step, as a
+// restart or a failover to a replica that never loaded them does: every
+// step loads the scripts again (on every master of a cluster) and
+// succeeds, with the results it would have had.
+func TestRedisScriptsLost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) (redis.UniversalClient, string)
+	}{
+		{"single", func(t *testing.T) (redis.UniversalClient, string) { return testenv.Redis(t) }},
+		{"cluster", func(t *testing.T) (redis.UniversalClient, string) { return testenv.RedisClusterClient(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb, prefix := tc.open(t)
+			flush := func() {
+				t.Helper()
+				var err error
+				if c, ok := rdb.(*redis.ClusterClient); ok {
+					err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return n.ScriptFlush(ctx).Err() })
+				} else {
+					err = rdb.ScriptFlush(ctx).Err()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := store.NewRedis(rdb, prefix, store.Options{Schema: crm.DefaultSchema()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+			flush()
+			c := &store.Claim{Workspace: "acme", AutomationID: "a", EventID: "e1", Targets: []store.Target{{ActionID: "x1"}}}
+			if err := s.Claim(ctx, []*store.Claim{c}, "tok", t0); err != nil || c.Targets[0].Status != store.StatusNew {
+				t.Fatalf("claim: %v %v", c.Targets[0].Status, err)
+			}
+			flush()
+			if err := s.Confirm(ctx, []store.ActionRef{{Workspace: "acme", ActionID: "x1"}}, "tok"); err != nil {
+				t.Fatal(err)
+			}
+			// Timers in several shards.
+			var w store.Writes
+			for _, id := range []string{"r1", "r2", "r3", "r4", "r5", "r6"} {
+				w.Arms = append(w.Arms, store.Arm{TimerRef: store.TimerRef{Workspace: "acme", Object: "account", Field: "renewal_date", RecordID: id},
+					Date: t0.Add(48 * time.Hour), Fired: t0, Next: t0.Add(time.Hour)})
+			}
+			flush()
+			if err := s.Apply(ctx, &w, t0); err != nil {
+				t.Fatal(err)
+			}
+			flush()
+			due, err := s.ClaimDue(ctx, t0.Add(time.Hour), t0.Add(time.Hour), 10)
+			if err != nil || len(due) != 6 {
+				t.Fatalf("claim due: %d timers, %v", len(due), err)
+			}
+			for i := range due {
+				due[i].NewFired = t0.Add(time.Hour)
+			}
+			flush()
+			if err := s.AckTimers(ctx, due); err != nil {
+				t.Fatal(err)
+			}
+			if left, err := s.PeekDue(ctx, t0.Add(100*time.Hour)); err != nil || len(left) != 0 {
+				t.Fatalf("after the ack: %d timers due, %v", len(left), err)
+			}
+			flush()
+			ws, err := s.StartWalks(ctx, []store.WalkStart{{Ref: store.WalkRef{Workspace: "acme", Object: "account", Name: "s:x"}, Target: "1", Ordered: true}}, "tok", t0)
+			if err != nil || ws[0].Status != store.WalkOurs {
+				t.Fatalf("start walk: %v %v", ws, err)
+			}
+			c = &store.Claim{Workspace: "acme", AutomationID: "a", EventID: "e1", Targets: []store.Target{{ActionID: "x1"}}}
+			if err := s.Claim(ctx, []*store.Claim{c}, "tok2", t0); err != nil || c.Targets[0].Status != store.StatusDone {
+				t.Fatalf("claim again: %v %v", c.Targets[0].Status, err)
+			}
+		})
+	}
+}
