@@ -4,8 +4,11 @@ package faults
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/internal/testenv"
@@ -55,6 +58,36 @@ func (cw *clusterWorld) stream(t *testing.T, wl workload, fault func()) (*verdic
 	return cw.verify(t), settled, retries
 }
 
+// doneMarks counts the workspace's claims that are done (d), over every
+// master: an action produced whose mark is not done had its mark lost
+// (or not yet written), and would be produced again if its event were
+// delivered again.
+func (cw *clusterWorld) doneMarks(t *testing.T) int {
+	t.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	done := 0
+	err := cw.rc.Client().ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		iter := n.Scan(ctx, 0, prefix+"{"+workspace+"}:a:*", 1000).Iterator()
+		for iter.Next(ctx) {
+			v, err := n.Get(ctx, iter.Val()).Result()
+			if err != nil {
+				return err
+			}
+			if v == "d" {
+				mu.Lock()
+				done++
+				mu.Unlock()
+			}
+		}
+		return iter.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return done
+}
+
 // TestRedisClusterFailover kills (SIGKILL) the master that holds the
 // workspace's claims while events stream in; its replica is promoted
 // (node timeout 1 s). Replication is asynchronous, so the writes the
@@ -78,7 +111,7 @@ func TestRedisClusterFailover(t *testing.T) {
 	v.check(t)
 	report(t, start, "events", v.inputs, "expected_actions", v.expected, "actions_lost", len(v.lost),
 		"duplicate_action_ids", v.dupCount(), "duplicates_by_automation", v.dupSummary(),
-		"failover", failover.Round(100*time.Millisecond), "settled_after_kill", settled.Round(100*time.Millisecond),
+		"done_marks_missing", v.distinct-cw.doneMarks(t), "failover", failover.Round(100*time.Millisecond), "settled_after_kill", settled.Round(100*time.Millisecond),
 		"pipeline_retries", retries, "commit_violations", len(v.violations))
 }
 
@@ -116,6 +149,6 @@ func TestRedisClusterSlotMigration(t *testing.T) {
 	}
 	report(t, start, "events", v.inputs, "expected_actions", v.expected, "actions_lost", len(v.lost),
 		"duplicate_action_ids", v.dupCount(), "duplicates_by_automation", v.dupSummary(),
-		"keys_moved", moved, "migration", took.Round(100*time.Millisecond), "settled_after_start", settled.Round(100*time.Millisecond),
+		"done_marks_missing", v.distinct-cw.doneMarks(t), "keys_moved", moved, "migration", took.Round(100*time.Millisecond), "settled_after_start", settled.Round(100*time.Millisecond),
 		"pipeline_retries", retries, "commit_violations", len(v.violations))
 }
