@@ -88,31 +88,50 @@ func (cw *clusterWorld) doneMarks(t *testing.T) int {
 	return done
 }
 
-// TestRedisClusterFailover kills (SIGKILL) the master that holds the
-// workspace's claims while events stream in; its replica is promoted
-// (node timeout 1 s). Replication is asynchronous, so the writes the
-// master acknowledged but had not yet sent to its replica are lost: the
-// pipeline retries what failed, and nothing may be lost; duplicates are
-// counted.
+// TestRedisClusterFailover fails over the master that holds the
+// workspace's claims while events stream in. Killed: the master is
+// SIGKILLed and its replica promoted (node timeout 1 s). Taken over: the
+// replica takes over (CLUSTER FAILOVER TAKEOVER) while the master still
+// answers, as after a partition; the old master acknowledges writes until
+// it learns of the new epoch, and then drops them (replication is
+// asynchronous). The pipeline retries what failed; nothing may be lost.
+// Duplicates are counted, and the done marks missing at the end (actions
+// a redelivery of their event would produce again).
 func TestRedisClusterFailover(t *testing.T) {
 	t.Parallel()
-	start := time.Now()
-	cw := newClusterWorld(t)
-	wl := workload{records: pick(600, 5000), rate: 400, marker: "FAILOVERMARK"}
-	var failover time.Duration
-	var victim string
-	v, settled, retries := cw.stream(t, wl, func() {
-		victim = cw.rc.MasterOf(cw.slot)
-		failover = cw.rc.KillMaster(victim)
-		if got := cw.rc.MasterOf(cw.slot); got == victim {
-			t.Fatalf("slot %d still on the killed master %s", cw.slot, victim)
-		}
-	})
-	v.check(t)
-	report(t, start, "events", v.inputs, "expected_actions", v.expected, "actions_lost", len(v.lost),
-		"duplicate_action_ids", v.dupCount(), "duplicates_by_automation", v.dupSummary(),
-		"done_marks_missing", v.distinct-cw.doneMarks(t), "failover", failover.Round(100*time.Millisecond), "settled_after_kill", settled.Round(100*time.Millisecond),
-		"pipeline_retries", retries, "commit_violations", len(v.violations))
+	for _, tc := range []struct {
+		name     string
+		takeover bool
+	}{
+		{"killed", false},
+		{"taken over", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			cw := newClusterWorld(t)
+			wl := workload{records: pick(600, 5000), rate: 400, marker: "FAILOVERMARK"}
+			var failover time.Duration
+			v, settled, retries := cw.stream(t, wl, func() {
+				victim := cw.rc.MasterOf(cw.slot)
+				if tc.takeover {
+					begun := time.Now()
+					cw.rc.Takeover(victim)
+					failover = time.Since(begun)
+				} else {
+					failover = cw.rc.KillMaster(victim)
+				}
+				if got := cw.rc.MasterOf(cw.slot); got == victim {
+					t.Fatalf("slot %d still on the killed master %s", cw.slot, victim)
+				}
+			})
+			v.check(t)
+			report(t, start, "events", v.inputs, "expected_actions", v.expected, "actions_lost", len(v.lost),
+				"duplicate_action_ids", v.dupCount(), "duplicates_by_automation", v.dupSummary(),
+				"done_marks_missing", v.distinct-cw.doneMarks(t), "failover", failover.Round(100*time.Millisecond),
+				"settled_after_kill", settled.Round(100*time.Millisecond), "pipeline_retries", retries, "commit_violations", len(v.violations))
+		})
+	}
 }
 
 // TestRedisClusterSlotMigration moves the slot of the workspace's claims

@@ -274,6 +274,70 @@ func (c *RedisCluster) KillMaster(addr string) time.Duration {
 	return time.Since(start)
 }
 
+// Replicas returns the addresses of the replicas of the master at addr.
+func (c *RedisCluster) Replicas(addr string) []string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	n := node(addr)
+	defer n.Close()
+	info, err := n.Info(ctx, "replication").Result()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var out []string
+	for i := 0; ; i++ {
+		v := infoField(info, "slave"+strconv.Itoa(i))
+		if v == "" {
+			return out
+		}
+		var ip, port string
+		for _, kv := range strings.Split(v, ",") {
+			k, val, _ := strings.Cut(kv, "=")
+			switch k {
+			case "ip":
+				ip = val
+			case "port":
+				port = val
+			}
+		}
+		out = append(out, net.JoinHostPort(ip, port))
+	}
+}
+
+// Takeover promotes a replica of the master at addr with CLUSTER FAILOVER
+// TAKEOVER, without the master's agreement, as after a partition: the
+// old master goes on answering until it learns of the new epoch, and then
+// becomes a replica of the new one, dropping what it acknowledged
+// meanwhile. It waits until the cluster is healthy and returns the new
+// master's address.
+func (c *RedisCluster) Takeover(addr string) string {
+	c.t.Helper()
+	rs := c.Replicas(addr)
+	if len(rs) == 0 {
+		c.t.Fatalf("testenv: %s has no replica", addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	n := node(rs[0])
+	err := n.Do(ctx, "cluster", "failover", "takeover").Err()
+	n.Close()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for c.role(rs[0]) != "master" || c.role(addr) != "slave" {
+		select {
+		case <-ctx.Done():
+			c.t.Fatalf("testenv: %s not promoted", rs[0])
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := c.waitHealthy(ctx); err != nil {
+		c.t.Fatal(err)
+	}
+	return rs[0]
+}
+
 // waitHealthy waits until every running node says cluster_state:ok with all
 // slots served by running masters, and every running replica's link to its
 // master is up.
