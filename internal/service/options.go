@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -376,16 +375,6 @@ func (o DecoderOptions) Validate() error {
 		bad("negative record value limit %+v", l)
 	}
 	return errors.Join(errs...)
-}
-
-// redactURLError drops the URL, which may hold a password, from a
-// url.Parse error.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -204,14 +204,21 @@ func (c *RedisCluster) MasterOf(slot int) string {
 	defer cancel()
 	for _, a := range c.Addrs() {
 		n := node(a)
-		slots, err := n.ClusterSlots(ctx).Result()
+		shards, err := n.ClusterShards(ctx).Result()
 		n.Close()
 		if err != nil {
 			continue
 		}
-		for _, s := range slots {
-			if s.Start <= slot && slot <= s.End && len(s.Nodes) > 0 {
-				return s.Nodes[0].Addr
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				if int(r.Start) > slot || slot > int(r.End) {
+					continue
+				}
+				for _, nd := range sh.Nodes {
+					if nd.Role == "master" && nd.Health == "online" {
+						return net.JoinHostPort(nd.IP, strconv.FormatInt(nd.Port, 10))
+					}
+				}
 			}
 		}
 	}
