@@ -572,8 +572,10 @@ func (s *Redis) ClaimDue(ctx context.Context, upTo, now time.Time, limit int) ([
 	// one script call.
 	s.sortHeads(heads)
 	heads = heads[:min(len(heads), limit)]
+	rank := make(map[string]int, len(heads))
 	take := make([][]any, Shards)
-	for _, h := range heads {
+	for i, h := range heads {
+		rank[h.member] = i
 		if take[h.shard] == nil {
 			take[h.shard] = []any{ms(upTo), leased}
 		}
@@ -619,12 +621,9 @@ func (s *Redis) ClaimDue(ctx context.Context, upTo, now time.Time, limit int) ([
 			return out, err
 		}
 	}
-	slices.SortStableFunc(out, func(a, b DueTimer) int {
-		if c := a.Score.Compare(b.Score); c != 0 {
-			return c
-		}
-		return strings.Compare(s.keys.tieKey(a.TimerRef), s.keys.tieKey(b.TimerRef))
-	})
+	// In the order of the heads (the scores the script saw are theirs,
+	// but for an entry re-armed in between).
+	slices.SortStableFunc(out, func(a, b DueTimer) int { return cmp.Compare(rank[a.member], rank[b.member]) })
 	return out, nil
 }
 

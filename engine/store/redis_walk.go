@@ -134,7 +134,7 @@ func (s *Redis) StartWalks(ctx context.Context, starts []WalkStart, token string
 // (Redis SSCAN); every id known throughout the walk comes at least once.
 // In the cluster layout the known records are sets per record shard, and
 // a cursor is SHARD:SSCAN_CURSOR; one call goes on to the next shards
-// until it has ids or the walk is over.
+// until it has about count ids or the walk is over.
 func (s *Redis) KnownRecords(ctx context.Context, workspace, object, cursor string, count int) ([]string, string, error) {
 	shard, c, err := s.parseKnownCursor(cursor)
 	if err != nil {
@@ -153,7 +153,7 @@ func (s *Redis) KnownRecords(ctx context.Context, workspace, object, cursor stri
 				return out, "", nil
 			}
 		}
-		if len(out) > 0 {
+		if len(out) >= max(count, 1) {
 			return out, s.knownCursor(shard, next), nil
 		}
 		c = next
