@@ -145,9 +145,10 @@ type LoadResult struct {
 func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	w := Workload{Automations: req.Automations, Workspaces: req.Workspaces, Seed: req.Seed}
 	// The engine's store needs a client; loading alone never uses it.
-	var rdb redis.UniversalClient = redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	if req.RedisURL != "" {
-		rdb.Close()
+	var rdb redis.UniversalClient
+	if req.RedisURL == "" {
+		rdb = redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	} else {
 		var err error
 		if rdb, err = newRedisClient(req.RedisURL); err != nil {
 			return nil, err
