@@ -153,7 +153,15 @@ func TestRedisScriptsLost(t *testing.T) {
 		name string
 		open func(t *testing.T) (redis.UniversalClient, string)
 	}{
-		{"single", func(t *testing.T) (redis.UniversalClient, string) { return testenv.Redis(t) }},
+		// A server of its own: the shared one serves other packages' tests
+		// at the same time, whose scripts a flush would take away.
+		{"single", func(t *testing.T) (redis.UniversalClient, string) {
+			c := redis.NewClient(&redis.Options{Addr: testenv.StartRedis(t).Addr()})
+			t.Cleanup(func() { c.Close() })
+			return c, "wt:"
+		}},
+		// The shared cluster is this test binary's own, and its tests run
+		// one at a time.
 		{"cluster", func(t *testing.T) (redis.UniversalClient, string) { return testenv.RedisClusterClient(t) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
