@@ -38,12 +38,14 @@ type benchRedis struct {
 func startRedis(ctx context.Context, url string) (*benchRedis, error) {
 	prefix := "wt-bench:" + randomHex(4) + ":"
 	if url != "" {
-		o, err := redis.ParseURL(url)
+		c, err := newRedisClient(url)
 		if err != nil {
-			return nil, fmt.Errorf("redis URL: %w", err)
+			return nil, err
 		}
-		if err := ping(ctx, o); err != nil {
-			return nil, fmt.Errorf("redis at %s: %w", o.Addr, err)
+		err = ping(ctx, c)
+		c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("redis at --redis-url: %w", err)
 		}
 		r := &benchRedis{URL: url, Kind: "given (--redis-url)", Prefix: prefix}
 		r.stop = func() { _ = deletePrefix(url, prefix, 30*time.Second) }
@@ -92,21 +94,20 @@ func startRedisServer(ctx context.Context, bin string) (*benchRedis, error) {
 		PID: srv.Pid(), stop: func() { srv.Stop(5 * time.Second); os.RemoveAll(dir) }}, nil
 }
 
-func ping(ctx context.Context, o *redis.Options) error {
-	c := redis.NewClient(o)
-	defer c.Close()
+func ping(ctx context.Context, c redis.UniversalClient) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return c.Ping(ctx).Err()
 }
 
-// newRedisClient returns a client of url.
-func newRedisClient(url string) (*redis.Client, error) {
-	o, err := redis.ParseURL(url)
+// newRedisClient returns a client of url: one server, or a cluster
+// (redisx.ParseURL).
+func newRedisClient(url string) (redis.UniversalClient, error) {
+	c, err := redisx.NewClient(url)
 	if err != nil {
 		return nil, fmt.Errorf("redis URL: %w", err)
 	}
-	return redis.NewClient(o), nil
+	return c, nil
 }
 
 // deletePrefix removes every key starting with prefix from the Redis at url.

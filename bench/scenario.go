@@ -195,14 +195,15 @@ type LoadResult struct {
 func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	w := Workload{Automations: req.Automations, Workspaces: req.Workspaces, Seed: req.Seed, Fanout: req.Fanout}
 	// The engine's store needs a client; loading alone never uses it.
-	ropts := &redis.Options{Addr: "127.0.0.1:6379"}
-	if req.RedisURL != "" {
+	var rdb redis.UniversalClient
+	if req.RedisURL == "" {
+		rdb = redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	} else {
 		var err error
-		if ropts, err = redis.ParseURL(req.RedisURL); err != nil {
-			return nil, fmt.Errorf("redis URL: %w", err)
+		if rdb, err = newRedisClient(req.RedisURL); err != nil {
+			return nil, err
 		}
 	}
-	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 
 	// Load: what `whenthen run` does before it serves.

@@ -176,7 +176,7 @@ type Service struct {
 	m    *metrics
 
 	schema   *crm.Schema
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	store    *store.Redis
 	q        queue
 	writer   *writer.Writer

@@ -44,8 +44,9 @@ automations:
 `
 
 // TestMemoryDecidesAsRedis: the same random stream replayed on
-// store.Memory and on store.Redis gives the same runs and actions, in the
-// same order: record state read back, dedup of redelivered events,
+// store.Memory and on store.Redis (a single Redis in both key layouts,
+// and a Redis Cluster) gives the same runs and actions, in the same
+// order: record state read back, dedup of redelivered events,
 // enrollments, cooldowns and date timers.
 func TestMemoryDecidesAsRedis(t *testing.T) {
 	ctx := context.Background()
@@ -66,12 +67,22 @@ func TestMemoryDecidesAsRedis(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		layout, err := store.NewRedis(rdb, prefix+"layout:", store.Options{Schema: c.Schema(), ClusterLayout: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		crdb, cprefix := testenv.RedisClusterClient(t)
+		cluster, err := store.NewRedis(crdb, cprefix, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
 		mem, err := store.NewMemory(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
+		names := []string{"memory", "redis", "redis in the cluster layout", "redis cluster"}
 		var replays []*Replay
-		for _, st := range []Store{red, mem} {
+		for _, st := range []Store{mem, red, layout, cluster} {
 			rp, err := NewReplay(Options{Rules: set, Schema: c.Schema(), Store: st})
 			if err != nil {
 				t.Fatal(err)
@@ -83,7 +94,7 @@ func TestMemoryDecidesAsRedis(t *testing.T) {
 		total := 0
 		compare := func(step string, run func(*Replay) ([]*Output, error)) {
 			t.Helper()
-			var got [2]string
+			got := make([]string, len(replays))
 			for i, rp := range replays {
 				outs, err := run(rp)
 				if err != nil {
@@ -96,8 +107,10 @@ func TestMemoryDecidesAsRedis(t *testing.T) {
 				total += len(lines)
 				got[i] = strings.Join(lines, "\n")
 			}
-			if got[0] != got[1] {
-				t.Fatalf("seed %d, %s:\nredis:\n%s\nmemory:\n%s", seed, step, got[0], got[1])
+			for i := 1; i < len(got); i++ {
+				if got[i] != got[0] {
+					t.Fatalf("seed %d, %s:\n%s:\n%s\nmemory:\n%s", seed, step, names[i], got[i], got[0])
+				}
 			}
 		}
 		for i := 0; i < 400; i++ {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
+	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -273,8 +274,22 @@ func memStore(t *testing.T) Store {
 
 // TestTickOnceAcrossInstances: two engines on one store walk a tick
 // concurrently, in small chunks: every record runs once, no action twice.
+// TestTickOnceAcrossInstances: two instances walk a tick together, in
+// chunks, on a single Redis and on a Redis Cluster (known records in
+// record shards, walked shard after shard): each record once.
 func TestTickOnceAcrossInstances(t *testing.T) {
-	h := newHarness(t, weekly)
+	t.Run("redis", func(t *testing.T) { tickOnceAcrossInstances(t, newHarness(t, weekly)) })
+	t.Run("redis cluster", func(t *testing.T) {
+		rdb, prefix := testenv.RedisClusterClient(t)
+		st, err := store.NewRedis(rdb, prefix, store.Options{Schema: crm.DefaultSchema()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tickOnceAcrossInstances(t, newHarnessWithStore(t, weekly, crm.DefaultSchema(), st))
+	})
+}
+
+func tickOnceAcrossInstances(t *testing.T, h *harness) {
 	h.now = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	var evs []string
 	for i := range 60 {

@@ -45,6 +45,7 @@ import (
 	"github.com/whenthen/whenthen/history/store/sqlite"
 	"github.com/whenthen/whenthen/history/web"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/redisx"
 	"github.com/whenthen/whenthen/internal/service"
 )
 
@@ -60,7 +61,7 @@ type Service struct {
 
 	store     *store.Store
 	rules     *ruleSet
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
 	transport *kafka.Transport
 	dlq       *writer.Writer
 	consumers []*topicConsumer
@@ -155,18 +156,21 @@ func New(opts Options) (*Service, error) {
 	}
 	var state check.State
 	if o.Redis.URL != "" && s.rules.compiler != nil {
-		ropts, err := redis.ParseURL(o.Redis.URL)
-		if err != nil { // its text may quote the URL, password included
-			return nil, errors.New("redis URL: not a valid redis:// or rediss:// URL")
+		ropts, err := redisx.ParseURL(o.Redis.URL)
+		if err != nil { // its text never quotes the URL (it may hold a password)
+			return nil, fmt.Errorf("redis URL: %w", err)
 		}
 		if o.Redis.CAFile != "" {
 			pool, err := service.CertPool(o.Redis.CAFile)
 			if err != nil {
 				return nil, err
 			}
-			ropts.TLSConfig.RootCAs = pool
+			if ropts.TLSConfig() == nil {
+				return nil, errors.New("redis TLS: a CA file for a URL that is not rediss:// or rediss+cluster://")
+			}
+			ropts.TLSConfig().RootCAs = pool
 		}
-		s.rdb = redis.NewClient(ropts)
+		s.rdb = ropts.NewClient()
 		live, err := enginestore.NewRedis(s.rdb, o.Redis.Prefix, enginestore.Options{Schema: s.rules.compiler.Schema(),
 			Limits: s.rules.compiler.Limits(), Logger: log.With("component", "check")})
 		if err != nil {

@@ -118,7 +118,7 @@ func deliverFlags(fs *flag.FlagSet, c *deliverConfig, config *string, check *boo
 	fs.StringVar(&c.Kafka.SASL.Mechanism, "kafka-sasl-mechanism", c.Kafka.SASL.Mechanism, "SASL `MECHANISM`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	fs.StringVar(&c.Kafka.SASL.Username, "kafka-sasl-username", c.Kafka.SASL.Username, "SASL `USER`")
 	fs.StringVar(&c.Kafka.SASL.Password, "kafka-sasl-password", c.Kafka.SASL.Password, "SASL `PASSWORD` (prefer "+envPrefix+"KAFKA_SASL_PASSWORD)")
-	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "Redis `URL` (the engine's): redis://[USER:PASSWORD@]HOST:PORT/DB, or rediss://")
+	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "Redis `URL` (the engine's): redis://[USER:PASSWORD@]HOST:PORT/DB, or rediss://; a cluster: redis+cluster://HOST:PORT,HOST:PORT,... (or rediss+cluster://)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "`PREFIX` of every Redis key (the engine's: snapshots are read under it)")
 	fs.StringVar(&c.Redis.CAFile, "redis-tls-ca", c.Redis.CAFile, "PEM `FILE` of the CAs that verify a rediss:// server")
 	fs.StringVar(&c.Schema, "schema", c.Schema, "the engine's schema `FILE` (record snapshots are read with it)")

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
@@ -431,11 +430,10 @@ func redactRedisURL(u string) string {
 // deletePrefix deletes the keys of one dev run (those starting with
 // prefix) from the Redis at url.
 func deletePrefix(url, prefix string, timeout time.Duration) error {
-	o, err := redis.ParseURL(url)
+	rdb, err := redisx.NewClient(url)
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(o)
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

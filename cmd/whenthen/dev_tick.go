@@ -11,6 +11,7 @@ import (
 
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
+	"github.com/whenthen/whenthen/internal/redisx"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -19,7 +20,7 @@ import (
 // rewinds a built-in schedule in the service's Redis to just before its
 // latest tick, once the service has processed the stream so far.
 type devTicker struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	st  *store.Redis
 	svc *service.Service
 	set *rules.Set
@@ -27,11 +28,10 @@ type devTicker struct {
 }
 
 func newDevTicker(url, prefix string, svc *service.Service, set *rules.Set, out *lockedWriter) (*devTicker, error) {
-	o, err := redis.ParseURL(url)
+	rdb, err := redisx.NewClient(url)
 	if err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(o)
 	st, err := store.NewRedis(rdb, prefix, store.Options{Schema: svc.Schema()})
 	if err != nil {
 		rdb.Close()

@@ -11,13 +11,12 @@ import (
 	"os"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/authoring"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/redisx"
 )
 
 func init() {
@@ -71,12 +70,11 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) int {
 	sopts := store.Options{Schema: compiler.Schema(), Limits: compiler.Limits(), Logger: log}
 	var st engine.Store
 	if *redisURL != "" {
-		o, err := redis.ParseURL(*redisURL)
+		rdb, err := redisx.NewClient(*redisURL)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "whenthen eval: --redis-url: %v\n", err)
 			return 2
 		}
-		rdb := redis.NewClient(o)
 		defer rdb.Close()
 		if st, err = store.NewRedis(rdb, *prefix, sopts); err != nil {
 			fmt.Fprintf(env.stderr, "whenthen eval: %v\n", err)

@@ -8,11 +8,10 @@ import (
 	"io"
 	"os"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/whenthen/whenthen/authoring"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/redisx"
 )
 
 func init() {
@@ -82,12 +81,11 @@ func runExplain(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	opts := authoring.ExplainOptions{Compiler: compiler, Set: set, Automation: *automation}
 	if *redisURL != "" {
-		o, err := redis.ParseURL(*redisURL)
+		rdb, err := redisx.NewClient(*redisURL)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "whenthen explain: --redis-url: %v\n", err)
 			return 2
 		}
-		rdb := redis.NewClient(o)
 		defer rdb.Close()
 		live, err := store.NewRedis(rdb, *prefix, store.Options{Schema: compiler.Schema(), Limits: compiler.Limits()})
 		if err != nil {

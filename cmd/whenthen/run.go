@@ -164,7 +164,7 @@ func runFlags(fs *flag.FlagSet, c *runConfig, config *string) {
 	fs.StringVar(&c.Kafka.SASL.Mechanism, "kafka-sasl-mechanism", c.Kafka.SASL.Mechanism, "SASL `MECHANISM`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	fs.StringVar(&c.Kafka.SASL.Username, "kafka-sasl-username", c.Kafka.SASL.Username, "SASL `USER`")
 	fs.StringVar(&c.Kafka.SASL.Password, "kafka-sasl-password", c.Kafka.SASL.Password, "SASL `PASSWORD` (prefer "+envPrefix+"KAFKA_SASL_PASSWORD)")
-	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "Redis `URL`: redis://[USER:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS")
+	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "Redis `URL`: redis://[USER:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS; a cluster: redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT,... (or rediss+cluster://)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "`PREFIX` of every Redis key")
 	fs.StringVar(&c.Redis.CAFile, "redis-tls-ca", c.Redis.CAFile, "PEM `FILE` of the CAs that verify a rediss:// server")
 	fs.Var(&listFlag{p: &c.Rules}, "rules", "automation `PATHS`, files or directories, comma-separated (repeatable; required)")

@@ -168,7 +168,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"decoder", nil, []string{"--rules", rules, "--decoder", "avro"}, 2, "avro"},
 		{"debezium without tables", nil, []string{"--rules", rules, "--decoder", "debezium"}, 2, "table mapping"},
 		{"broker", nil, []string{"--rules", rules, "--kafka-brokers", "nohost"}, 2, "want host:port"},
-		{"redis", nil, []string{"--rules", rules, "--redis-url", "http://x"}, 2, "redis or rediss"},
+		{"redis", nil, []string{"--rules", rules, "--redis-url", "http://x"}, 2, "want redis, rediss, redis+cluster or rediss+cluster"},
 		{"batch", nil, []string{"--rules", rules, "--batch-size", "0"}, 2, "--batch-size"},
 		{"log", nil, []string{"--rules", rules, "--log-level", "loud"}, 2, "log level"},
 	} {

@@ -5,10 +5,11 @@ import (
 	"strings"
 )
 
-// The Redis keys of the state. Every key but the due-timer queue is
-// namespaced by workspace with a hash tag, so that the keys one script
-// touches share a slot: PREFIX{WORKSPACE}:KIND:... Running deployments
-// hold data under these names: they never change.
+// The Redis keys of the state, in one of two layouts; keys derives them.
+//
+// The single-Redis layout namespaces every key but the due-timer queue by
+// workspace with a hash tag, PREFIX{WORKSPACE}:KIND:... Running
+// deployments hold data under these names: they never change.
 //
 //	PREFIX{WS}:a:ACTION_ID               dedup claim: p|TOKEN|LEASE_MS, or d (done)
 //	PREFIX{WS}:e:LEN(FLOW):FLOW:PERSON   enrollment: ACTION_ID|UNTIL_MS (0: forever)
@@ -19,14 +20,79 @@ import (
 //	PREFIX{WS}:k:OBJECT                  known records: a set of record ids
 //	PREFIX{WS}:w:OBJECT:NAME             walk (walk.go): hash of mark, target, cursor, lease (TOKEN|UNTIL_MS)
 //
+// The cluster layout (Redis Cluster) keeps the claim keys (a, e, c) and
+// the walks (w) as above: one claim script decides them together, so a
+// workspace's claims share its slot. What grows with the records of a
+// workspace is spread over Shards record shards, each its own hash tag:
+// a record's shard is FNV-1a of its id modulo Shards, and a timer's shard
+// FNV-1a of its workspace and record id. The due-timer queue is one per
+// timer shard, in the slot of its timers, so that arming, claiming and
+// acknowledging timers are single-slot scripts; ClaimDue visits every
+// shard.
+//
+//	PREFIX{WS:sN}:r:OBJECT:RECORD            record snapshot
+//	PREFIX{WS:sN}:k:OBJECT                   known records of shard N
+//	PREFIX{timers:N}:t:WS:OBJECT:FIELD:RECORD  timer (value as above)
+//	PREFIX{timers:N}:q                       due-timer queue of shard N
+//
+// Workspace names hold no colon ([A-Za-z0-9._-]), so no tag of one kind
+// is a tag of another.
+//
 // The workspace "" is written "~", which is no valid workspace name.
-type keys struct{ prefix string }
+type keys struct {
+	prefix string
+	// cluster chooses the cluster layout.
+	cluster bool
+}
+
+// Shards is the number of record shards (and of timer shards) of the
+// cluster layout. Data is stored under it: it never changes.
+const Shards = 64
+
+func wsName(workspace string) string {
+	if workspace == "" {
+		return "~" // not a valid workspace name, so no collision
+	}
+	return workspace
+}
 
 func (k keys) ws(workspace string) string {
-	if workspace == "" {
-		workspace = "~" // not a valid workspace name, so no collision
+	return k.prefix + "{" + wsName(workspace) + "}:"
+}
+
+// fnv32a is FNV-1a of the strings, one after the other.
+func fnv32a(parts ...string) uint32 {
+	h := uint32(2166136261)
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			h ^= uint32(p[i])
+			h *= 16777619
+		}
 	}
-	return k.prefix + "{" + workspace + "}:"
+	return h
+}
+
+// recordShard is the record shard of a record id.
+func recordShard(id string) int { return int(fnv32a(id) % Shards) }
+
+// timerShard is the timer shard of a workspace's record.
+func timerShard(ws, id string) int { return int(fnv32a(ws, "\x00", id) % Shards) }
+
+// shardTag is the prefix of the keys of a workspace's record shard.
+func (k keys) shardTag(ws string, shard int) string {
+	return k.prefix + "{" + wsName(ws) + ":s" + strconv.Itoa(shard) + "}:"
+}
+
+// recordTag is the prefix of the keys kept with a record.
+func (k keys) recordTag(ws, id string) string {
+	if !k.cluster {
+		return k.ws(ws)
+	}
+	return k.shardTag(ws, recordShard(id))
+}
+
+func (k keys) timerTag(shard int) string {
+	return k.prefix + "{timers:" + strconv.Itoa(shard) + "}:"
 }
 
 func (k keys) action(ws, actionID string) string { return k.ws(ws) + "a:" + actionID }
@@ -39,15 +105,65 @@ func (k keys) cooldown(ws, automation, record string) string {
 	return k.ws(ws) + "c:" + automation + ":" + record
 }
 
-func (k keys) record(r RecordRef) string { return k.ws(r.Workspace) + "r:" + r.Object + ":" + r.ID }
-
-func (k keys) timer(t TimerRef) string {
-	return k.ws(t.Workspace) + "t:" + t.Object + ":" + t.Field + ":" + t.RecordID
+func (k keys) record(r RecordRef) string {
+	return k.recordTag(r.Workspace, r.ID) + "r:" + r.Object + ":" + r.ID
 }
 
-func (k keys) timerQueue() string { return k.prefix + "timers" }
+func (k keys) timer(t TimerRef) string {
+	if !k.cluster {
+		return k.ws(t.Workspace) + "t:" + t.Object + ":" + t.Field + ":" + t.RecordID
+	}
+	return k.timerTag(timerShard(t.Workspace, t.RecordID)) + "t:" + wsName(t.Workspace) + ":" + t.Object + ":" + t.Field + ":" + t.RecordID
+}
 
-func (k keys) known(ws, object string) string { return k.ws(ws) + "k:" + object }
+// timerQueue is the due-timer queue of a timer shard (the single-Redis
+// layout has one queue: shard is ignored).
+func (k keys) timerQueue(shard int) string {
+	if !k.cluster {
+		return k.prefix + "timers"
+	}
+	return k.timerTag(shard) + "q"
+}
+
+// timerQueues is the number of due-timer queues.
+func (k keys) timerQueues() int {
+	if !k.cluster {
+		return 1
+	}
+	return Shards
+}
+
+// tieKey is a timer's key in the single-Redis layout: due timers with
+// the same score are claimed in its order in both layouts.
+func (k keys) tieKey(t TimerRef) string {
+	return keys{prefix: k.prefix}.timer(t)
+}
+
+// queueOf is the due-timer queue of a timer.
+func (k keys) queueOf(t TimerRef) string {
+	return k.timerQueue(timerShard(t.Workspace, t.RecordID))
+}
+
+// known is the set of known records of a workspace's object that holds
+// id.
+func (k keys) known(ws, object, id string) string { return k.recordTag(ws, id) + "k:" + object }
+
+// knownShard is the set of known records of a record shard (the
+// single-Redis layout has one set: shard is ignored).
+func (k keys) knownShard(ws, object string, shard int) string {
+	if !k.cluster {
+		return k.ws(ws) + "k:" + object
+	}
+	return k.shardTag(ws, shard) + "k:" + object
+}
+
+// knownShards is the number of known-record sets of an object.
+func (k keys) knownShards() int {
+	if !k.cluster {
+		return 1
+	}
+	return Shards
+}
 
 func (k keys) walk(w WalkRef) string { return k.ws(w.Workspace) + "w:" + w.Object + ":" + w.Name }
 
@@ -64,7 +180,14 @@ func (k keys) parseTimer(key string) (TimerRef, bool) {
 	if !found {
 		return t, false
 	}
-	t.Workspace, rest, found = strings.Cut(rest, "}:t:")
+	if k.cluster {
+		if _, rest, found = strings.Cut(rest, "}:t:"); !found {
+			return t, false
+		}
+		t.Workspace, rest, found = strings.Cut(rest, ":")
+	} else {
+		t.Workspace, rest, found = strings.Cut(rest, "}:t:")
+	}
 	if !found {
 		return t, false
 	}

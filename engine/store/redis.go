@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,10 +19,15 @@ import (
 // windows follow the injected clock (simulated time in `whenthen eval`)
 // rather than the Redis server's. Redis TTLs only collect garbage.
 //
-// Keys (keys.go) are namespaced by workspace with a hash tag, so that the
-// keys one script touches share a slot: PREFIX{WORKSPACE}:KIND:... The
-// due-timer queue is one sorted set, PREFIX timers, whose members name
-// their workspace. A batch is one pipeline per step.
+// Keys (keys.go) have hash tags so that the keys one script touches share
+// a slot. On a single Redis they are namespaced by workspace,
+// PREFIX{WORKSPACE}:KIND:..., and the due-timer queue is one sorted set,
+// PREFIX timers, whose members name their workspace. On a Redis Cluster
+// (a *redis.ClusterClient, or Options.ClusterLayout) the records, their
+// timers and the timer queue are spread over record shards, so that no
+// workspace is held in one slot (keys.go). A batch is one pipeline per
+// step; go-redis splits a pipeline by node on a cluster and follows MOVED
+// and ASK redirections.
 type Redis struct {
 	rdb   redis.UniversalClient
 	keys  keys
@@ -40,11 +47,15 @@ func NewRedis(rdb redis.UniversalClient, prefix string, opts Options) (*Redis, e
 	if prefix == "" {
 		prefix = "wt:"
 	}
-	return &Redis{rdb: rdb, keys: keys{prefix}, ttl: o.TTLs, codec: newSnapshotCodec(o)}, nil
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &Redis{rdb: rdb, keys: keys{prefix: prefix, cluster: cluster || o.ClusterLayout}, ttl: o.TTLs, codec: newSnapshotCodec(o)}, nil
 }
 
 // TTLs returns the store's settings.
 func (s *Redis) TTLs() TTLs { return s.ttl }
+
+// Cluster tells whether the store keeps its keys in the cluster layout.
+func (s *Redis) Cluster() bool { return s.keys.cluster }
 
 // Ping checks that Redis answers.
 func (s *Redis) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
@@ -283,12 +294,20 @@ func (s *Redis) withScripts(ctx context.Context, fn func() error) error {
 	if err == nil || !isNoScript(err) {
 		return err
 	}
-	for _, sc := range []*redis.Script{claimScript, confirmScript, armScript, dueScript, ackScript, startWalkScript, advanceWalkScript} {
+	if err := s.loadScripts(ctx); err != nil {
+		return err
+	}
+	return fn()
+}
+
+// loadScripts loads the scripts (on every master of a cluster).
+func (s *Redis) loadScripts(ctx context.Context) error {
+	for _, sc := range []*redis.Script{claimScript, confirmScript, armScript, dueScript, dueMembersScript, ackScript, startWalkScript, advanceWalkScript} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return err
 		}
 	}
-	return fn()
+	return nil
 }
 
 func isNoScript(err error) bool {
@@ -373,10 +392,10 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 		// Deletes before saves and cancels before arms (Writes).
 		for _, d := range w.Deletes {
 			pipe.Del(ctx, s.keys.record(d))
-			pipe.SRem(ctx, s.keys.known(d.Workspace, d.Object), d.ID)
+			pipe.SRem(ctx, s.keys.known(d.Workspace, d.Object, d.ID), d.ID)
 		}
 		for _, f := range w.Forget {
-			pipe.SRem(ctx, s.keys.known(f.Workspace, f.Object), f.ID)
+			pipe.SRem(ctx, s.keys.known(f.Workspace, f.Object, f.ID), f.ID)
 		}
 		for i := range w.Saves {
 			sv := &w.Saves[i]
@@ -396,12 +415,12 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			if w.Encoded {
 				sv.Data = append([]byte(nil), data...)
 			}
-			pipe.SAdd(ctx, s.keys.known(sv.Ref.Workspace, sv.Ref.Object), sv.Ref.ID)
+			pipe.SAdd(ctx, s.keys.known(sv.Ref.Workspace, sv.Ref.Object, sv.Ref.ID), sv.Ref.ID)
 		}
 		for _, c := range w.Cancels {
 			k := s.keys.timer(c)
 			pipe.Del(ctx, k)
-			pipe.ZRem(ctx, s.keys.timerQueue(), k)
+			pipe.ZRem(ctx, s.keys.queueOf(c), k)
 		}
 		for _, a := range w.Advances {
 			done := "0"
@@ -410,10 +429,12 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			}
 			advanceWalkScript.EvalSha(ctx, pipe, []string{s.keys.walk(a.Ref)}, a.Target, a.Token, a.Cursor, done)
 		}
-		// One arm script call per workspace, in order within it.
+		// One arm script call per workspace (cluster layout: per timer
+		// shard), in order within it.
 		type armCall struct {
-			keys []string
-			args []any
+			keys  []string
+			args  []any
+			queue string
 		}
 		var order []string
 		arms := map[string]*armCall{}
@@ -427,18 +448,22 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			if a.Force {
 				force = "1"
 			}
-			c := arms[a.Workspace]
+			group := a.Workspace
+			if s.keys.cluster {
+				group = s.keys.queueOf(a.TimerRef)
+			}
+			c := arms[group]
 			if c == nil {
-				c = &armCall{}
-				arms[a.Workspace] = c
-				order = append(order, a.Workspace)
+				c = &armCall{queue: s.keys.queueOf(a.TimerRef)}
+				arms[group] = c
+				order = append(order, group)
 			}
 			c.keys = append(c.keys, s.keys.timer(a.TimerRef))
 			c.args = append(c.args, ms(a.Date), ms(a.Fired), next, ttl.Milliseconds(), msOrZero(a.Seen), force, a.Sig)
 		}
-		for _, ws := range order {
-			c := arms[ws]
-			armScript.EvalSha(ctx, pipe, append(c.keys, s.keys.timerQueue()), c.args...)
+		for _, g := range order {
+			c := arms[g]
+			armScript.EvalSha(ctx, pipe, append(c.keys, c.queue), c.args...)
 		}
 		_, err := pipe.Exec(ctx)
 		return err
@@ -467,6 +492,31 @@ end
 return out
 `)
 
+// The due-members script leases the given members of a timer queue that
+// are still due by ARGV[1], moving them to the score ARGV[2] (now +
+// lease), as the due script does. ARGV: up to, leased, members... It
+// returns member, value, score.
+var dueMembersScript = redis.NewScript(`
+local upTo, leased = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV do
+  local m = ARGV[i]
+  local sc = redis.call('ZSCORE', KEYS[1], m)
+  if sc and tonumber(sc) <= upTo then
+    local v = redis.call('GET', m)
+    if v then
+      redis.call('ZADD', KEYS[1], leased, m)
+      table.insert(out, m)
+      table.insert(out, v)
+      table.insert(out, sc)
+    else
+      redis.call('ZREM', KEYS[1], m)
+    end
+  end
+end
+return out
+`)
+
 // The ack script settles fired timers still holding their lease: the
 // fired mark is saved and the entry moves to its next due, or leaves the
 // queue. ARGV: groups of member, leased score, next (-1: none), date, fired.
@@ -490,52 +540,171 @@ return n
 `)
 
 // ClaimDue leases up to limit timers due at or before upTo, earliest
-// first, until now + TTLs.Lease.
+// first, until now + TTLs.Lease. In the cluster layout it looks at the
+// head of every timer shard's queue first (one pipeline), then leases
+// the earliest limit of them, each shard's with one script call.
 func (s *Redis) ClaimDue(ctx context.Context, upTo, now time.Time, limit int) ([]DueTimer, error) {
-	var out []DueTimer
 	leased := ms(now) + s.ttl.Lease.Milliseconds()
-	err := s.withScripts(ctx, func() error {
-		res, err := dueScript.EvalSha(ctx, s.rdb, []string{s.keys.timerQueue()}, ms(upTo), limit, leased).StringSlice()
-		if err != nil {
-			return err
+	if !s.keys.cluster {
+		var out []DueTimer
+		err := s.withScripts(ctx, func() error {
+			q := s.keys.timerQueue(0)
+			res, err := dueScript.EvalSha(ctx, s.rdb, []string{q}, ms(upTo), limit, leased).StringSlice()
+			if err != nil {
+				return err
+			}
+			out = s.parseDue(res, q, out[:0])
+			for i := range out {
+				out[i].leased = leased
+			}
+			return nil
+		})
+		return out, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	heads, err := s.dueHeads(ctx, upTo, int64(limit))
+	if err != nil || len(heads) == 0 {
+		return nil, err
+	}
+	// The earliest limit entries over every shard, each shard's leased by
+	// one script call.
+	s.sortHeads(heads)
+	heads = heads[:min(len(heads), limit)]
+	rank := make(map[string]int, len(heads))
+	take := make([][]any, Shards)
+	for i, h := range heads {
+		rank[h.member] = i
+		if take[h.shard] == nil {
+			take[h.shard] = []any{ms(upTo), leased}
 		}
-		out = s.parseDue(res, out[:0])
-		for i := range out {
-			out[i].leased = leased
+		take[h.shard] = append(take[h.shard], h.member)
+	}
+	// A shard whose script failed (NOSCRIPT after a failover: Redis lost
+	// its scripts) is run again once the scripts are loaded; those that
+	// ran are not, so that what they leased is returned.
+	var out []DueTimer
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, Shards)
+		for sh, args := range take {
+			if args != nil {
+				cmds[sh] = dueMembersScript.EvalSha(ctx, pipe, []string{s.keys.timerQueue(sh)}, args...)
+			}
 		}
-		return nil
+		_, _ = pipe.Exec(ctx) // each command's error is read below
+		var failed error
+		for sh, c := range cmds {
+			if c == nil {
+				continue
+			}
+			res, err := c.StringSlice()
+			if err != nil {
+				if attempt == 0 && isNoScript(err) {
+					failed = err
+					continue
+				}
+				return out, err
+			}
+			take[sh] = nil
+			n := len(out)
+			out = s.parseDue(res, s.keys.timerQueue(sh), out)
+			for i := n; i < len(out); i++ {
+				out[i].leased = leased
+			}
+		}
+		if failed == nil {
+			break
+		}
+		if err := s.loadScripts(ctx); err != nil {
+			return out, err
+		}
+	}
+	// In the order of the heads (the scores the script saw are theirs,
+	// but for an entry re-armed in between).
+	slices.SortStableFunc(out, func(a, b DueTimer) int { return cmp.Compare(rank[a.member], rank[b.member]) })
+	return out, nil
+}
+
+// sortHeads sorts queue entries by score, ties in the order of their
+// single-Redis keys (one queue sorts them so there).
+func (s *Redis) sortHeads(heads []dueHead) {
+	tie := make(map[string]string, len(heads))
+	for _, h := range heads {
+		ref, _ := s.keys.parseTimer(h.member)
+		tie[h.member] = s.keys.tieKey(ref)
+	}
+	slices.SortStableFunc(heads, func(a, b dueHead) int {
+		if a.score != b.score {
+			return cmp.Compare(a.score, b.score)
+		}
+		return strings.Compare(tie[a.member], tie[b.member])
 	})
-	return out, err
+}
+
+// dueHead is an entry at the head of a timer shard's queue.
+type dueHead struct {
+	shard  int
+	member string
+	score  float64
+}
+
+// dueHeads lists up to limit entries of every timer queue due at or
+// before upTo, in one pipeline.
+func (s *Redis) dueHeads(ctx context.Context, upTo time.Time, limit int64) ([]dueHead, error) {
+	pipe := s.rdb.Pipeline()
+	n := s.keys.timerQueues()
+	cmds := make([]*redis.ZSliceCmd, n)
+	by := &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(upTo), 10), Count: limit}
+	if limit <= 0 {
+		by.Count = 0
+	}
+	for sh := range n {
+		cmds[sh] = pipe.ZRangeByScoreWithScores(ctx, s.keys.timerQueue(sh), by)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	var out []dueHead
+	for sh, c := range cmds {
+		for _, z := range c.Val() {
+			m, _ := z.Member.(string)
+			out = append(out, dueHead{shard: sh, member: m, score: z.Score})
+		}
+	}
+	return out, nil
 }
 
 // PeekDue lists the timers due at or before upTo, earliest first, as
 // ClaimDue would lease them, without leasing them.
 func (s *Redis) PeekDue(ctx context.Context, upTo time.Time) ([]DueTimer, error) {
-	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.keys.timerQueue(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(upTo), 10)}).Result()
-	if err != nil || len(zs) == 0 {
+	heads, err := s.dueHeads(ctx, upTo, 0)
+	if err != nil || len(heads) == 0 {
 		return nil, err
 	}
+	s.sortHeads(heads)
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(zs))
-	for i, z := range zs {
-		cmds[i] = pipe.Get(ctx, z.Member.(string))
+	cmds := make([]*redis.StringCmd, len(heads))
+	for i, h := range heads {
+		cmds[i] = pipe.Get(ctx, h.member)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	res := make([]string, 0, 3*len(zs))
-	for i, z := range zs {
+	var out []DueTimer
+	for i, h := range heads {
 		v, err := cmds[i].Result()
 		if err != nil {
 			continue // disarmed
 		}
-		res = append(res, z.Member.(string), v, strconv.FormatInt(int64(z.Score), 10))
+		out = s.parseDue([]string{h.member, v, strconv.FormatInt(int64(h.score), 10)}, s.keys.timerQueue(h.shard), out)
 	}
-	return s.parseDue(res, nil), nil
+	return out, nil
 }
 
-// parseDue reads member, value, score triples.
-func (s *Redis) parseDue(res []string, out []DueTimer) []DueTimer {
+// parseDue reads member, value, score triples of the queue q.
+func (s *Redis) parseDue(res []string, q string, out []DueTimer) []DueTimer {
 	for i := 0; i+2 < len(res); i += 3 {
 		ref, ok := s.keys.parseTimer(res[i])
 		date, fired, seen, sig, vok := parseTimerValue(res[i+1])
@@ -543,7 +712,7 @@ func (s *Redis) parseDue(res []string, out []DueTimer) []DueTimer {
 		if !ok || !vok || err != nil {
 			continue
 		}
-		out = append(out, DueTimer{TimerRef: ref, member: res[i], Date: fromMS(date),
+		out = append(out, DueTimer{TimerRef: ref, member: res[i], queue: q, Date: fromMS(date),
 			Fired: fromMS(fired), Seen: fromMSOrZero(seen), Sig: sig, Score: fromMS(int64(score))})
 	}
 	return out
@@ -551,21 +720,35 @@ func (s *Redis) parseDue(res []string, out []DueTimer) []DueTimer {
 
 // AckTimers settles fired timers still holding their lease: each moves to
 // its next due with its new fired mark, or leaves the queue. A timer
-// re-armed or cancelled since it was claimed is left as it is.
+// re-armed or cancelled since it was claimed is left as it is. One script
+// call per queue (a timer shard in the cluster layout), in one pipeline.
 func (s *Redis) AckTimers(ctx context.Context, due []DueTimer) error {
 	if len(due) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 7*len(due))
+	var order []string
+	args := map[string][]any{}
 	for _, t := range due {
 		next := int64(-1)
 		if !t.Next.IsZero() {
 			next = ms(t.Next)
 		}
-		args = append(args, t.member, t.leased, next, ms(t.Date), ms(t.NewFired), msOrZero(t.Seen), t.Sig)
+		q := t.queue
+		if q == "" {
+			q = s.keys.queueOf(t.TimerRef)
+		}
+		if _, ok := args[q]; !ok {
+			order = append(order, q)
+		}
+		args[q] = append(args[q], t.member, t.leased, next, ms(t.Date), ms(t.NewFired), msOrZero(t.Seen), t.Sig)
 	}
 	return s.withScripts(ctx, func() error {
-		return ackScript.EvalSha(ctx, s.rdb, []string{s.keys.timerQueue()}, args...).Err()
+		pipe := s.rdb.Pipeline()
+		for _, q := range order {
+			ackScript.EvalSha(ctx, pipe, []string{q}, args[q]...)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
 	})
 }
 

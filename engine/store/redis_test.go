@@ -18,10 +18,45 @@ import (
 // TestRedisKeys pins the keys and values Redis holds: running deployments
 // have data under them, and a new version must read it.
 func TestRedisKeys(t *testing.T) {
+	testRedisKeys(t, false, []string{
+		`timers = zset {acme}:t:account:renewal_date:a:1=1798761600000 (ttl none)`,
+		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
+		`{acme}:k:account = set a:1 (ttl none)`,
+		`{acme}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
+		`{acme}:t:account:renewal_date:a:1 = 1801353600000|1793523600000|1793523601000|s1 (ttl 2160h0m0s)`,
+		`{acme}:w:opportunity:s:weekly = hash cursor= lease=tok|1793523630000 mark=1000 target=2000 (ttl none)`,
+		`{~}:a:y1 = d (ttl 168h0m0s)`,
+		`{~}:a:y2 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{~}:e:1:g:p2 = y2|0 (ttl none)`,
+		`{~}:e:3:f:1:p1 = y1|1793527200000 (ttl 169h0m0s)`,
+	})
+}
+
+// TestRedisClusterKeys pins the keys of the cluster layout: records,
+// known records and timers in shards, the claims and walks as on a single
+// Redis.
+func TestRedisClusterKeys(t *testing.T) {
+	testRedisKeys(t, true, []string{
+		`{acme:s41}:k:account = set a:1 (ttl none)`,
+		`{acme:s41}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
+		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
+		`{acme}:w:opportunity:s:weekly = hash cursor= lease=tok|1793523630000 mark=1000 target=2000 (ttl none)`,
+		`{timers:1}:q = zset {timers:1}:t:acme:account:renewal_date:a:1=1798761600000 (ttl none)`,
+		`{timers:1}:t:acme:account:renewal_date:a:1 = 1801353600000|1793523600000|1793523601000|s1 (ttl 2160h0m0s)`,
+		`{~}:a:y1 = d (ttl 168h0m0s)`,
+		`{~}:a:y2 = p|tok|1793523630000 (ttl 168h0m0s)`,
+		`{~}:e:1:g:p2 = y2|0 (ttl none)`,
+		`{~}:e:3:f:1:p1 = y1|1793527200000 (ttl 169h0m0s)`,
+	})
+}
+
+func testRedisKeys(t *testing.T, cluster bool, want []string) {
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(t)
 	schema := crm.DefaultSchema()
-	s, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema})
+	s, err := store.NewRedis(rdb, prefix, store.Options{Schema: schema, ClusterLayout: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,32 +102,31 @@ func TestRedisKeys(t *testing.T) {
 	var got []string
 	for _, k := range keys {
 		var v string
-		if k == prefix+"timers" {
+		switch typ, _ := rdb.Type(ctx, k).Result(); typ {
+		case "zset":
 			zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
 			if err != nil {
 				t.Fatal(err)
 			}
+			v = "zset"
 			for _, z := range zs {
-				v += fmt.Sprintf("%s=%d ", strings.TrimPrefix(z.Member.(string), prefix), int64(z.Score))
+				v += fmt.Sprintf(" %s=%d", strings.TrimPrefix(z.Member.(string), prefix), int64(z.Score))
 			}
-		} else {
-			switch typ, _ := rdb.Type(ctx, k).Result(); typ {
-			case "set":
-				m, _ := rdb.SMembers(ctx, k).Result()
-				sort.Strings(m)
-				v = "set " + strings.Join(m, ",")
-			case "hash":
-				h, _ := rdb.HGetAll(ctx, k).Result()
-				fs := make([]string, 0, len(h))
-				for f, x := range h {
-					fs = append(fs, f+"="+x)
-				}
-				sort.Strings(fs)
-				v = "hash " + strings.Join(fs, " ")
-			default:
-				if v, err = rdb.Get(ctx, k).Result(); err != nil {
-					t.Fatal(err)
-				}
+		case "set":
+			m, _ := rdb.SMembers(ctx, k).Result()
+			sort.Strings(m)
+			v = "set " + strings.Join(m, ",")
+		case "hash":
+			h, _ := rdb.HGetAll(ctx, k).Result()
+			fs := make([]string, 0, len(h))
+			for f, x := range h {
+				fs = append(fs, f+"="+x)
+			}
+			sort.Strings(fs)
+			v = "hash " + strings.Join(fs, " ")
+		default:
+			if v, err = rdb.Get(ctx, k).Result(); err != nil {
+				t.Fatal(err)
 			}
 		}
 		ttl, err := rdb.PTTL(ctx, k).Result()
@@ -105,20 +139,94 @@ func TestRedisKeys(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%s = %s (ttl %s)", strings.TrimPrefix(k, prefix), strings.TrimSpace(v), ttls))
 	}
-	want := []string{
-		`timers = {acme}:t:account:renewal_date:a:1=1798761600000 (ttl none)`,
-		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
-		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
-		`{acme}:k:account = set a:1 (ttl none)`,
-		`{acme}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
-		`{acme}:t:account:renewal_date:a:1 = 1801353600000|1793523600000|1793523601000|s1 (ttl 2160h0m0s)`,
-		`{acme}:w:opportunity:s:weekly = hash cursor= lease=tok|1793523630000 mark=1000 target=2000 (ttl none)`,
-		`{~}:a:y1 = d (ttl 168h0m0s)`,
-		`{~}:a:y2 = p|tok|1793523630000 (ttl 168h0m0s)`,
-		`{~}:e:1:g:p2 = y2|0 (ttl none)`,
-		`{~}:e:3:f:1:p1 = y1|1793527200000 (ttl 169h0m0s)`,
-	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("keys:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// TestRedisScriptsLost flushes Redis's script cache before each step, as a
+// restart or a failover to a replica that never loaded them does: every
+// step loads the scripts again (on every master of a cluster) and
+// succeeds, with the results it would have had.
+func TestRedisScriptsLost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) (redis.UniversalClient, string)
+	}{
+		// A server of its own: the shared one serves other packages' tests
+		// at the same time, whose scripts a flush would take away.
+		{"single", func(t *testing.T) (redis.UniversalClient, string) {
+			c := redis.NewClient(&redis.Options{Addr: testenv.StartRedis(t).Addr()})
+			t.Cleanup(func() { c.Close() })
+			return c, "wt:"
+		}},
+		// The shared cluster is this test binary's own, and its tests run
+		// one at a time.
+		{"cluster", func(t *testing.T) (redis.UniversalClient, string) { return testenv.RedisClusterClient(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb, prefix := tc.open(t)
+			flush := func() {
+				t.Helper()
+				var err error
+				if c, ok := rdb.(*redis.ClusterClient); ok {
+					err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return n.ScriptFlush(ctx).Err() })
+				} else {
+					err = rdb.ScriptFlush(ctx).Err()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := store.NewRedis(rdb, prefix, store.Options{Schema: crm.DefaultSchema()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+			flush()
+			c := &store.Claim{Workspace: "acme", AutomationID: "a", EventID: "e1", Targets: []store.Target{{ActionID: "x1"}}}
+			if err := s.Claim(ctx, []*store.Claim{c}, "tok", t0); err != nil || c.Targets[0].Status != store.StatusNew {
+				t.Fatalf("claim: %v %v", c.Targets[0].Status, err)
+			}
+			flush()
+			if err := s.Confirm(ctx, []store.ActionRef{{Workspace: "acme", ActionID: "x1"}}, "tok"); err != nil {
+				t.Fatal(err)
+			}
+			// Timers in several shards.
+			var w store.Writes
+			for _, id := range []string{"r1", "r2", "r3", "r4", "r5", "r6"} {
+				w.Arms = append(w.Arms, store.Arm{TimerRef: store.TimerRef{Workspace: "acme", Object: "account", Field: "renewal_date", RecordID: id},
+					Date: t0.Add(48 * time.Hour), Fired: t0, Next: t0.Add(time.Hour)})
+			}
+			flush()
+			if err := s.Apply(ctx, &w, t0); err != nil {
+				t.Fatal(err)
+			}
+			flush()
+			due, err := s.ClaimDue(ctx, t0.Add(time.Hour), t0.Add(time.Hour), 10)
+			if err != nil || len(due) != 6 {
+				t.Fatalf("claim due: %d timers, %v", len(due), err)
+			}
+			for i := range due {
+				due[i].NewFired = t0.Add(time.Hour)
+			}
+			flush()
+			if err := s.AckTimers(ctx, due); err != nil {
+				t.Fatal(err)
+			}
+			if left, err := s.PeekDue(ctx, t0.Add(100*time.Hour)); err != nil || len(left) != 0 {
+				t.Fatalf("after the ack: %d timers due, %v", len(left), err)
+			}
+			flush()
+			ws, err := s.StartWalks(ctx, []store.WalkStart{{Ref: store.WalkRef{Workspace: "acme", Object: "account", Name: "s:x"}, Target: "1", Ordered: true}}, "tok", t0)
+			if err != nil || ws[0].Status != store.WalkOurs {
+				t.Fatalf("start walk: %v %v", ws, err)
+			}
+			c = &store.Claim{Workspace: "acme", AutomationID: "a", EventID: "e1", Targets: []store.Target{{ActionID: "x1"}}}
+			if err := s.Claim(ctx, []*store.Claim{c}, "tok2", t0); err != nil || c.Targets[0].Status != store.StatusDone {
+				t.Fatalf("claim again: %v %v", c.Targets[0].Status, err)
+			}
+		})
 	}
 }

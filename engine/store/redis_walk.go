@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -131,22 +132,58 @@ func (s *Redis) StartWalks(ctx context.Context, starts []WalkStart, token string
 // workspace's object, from cursor ("" at the start), and the cursor to go
 // on from ("" when the walk is over). An id may come twice in one walk
 // (Redis SSCAN); every id known throughout the walk comes at least once.
+// In the cluster layout the known records are sets per record shard, and
+// a cursor is SHARD:SSCAN_CURSOR; one call goes on to the next shards
+// until it has about count ids or the walk is over.
 func (s *Redis) KnownRecords(ctx context.Context, workspace, object, cursor string, count int) ([]string, string, error) {
-	c := uint64(0)
-	if cursor != "" {
-		var err error
-		if c, err = strconv.ParseUint(cursor, 10, 64); err != nil {
-			return nil, "", fmt.Errorf("known records: bad cursor %q", cursor)
-		}
-	}
-	ids, next, err := s.rdb.SScan(ctx, s.keys.known(workspace, object), c, "", int64(max(count, 1))).Result()
+	shard, c, err := s.parseKnownCursor(cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	if next == 0 {
-		return ids, "", nil
+	var out []string
+	for {
+		ids, next, err := s.rdb.SScan(ctx, s.keys.knownShard(workspace, object, shard), c, "", int64(max(count, 1))).Result()
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, ids...)
+		if next == 0 {
+			shard, next = shard+1, 0
+			if shard >= s.keys.knownShards() {
+				return out, "", nil
+			}
+		}
+		if len(out) >= max(count, 1) {
+			return out, s.knownCursor(shard, next), nil
+		}
+		c = next
 	}
-	return ids, strconv.FormatUint(next, 10), nil
+}
+
+func (s *Redis) knownCursor(shard int, c uint64) string {
+	if !s.keys.cluster {
+		return strconv.FormatUint(c, 10)
+	}
+	return strconv.Itoa(shard) + ":" + strconv.FormatUint(c, 10)
+}
+
+func (s *Redis) parseKnownCursor(cursor string) (int, uint64, error) {
+	if cursor == "" {
+		return 0, 0, nil
+	}
+	sh, cur := "0", cursor
+	if s.keys.cluster {
+		var ok bool
+		if sh, cur, ok = strings.Cut(cursor, ":"); !ok {
+			return 0, 0, fmt.Errorf("known records: bad cursor %q", cursor)
+		}
+	}
+	shard, err1 := strconv.Atoi(sh)
+	c, err2 := strconv.ParseUint(cur, 10, 64)
+	if err1 != nil || err2 != nil || shard < 0 || shard >= s.keys.knownShards() {
+		return 0, 0, fmt.Errorf("known records: bad cursor %q", cursor)
+	}
+	return shard, c, nil
 }
 
 // SetWalkMark sets where a walk stands, dropping any walk in progress: for

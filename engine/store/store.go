@@ -37,6 +37,11 @@ type Options struct {
 	// Logger receives warnings about snapshots that cannot be read or
 	// written (ids only, never field values); default slog.Default().
 	Logger *slog.Logger
+	// ClusterLayout (Redis only) keeps keys in the cluster layout
+	// (keys.go) on any client; default: the cluster layout when the
+	// client is a *redis.ClusterClient, the single-Redis one otherwise.
+	// The two layouts do not read each other's data.
+	ClusterLayout bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -241,11 +246,13 @@ type DueTimer struct {
 	// the timer leaves the queue).
 	NewFired, Next time.Time
 
-	// member is the timer's queue member (its Redis key); leased the
-	// queue score while claimed, in milliseconds: the ack touches the
-	// entry only if it still has it (it was not re-armed meanwhile).
+	// member is the timer's queue member (its Redis key), queue the
+	// queue's key; leased the queue score while claimed, in
+	// milliseconds: the ack touches the entry only if it still has it (it
+	// was not re-armed meanwhile).
 	member string
 	leased int64
+	queue  string
 }
 
 // Selection names the state entries an event can read, for Export.

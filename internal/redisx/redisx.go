@@ -12,16 +12,36 @@ import (
 // DeletePrefix deletes every key that starts with prefix, a page of SCAN
 // at a time (UNLINK, so large values are freed in the background).
 // Characters of prefix that are special in a SCAN pattern match
-// themselves.
+// themselves. On a cluster it scans every master and deletes one key a
+// command (a command's keys must share a slot), a page in one pipeline.
 func DeletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
 	pattern := globEscaper.Replace(prefix) + "*"
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			return deletePattern(ctx, n, pattern, true)
+		})
+	}
+	return deletePattern(ctx, rdb, pattern, false)
+}
+
+func deletePattern(ctx context.Context, rdb redis.Cmdable, pattern string, perKey bool) error {
 	var cursor uint64
 	for {
 		keys, next, err := rdb.Scan(ctx, cursor, pattern, 500).Result()
 		if err != nil {
 			return err
 		}
-		if len(keys) > 0 {
+		switch {
+		case len(keys) == 0:
+		case perKey:
+			pipe := rdb.Pipeline()
+			for _, k := range keys {
+				pipe.Unlink(ctx, k)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+		default:
 			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
 				return err
 			}

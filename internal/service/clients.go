@@ -7,6 +7,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/whenthen/whenthen/internal/redisx"
 )
 
 // KafkaClients returns what other services of the binary (`whenthen
@@ -22,24 +24,30 @@ func KafkaClients(o KafkaOptions) (*kafka.Dialer, *kafka.Transport, error) {
 	return c.dialer, c.transport, nil
 }
 
-// RedisClient returns a client of o's Redis (a rediss:// URL verified
-// with o.CAFile when set), with go-redis's own log routed to log at debug
-// level. It does not connect.
-func RedisClient(o RedisOptions, log *slog.Logger) (*redis.Client, error) {
-	ropts, err := redis.ParseURL(o.URL)
+// RedisClient returns a client of o's Redis (a TLS URL verified with
+// o.CAFile when set): a *redis.ClusterClient for a cluster URL
+// (redisx.ParseURL), a *redis.Client otherwise, with go-redis's own log
+// routed to log at debug level. It does not connect.
+func RedisClient(o RedisOptions, log *slog.Logger) (redis.UniversalClient, error) {
+	ropts, err := redisx.ParseURL(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("redis URL: %w", redactURLError(err))
+		return nil, fmt.Errorf("redis URL: %w", err)
 	}
 	if o.CAFile != "" {
-		if ropts.TLSConfig == nil {
-			return nil, fmt.Errorf("redis TLS: a CA file for a URL that is not rediss://")
+		tc := ropts.TLSConfig()
+		if tc == nil {
+			return nil, fmt.Errorf("redis TLS: a CA file for a URL that is not rediss:// or rediss+cluster://")
 		}
 		pool, err := certPool(o.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("redis TLS: %w", err)
 		}
-		ropts.TLSConfig.RootCAs = pool
+		tc.RootCAs = pool
 	}
+	// go-redis logs connection failures with the standard logger, which
+	// would break a JSON log; the failures that matter surface through
+	// the pipeline and /readyz, so its lines go to debug. The logger is
+	// process-wide: the last client built owns it.
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
-	return redis.NewClient(ropts), nil
+	return ropts.NewClient(), nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/redisx"
 )
 
 // Defaults of Options.
@@ -163,7 +163,11 @@ type SASLOptions struct {
 type RedisOptions struct {
 	// URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS
 	// (with ?skip_verify=true to skip certificate verification, for
-	// tests); default "redis://localhost:6379/0".
+	// tests); a Redis Cluster is
+	// redis+cluster://[[user]:password@]host:port[,host:port...] (or
+	// rediss+cluster://, or redis:// with several hosts): the seeds the
+	// client learns the cluster from (redisx.ParseURL); default
+	// "redis://localhost:6379/0".
 	URL string
 	// CAFile holds PEM certificates that verify the server of a rediss://
 	// URL; "" for the system roots.
@@ -308,18 +312,13 @@ func (o Options) Validate() error {
 		}
 	}
 	if o.Redis.URL != "" {
-		u, err := url.Parse(o.Redis.URL)
+		ro, err := redisx.ParseURL(o.Redis.URL)
 		switch {
 		case err != nil:
-			bad("Redis URL: %v", redactURLError(err))
-		case u.Scheme != "redis" && u.Scheme != "rediss":
-			bad("Redis URL: scheme %q, want redis or rediss", u.Scheme)
-		case u.Host == "":
-			bad("Redis URL: no host")
+			bad("Redis URL: %v", err)
+		case o.Redis.CAFile != "" && ro.TLSConfig() == nil:
+			bad("Redis CA file given for a URL that is not rediss:// or rediss+cluster://")
 		}
-	}
-	if o.Redis.CAFile != "" && !strings.HasPrefix(o.Redis.URL, "rediss://") {
-		bad("Redis CA file given for a URL that is not rediss://")
 	}
 	if len(o.Rules) == 0 {
 		bad("no rule files")
@@ -376,16 +375,6 @@ func (o DecoderOptions) Validate() error {
 		bad("negative record value limit %+v", l)
 	}
 	return errors.Join(errs...)
-}
-
-// redactURLError drops the URL, which may hold a password, from a
-// url.Parse error.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 func parseLevel(s string) (slog.Level, error) {

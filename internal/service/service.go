@@ -50,7 +50,7 @@ type Service struct {
 
 	compiler *rules.Compiler
 	schema   *crm.Schema
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	store    *store.Redis
 	engine   *engine.Engine
 	kafka    *kafkaClients
@@ -126,23 +126,9 @@ func New(opts Options) (*Service, error) {
 	s.m.lastReload.SetToCurrentTime()
 
 	// Redis and the engine.
-	ropts, err := redis.ParseURL(o.Redis.URL)
-	if err != nil {
-		return nil, fmt.Errorf("redis URL: %w", redactURLError(err))
+	if s.rdb, err = RedisClient(o.Redis, log); err != nil {
+		return nil, err
 	}
-	if o.Redis.CAFile != "" {
-		pool, err := certPool(o.Redis.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis TLS: %w", err)
-		}
-		ropts.TLSConfig.RootCAs = pool
-	}
-	// go-redis logs connection failures with the standard logger, which
-	// would break a JSON log; the failures that matter surface through
-	// the pipeline and /readyz, so its lines go to debug. The logger is
-	// process-wide: the last Service built owns it.
-	redis.SetLogger(redisLogger{log.With("component", "redis")})
-	s.rdb = redis.NewClient(ropts)
 	s.store, err = store.NewRedis(s.rdb, o.Redis.Prefix, store.Options{Schema: s.schema, Limits: s.compiler.Limits(),
 		TTLs: store.TTLs{Dedup: o.DedupTTL, Snapshot: o.SnapshotTTL}, Logger: log.With("component", "engine")})
 	if err != nil {

@@ -30,6 +30,22 @@
 // outlive the binary. Servers from [StartRedis] are stopped at t.Cleanup
 // either way.
 //
+// # Redis Cluster
+//
+// [RedisClusterClient] returns a go-redis cluster client and a unique key
+// prefix on a Redis Cluster shared by the tests of the binary (started
+// once, on first use, and stopped by [Main]): three masters and three
+// replicas, each a redis-server from PATH with --cluster-enabled yes on a
+// free port, formed with `redis-cli --cluster create --cluster-replicas 1`
+// (redis-cli must be on PATH too). A test that breaks the cluster uses a
+// cluster of its own, [StartRedisCluster], whose [RedisCluster.KillMaster]
+// kills a master and waits for its replica's promotion,
+// [RedisCluster.Takeover] promotes a replica while its master still
+// answers, and [RedisCluster.MigrateSlot] moves a slot to another master
+// a few keys at a time (clients meanwhile get ASK and TRYAGAIN). The
+// node timeout is 1 s, so a failover takes a few seconds, and forming a
+// cluster about five.
+//
 // # Kafka
 //
 // [Kafka] starts a kfake cluster with one broker on a free 127.0.0.1 port,

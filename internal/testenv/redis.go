@@ -46,6 +46,7 @@ var shared struct {
 func Main(m *testing.M) {
 	code := m.Run()
 	stopShared()
+	stopSharedCluster()
 	os.Exit(code)
 }
 
