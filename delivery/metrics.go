@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/whenthen/whenthen/actions"
 )
 
 // metrics are the deliverer's own metrics (the consumer and the writer
@@ -92,6 +94,12 @@ func (m *metrics) forDest(name string) *destMetrics {
 	}
 	m.pending.WithLabelValues(name)
 	m.oldest.WithLabelValues(name)
+	// At 0 from the start, so that the first failure is an increase the
+	// delivery alert sees (deploy/).
+	m.deliveries.WithLabelValues(name, actions.StatusDelivered, "")
+	for _, r := range []string{ReasonRejected, ReasonExpired, ReasonInvalid} {
+		m.deliveries.WithLabelValues(name, actions.StatusFailed, r)
+	}
 	return &destMetrics{
 		attempts:        m.attempts.MustCurryWith(prometheus.Labels{"destination": name}),
 		retries:         m.retries.WithLabelValues(name),
