@@ -66,6 +66,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
+	// The ops that fail (dispatcher.go, handler.go, service.go), at 0 from
+	// the start for the alerts (deploy/).
+	for _, op := range []string{"claim", "enqueue", "settle", "finish", "stats"} {
+		m.redisErrors.WithLabelValues(op)
+	}
+	for _, op := range []string{"outcomes", "dead_letter"} {
+		m.kafkaErrors.WithLabelValues(op)
+	}
 	cs := []prometheus.Collector{m.deliveries, m.attempts, m.retries, m.attemptDuration, m.latency, m.pending, m.oldest,
 		m.inflight, m.actions, m.redisErrors, m.kafkaErrors, m.reloads, m.lastReload}
 	for i, c := range cs {
