@@ -69,6 +69,10 @@ func TestManyInstances(t *testing.T) {
 	defer cancel()
 
 	live := map[string]*instance{}
+	var steps []string // each step and the action records then
+	step := func(what string) {
+		steps = append(steps, fmt.Sprintf("%s@%d", what, w.kafka.Count(actions.DefaultActionsTopic)))
+	}
 	var order []string // live instances, oldest first
 	var rebalances []time.Duration
 	owned := func(what string) {
@@ -84,6 +88,7 @@ func TestManyInstances(t *testing.T) {
 		name := fmt.Sprintf("I%d", n)
 		n++
 		live[name] = w.start(name, instanceOpts{batchSize: 100})
+		step("join " + name)
 		order = append(order, name)
 		owned(name + " joined")
 	}
@@ -120,6 +125,7 @@ func TestManyInstances(t *testing.T) {
 		progress(fmt.Sprintf("round %d: the stream moving", r))
 		victim := order[r%len(order)]
 		live[victim].kill()
+		step("kill " + victim)
 		drop(victim)
 		kills++
 		for _, id := range w.pendingClaims(ctx) {
@@ -132,6 +138,7 @@ func TestManyInstances(t *testing.T) {
 		joins++
 		progress(fmt.Sprintf("round %d: the stream moving after the join", r))
 		leaving := order[0]
+		step("term " + leaving)
 		if !live[leaving].term(20 * time.Second) {
 			t.Errorf("%s did not leave cleanly", leaving)
 		}
@@ -182,8 +189,26 @@ func TestManyInstances(t *testing.T) {
 	}
 	sort.Strings(unexplained)
 	if len(unexplained) > 0 {
-		t.Errorf("%d action ids produced twice that no kill left pending (e.g. %v): duplicates across joins and clean leaves",
-			len(unexplained), unexplained[:min(5, len(unexplained))])
+		// Where they are: by automation, and the offsets of their copies
+		// against the topic's size at each step.
+		offs := map[string][]int64{}
+		autoOf := map[string]string{}
+		for _, m := range w.readLive(t, actions.DefaultActionsTopic) {
+			var a actions.Action
+			_ = json.Unmarshal(m.Value, &a)
+			offs[a.ActionID] = append(offs[a.ActionID], m.Offset)
+			autoOf[a.ActionID] = a.AutomationID
+		}
+		byAuto := map[string]int{}
+		for _, id := range unexplained {
+			byAuto[autoOf[id]]++
+		}
+		var ex []string
+		for _, id := range unexplained[:min(8, len(unexplained))] {
+			ex = append(ex, fmt.Sprintf("%s %s at %v", autoOf[id], id, offs[id]))
+		}
+		t.Errorf("%d action ids produced twice that no kill left pending, by automation %v; steps (action records then): %v; e.g.\n%s",
+			len(unexplained), byAuto, steps, strings.Join(ex, "\n"))
 	}
 	// Every timer once: one renewal action per account, none twice.
 	var timersMissing, timersTwice []string
@@ -239,7 +264,7 @@ func TestManyInstances(t *testing.T) {
 		"claims_pending_at_kills", len(pending), "date_timers", accounts, "date_timers_fired_once", accounts-len(timersMissing)-len(timersTwice),
 		"ticks", ticks, "ticks_whole_after_accounts", tl.wholeTicksAfter(accountsStored, accounts), "ticks_partial", partial, "last_tick_cut_by_shutdown", cut,
 		"rebalances", len(rebalances), "max_time_to_all_partitions_owned", maxReb.Round(100*time.Millisecond).String(),
-		"drain_after_stream", streamDone.Sub(start).Round(time.Second).String(),
+		"all_committed_after", streamDone.Sub(start).Round(time.Second).String(),
 		"commits_checked", len(commits), "commit_violations", len(v.violations), "backward_commits", v.backwards)
 }
 
@@ -363,10 +388,11 @@ func (tl timerLedger) wholeTicksAfter(from time.Time, n int) int {
 	return k
 }
 
-// readLive reads every message of topic while the instances run: with a
-// connection of its own and a long read deadline per fetch, where
-// testenv's Reader (50 ms MaxWait) times out reading large fetches from a
-// busy broker.
+// readLive reads every message of topic, partition by partition, each in
+// offset order, with a connection of its own and a long read deadline per
+// fetch: testenv's Reader (50 ms MaxWait) timed out at offset 0 of the
+// actions topic of TestManyInstances, every time (fetching message:
+// context deadline exceeded, after 60 s), while this reads it at once.
 func (w *world) readLive(t *testing.T, topic string) []kafka.Message {
 	t.Helper()
 	var out []kafka.Message
@@ -388,16 +414,16 @@ func (w *world) readLive(t *testing.T, topic string) []kafka.Message {
 				if err != nil {
 					break
 				}
-				if m.Offset >= pi.HighWatermark {
+				if m.Offset < off || m.Offset >= pi.HighWatermark {
 					continue
 				}
 				out = append(out, m)
 				off = m.Offset + 1
 				n++
 			}
-			if err := b.Close(); err != nil && n == 0 {
+			if err := b.Close(); n == 0 {
 				conn.Close()
-				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
+				t.Fatalf("read %s/%d at %d: no message (%v)", topic, pi.Partition, off, err)
 			}
 		}
 		conn.Close()
