@@ -24,8 +24,9 @@ build:
 	$(GO) build -o bin/whenthen ./cmd/whenthen
 
 # scripts/with-services.sh provides what the tests need: PostgreSQL and
-# Chromium (for the run history), then Redis through scripts/with-redis.sh,
-# installing each as root if it is missing.
+# Chromium (for the run history), promtool (deploy/'s alert rules), then
+# Redis through scripts/with-redis.sh, installing each as root if it is
+# missing.
 # Allocation tests of pooled code run again without -race, which makes
 # sync.Pool drop items. The short fuzz run after the tests keeps every fuzz
 # target exercised in CI.

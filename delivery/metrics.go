@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/whenthen/whenthen/actions"
 )
 
 // metrics are the deliverer's own metrics (the consumer and the writer
@@ -64,6 +66,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
+	// The ops that fail (dispatcher.go, handler.go, service.go), at 0 from
+	// the start for the alerts (deploy/).
+	for _, op := range []string{"claim", "enqueue", "settle", "finish", "stats"} {
+		m.redisErrors.WithLabelValues(op)
+	}
+	for _, op := range []string{"outcomes", "dead_letter"} {
+		m.kafkaErrors.WithLabelValues(op)
+	}
 	cs := []prometheus.Collector{m.deliveries, m.attempts, m.retries, m.attemptDuration, m.latency, m.pending, m.oldest,
 		m.inflight, m.actions, m.redisErrors, m.kafkaErrors, m.reloads, m.lastReload}
 	for i, c := range cs {
@@ -92,6 +102,12 @@ func (m *metrics) forDest(name string) *destMetrics {
 	}
 	m.pending.WithLabelValues(name)
 	m.oldest.WithLabelValues(name)
+	// At 0 from the start, so that the first failure is an increase the
+	// delivery alert sees (deploy/).
+	m.deliveries.WithLabelValues(name, actions.StatusDelivered, "")
+	for _, r := range []string{ReasonRejected, ReasonExpired, ReasonInvalid} {
+		m.deliveries.WithLabelValues(name, actions.StatusFailed, r)
+	}
 	return &destMetrics{
 		attempts:        m.attempts.MustCurryWith(prometheus.Labels{"destination": name}),
 		retries:         m.retries.WithLabelValues(name),

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/whenthen/whenthen/actions"
 )
 
 // metrics are the engine's Prometheus metrics. Labels come from small
@@ -100,6 +102,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, k := range []string{walkTick, walkRearm} {
 		m.walkRecords.WithLabelValues(k)
 		m.walksDone.WithLabelValues(k)
+	}
+	// The label sets alerts and dashboards read exist from the start, at
+	// 0, so that a first error is an increase (deploy/).
+	for _, op := range []string{"armed", "cancelled", "fired", "dropped"} {
+		m.timers.WithLabelValues(op)
+	}
+	for _, op := range []string{"load_state", "claim", "confirm", "save_state", "ack_timers", "claim_timers", "walks", "known_records"} {
+		m.storeErrors.WithLabelValues(op)
+	}
+	for _, t := range []string{actions.TypeBrief, actions.TypeFlow} {
+		m.actions.WithLabelValues(t)
+	}
+	for _, r := range []string{actions.ReasonDuplicate, actions.ReasonCooldown, actions.ReasonAlreadyEnrolled} {
+		m.dedupHits.WithLabelValues(r)
 	}
 	for i, t := range eventTypes {
 		m.byType[i] = m.events.WithLabelValues(t)

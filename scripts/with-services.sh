@@ -10,6 +10,8 @@
 #     in the URL); else it stops with how to provide one.
 #   - Chromium, for the history page's browser test: installed with apt-get
 #     as root when missing (the test fails without it, it never skips).
+#   - promtool (Debian's prometheus package), for deploy/'s alert rules:
+#     installed with apt-get as root when missing; else it stops here.
 #   - Redis: scripts/with-redis.sh, which runs CMD.
 set -euo pipefail
 
@@ -38,6 +40,22 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null 
 		apt_install chromium || say "apt-get install chromium reported an error"
 	else
 		say "chromium is not on PATH and this is not root with apt-get: the browser test will fail (apt-get install chromium)"
+	fi
+fi
+
+# promtool, for deploy/'s alerting rules (`promtool check rules`, `promtool
+# test rules`): Debian's prometheus package ships it. The tests fail
+# without it, they never skip.
+if ! command -v promtool >/dev/null; then
+	if root_apt; then
+		say "promtool is not on PATH: installing Debian's prometheus with apt-get"
+		apt_install prometheus || say "apt-get install prometheus reported an error"
+		# The package starts its own server where there is an init system;
+		# the tests need only promtool.
+	fi
+	if ! command -v promtool >/dev/null; then
+		say "promtool is not on PATH and could not be installed: install Debian's prometheus package (apt-get install prometheus) or put promtool on PATH; go test ./deploy/ fails without it"
+		exit 1
 	fi
 fi
 

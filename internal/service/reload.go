@@ -32,6 +32,7 @@ func (s *Service) reloadLocked() error {
 	set, err := s.compileRules()
 	if err != nil {
 		s.m.reloads.WithLabelValues("failure").Inc()
+		s.m.lastFailure.SetToCurrentTime()
 		var list rules.ErrorList
 		if errors.As(err, &list) {
 			msgs := make([]string, 0, min(len(list), maxLoggedRuleErrors))

@@ -283,6 +283,10 @@ func TestReload(t *testing.T) {
 	if got := reloads("failure"); got != 2 {
 		t.Errorf("failures = %v, want 2", got)
 	}
+	failedAt := metricValue(t, g, "whenthen_rule_reload_last_failure_timestamp_seconds", "", "")
+	if failedAt < before {
+		t.Errorf("last failure time %v, want at or after the first load's %v (the alert compares them)", failedAt, before)
+	}
 	c.Produce(t, inputTopic, oppEvent(2, 5000))
 	testenv.WaitFor(t, 20*time.Second, "the second action", func() bool { return c.Count(actions.DefaultActionsTopic) == 2 })
 
@@ -292,8 +296,8 @@ func TestReload(t *testing.T) {
 	if _, ok := s.Rules().Automation("any-deal"); !ok {
 		t.Error("the live rules lack any-deal after the reload")
 	}
-	if after := metricValue(t, g, "whenthen_rule_reload_last_success_timestamp_seconds", "", ""); after < before {
-		t.Errorf("last reload time went from %v to %v", before, after)
+	if after := metricValue(t, g, "whenthen_rule_reload_last_success_timestamp_seconds", "", ""); after < before || after < failedAt {
+		t.Errorf("last reload time went from %v to %v (last failure %v)", before, after, failedAt)
 	}
 	c.Produce(t, inputTopic, oppEvent(3, 500))
 	testenv.WaitFor(t, 20*time.Second, "the third action", func() bool { return c.Count(actions.DefaultActionsTopic) == 3 })
