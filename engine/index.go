@@ -20,6 +20,11 @@ type index struct {
 	byWS map[string]*wsIndex
 	// whys caches what the why of a run of each automation reads.
 	whys *whyPlans
+	// crons and dateGroups are every workspace's built-in schedules and
+	// date groups, in one list each: what FireDue looks over before each
+	// batch of timers, without visiting the workspaces that have none.
+	crons      []*cronSchedule
+	dateGroups []*dateGroup
 }
 
 type wsIndex struct {
@@ -185,8 +190,10 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 		for _, gs := range w.dates {
 			for _, g := range gs {
 				g.sig = g.signature()
+				ix.dateGroups = append(ix.dateGroups, g)
 			}
 		}
+		ix.crons = append(ix.crons, w.crons...)
 	}
 	return ix
 }

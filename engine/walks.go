@@ -110,24 +110,23 @@ func (b *batch) dueWalks(ctx context.Context, upTo, now time.Time) ([]walk, erro
 	var refs []store.WalkRef
 	var init []string
 	sim := b.e.opts.SimulatedTime
-	for _, w := range b.ix.byWS {
-		for _, c := range w.crons {
-			if n := c.next.Load(); n != 0 && time.UnixMilli(n).After(upTo) && now.UnixMilli()-c.checked.Load() < markRecheck.Milliseconds() {
-				continue
-			}
-			cands = append(cands, walk{kind: walkTick, ref: c.ref, cron: c})
-			refs, init = append(refs, c.ref), append(init, strconv.FormatInt(now.UnixMilli(), 10))
+	// In simulated time (the offline tools' replay) this engine alone
+	// moves the marks, so a cached next tick holds until it is due.
+	upToMS, nowMS := upTo.UnixMilli(), now.UnixMilli()
+	for _, c := range b.ix.crons {
+		if n := c.next.Load(); n != 0 && n > upToMS && (sim || nowMS-c.checked.Load() < markRecheck.Milliseconds()) {
+			continue
 		}
-		for _, gs := range w.dates {
-			for _, g := range gs {
-				if g.settled.Load() {
-					continue
-				}
-				ref := store.WalkRef{Workspace: g.workspace, Object: g.object, Name: "d:" + g.field.Name}
-				cands = append(cands, walk{kind: walkRearm, ref: ref, group: g, target: g.sig})
-				refs, init = append(refs, ref), append(init, "")
-			}
+		cands = append(cands, walk{kind: walkTick, ref: c.ref, cron: c})
+		refs, init = append(refs, c.ref), append(init, strconv.FormatInt(nowMS, 10))
+	}
+	for _, g := range b.ix.dateGroups {
+		if g.settled.Load() {
+			continue
 		}
+		ref := store.WalkRef{Workspace: g.workspace, Object: g.object, Name: "d:" + g.field.Name}
+		cands = append(cands, walk{kind: walkRearm, ref: ref, group: g, target: g.sig})
+		refs, init = append(refs, ref), append(init, "")
 	}
 	if len(cands) == 0 {
 		return nil, nil
@@ -172,9 +171,19 @@ func (b *batch) dueWalks(ctx context.Context, upTo, now time.Time) ([]walk, erro
 }
 
 // walkOne walks the next chunk, of at most budget records, of the first of
-// walks this instance can start; it reports whether it walked one.
+// walks this instance can start, and then of the re-arm walks after it
+// while the budget lasts (re-arms come first and have no time of their
+// own: after a reload, those of many workspaces, most of them with few
+// records, finish in one call instead of one call each); it reports
+// whether it walked one.
 func (b *batch) walkOne(ctx context.Context, walks []walk, budget int) (bool, error) {
+	start := b.out.work
+	walked := false
 	for _, w := range walks {
+		left := budget - (b.out.work - start)
+		if walked && (w.kind != walkRearm || left <= 0) {
+			break
+		}
 		st, err := b.e.store.StartWalks(ctx, []store.WalkStart{{Ref: w.ref, Target: w.target, Ordered: w.kind == walkTick}}, b.out.token, b.e.clock())
 		if err != nil {
 			b.e.m.storeErrors.WithLabelValues("walks").Inc()
@@ -192,9 +201,15 @@ func (b *batch) walkOne(ctx context.Context, walks []walk, budget int) (bool, er
 		if w.kind == walkTick && st[0].Cursor == "" {
 			b.e.m.tickLate.Observe(max(b.e.clock().Sub(w.at), 0).Seconds())
 		}
-		return true, b.chunk(ctx, w, st[0].Cursor, budget)
+		if err := b.chunk(ctx, w, st[0].Cursor, left); err != nil {
+			return true, err
+		}
+		if w.kind != walkRearm {
+			return true, nil
+		}
+		walked = true
 	}
-	return false, nil
+	return walked, nil
 }
 
 // chunk walks the next known records of w from cursor.

@@ -337,3 +337,56 @@ func tickOnceAcrossInstances(t *testing.T, h *harness) {
 		t.Fatalf("%d actions, want 60", len(seen))
 	}
 }
+
+// TestRearmWalksShareACall: after a load, the re-arm walks of many
+// workspaces with few records finish in one FireDue (within its budget),
+// not one call each: whenthen eval on 1,000 workspaces spent its time
+// listing the walks still due before each of them.
+func TestRearmWalksShareACall(t *testing.T) {
+	var srcs []rules.Source
+	for i := range 50 {
+		srcs = append(srcs, rules.Source{Name: fmt.Sprintf("ws%d.yaml", i), Data: fmt.Appendf(nil, `
+workspace: ws%d
+automations:
+  - id: renewal-%d
+    when: {date: {record: account, field: renewal_date, offset: -720h}}
+    then: {flow: {id: renew, who: record.primary_contact_id}}
+`, i, i)})
+	}
+	c, err := rules.NewCompiler(rules.CompilerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := c.Compile(srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	e, err := New(Options{Rules: set, Schema: crm.DefaultSchema(), Store: memStore(t), Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	out, err := e.FireDue(ctx, now, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Work() != 50 {
+		t.Errorf("the first FireDue did %d units of work, want 50 (one per empty re-arm walk)", out.Work())
+	}
+	if err := e.Commit(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	out, err = e.FireDue(ctx, now, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Work() != 0 {
+		t.Errorf("a second FireDue found %d units of work: the re-arm walks did not all finish in the first", out.Work())
+	}
+	for _, g := range e.ix.Load().dateGroups {
+		if !g.settled.Load() {
+			t.Errorf("date group %s/%s/%s not settled", g.workspace, g.object, g.field.Name)
+		}
+	}
+}
