@@ -111,7 +111,7 @@ func TestDeliverKillUnderLoad(t *testing.T) {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "kafka: {brokers: [%q]}\nredis: {url: %q}\ndestinations:\n", kc.Addrs()[0], "redis://"+rs.Addr()+"/0")
 	for d := range dests {
-		fmt.Fprintf(&cfg, "  - {name: hook-%d, workspaces: [acme], webhook: {url: \"%s/hook-%d\", secret_env: HOOK_SECRET}, timeout: 2s, concurrency: 8}\n", d, hooks.URL(), d)
+		fmt.Fprintf(&cfg, "  - {name: hook-%d, workspaces: [acme], webhook: {url: \"%s/hook-%d\", secret_env: HOOK_SECRET}, timeout: 10s, concurrency: 8}\n", d, hooks.URL(), d)
 	}
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
 		t.Fatal(err)
