@@ -199,13 +199,7 @@ type Service struct {
 	http     *http.Server
 	draining atomic.Bool
 
-	mu        sync.Mutex
-	running   bool
-	closed    bool
-	runCancel context.CancelFunc
-	runDone   chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	life service.Lifecycle // Run once, Close idempotent
 }
 
 // New builds a deliverer: it reads the schema and the delivery config
@@ -227,6 +221,7 @@ func New(opts Options) (*Service, error) {
 		}
 	}
 	s := &Service{opts: o, log: log, reg: prometheus.NewRegistry(), disp: map[string]*dispatcher{}, stall: map[string]error{}}
+	s.life.Name, s.life.ErrClosed = "delivery", ErrClosed
 	ok := false
 	defer func() {
 		if !ok {
@@ -325,21 +320,12 @@ func (s *Service) Destinations() []string {
 // its attempts in flight (jobs claimed but not started go back to their
 // queue) and settles them. Run may be called once.
 func (s *Service) Run(ctx context.Context) error {
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return ErrClosed
-	case s.running:
-		s.mu.Unlock()
-		return errors.New("delivery: Run called twice")
+	ctx, end, err := s.life.Start(ctx)
+	if err != nil {
+		return err
 	}
-	s.running = true
-	ctx, cancel := context.WithCancel(ctx)
-	s.runCancel = cancel
-	s.runDone = make(chan struct{})
-	s.mu.Unlock()
-	defer close(s.runDone)
+	defer end()
+	ctx, cancel := context.WithCancel(ctx) // also ended by a failing HTTP server
 	defer cancel()
 
 	s.log.Info("deliverer starting", "metrics", s.MetricsAddr(), "topic", s.opts.Kafka.ActionsTopic, "group", s.opts.Kafka.Group)
@@ -391,7 +377,7 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Warn("a destination did not finish its deliveries in time", "destination", d.name)
 		}
 	}
-	waitTimeout(&wg, time.Until(deadline))
+	service.WaitTimeout(&wg, time.Until(deadline))
 	rctx, rcancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
 	defer rcancel()
 	s.release(rctx)
@@ -672,38 +658,5 @@ func (s *Service) release(ctx context.Context) {
 // Close stops the service: it cancels Run and waits for its drain, or
 // releases what New opened. Idempotent.
 func (s *Service) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		cancel, done := s.runCancel, s.runDone
-		s.mu.Unlock()
-		if cancel == nil {
-			ctx, c := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-			defer c()
-			s.release(ctx)
-			return
-		}
-		cancel()
-		t := time.NewTimer(s.opts.ShutdownTimeout + 5*time.Second)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			s.closeErr = errors.New("delivery: Run did not stop within the shutdown timeout")
-		}
-	})
-	return s.closeErr
-}
-
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(max(d, 0))
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
+	return s.life.Close(s.opts.ShutdownTimeout, s.release)
 }

@@ -71,13 +71,7 @@ type Service struct {
 
 	draining atomic.Bool
 
-	mu        sync.Mutex
-	running   bool
-	closed    bool
-	runCancel context.CancelFunc
-	runDone   chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	life service.Lifecycle // Run once, Close idempotent
 }
 
 // OpenStore opens the database of a DB setting (see ParseDB), applies its
@@ -134,6 +128,7 @@ func New(opts Options) (*Service, error) {
 		}
 	}
 	s := &Service{opts: o, log: log, reg: prometheus.NewRegistry()}
+	s.life.Name, s.life.ErrClosed = "history", ErrClosed
 	ok := false
 	defer func() {
 		if !ok {
@@ -259,21 +254,12 @@ func (s *Service) Reload() error { return s.rules.reload() }
 // and the database close, within ShutdownTimeout. It returns nil after a
 // clean drain. Run may be called once.
 func (s *Service) Run(ctx context.Context) error {
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return ErrClosed
-	case s.running:
-		s.mu.Unlock()
-		return errors.New("history: Run called twice")
+	ctx, end, err := s.life.Start(ctx)
+	if err != nil {
+		return err
 	}
-	s.running = true
-	ctx, cancel := context.WithCancel(ctx)
-	s.runCancel = cancel
-	s.runDone = make(chan struct{})
-	s.mu.Unlock()
-	defer close(s.runDone)
+	defer end()
+	ctx, cancel := context.WithCancel(ctx) // also ended by a failing HTTP server
 	defer cancel()
 
 	s.log.Info("history service starting", "listen", s.Addr(), "group", s.opts.Kafka.Group,
@@ -300,7 +286,7 @@ func (s *Service) Run(ctx context.Context) error {
 	start := time.Now()
 	s.draining.Store(true)
 	s.log.Info("history service draining", "timeout", s.opts.ShutdownTimeout)
-	if !waitTimeout(&wg, s.opts.ShutdownTimeout) {
+	if !service.WaitTimeout(&wg, s.opts.ShutdownTimeout) {
 		s.log.Warn("consumers did not stop in time")
 	}
 	cctx, ccancel := context.WithDeadline(context.Background(), start.Add(s.opts.ShutdownTimeout))
@@ -348,27 +334,7 @@ func (s *Service) release(ctx context.Context) {
 // for its drain; otherwise it releases what New opened. Close is
 // idempotent; later calls return the first one's result.
 func (s *Service) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		cancel, done := s.runCancel, s.runDone
-		s.mu.Unlock()
-		if cancel == nil {
-			ctx, c := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-			defer c()
-			s.release(ctx)
-			return
-		}
-		cancel()
-		t := time.NewTimer(s.opts.ShutdownTimeout + 5*time.Second)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			s.closeErr = errors.New("history: Run did not stop within the shutdown timeout")
-		}
-	})
-	return s.closeErr
+	return s.life.Close(s.opts.ShutdownTimeout, s.release)
 }
 
 // retentionLoop deletes what is older than the retention every
@@ -398,18 +364,5 @@ func (s *Service) retentionLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-	}
-}
-
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(max(d, 0))
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
 	}
 }

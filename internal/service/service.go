@@ -66,13 +66,7 @@ type Service struct {
 
 	draining atomic.Bool
 
-	mu        sync.Mutex
-	running   bool
-	closed    bool
-	runCancel context.CancelFunc
-	runDone   chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	life Lifecycle // Run once, Close idempotent
 }
 
 // New builds a service: it loads the schema and the rules (failing with
@@ -95,6 +89,7 @@ func New(opts Options) (*Service, error) {
 		}
 	}
 	s := &Service{opts: o, log: log, reg: prometheus.NewRegistry()}
+	s.life.Name, s.life.ErrClosed = "service", ErrClosed
 	ok := false
 	defer func() {
 		if !ok {
@@ -234,21 +229,12 @@ func (s *Service) Schema() *crm.Schema { return s.schema }
 // clean drain, or the error that stopped it (the HTTP server failing).
 // Run may be called once.
 func (s *Service) Run(ctx context.Context) error {
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return ErrClosed
-	case s.running:
-		s.mu.Unlock()
-		return errors.New("service: Run called twice")
+	ctx, end, err := s.life.Start(ctx)
+	if err != nil {
+		return err
 	}
-	s.running = true
-	ctx, cancel := context.WithCancel(ctx)
-	s.runCancel = cancel
-	s.runDone = make(chan struct{})
-	s.mu.Unlock()
-	defer close(s.runDone)
+	defer end()
+	ctx, cancel := context.WithCancel(ctx) // also ended by a failing HTTP server
 	defer cancel()
 
 	s.log.Info("service starting", "metrics", s.MetricsAddr(), "topic", s.opts.Kafka.InputTopic,
@@ -280,7 +266,7 @@ func (s *Service) Run(ctx context.Context) error {
 	// The consumer bounds its own drain (3/4 of the timeout); the timer
 	// loop's work is cancelled at the same point.
 	stopWork := time.AfterFunc(s.opts.ShutdownTimeout*3/4, cancelWork)
-	if !waitTimeout(&wg, time.Until(deadline)) {
+	if !WaitTimeout(&wg, time.Until(deadline)) {
 		s.log.Warn("consumer or timer loop did not stop in time")
 	}
 	stopWork.Stop()
@@ -327,41 +313,7 @@ func (s *Service) release(ctx context.Context) {
 // its drain; otherwise it releases what New opened. Close is idempotent
 // and safe for concurrent use; later calls return the first one's result.
 func (s *Service) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		cancel, done := s.runCancel, s.runDone
-		s.mu.Unlock()
-		if cancel == nil {
-			ctx, c := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-			defer c()
-			s.release(ctx)
-			return
-		}
-		cancel()
-		t := time.NewTimer(s.opts.ShutdownTimeout + 5*time.Second)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			s.closeErr = errors.New("service: Run did not stop within the shutdown timeout")
-		}
-	})
-	return s.closeErr
-}
-
-// waitTimeout waits for wg for at most d; it reports whether wg finished.
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(max(d, 0))
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
+	return s.life.Close(s.opts.ShutdownTimeout, s.release)
 }
 
 // redisLogger routes go-redis's internal log to slog at debug level.
