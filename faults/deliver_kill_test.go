@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -324,9 +323,8 @@ return n
 // deliverChild is one `whenthen deliver` child process.
 type deliverChild struct {
 	name    string
-	cmd     *exec.Cmd
+	p       *childproc.Process
 	out     *logBuffer
-	done    chan struct{}
 	metrics string
 }
 
@@ -336,24 +334,12 @@ func startDeliverChild(t *testing.T, name, cfg string) *deliverChild {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &deliverChild{name: name, out: &logBuffer{}, done: make(chan struct{}), metrics: "127.0.0.1:" + strconv.Itoa(port)}
-	c.cmd = exec.Command(whenthenBinary(t), "deliver", "--config", cfg, "--metrics-listen", c.metrics,
+	c := &deliverChild{name: name, out: &logBuffer{}, metrics: "127.0.0.1:" + strconv.Itoa(port)}
+	cmd := exec.Command(whenthenBinary(t), "deliver", "--config", cfg, "--metrics-listen", c.metrics,
 		"--log-format", "json", "--log-level", "info", "--reload-interval", "-1s", "--shutdown-timeout", "10s", "--batch-size", "100")
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	c.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "HOOK_SECRET=" + deliverSecret}
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // Pdeathsig follows the thread that forked
-		if err := c.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = c.cmd.Wait()
-		close(c.done)
-	}()
-	if err := <-started; err != nil {
+	cmd.Stdout, cmd.Stderr = c.out, c.out
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "HOOK_SECRET=" + deliverSecret}
+	if c.p, err = childproc.Start(cmd); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	t.Cleanup(func() {
@@ -364,7 +350,7 @@ func startDeliverChild(t *testing.T, name, cfg string) *deliverChild {
 	})
 	testenv.WaitFor(t, 30*time.Second, name+" ready", func() bool {
 		select {
-		case <-c.done:
+		case <-c.p.Done():
 			t.Fatalf("%s exited during startup:\n%s", name, tail(c.out.String(), 30))
 		default:
 		}
@@ -374,21 +360,15 @@ func startDeliverChild(t *testing.T, name, cfg string) *deliverChild {
 	return c
 }
 
-func (c *deliverChild) kill() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
-}
+func (c *deliverChild) kill() { c.p.Kill() }
 
+// term asks the child to drain (SIGTERM) and waits up to timeout; it
+// reports whether the child exited by itself with code 0.
 func (c *deliverChild) term(timeout time.Duration) bool {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	c.p.Signal(syscall.SIGTERM)
 	select {
-	case <-c.done:
-		return c.cmd.ProcessState.ExitCode() == 0
+	case <-c.p.Done():
+		return c.p.Err() == nil
 	case <-time.After(timeout):
 		c.kill()
 		return false
