@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -618,10 +617,9 @@ func (v *verdict) dupSummary() string {
 type instance struct {
 	t       *testing.T
 	name    string
-	cmd     *exec.Cmd
+	p       *childproc.Process
 	metrics string
 	out     *logBuffer
-	done    chan struct{}
 }
 
 // logBuffer keeps a child's output.
@@ -682,25 +680,11 @@ func (w *world) start(name string, o instanceOpts) *instance {
 		"--shutdown-timeout", "10s",
 		"--batch-size", strconv.Itoa(o.batchSize),
 	}, o.extra...)
-	in := &instance{t: t, name: name, metrics: "127.0.0.1:" + strconv.Itoa(port), out: &logBuffer{}, done: make(chan struct{})}
-	in.cmd = exec.Command(path, args...)
-	in.cmd.Stdout, in.cmd.Stderr = in.out, in.out
-	in.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}
-	in.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig follows the thread that forked: keep it until the
-		// child is reaped.
-		runtime.LockOSThread()
-		if err := in.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = in.cmd.Wait()
-		close(in.done)
-	}()
-	if err := <-started; err != nil {
+	in := &instance{t: t, name: name, metrics: "127.0.0.1:" + strconv.Itoa(port), out: &logBuffer{}}
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = in.out, in.out
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}
+	if in.p, err = childproc.Start(cmd); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	w.mu.Lock()
@@ -717,7 +701,7 @@ func (w *world) start(name string, o instanceOpts) *instance {
 	})
 	testenv.WaitFor(t, 30*time.Second, name+" ready", func() bool {
 		select {
-		case <-in.done:
+		case <-in.p.Done():
 			t.Fatalf("%s exited during startup:\n%s", name, tail(in.out.String(), 40))
 		default:
 		}
@@ -727,26 +711,18 @@ func (w *world) start(name string, o instanceOpts) *instance {
 	return in
 }
 
-func (in *instance) pid() int { return in.cmd.Process.Pid }
+func (in *instance) pid() int { return in.p.Pid() }
 
 // kill ends the child with SIGKILL and waits for it.
-func (in *instance) kill() {
-	select {
-	case <-in.done:
-		return
-	default:
-	}
-	_ = in.cmd.Process.Signal(syscall.SIGKILL)
-	<-in.done
-}
+func (in *instance) kill() { in.p.Kill() }
 
 // term asks the child to drain (SIGTERM) and waits up to timeout; it
 // reports whether the child exited by itself with code 0.
 func (in *instance) term(timeout time.Duration) bool {
-	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	in.p.Signal(syscall.SIGTERM)
 	select {
-	case <-in.done:
-		return in.cmd.ProcessState.ExitCode() == 0
+	case <-in.p.Done():
+		return in.p.Err() == nil
 	case <-time.After(timeout):
 		in.kill()
 		return false
