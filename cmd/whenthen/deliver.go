@@ -27,23 +27,7 @@ func init() {
 // those from the same file, and again on every reload). The connection
 // settings are spelled as for `whenthen run`.
 type deliverConfig struct {
-	Kafka struct {
-		Brokers []string `yaml:"brokers"`
-		Group   string   `yaml:"group"`
-		TLS     struct {
-			Enabled            bool   `yaml:"enabled"`
-			CAFile             string `yaml:"ca_file"`
-			CertFile           string `yaml:"cert_file"`
-			KeyFile            string `yaml:"key_file"`
-			ServerName         string `yaml:"server_name"`
-			InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-		} `yaml:"tls"`
-		SASL struct {
-			Mechanism string `yaml:"mechanism"`
-			Username  string `yaml:"username"`
-			Password  string `yaml:"password"`
-		} `yaml:"sasl"`
-	} `yaml:"kafka"`
+	Kafka  kafkaConfig `yaml:"kafka"`
 	Topics struct {
 		Actions  string `yaml:"actions"`
 		Outcomes string `yaml:"outcomes"`
@@ -235,9 +219,8 @@ func (c *deliverConfig) options(env *cmdEnv, path string) delivery.Options {
 	k := &o.Kafka
 	k.Brokers, k.Group = c.Kafka.Brokers, c.Kafka.Group
 	k.ActionsTopic, k.DLQTopic = c.Topics.Actions, c.Topics.DLQ
-	k.TLS = service.TLSOptions{Enabled: c.Kafka.TLS.Enabled, CAFile: c.Kafka.TLS.CAFile, CertFile: c.Kafka.TLS.CertFile,
-		KeyFile: c.Kafka.TLS.KeyFile, ServerName: c.Kafka.TLS.ServerName, InsecureSkipVerify: c.Kafka.TLS.InsecureSkipVerify}
-	k.SASL = service.SASLOptions{Mechanism: c.Kafka.SASL.Mechanism, Username: c.Kafka.SASL.Username, Password: c.Kafka.SASL.Password}
+	k.TLS = c.Kafka.tlsOptions()
+	k.SASL = c.Kafka.saslOptions()
 	o.Redis = service.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
 	return o
 }
@@ -247,7 +230,7 @@ func (c *deliverConfig) validate() error {
 	so := service.Options{Rules: []string{"-"}, Kafka: service.KafkaOptions{Brokers: c.Kafka.Brokers, Group: c.Kafka.Group,
 		ActionsTopic: c.Topics.Actions, DLQTopic: c.Topics.DLQ, RunsTopic: "unused.runs", InputTopic: "unused.input",
 		TLS:  service.TLSOptions{CAFile: c.Kafka.TLS.CAFile, CertFile: c.Kafka.TLS.CertFile, KeyFile: c.Kafka.TLS.KeyFile},
-		SASL: service.SASLOptions{Mechanism: c.Kafka.SASL.Mechanism, Username: c.Kafka.SASL.Username, Password: c.Kafka.SASL.Password}},
+		SASL: c.Kafka.saslOptions()},
 		Redis: service.RedisOptions{URL: c.Redis.URL, CAFile: c.Redis.CAFile}, LogFormat: c.Log.Format, LogLevel: c.Log.Level}
 	errs := []error{so.Validate()}
 	if c.BatchSize <= 0 {

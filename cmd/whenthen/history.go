@@ -28,23 +28,7 @@ func init() {
 // file spells it; flags and environment variables are bound to the same
 // fields (precedence: flags, environment, file, defaults).
 type historyConfig struct {
-	Kafka struct {
-		Brokers []string `yaml:"brokers"`
-		Group   string   `yaml:"group"`
-		TLS     struct {
-			Enabled            bool   `yaml:"enabled"`
-			CAFile             string `yaml:"ca_file"`
-			CertFile           string `yaml:"cert_file"`
-			KeyFile            string `yaml:"key_file"`
-			ServerName         string `yaml:"server_name"`
-			InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-		} `yaml:"tls"`
-		SASL struct {
-			Mechanism string `yaml:"mechanism"`
-			Username  string `yaml:"username"`
-			Password  string `yaml:"password"`
-		} `yaml:"sasl"`
-	} `yaml:"kafka"`
+	Kafka  kafkaConfig `yaml:"kafka"`
 	Topics struct {
 		Runs     string `yaml:"runs"`
 		Actions  string `yaml:"actions"`
@@ -244,9 +228,8 @@ func (c *historyConfig) options(env *cmdEnv) (history.Options, error) {
 	k := &o.Kafka
 	k.Brokers, k.Group = c.Kafka.Brokers, c.Kafka.Group
 	k.RunsTopic, k.ActionsTopic, k.DLQTopic = c.Topics.Runs, c.Topics.Actions, c.Topics.DLQ
-	k.TLS = service.TLSOptions{Enabled: c.Kafka.TLS.Enabled, CAFile: c.Kafka.TLS.CAFile, CertFile: c.Kafka.TLS.CertFile,
-		KeyFile: c.Kafka.TLS.KeyFile, ServerName: c.Kafka.TLS.ServerName, InsecureSkipVerify: c.Kafka.TLS.InsecureSkipVerify}
-	k.SASL = service.SASLOptions{Mechanism: c.Kafka.SASL.Mechanism, Username: c.Kafka.SASL.Username, Password: c.Kafka.SASL.Password}
+	k.TLS = c.Kafka.tlsOptions()
+	k.SASL = c.Kafka.saslOptions()
 	o.Redis = service.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
 	if c.History.SessionKey != "" {
 		key, err := hex.DecodeString(c.History.SessionKey)

@@ -26,28 +26,43 @@ func init() {
 // --kafka-brokers is WHENTHEN_KAFKA_BROKERS.
 const envPrefix = "WHENTHEN_"
 
+// kafkaConfig is the Kafka connection of every service command (run,
+// deliver, history), spelled the same in each config file.
+type kafkaConfig struct {
+	Brokers []string `yaml:"brokers"`
+	Group   string   `yaml:"group"`
+	TLS     struct {
+		Enabled            bool   `yaml:"enabled"`
+		CAFile             string `yaml:"ca_file"`
+		CertFile           string `yaml:"cert_file"`
+		KeyFile            string `yaml:"key_file"`
+		ServerName         string `yaml:"server_name"`
+		InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	} `yaml:"tls"`
+	SASL struct {
+		Mechanism string `yaml:"mechanism"`
+		Username  string `yaml:"username"`
+		Password  string `yaml:"password"`
+	} `yaml:"sasl"`
+}
+
+// tlsOptions are the TLS settings as the services take them.
+func (k *kafkaConfig) tlsOptions() service.TLSOptions {
+	return service.TLSOptions{Enabled: k.TLS.Enabled, CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile,
+		KeyFile: k.TLS.KeyFile, ServerName: k.TLS.ServerName, InsecureSkipVerify: k.TLS.InsecureSkipVerify}
+}
+
+// saslOptions are the SASL settings as the services take them.
+func (k *kafkaConfig) saslOptions() service.SASLOptions {
+	return service.SASLOptions{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: k.SASL.Password}
+}
+
 // runConfig is every setting of `whenthen run`, as the config file spells
 // it. Flags and environment variables are bound to the same fields.
 // Precedence: flags, then environment, then the config file, then the
 // defaults of defaultRunConfig.
 type runConfig struct {
-	Kafka struct {
-		Brokers []string `yaml:"brokers"`
-		Group   string   `yaml:"group"`
-		TLS     struct {
-			Enabled            bool   `yaml:"enabled"`
-			CAFile             string `yaml:"ca_file"`
-			CertFile           string `yaml:"cert_file"`
-			KeyFile            string `yaml:"key_file"`
-			ServerName         string `yaml:"server_name"`
-			InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-		} `yaml:"tls"`
-		SASL struct {
-			Mechanism string `yaml:"mechanism"`
-			Username  string `yaml:"username"`
-			Password  string `yaml:"password"`
-		} `yaml:"sasl"`
-	} `yaml:"kafka"`
+	Kafka  kafkaConfig `yaml:"kafka"`
 	Topics struct {
 		Input   string `yaml:"input"`
 		Actions string `yaml:"actions"`
@@ -334,9 +349,8 @@ func (c *runConfig) options(env *cmdEnv) service.Options {
 	k.Brokers = c.Kafka.Brokers
 	k.Group = c.Kafka.Group
 	k.InputTopic, k.ActionsTopic, k.RunsTopic, k.DLQTopic = c.Topics.Input, c.Topics.Actions, c.Topics.Runs, c.Topics.DLQ
-	k.TLS = service.TLSOptions{Enabled: c.Kafka.TLS.Enabled, CAFile: c.Kafka.TLS.CAFile, CertFile: c.Kafka.TLS.CertFile,
-		KeyFile: c.Kafka.TLS.KeyFile, ServerName: c.Kafka.TLS.ServerName, InsecureSkipVerify: c.Kafka.TLS.InsecureSkipVerify}
-	k.SASL = service.SASLOptions{Mechanism: c.Kafka.SASL.Mechanism, Username: c.Kafka.SASL.Username, Password: c.Kafka.SASL.Password}
+	k.TLS = c.Kafka.tlsOptions()
+	k.SASL = c.Kafka.saslOptions()
 	o.Redis = service.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
 	o.Decoder = c.Decoder.options(crm.Limits{MaxStringBytes: c.Limits.StringBytes, MaxListLen: c.Limits.ListLen,
 		MaxMapEntries: c.Limits.MapEntries, MaxDepth: c.Limits.MapDepth})
