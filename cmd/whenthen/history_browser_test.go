@@ -191,7 +191,9 @@ func TestHistoryBrowser(t *testing.T) {
 	do("open a run", chromedp.Click(chromedp.CSS("table.runs tbody tr:first-child td:first-child a")),
 		chromedp.WaitVisible(chromedp.CSS("section.actions")))
 	runPage := text("main")
-	for _, want := range []string{"Run of closed-won-brief", "opportunity O-2001", "evt-0012", "Actions"} {
+	// closed-won-brief is on_enter: the stage entered Closed Won.
+	for _, want := range []string{"Run of closed-won-brief", "opportunity O-2001", "evt-0012", "Actions",
+		"Before the change the condition did not hold (the record entered it)."} {
 		if !strings.Contains(runPage, want) {
 			t.Errorf("the run page lacks %q:\n%s", want, runPage)
 		}

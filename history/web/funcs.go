@@ -23,6 +23,9 @@ var funcs = template.FuncMap{
 	"human": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"hour":  func(t time.Time) string { return t.UTC().Format("Jan 2 15:04 UTC") },
 	"ago":   ago,
+	// holds is a *bool's value (false when nil): {{if .}} on a pointer
+	// only asks whether it is set.
+	"holds": func(b *bool) bool { return b != nil && *b },
 	// path joins URL path segments, each escaped: path "w" ws "runs" id.
 	"path": func(segs ...string) string {
 		var b strings.Builder
