@@ -33,6 +33,10 @@ func TestRecoveryAfterACrash(t *testing.T) {
 	tag := w.prefix + "{d:hook}:"
 	now := time.Now()
 	past := now.Add(-time.Minute).UnixMilli()
+	// The mark first: the deliverer already runs, and claims a job as
+	// soon as it is queued (queued before its mark, the marked job could
+	// be claimed, found unmarked and sent again).
+	w.rdb.Set(ctx, tag+"f:"+marked.ActionID, fmt.Sprintf("delivered||1|200|35|%d", past), time.Hour)
 	for _, a := range []actions.Action{marked, unmarked} {
 		err := w.rdb.HSet(ctx, tag+"j:"+a.ActionID, "a", string(a.AppendJSON(nil)), "k", a.Key(), "s", "automations.actions/0/7",
 			"e", past, "n", 1, "f", past, "l", fmt.Sprintf(`[{"at":"%s","duration_ms":35,"http_status":200}]`, time.UnixMilli(past).UTC().Format(time.RFC3339Nano)),
@@ -44,7 +48,6 @@ func TestRecoveryAfterACrash(t *testing.T) {
 		w.rdb.ZAdd(ctx, tag+"q", redisZ(float64(past), a.ActionID))
 		w.rdb.ZAdd(ctx, tag+"age", redisZ(float64(past), a.ActionID))
 	}
-	w.rdb.Set(ctx, tag+"f:"+marked.ActionID, fmt.Sprintf("delivered||1|200|35|%d", past), time.Hour)
 	outs := w.waitOutcomes(2, 10*time.Second)
 
 	mo := outs[marked.ActionID+"/hook"]
