@@ -228,11 +228,14 @@ func runDeliver(ctx context.Context, o DeliverOptions, quick bool, r *benchRedis
 		if busy1, total1, ok := machineCPU(); ok && mok0 && total1 > total0 {
 			dr.machineBusy = float64(busy1-busy0) / float64(total1-total0)
 		}
+		// The slow destination still delivers (and records) meanwhile.
+		dr.mu.Lock()
 		for _, d := range dr.byDest {
 			if d.n > 0 {
 				d.rate = float64(d.n) / d.last.Sub(start).Seconds()
 			}
 		}
+		dr.mu.Unlock()
 		if slowOne {
 			var committed int64
 			for p := range o.Partitions {
