@@ -36,7 +36,7 @@ type Store interface {
 	// PeekDue lists the timers due at or before upTo as ClaimDue would
 	// lease them, without leasing them.
 	PeekDue(ctx context.Context, upTo time.Time) ([]store.DueTimer, error)
-	// KnownRecords lists, in chunks of about count from cursor, the
+	// KnownRecords lists, in chunks of at most count from cursor, the
 	// records of a workspace's object the store keeps a snapshot of (the
 	// records schedules and re-armed date timers walk).
 	KnownRecords(ctx context.Context, workspace, object, cursor string, count int) (ids []string, next string, err error)

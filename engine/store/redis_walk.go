@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -128,62 +129,112 @@ func (s *Redis) StartWalks(ctx context.Context, starts []WalkStart, token string
 	return out, err
 }
 
-// KnownRecords returns about count ids of the records known of the
+// KnownRecords returns up to count ids of the records known of the
 // workspace's object, from cursor ("" at the start), and the cursor to go
 // on from ("" when the walk is over). An id may come twice in one walk
 // (Redis SSCAN); every id known throughout the walk comes at least once.
 // In the cluster layout the known records are sets per record shard, and
 // a cursor is SHARD:SSCAN_CURSOR; one call goes on to the next shards
-// until it has about count ids or the walk is over.
+// until it has count ids or the walk is over.
+//
+// SSCAN's COUNT is a hint: a small set (a listpack from Redis 7.2) comes
+// whole in one reply, a hash table's bucket chain comes with its bucket.
+// The ids past count are carried in the cursor (see knownCursor) and come
+// first in the next chunk, so that a chunk never exceeds the caller's
+// budget and no id of a reply is dropped.
 func (s *Redis) KnownRecords(ctx context.Context, workspace, object, cursor string, count int) ([]string, string, error) {
-	shard, c, err := s.parseKnownCursor(cursor)
+	pos, err := s.parseKnownCursor(cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	var out []string
-	for {
-		ids, next, err := s.rdb.SScan(ctx, s.keys.knownShard(workspace, object, shard), c, "", int64(max(count, 1))).Result()
+	n := max(count, 1)
+	out := pos.carry
+	for len(out) < n && pos.shard < s.keys.knownShards() {
+		ids, next, err := s.rdb.SScan(ctx, s.keys.knownShard(workspace, object, pos.shard), pos.sscan, "", int64(n-len(out))).Result()
 		if err != nil {
 			return nil, "", err
 		}
 		out = append(out, ids...)
 		if next == 0 {
-			shard, next = shard+1, 0
-			if shard >= s.keys.knownShards() {
-				return out, "", nil
-			}
+			pos.shard, next = pos.shard+1, 0
 		}
-		if len(out) >= max(count, 1) {
-			return out, s.knownCursor(shard, next), nil
-		}
-		c = next
+		pos.sscan = next
 	}
+	pos.carry = nil
+	if len(out) > n {
+		out, pos.carry = out[:n:n], out[n:]
+	}
+	if pos.shard >= s.keys.knownShards() && len(pos.carry) == 0 {
+		return out, "", nil
+	}
+	c, err := s.knownCursor(pos)
+	return out, c, err
 }
 
-func (s *Redis) knownCursor(shard int, c uint64) string {
-	if !s.keys.cluster {
-		return strconv.FormatUint(c, 10)
-	}
-	return strconv.Itoa(shard) + ":" + strconv.FormatUint(c, 10)
+// knownPos is where a walk of known records stands: the shard, the SSCAN
+// cursor in it, and the ids of the last reply not yet given.
+type knownPos struct {
+	shard int
+	sscan uint64
+	carry []string
 }
 
-func (s *Redis) parseKnownCursor(cursor string) (int, uint64, error) {
+// knownCursor writes pos as SSCAN_CURSOR (SHARD:SSCAN_CURSOR in the
+// cluster layout), "end" once every shard is scanned, then "|" and the
+// carried ids as a JSON array when there are any.
+func (s *Redis) knownCursor(pos knownPos) (string, error) {
+	var c string
+	switch {
+	case pos.shard >= s.keys.knownShards():
+		c = "end"
+	case s.keys.cluster:
+		c = strconv.Itoa(pos.shard) + ":" + strconv.FormatUint(pos.sscan, 10)
+	default:
+		c = strconv.FormatUint(pos.sscan, 10)
+	}
+	if len(pos.carry) == 0 {
+		return c, nil
+	}
+	js, err := json.Marshal(pos.carry)
+	if err != nil {
+		return "", err
+	}
+	return c + "|" + string(js), nil
+}
+
+func (s *Redis) parseKnownCursor(cursor string) (knownPos, error) {
+	var pos knownPos
 	if cursor == "" {
-		return 0, 0, nil
+		return pos, nil
 	}
-	sh, cur := "0", cursor
+	bad := fmt.Errorf("known records: bad cursor %q", cursor)
+	cur, carry, hasCarry := strings.Cut(cursor, "|")
+	if hasCarry {
+		if err := json.Unmarshal([]byte(carry), &pos.carry); err != nil || len(pos.carry) == 0 {
+			return pos, bad
+		}
+	}
+	if cur == "end" {
+		if !hasCarry {
+			return pos, bad
+		}
+		pos.shard = s.keys.knownShards()
+		return pos, nil
+	}
+	sh := "0"
 	if s.keys.cluster {
 		var ok bool
-		if sh, cur, ok = strings.Cut(cursor, ":"); !ok {
-			return 0, 0, fmt.Errorf("known records: bad cursor %q", cursor)
+		if sh, cur, ok = strings.Cut(cur, ":"); !ok {
+			return pos, bad
 		}
 	}
 	shard, err1 := strconv.Atoi(sh)
 	c, err2 := strconv.ParseUint(cur, 10, 64)
 	if err1 != nil || err2 != nil || shard < 0 || shard >= s.keys.knownShards() {
-		return 0, 0, fmt.Errorf("known records: bad cursor %q", cursor)
+		return pos, bad
 	}
-	return shard, c, nil
+	pos.shard, pos.sscan = shard, c
+	return pos, nil
 }
 
 // SetWalkMark sets where a walk stands, dropping any walk in progress: for

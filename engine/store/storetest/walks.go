@@ -19,6 +19,9 @@ func (e *env) walkAll(n int) []string {
 		if err != nil {
 			e.t.Fatal(err)
 		}
+		if len(ids) > n {
+			e.t.Fatalf("a chunk of %d ids for a budget of %d", len(ids), n)
+		}
 		all = append(all, ids...)
 		if next == "" {
 			break
