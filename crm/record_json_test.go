@@ -137,5 +137,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeSameAsReference(t, opp, data, Limits{})
 		decodeSameAsReference(t, s.Tracker, data, Limits{MaxStringBytes: 8, MaxListLen: 2})
+		binRoundTrip(t, opp, data, Limits{})
+		binRoundTrip(t, s.Tracker, data, Limits{})
 	})
 }

@@ -69,6 +69,8 @@ type Field struct {
 	// schema file lists them; nil when any string goes. "" (the value of
 	// an absent field) is always possible. See picklist.go.
 	Values []string
+
+	binNum uint64 // the name's number in binary records; 0: none (record_bin.go)
 }
 
 // Object is a record type: one of the CRM objects, or a nested type such as
@@ -93,7 +95,7 @@ func (o *Object) Field(name string) (*Field, bool) {
 func (o *Object) CELType() *types.Type { return o.celType }
 
 func (o *Object) add(name string, k Kind, custom bool) *Field {
-	f := &Field{Name: name, Kind: k, Index: len(o.Fields), Custom: custom}
+	f := &Field{Name: name, Kind: k, Index: len(o.Fields), Custom: custom, binNum: binFieldNum[name]}
 	o.Fields = append(o.Fields, f)
 	o.byName[name] = f
 	if name == "id" {

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/whenthen/whenthen/crm"
+	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/rules"
@@ -70,9 +71,10 @@ type runConfig struct {
 		DLQ     string `yaml:"dlq"`
 	} `yaml:"topics"`
 	Redis struct {
-		URL    string `yaml:"url"`
-		Prefix string `yaml:"prefix"`
-		CAFile string `yaml:"ca_file"`
+		URL              string `yaml:"url"`
+		Prefix           string `yaml:"prefix"`
+		CAFile           string `yaml:"ca_file"`
+		SnapshotEncoding string `yaml:"snapshot_encoding"`
 	} `yaml:"redis"`
 	Rules   []string      `yaml:"rules"`
 	Schema  string        `yaml:"schema"`
@@ -147,6 +149,7 @@ func defaultRunConfig() *runConfig {
 	c.Topics.DLQ = "automations.dlq"
 	c.Redis.URL = service.DefaultRedisURL
 	c.Redis.Prefix = "wt:"
+	c.Redis.SnapshotEncoding = "binary"
 	c.Decoder.Type = service.DecoderEnvelope
 	c.BatchSize = ingest.DefaultBatchSize
 	c.Metrics.Listen = service.DefaultMetricsListen
@@ -181,6 +184,7 @@ func runFlags(fs *flag.FlagSet, c *runConfig, config *string) {
 	fs.StringVar(&c.Kafka.SASL.Password, "kafka-sasl-password", c.Kafka.SASL.Password, "SASL `PASSWORD` (prefer "+envPrefix+"KAFKA_SASL_PASSWORD)")
 	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "Redis `URL`: redis://[USER:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS; a cluster: redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT,... (or rediss+cluster://)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "`PREFIX` of every Redis key")
+	fs.StringVar(&c.Redis.SnapshotEncoding, "snapshot-encoding", c.Redis.SnapshotEncoding, "`FORM` record snapshots are written in: binary, or json during a rolling upgrade from a version that reads only JSON (both forms are read)")
 	fs.StringVar(&c.Redis.CAFile, "redis-tls-ca", c.Redis.CAFile, "PEM `FILE` of the CAs that verify a rediss:// server")
 	fs.Var(&listFlag{p: &c.Rules}, "rules", "automation `PATHS`, files or directories, comma-separated (repeatable; required)")
 	fs.StringVar(&c.Schema, "schema", c.Schema, "schema `FILE` declaring custom fields")
@@ -331,19 +335,20 @@ func readConfigFile(path string, cfg *runConfig) error {
 // options turns the merged settings into service options.
 func (c *runConfig) options(env *cmdEnv) service.Options {
 	o := service.Options{
-		Rules:           c.Rules,
-		Schema:          c.Schema,
-		BatchSize:       c.BatchSize,
-		StateCacheBytes: c.StateCacheBytes,
-		MetricsListen:   c.Metrics.Listen,
-		LogFormat:       c.Log.Format,
-		LogLevel:        c.Log.Level,
-		LogOutput:       env.stderr,
-		ShutdownTimeout: c.ShutdownTimeout,
-		ReloadInterval:  c.ReloadInterval,
-		TimerInterval:   c.TimerInterval,
-		DedupTTL:        c.TTL.Dedup,
-		SnapshotTTL:     c.TTL.Snapshot,
+		Rules:            c.Rules,
+		Schema:           c.Schema,
+		BatchSize:        c.BatchSize,
+		StateCacheBytes:  c.StateCacheBytes,
+		MetricsListen:    c.Metrics.Listen,
+		LogFormat:        c.Log.Format,
+		LogLevel:         c.Log.Level,
+		LogOutput:        env.stderr,
+		ShutdownTimeout:  c.ShutdownTimeout,
+		ReloadInterval:   c.ReloadInterval,
+		TimerInterval:    c.TimerInterval,
+		DedupTTL:         c.TTL.Dedup,
+		SnapshotTTL:      c.TTL.Snapshot,
+		SnapshotEncoding: c.Redis.SnapshotEncoding,
 	}
 	k := &o.Kafka
 	k.Brokers = c.Kafka.Brokers
@@ -378,6 +383,9 @@ func (c *runConfig) validate() error {
 	}
 	if c.TTL.Dedup <= 0 || c.TTL.Snapshot <= 0 {
 		errs = append(errs, errors.New("--dedup-ttl and --snapshot-ttl: want positive durations"))
+	}
+	if e := c.Redis.SnapshotEncoding; e != store.EncodingBinary && e != store.EncodingJSON {
+		errs = append(errs, fmt.Errorf("--snapshot-encoding %q: want %s or %s", e, store.EncodingBinary, store.EncodingJSON))
 	}
 	return errors.Join(errs...)
 }

@@ -171,6 +171,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"redis", nil, []string{"--rules", rules, "--redis-url", "http://x"}, 2, "want redis, rediss, redis+cluster or rediss+cluster"},
 		{"batch", nil, []string{"--rules", rules, "--batch-size", "0"}, 2, "--batch-size"},
 		{"log", nil, []string{"--rules", rules, "--log-level", "loud"}, 2, "log level"},
+		{"snapshot encoding", map[string]string{"WHENTHEN_SNAPSHOT_ENCODING": "xml"}, []string{"--rules", rules}, 2, `--snapshot-encoding "xml": want binary or json`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env, _, stderr := runTestEnv(tc.env)

@@ -23,7 +23,7 @@ func TestRedisKeys(t *testing.T) {
 		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
 		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
 		`{acme}:k:account = set a:1 (ttl none)`,
-		`{acme}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
+		`{acme}:r:account:a:1 = "\xb1\x80\xaa\xb2\xe5\xb2h\x03\x01\x01\x03a:1\x06\x01\x03SMB\v\x06\x80\xe6\xf3\xb5\r\x00" (ttl 2160h0m0s)`,
 		`{acme}:t:account:renewal_date:a:1 = 1801353600000|1793523600000|1793523601000|s1 (ttl 2160h0m0s)`,
 		`{acme}:w:opportunity:s:weekly = hash cursor= lease=tok|1793523630000 mark=1000 target=2000 (ttl none)`,
 		`{~}:a:y1 = d (ttl 168h0m0s)`,
@@ -39,7 +39,7 @@ func TestRedisKeys(t *testing.T) {
 func TestRedisClusterKeys(t *testing.T) {
 	testRedisKeys(t, true, []string{
 		`{acme:s41}:k:account = set a:1 (ttl none)`,
-		`{acme:s41}:r:account:a:1 = {"t":1793523600000,"r":{"id":"a:1","tier":"SMB","renewal_date":"2027-01-31T00:00:00Z"}} (ttl 2160h0m0s)`,
+		`{acme:s41}:r:account:a:1 = "\xb1\x80\xaa\xb2\xe5\xb2h\x03\x01\x01\x03a:1\x06\x01\x03SMB\v\x06\x80\xe6\xf3\xb5\r\x00" (ttl 2160h0m0s)`,
 		`{acme}:a:x1 = p|tok|1793523630000 (ttl 168h0m0s)`,
 		`{acme}:c:hot:r:1 = e1|1793610000000 (ttl 192h0m0s)`,
 		`{acme}:w:opportunity:s:weekly = hash cursor= lease=tok|1793523630000 mark=1000 target=2000 (ttl none)`,
@@ -127,6 +127,9 @@ func testRedisKeys(t *testing.T, cluster bool, want []string) {
 		default:
 			if v, err = rdb.Get(ctx, k).Result(); err != nil {
 				t.Fatal(err)
+			}
+			if strings.HasPrefix(v, "\xb1") { // a binary snapshot
+				v = fmt.Sprintf("%q", v)
 			}
 		}
 		ttl, err := rdb.PTTL(ctx, k).Result()

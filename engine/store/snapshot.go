@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -12,10 +14,27 @@ import (
 	"github.com/whenthen/whenthen/crm"
 )
 
-// The stored form of a record snapshot, the same in every store:
-// {"t":UNIX_MS,"r":RECORD_JSON}, the time of the event that set it and
-// the record's present fields (crm.Record.AppendJSON). Running
-// deployments hold snapshots in this form: it never changes.
+// The stored forms of a record snapshot, the same in every store, each
+// holding the time of the event that set it (Unix ms) and the record's
+// present fields:
+//
+//   - binary (written by default): the byte snapshotBinaryV1, the time as a
+//     zig-zag varint, then the record's binary encoding
+//     (crm.Record.AppendBinary);
+//   - JSON (written with Options.SnapshotEncoding "json", and by versions
+//     before the binary form): {"t":UNIX_MS,"r":RECORD_JSON}.
+//
+// Both are read whatever the setting: a JSON form begins with '{' (or
+// white space), never with snapshotBinaryV1. Running deployments hold
+// snapshots in these forms: they never change; a new form takes a new
+// first byte.
+const snapshotBinaryV1 = 0xB1
+
+// Snapshot encodings (Options.SnapshotEncoding).
+const (
+	EncodingBinary = "binary"
+	EncodingJSON   = "json"
+)
 
 // snapshotBufSize is the first capacity of the buffer a batch's snapshots
 // are encoded into: room for a few hundred typical records before it
@@ -40,8 +59,8 @@ func putSnapshotBuf(b *[]byte) {
 	}
 }
 
-// appendSnapshot appends the stored form of a record and the time of the
-// event that set it to dst.
+// appendSnapshot appends the JSON stored form of a record and the time of
+// the event that set it to dst.
 func appendSnapshot(dst []byte, r *crm.Record, t time.Time) ([]byte, error) {
 	dst = append(dst, `{"t":`...)
 	dst = strconv.AppendInt(dst, t.UnixMilli(), 10)
@@ -51,6 +70,12 @@ func appendSnapshot(dst []byte, r *crm.Record, t time.Time) ([]byte, error) {
 		return nil, err
 	}
 	return append(dst, '}'), nil
+}
+
+// appendBinarySnapshot appends the binary stored form.
+func appendBinarySnapshot(dst []byte, r *crm.Record, t time.Time) ([]byte, error) {
+	dst = binary.AppendVarint(append(dst, snapshotBinaryV1), t.UnixMilli())
+	return r.AppendBinary(dst)
 }
 
 // splitSnapshot reads the form appendSnapshot writes without a JSON
@@ -82,16 +107,23 @@ type snapshotCodec struct {
 	schema *crm.Schema
 	limits crm.Limits
 	log    *slog.Logger
+	json   bool // write the JSON form
 }
 
 func newSnapshotCodec(o Options) snapshotCodec {
-	return snapshotCodec{schema: o.Schema, limits: o.Limits, log: o.Logger}
+	return snapshotCodec{schema: o.Schema, limits: o.Limits, log: o.Logger, json: o.SnapshotEncoding == EncodingJSON}
 }
 
 // encode appends sv's stored form to dst; ok is false, and dst unchanged,
 // when the record cannot be encoded.
 func (c snapshotCodec) encode(dst []byte, sv *Save) (_ []byte, ok bool) {
-	out, err := appendSnapshot(dst, sv.Record, sv.Time)
+	var out []byte
+	var err error
+	if c.json {
+		out, err = appendSnapshot(dst, sv.Record, sv.Time)
+	} else {
+		out, err = appendBinarySnapshot(dst, sv.Record, sv.Time)
+	}
 	if err != nil {
 		c.log.Error("cannot encode record snapshot", "object", sv.Ref.Object, "record", sv.Ref.ID, "err", crm.Redact(err))
 		return dst, false
@@ -111,6 +143,21 @@ func (c snapshotCodec) decode(ref RecordRef, data []byte) *Snapshot {
 }
 
 func (c snapshotCodec) read(object string, data []byte) (*Snapshot, error) {
+	o, ok := c.schema.Object(object)
+	if !ok {
+		return nil, fmt.Errorf("unknown object %q", object)
+	}
+	if len(data) > 0 && data[0] == snapshotBinaryV1 {
+		t, n := binary.Varint(data[1:])
+		if n <= 0 {
+			return nil, errors.New("binary snapshot: bad time")
+		}
+		r, err := o.DecodeBinary(data[1+n:], c.limits)
+		if err != nil {
+			return nil, err
+		}
+		return &Snapshot{Record: r, Time: fromMS(t)}, nil
+	}
 	t, rec, ok := splitSnapshot(data)
 	if !ok {
 		// Not the exact form appendSnapshot writes (white space, key
@@ -123,10 +170,6 @@ func (c snapshotCodec) read(object string, data []byte) (*Snapshot, error) {
 			return nil, err
 		}
 		t, rec = raw.T, raw.R
-	}
-	o, ok := c.schema.Object(object)
-	if !ok {
-		return nil, fmt.Errorf("unknown object %q", object)
 	}
 	r, err := o.DecodeRecord(rec, c.limits)
 	if err != nil {

@@ -18,6 +18,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -42,11 +43,23 @@ type Options struct {
 	// client is a *redis.ClusterClient, the single-Redis one otherwise.
 	// The two layouts do not read each other's data.
 	ClusterLayout bool
+	// SnapshotEncoding is the form record snapshots are written in:
+	// EncodingBinary (the default, compact) or EncodingJSON (the only form
+	// versions before the binary one read: for a rolling upgrade from
+	// them). Both forms are read whatever it says.
+	SnapshotEncoding string
 }
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Schema == nil {
 		return o, errors.New("store: Options.Schema is required")
+	}
+	switch o.SnapshotEncoding {
+	case "":
+		o.SnapshotEncoding = EncodingBinary
+	case EncodingBinary, EncodingJSON:
+	default:
+		return o, fmt.Errorf("store: snapshot encoding %q (want %s or %s)", o.SnapshotEncoding, EncodingBinary, EncodingJSON)
 	}
 	o.Limits = o.Limits.WithDefaults()
 	o.TTLs = o.TTLs.withDefaults()

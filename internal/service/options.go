@@ -78,6 +78,9 @@ type Options struct {
 	// record's last known state is kept; default 90 days.
 	DedupTTL    time.Duration
 	SnapshotTTL time.Duration
+	// SnapshotEncoding is the form record snapshots are written in
+	// (store.Options.SnapshotEncoding): "binary" (the default) or "json".
+	SnapshotEncoding string
 
 	// ReloadInterval is how often the rule files are checked for changes
 	// (modification time, size, files added or removed), which reloads

@@ -125,7 +125,7 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.store, err = store.NewRedis(s.rdb, o.Redis.Prefix, store.Options{Schema: s.schema, Limits: s.compiler.Limits(),
-		TTLs: store.TTLs{Dedup: o.DedupTTL, Snapshot: o.SnapshotTTL}, Logger: log.With("component", "engine")})
+		TTLs: store.TTLs{Dedup: o.DedupTTL, Snapshot: o.SnapshotTTL}, SnapshotEncoding: o.SnapshotEncoding, Logger: log.With("component", "engine")})
 	if err != nil {
 		return nil, err
 	}

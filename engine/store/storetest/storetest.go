@@ -58,10 +58,18 @@ type env struct {
 }
 
 func newEnv(t *testing.T, open func(t *testing.T, opts store.Options) Store) *env {
+	return newEnvWith(t, open, nil)
+}
+
+// newEnvWith is newEnv with options set by with.
+func newEnvWith(t *testing.T, open func(t *testing.T, opts store.Options) Store, with func(*store.Options)) *env {
 	t.Helper()
 	e := &env{t: t, schema: crm.DefaultSchema(), log: &logBuffer{}}
 	opts := store.Options{Schema: e.schema, TTLs: store.TTLs{Lease: Lease},
 		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if with != nil {
+		with(&opts)
+	}
 	e.open = func() Store { return open(t, opts) }
 	e.s = e.open()
 	return e
@@ -417,17 +425,34 @@ func snapshots(t *testing.T, open func(t *testing.T, opts store.Options) Store) 
 			t.Fatalf("got %+v", s)
 		}
 	})
-	t.Run("stored form", func(t *testing.T) {
-		e := newEnv(t, open)
-		e.apply(store.Writes{Saves: []store.Save{{Ref: r1, Snapshot: store.Snapshot{Record: e.rec(map[string]any{"id": "a1", "tier": "SMB"}), Time: t0}}}}, t0)
-		st, err := e.s.Export(ctx, store.Selection{Records: []store.RecordRef{r1}})
-		if err != nil {
-			t.Fatal(err)
+	t.Run("stored forms", func(t *testing.T) {
+		// Stored data holds these bytes: they never change.
+		for _, c := range []struct{ encoding, want string }{
+			{"", "\xb1\x80\xaa\xb2\xe5\xb2h\x02\x01\x01\x02a1\x06\x01\x03SMB"},
+			{store.EncodingBinary, "\xb1\x80\xaa\xb2\xe5\xb2h\x02\x01\x01\x02a1\x06\x01\x03SMB"},
+			{store.EncodingJSON, `{"t":1793523600000,"r":{"id":"a1","tier":"SMB"}}`},
+		} {
+			e := newEnvWith(t, open, func(o *store.Options) { o.SnapshotEncoding = c.encoding })
+			e.apply(store.Writes{Saves: []store.Save{{Ref: r1, Snapshot: store.Snapshot{Record: e.rec(map[string]any{"id": "a1", "tier": "SMB"}), Time: t0}}}}, t0)
+			st, err := e.s.Export(ctx, store.Selection{Records: []store.RecordRef{r1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Snapshots) != 1 {
+				t.Fatalf("exported %d snapshots", len(st.Snapshots))
+			}
+			expect(t, "stored form "+c.encoding, fmt.Sprintf("%q", st.Snapshots[0].Data), fmt.Sprintf("%q", c.want))
+			// A store writing the other form reads it: a mixed deployment.
+			other := store.EncodingJSON
+			if c.encoding == store.EncodingJSON {
+				other = store.EncodingBinary
+			}
+			o := newEnvWith(t, open, func(o *store.Options) { o.SnapshotEncoding = other })
+			o.importSnapshot(r1, c.want)
+			if s := o.load(r1)[0]; s == nil || s.Record.String("tier") != "SMB" || !s.Time.Equal(t0) {
+				t.Fatalf("%s form read by a %s store: %+v", c.encoding, other, s)
+			}
 		}
-		if len(st.Snapshots) != 1 {
-			t.Fatalf("exported %d snapshots", len(st.Snapshots))
-		}
-		expect(t, "stored form", string(st.Snapshots[0].Data), `{"t":1793523600000,"r":{"id":"a1","tier":"SMB"}}`)
 	})
 	t.Run("other JSON of the stored shape is read", func(t *testing.T) {
 		e := newEnv(t, open)
@@ -443,13 +468,19 @@ func snapshots(t *testing.T, open func(t *testing.T, opts store.Options) Store) 
 		e.importSnapshot(r2, `not json SECRET-VALUE`)
 		r3 := store.RecordRef{Workspace: "acme", Object: "nosuchobject", ID: "x"}
 		e.importSnapshot(r3, `{"t":1793523600000,"r":{"id":"x"}}`)
-		for i, s := range e.load(r1, r2, r3) {
+		// A binary form cut short, and one whose int field holds a string.
+		r4 := store.RecordRef{Workspace: "acme", Object: crm.ObjAccount, ID: "a4"}
+		e.importSnapshot(r4, "\xb1\x80\xaa\xb2\xe5\xb2h\x02\x01\x01\x02a1\x06\x01\x03SM")
+		r5 := store.RecordRef{Workspace: "acme", Object: crm.ObjAccount, ID: "a5"}
+		e.importSnapshot(r5, "\xb1\x80\xaa\xb2\xe5\xb2h\x01\x0a\x01\x0cSECRET-VALUE")
+		for i, s := range e.load(r1, r2, r3, r4, r5) {
 			if s != nil {
 				t.Errorf("snapshot %d: %+v", i, s)
 			}
 		}
 		log := e.log.String()
-		if n := strings.Count(log, "unreadable record snapshot"); n != 3 || !strings.Contains(log, "record=a1") || !strings.Contains(log, "record=a2") {
+		if n := strings.Count(log, "unreadable record snapshot"); n != 5 || !strings.Contains(log, "record=a1") || !strings.Contains(log, "record=a2") ||
+			!strings.Contains(log, "record=a4") || !strings.Contains(log, "record=a5") {
 			t.Errorf("%d warnings:\n%s", n, log)
 		}
 		if strings.Contains(log, "SECRET") {
