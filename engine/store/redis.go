@@ -371,6 +371,10 @@ end
 return #KEYS - 1
 `)
 
+// maxArmsPerCall bounds the timers of one arm script call: a few hundred
+// microseconds of Redis time.
+const maxArmsPerCall = 200
+
 // Apply writes a batch's snapshots and timers in one pipeline. The
 // snapshots are encoded one after the other into one buffer, kept for
 // the next batch.
@@ -429,15 +433,16 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			}
 			advanceWalkScript.EvalSha(ctx, pipe, []string{s.keys.walk(a.Ref)}, a.Target, a.Token, a.Cursor, done)
 		}
-		// One arm script call per workspace (cluster layout: per timer
-		// shard), in order within it.
+		// One arm script call for the batch's timers (cluster layout: per
+		// timer shard, whose keys share its slot), in order, of at most
+		// maxArmsPerCall timers so that no call holds Redis long.
 		type armCall struct {
 			keys  []string
 			args  []any
 			queue string
 		}
-		var order []string
-		arms := map[string]*armCall{}
+		var order []*armCall
+		arms := map[string]*armCall{} // the open call of each queue
 		for _, a := range w.Arms {
 			next := int64(-1)
 			if !a.Next.IsZero() {
@@ -448,21 +453,17 @@ func (s *Redis) Apply(ctx context.Context, w *Writes, now time.Time) error {
 			if a.Force {
 				force = "1"
 			}
-			group := a.Workspace
-			if s.keys.cluster {
-				group = s.keys.queueOf(a.TimerRef)
-			}
-			c := arms[group]
-			if c == nil {
-				c = &armCall{queue: s.keys.queueOf(a.TimerRef)}
-				arms[group] = c
-				order = append(order, group)
+			q := s.keys.queueOf(a.TimerRef)
+			c := arms[q]
+			if c == nil || len(c.keys) == maxArmsPerCall {
+				c = &armCall{queue: q}
+				arms[q] = c
+				order = append(order, c)
 			}
 			c.keys = append(c.keys, s.keys.timer(a.TimerRef))
 			c.args = append(c.args, ms(a.Date), ms(a.Fired), next, ttl.Milliseconds(), msOrZero(a.Seen), force, a.Sig)
 		}
-		for _, g := range order {
-			c := arms[g]
+		for _, c := range order {
 			armScript.EvalSha(ctx, pipe, append(c.keys, c.queue), c.args...)
 		}
 		_, err := pipe.Exec(ctx)

@@ -286,3 +286,58 @@ func TestRedisKnownChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisArmCalls: a batch's timers are armed in one script call per
+// timer queue of at most 200 timers, every one of them armed, over
+// workspaces, in both layouts.
+func TestRedisArmCalls(t *testing.T) {
+	for _, cluster := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cluster layout %v", cluster), func(t *testing.T) {
+			ctx := context.Background()
+			srv := testenv.StartRedis(t)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+			defer rdb.Close()
+			s, err := store.NewRedis(rdb, "wt:", store.Options{Schema: crm.DefaultSchema(), ClusterLayout: cluster})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+			var w store.Writes
+			for i := range 450 {
+				w.Arms = append(w.Arms, store.Arm{TimerRef: store.TimerRef{Workspace: fmt.Sprintf("ws%d", i%150), Object: "account", Field: "renewal_date", RecordID: fmt.Sprintf("a%d", i)},
+					Date: t0.Add(24 * time.Hour), Fired: t0, Next: t0.Add(time.Hour), Seen: t0, Sig: "s"})
+			}
+			// The first call loads the scripts (NOSCRIPT, then again).
+			if err := s.Apply(ctx, &store.Writes{Arms: w.Arms[:1]}, t0); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Apply(ctx, &w, t0); err != nil {
+				t.Fatal(err)
+			}
+			due, err := s.PeekDue(ctx, t0.Add(2*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stats, err := rdb.Info(ctx, "commandstats").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := -1
+			for _, l := range strings.Split(stats, "\n") {
+				if rest, ok := strings.CutPrefix(l, "cmdstat_evalsha:calls="); ok {
+					fmt.Sscanf(rest, "%d", &calls)
+				}
+			}
+			want := 3 // 450 timers, 200 a call
+			if cluster {
+				want = 64 // 450 timers over the 64 queues, under 200 each
+			}
+			if len(due) != 450 || calls != want {
+				t.Fatalf("%d timers due, %d arm calls, want 450 and %d", len(due), calls, want)
+			}
+		})
+	}
+}
