@@ -12,7 +12,8 @@
 // schema.go holds the schema and its file format (docs/schema.md),
 // picklist.go the values a schema file may list for a string field,
 // record.go typed records and their limits, record_json.go their JSON
-// form, unknown.go the members of that JSON no field holds, provider.go
+// form, record_bin.go their compact binary form (stored snapshots),
+// unknown.go the members of that JSON no field holds, provider.go
 // the CEL type provider: a misspelled field is a check
 // error, an absent field reads as its type's zero value (as in proto3),
 // and has() tells whether a field is present.
