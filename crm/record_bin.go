@@ -151,10 +151,15 @@ func (o *Object) DecodeBinary(data []byte, lim Limits) (*Record, error) {
 
 // binReader reads the binary encoding; its first error stops it.
 type binReader struct {
-	b   []byte
-	lim Limits
-	err error
+	b     []byte
+	lim   Limits
+	err   error
+	depth int // records being read, nested
 }
+
+// maxBinDepth bounds the nesting of records (the schema nests one level:
+// participants; a member no field holds is skipped whatever it holds).
+const maxBinDepth = 8
 
 var errShort = errors.New("truncated")
 
@@ -224,6 +229,11 @@ func (d *binReader) count() int {
 
 // record reads a record of o; o nil skips it.
 func (d *binReader) record(o *Object) *Record {
+	if d.depth++; d.depth > maxBinDepth {
+		d.fail(errors.New("records nested too deep"))
+		return nil
+	}
+	defer func() { d.depth-- }()
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail(errShort)

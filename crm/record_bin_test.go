@@ -151,6 +151,7 @@ func TestBinaryBad(t *testing.T) {
 		{[]byte{1, 5, binStringList, 0xff, 0xff, 0x03}, Limits{}, "truncated"},
 		{[]byte{1, 5, binTimestamp, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03}, Limits{}, "nanoseconds"},
 		{[]byte{1, 17, binDouble, 0, 0, 0, 0, 0, 0, 0xf0, 0x7f}, Limits{}, "not finite"},
+		{deepBinary(20), Limits{}, "nested too deep"},
 	} {
 		_, err := opp.DecodeBinary(c.data, c.lim)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -251,4 +252,13 @@ func TestBinFieldNames(t *testing.T) {
 			}
 		}
 	}
+}
+
+// deepBinary nests n records in a member no field holds.
+func deepBinary(n int) []byte {
+	b := []byte{0}
+	for range n {
+		b = append([]byte{1, 0, 1, 'x', binObjectList, 1}, b...)
+	}
+	return b
 }
