@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"cel.dev/cel-go/common/types"
@@ -213,15 +214,13 @@ func (d *binReader) bytes() []byte {
 }
 
 // count reads an element count: no more than the bytes left (every
-// element takes one at least), nor than the list limit.
+// element takes one at least), so that a damaged count allocates
+// nothing. The list limit is the field's to check, as in JSON: a member
+// no field holds is skipped whatever its length.
 func (d *binReader) count() int {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail(errShort)
-		return 0
-	}
-	if n > uint64(d.lim.MaxListLen) {
-		d.fail(fmt.Errorf("list of %d elements is over the limit of %d", n, d.lim.MaxListLen))
 		return 0
 	}
 	return int(n)
@@ -324,28 +323,16 @@ func (d *binReader) value(tag byte, f *Field) ref.Val {
 				ss = append(ss, string(s))
 			}
 		}
-		if f != nil && f.Kind == KindStringList {
-			for i, s := range ss {
-				if len(s) > d.lim.MaxStringBytes {
-					d.fail(&FieldValueError{Field: f.Name, Msg: fmt.Sprintf("element %d: string of %d bytes is over the limit of %d", i, len(s), d.lim.MaxStringBytes)})
-					return nil
-				}
-			}
+		if f != nil && f.Kind == KindStringList && len(ss) <= d.lim.MaxListLen && !slices.ContainsFunc(ss, func(s string) bool { return len(s) > d.lim.MaxStringBytes }) {
 			return types.NewStringList(types.DefaultTypeAdapter, ss)
 		}
-		return d.convert(f, ss)
+		return d.convert(f, ss) // over a limit, or another kind: as NewRecord says it
 	case binDynMap:
 		js := d.bytes()
 		if f == nil || d.err != nil {
 			return nil
 		}
-		p := jsonx.Get()
-		defer jsonx.Put(p)
-		p.Reset(js)
-		v, err := p.Value()
-		if err == nil {
-			err = p.End()
-		}
+		v, err := jsonx.Parse(js)
 		if err != nil {
 			d.fail(err)
 			return nil
@@ -357,9 +344,20 @@ func (d *binReader) value(tag byte, f *Field) ref.Val {
 		if f != nil && f.Kind == KindObjectList {
 			elem = f.Elem
 		}
+		if elem != nil && n > d.lim.MaxListLen {
+			d.fail(&FieldValueError{Field: f.Name, Msg: fmt.Sprintf("list of %d elements is over the limit of %d", n, d.lim.MaxListLen)})
+			return nil
+		}
 		var elems []ref.Val
-		for range n {
+		for i := range n {
 			rec := d.record(elem)
+			if d.err != nil {
+				if fe, ok := d.err.(*FieldValueError); ok && f != nil {
+					// As NewRecord names it: the field, then the element's.
+					d.err = &FieldValueError{Field: f.Name, Msg: fmt.Sprintf("element %d: %v", i, fe)}
+				}
+				return nil
+			}
 			if elem != nil && rec != nil {
 				elems = append(elems, rec)
 			}

@@ -3,6 +3,7 @@ package crm
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -261,4 +262,51 @@ func deepBinary(n int) []byte {
 		b = append([]byte{1, 0, 1, 'x', binObjectList, 1}, b...)
 	}
 	return b
+}
+
+// TestBinaryLimitsAsJSON: limits and nested errors read as in JSON: a list
+// over the limit names its field, a skipped member is not checked, and an
+// element's bad field is named under its list.
+func TestBinaryLimitsAsJSON(t *testing.T) {
+	s := DefaultSchema()
+	js := []byte(`{"name":"T","participants":[{"contact_id":"c1"},{"contact_id":"c2"},{"contact_id":"c3"}],"tags":["a","b","c"]}`)
+	acc, _ := s.Object(ObjAccount)
+	for _, c := range []struct {
+		o   *Object
+		lim Limits
+	}{
+		{s.Tracker, Limits{MaxListLen: 2}},
+		{s.Tracker, Limits{MaxStringBytes: 1}},
+		{acc, Limits{MaxListLen: 2}}, // participants is no account field: skipped
+	} {
+		r, err := s.Tracker.DecodeRecord(js, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin, err := r.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := c.o.DecodeRecord(js, c.lim)
+		_, wantErr := c.o.DecodeRecord(js, c.lim)
+		got, err := c.o.DecodeBinary(bin, c.lim)
+		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Errorf("%s %+v: error %v, JSON says %v", c.o.Name, c.lim, err, wantErr)
+		}
+		if wantErr == nil {
+			g, _ := got.MarshalJSON()
+			w, _ := want.MarshalJSON()
+			if !bytes.Equal(g, w) {
+				t.Errorf("%s %+v: %s, JSON gives %s", c.o.Name, c.lim, g, w)
+			}
+		}
+	}
+	// A participant whose role is a number, in binary and in JSON.
+	bad := []byte{1, 32, binObjectList, 1, 1, 34, binInt, 10}
+	_, err := s.Tracker.DecodeBinary(bad, Limits{})
+	_, wantErr := s.Tracker.DecodeRecord([]byte(`{"participants":[{"role":5}]}`), Limits{})
+	var fe *FieldValueError
+	if !errors.As(err, &fe) || wantErr == nil || err.Error() != wantErr.Error() {
+		t.Errorf("nested bad field: %v, JSON says %v", err, wantErr)
+	}
 }
