@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -176,11 +175,8 @@ func (o Options) Validate() error {
 	if o.Retention > 0 && o.Retention < time.Hour {
 		bad("retention %v: want at least 1h", o.Retention)
 	}
-	if o.Redis.URL != "" {
-		u, err := url.Parse(o.Redis.URL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			bad("Redis URL: want redis://[USER:PASSWORD@]HOST:PORT/DB or rediss://")
-		}
+	if err := o.Redis.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(o.SessionKey) > 0 && len(o.SessionKey) < 32 {
 		bad("session key: want at least 32 bytes")

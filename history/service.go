@@ -45,7 +45,6 @@ import (
 	"github.com/whenthen/whenthen/history/store/sqlite"
 	"github.com/whenthen/whenthen/history/web"
 	"github.com/whenthen/whenthen/ingest"
-	"github.com/whenthen/whenthen/internal/redisx"
 	"github.com/whenthen/whenthen/internal/service"
 )
 
@@ -151,21 +150,9 @@ func New(opts Options) (*Service, error) {
 	}
 	var state check.State
 	if o.Redis.URL != "" && s.rules.compiler != nil {
-		ropts, err := redisx.ParseURL(o.Redis.URL)
-		if err != nil { // its text never quotes the URL (it may hold a password)
-			return nil, fmt.Errorf("redis URL: %w", err)
+		if s.rdb, err = service.RedisClient(o.Redis, log); err != nil {
+			return nil, err
 		}
-		if o.Redis.CAFile != "" {
-			pool, err := service.CertPool(o.Redis.CAFile)
-			if err != nil {
-				return nil, err
-			}
-			if ropts.TLSConfig() == nil {
-				return nil, errors.New("redis TLS: a CA file for a URL that is not rediss:// or rediss+cluster://")
-			}
-			ropts.TLSConfig().RootCAs = pool
-		}
-		s.rdb = ropts.NewClient()
 		live, err := enginestore.NewRedis(s.rdb, o.Redis.Prefix, enginestore.Options{Schema: s.rules.compiler.Schema(),
 			Limits: s.rules.compiler.Limits(), Logger: log.With("component", "check")})
 		if err != nil {

@@ -505,3 +505,27 @@ func testLog() io.Writer {
 	}
 	return io.Discard
 }
+
+// TestRedisURLs: the Why not? check takes the engine's Redis in every
+// form the engine does, a cluster's seeds too, and refuses others.
+func TestRedisURLs(t *testing.T) {
+	for _, c := range []struct{ url, want string }{
+		{"redis://127.0.0.1:6379/0", ""},
+		{"rediss://127.0.0.1:6379/0", ""},
+		{"redis+cluster://127.0.0.1:7000,127.0.0.1:7001", ""},
+		{"rediss+cluster://127.0.0.1:7000", ""},
+		{"http://127.0.0.1:6379", "Redis URL"},
+		{"redis://", "Redis URL"},
+	} {
+		err := history.Options{Redis: service.RedisOptions{URL: c.url}}.Validate()
+		var redisErr string
+		for _, l := range strings.Split(fmt.Sprint(err), "\n") {
+			if strings.Contains(l, "Redis") {
+				redisErr = l
+			}
+		}
+		if (c.want == "") != (redisErr == "") || !strings.Contains(redisErr, c.want) {
+			t.Errorf("%s: %q", c.url, redisErr)
+		}
+	}
+}

@@ -96,7 +96,7 @@ func historyFlags(fs *flag.FlagSet, c *historyConfig, config *string) {
 	fs.StringVar(&c.Kafka.SASL.Mechanism, "kafka-sasl-mechanism", c.Kafka.SASL.Mechanism, "SASL `MECHANISM`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	fs.StringVar(&c.Kafka.SASL.Username, "kafka-sasl-username", c.Kafka.SASL.Username, "SASL `USER`")
 	fs.StringVar(&c.Kafka.SASL.Password, "kafka-sasl-password", c.Kafka.SASL.Password, "SASL `PASSWORD` (prefer "+envPrefix+"KAFKA_SASL_PASSWORD)")
-	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "the engine's Redis `URL`, read by the Why not? check (default: the check is unavailable)")
+	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "the engine's Redis `URL`, read by the Why not? check: redis://[USER:PASSWORD@]HOST:PORT/DB, or rediss://; a cluster: redis+cluster://HOST:PORT,HOST:PORT,... (or rediss+cluster://) (default: the check is unavailable)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "the engine's key `PREFIX` in Redis")
 	fs.StringVar(&c.Redis.CAFile, "redis-tls-ca", c.Redis.CAFile, "PEM `FILE` of the CAs that verify a rediss:// server")
 	fs.Var(&listFlag{p: &c.Rules}, "rules", "automation `PATHS` the engine runs, comma-separated (repeatable): the overview lists them, the check evaluates them")

@@ -1,10 +1,6 @@
 package service
 
-import (
-	"crypto/x509"
-
-	"github.com/segmentio/kafka-go"
-)
+import "github.com/segmentio/kafka-go"
 
 // This file exports what the binary's other services (`whenthen
 // history`) share with this one, so that they connect to Kafka and watch
@@ -25,6 +21,3 @@ func KafkaConnections(o KafkaOptions) (*kafka.Dialer, *kafka.Transport, error) {
 // modification times): it changes when a file does, which is when the
 // service reloads them.
 func RulesFingerprint(paths []string) string { return fingerprint(paths) }
-
-// CertPool reads PEM certificates from path.
-func CertPool(path string) (*x509.CertPool, error) { return certPool(path) }

@@ -179,6 +179,22 @@ type RedisOptions struct {
 	Prefix string
 }
 
+// Validate checks the URL ("" is the default's) and that a CA file comes
+// with a TLS URL; its errors never quote the URL (it may hold a password).
+func (o RedisOptions) Validate() error {
+	if o.URL == "" {
+		return nil
+	}
+	ro, err := redisx.ParseURL(o.URL)
+	switch {
+	case err != nil:
+		return fmt.Errorf("Redis URL: %w", err)
+	case o.CAFile != "" && ro.TLSConfig() == nil:
+		return errors.New("Redis CA file given for a URL that is not rediss:// or rediss+cluster://")
+	}
+	return nil
+}
+
 // DecoderOptions choose the input decoder.
 type DecoderOptions struct {
 	// Kind is "envelope" (the default: docs/events.md) or "debezium".
@@ -314,14 +330,8 @@ func (o Options) Validate() error {
 			bad("negative %s %v", name, d)
 		}
 	}
-	if o.Redis.URL != "" {
-		ro, err := redisx.ParseURL(o.Redis.URL)
-		switch {
-		case err != nil:
-			bad("Redis URL: %v", err)
-		case o.Redis.CAFile != "" && ro.TLSConfig() == nil:
-			bad("Redis CA file given for a URL that is not rediss:// or rediss+cluster://")
-		}
+	if err := o.Redis.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(o.Rules) == 0 {
 		bad("no rule files")
