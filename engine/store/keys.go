@@ -125,14 +125,6 @@ func (k keys) timerQueue(shard int) string {
 	return k.timerTag(shard) + "q"
 }
 
-// timerQueues is the number of due-timer queues.
-func (k keys) timerQueues() int {
-	if !k.cluster {
-		return 1
-	}
-	return Shards
-}
-
 // tieKey is a timer's key in the single-Redis layout: due timers with
 // the same score are claimed in its order in both layouts.
 func (k keys) tieKey(t TimerRef) string {
@@ -157,8 +149,9 @@ func (k keys) knownShard(ws, object string, shard int) string {
 	return k.shardTag(ws, shard) + "k:" + object
 }
 
-// knownShards is the number of known-record sets of an object.
-func (k keys) knownShards() int {
+// shards is the number of due-timer queues, and of the known-record sets
+// of an object: Shards in the cluster layout, one on a single Redis.
+func (k keys) shards() int {
 	if !k.cluster {
 		return 1
 	}

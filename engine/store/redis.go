@@ -342,7 +342,7 @@ func (s *Redis) LoadSnapshots(ctx context.Context, refs []RecordRef) ([]*Snapsho
 	return out, nil
 }
 
-// The arm script arms the timers of one workspace, each unless it is
+// The arm script arms timers of one queue, each unless it is
 // already armed for the same date (a record's later events with an
 // unchanged date leave it, fired or not), or, forced, unless it is armed
 // for the same signature. KEYS: the timer keys, then the queue. ARGV, per
@@ -554,7 +554,7 @@ func (s *Redis) ClaimDue(ctx context.Context, upTo, now time.Time, limit int) ([
 			if err != nil {
 				return err
 			}
-			out = s.parseDue(res, q, out[:0])
+			out = s.parseDue(res, out[:0])
 			for i := range out {
 				out[i].leased = leased
 			}
@@ -610,7 +610,7 @@ func (s *Redis) ClaimDue(ctx context.Context, upTo, now time.Time, limit int) ([
 			}
 			take[sh] = nil
 			n := len(out)
-			out = s.parseDue(res, s.keys.timerQueue(sh), out)
+			out = s.parseDue(res, out)
 			for i := n; i < len(out); i++ {
 				out[i].leased = leased
 			}
@@ -631,6 +631,9 @@ func (s *Redis) ClaimDue(ctx context.Context, upTo, now time.Time, limit int) ([
 // sortHeads sorts queue entries by score, ties in the order of their
 // single-Redis keys (one queue sorts them so there).
 func (s *Redis) sortHeads(heads []dueHead) {
+	if !s.keys.cluster {
+		return // one queue, and its members are the single-Redis keys
+	}
 	tie := make(map[string]string, len(heads))
 	for _, h := range heads {
 		ref, _ := s.keys.parseTimer(h.member)
@@ -655,12 +658,9 @@ type dueHead struct {
 // before upTo, in one pipeline.
 func (s *Redis) dueHeads(ctx context.Context, upTo time.Time, limit int64) ([]dueHead, error) {
 	pipe := s.rdb.Pipeline()
-	n := s.keys.timerQueues()
+	n := s.keys.shards()
 	cmds := make([]*redis.ZSliceCmd, n)
 	by := &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(upTo), 10), Count: limit}
-	if limit <= 0 {
-		by.Count = 0
-	}
 	for sh := range n {
 		cmds[sh] = pipe.ZRangeByScoreWithScores(ctx, s.keys.timerQueue(sh), by)
 	}
@@ -693,19 +693,19 @@ func (s *Redis) PeekDue(ctx context.Context, upTo time.Time) ([]DueTimer, error)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	var out []DueTimer
+	res := make([]string, 0, 3*len(heads))
 	for i, h := range heads {
 		v, err := cmds[i].Result()
 		if err != nil {
 			continue // disarmed
 		}
-		out = s.parseDue([]string{h.member, v, strconv.FormatInt(int64(h.score), 10)}, s.keys.timerQueue(h.shard), out)
+		res = append(res, h.member, v, strconv.FormatInt(int64(h.score), 10))
 	}
-	return out, nil
+	return s.parseDue(res, nil), nil
 }
 
-// parseDue reads member, value, score triples of the queue q.
-func (s *Redis) parseDue(res []string, q string, out []DueTimer) []DueTimer {
+// parseDue reads member, value, score triples of due-timer queues.
+func (s *Redis) parseDue(res []string, out []DueTimer) []DueTimer {
 	for i := 0; i+2 < len(res); i += 3 {
 		ref, ok := s.keys.parseTimer(res[i])
 		date, fired, seen, sig, vok := parseTimerValue(res[i+1])
@@ -713,7 +713,7 @@ func (s *Redis) parseDue(res []string, q string, out []DueTimer) []DueTimer {
 		if !ok || !vok || err != nil {
 			continue
 		}
-		out = append(out, DueTimer{TimerRef: ref, member: res[i], queue: q, Date: fromMS(date),
+		out = append(out, DueTimer{TimerRef: ref, member: res[i], Date: fromMS(date),
 			Fired: fromMS(fired), Seen: fromMSOrZero(seen), Sig: sig, Score: fromMS(int64(score))})
 	}
 	return out
@@ -734,10 +734,7 @@ func (s *Redis) AckTimers(ctx context.Context, due []DueTimer) error {
 		if !t.Next.IsZero() {
 			next = ms(t.Next)
 		}
-		q := t.queue
-		if q == "" {
-			q = s.keys.queueOf(t.TimerRef)
-		}
+		q := s.keys.queueOf(t.TimerRef)
 		if _, ok := args[q]; !ok {
 			order = append(order, q)
 		}

@@ -149,14 +149,14 @@ func (s *Redis) KnownRecords(ctx context.Context, workspace, object, cursor stri
 	}
 	n := max(count, 1)
 	out := pos.carry
-	for len(out) < n && pos.shard < s.keys.knownShards() {
+	for len(out) < n && pos.shard < s.keys.shards() {
 		ids, next, err := s.rdb.SScan(ctx, s.keys.knownShard(workspace, object, pos.shard), pos.sscan, "", int64(n-len(out))).Result()
 		if err != nil {
 			return nil, "", err
 		}
 		out = append(out, ids...)
 		if next == 0 {
-			pos.shard, next = pos.shard+1, 0
+			pos.shard++
 		}
 		pos.sscan = next
 	}
@@ -164,7 +164,7 @@ func (s *Redis) KnownRecords(ctx context.Context, workspace, object, cursor stri
 	if len(out) > n {
 		out, pos.carry = out[:n:n], out[n:]
 	}
-	if pos.shard >= s.keys.knownShards() && len(pos.carry) == 0 {
+	if pos.shard >= s.keys.shards() && len(pos.carry) == 0 {
 		return out, "", nil
 	}
 	c, err := s.knownCursor(pos)
@@ -185,7 +185,7 @@ type knownPos struct {
 func (s *Redis) knownCursor(pos knownPos) (string, error) {
 	var c string
 	switch {
-	case pos.shard >= s.keys.knownShards():
+	case pos.shard >= s.keys.shards():
 		c = "end"
 	case s.keys.cluster:
 		c = strconv.Itoa(pos.shard) + ":" + strconv.FormatUint(pos.sscan, 10)
@@ -218,7 +218,7 @@ func (s *Redis) parseKnownCursor(cursor string) (knownPos, error) {
 		if !hasCarry {
 			return pos, bad
 		}
-		pos.shard = s.keys.knownShards()
+		pos.shard = s.keys.shards()
 		return pos, nil
 	}
 	sh := "0"
@@ -230,7 +230,7 @@ func (s *Redis) parseKnownCursor(cursor string) (knownPos, error) {
 	}
 	shard, err1 := strconv.Atoi(sh)
 	c, err2 := strconv.ParseUint(cur, 10, 64)
-	if err1 != nil || err2 != nil || shard < 0 || shard >= s.keys.knownShards() {
+	if err1 != nil || err2 != nil || shard < 0 || shard >= s.keys.shards() {
 		return pos, bad
 	}
 	pos.shard, pos.sscan = shard, c

@@ -259,13 +259,11 @@ type DueTimer struct {
 	// the timer leaves the queue).
 	NewFired, Next time.Time
 
-	// member is the timer's queue member (its Redis key), queue the
-	// queue's key; leased the queue score while claimed, in
-	// milliseconds: the ack touches the entry only if it still has it (it
-	// was not re-armed meanwhile).
+	// member is the timer's queue member (its Redis key); leased the
+	// queue score while claimed, in milliseconds: the ack touches the
+	// entry only if it still has it (it was not re-armed meanwhile).
 	member string
 	leased int64
-	queue  string
 }
 
 // Selection names the state entries an event can read, for Export.
