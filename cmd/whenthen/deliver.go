@@ -229,7 +229,7 @@ func (c *deliverConfig) validate() error {
 	// The connection settings are checked as `whenthen run` checks them.
 	so := service.Options{Rules: []string{"-"}, Kafka: service.KafkaOptions{Brokers: c.Kafka.Brokers, Group: c.Kafka.Group,
 		ActionsTopic: c.Topics.Actions, DLQTopic: c.Topics.DLQ, RunsTopic: "unused.runs", InputTopic: "unused.input",
-		TLS:  service.TLSOptions{CAFile: c.Kafka.TLS.CAFile, CertFile: c.Kafka.TLS.CertFile, KeyFile: c.Kafka.TLS.KeyFile},
+		TLS:  c.Kafka.tlsOptions(),
 		SASL: c.Kafka.saslOptions()},
 		Redis: service.RedisOptions{URL: c.Redis.URL, CAFile: c.Redis.CAFile}, LogFormat: c.Log.Format, LogLevel: c.Log.Level}
 	errs := []error{so.Validate()}

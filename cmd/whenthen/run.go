@@ -149,7 +149,7 @@ func defaultRunConfig() *runConfig {
 	c.Topics.DLQ = "automations.dlq"
 	c.Redis.URL = service.DefaultRedisURL
 	c.Redis.Prefix = "wt:"
-	c.Redis.SnapshotEncoding = "binary"
+	c.Redis.SnapshotEncoding = store.EncodingBinary
 	c.Decoder.Type = service.DecoderEnvelope
 	c.BatchSize = ingest.DefaultBatchSize
 	c.Metrics.Listen = service.DefaultMetricsListen
