@@ -215,7 +215,7 @@ func (a *attempt) awaitOwn(ctx context.Context, refs []store.RecordRef, snaps []
 		if s == nil {
 			return !brief
 		}
-		return asNew(s, a.act.EventTime)
+		return s.AsNewAs(a.act.EventTime)
 	}
 	deadline := a.act.FiredAt.Add(freshWait)
 	for !fresh(snaps[0]) && time.Now().Before(deadline) {
@@ -233,14 +233,6 @@ func (a *attempt) awaitOwn(ctx context.Context, refs []store.RecordRef, snaps []
 		snaps[0] = s[0]
 	}
 	return snaps, nil
-}
-
-// asNew tells whether a stored snapshot is at least as new as an event
-// at t. Stored snapshots keep their time in milliseconds (engine/store),
-// events to the nanosecond: an event at 12:00:00.123456 set a snapshot of
-// 12:00:00.123, which is as new.
-func asNew(s *store.Snapshot, t time.Time) bool {
-	return s.Time.UnixMilli() >= t.UnixMilli()
 }
 
 // recordText is a string field of a view, "" if absent.

@@ -179,6 +179,12 @@ type Snapshot struct {
 	Time   time.Time
 }
 
+// AsNewAs tells whether the snapshot is at least as new as an event at t.
+// Stored snapshots keep their time in milliseconds, events to the
+// nanosecond: an event at 12:00:00.123456 set a snapshot of 12:00:00.123,
+// which is as new.
+func (s *Snapshot) AsNewAs(t time.Time) bool { return s.Time.UnixMilli() >= t.UnixMilli() }
+
 // TimerRef names a record's timer for one date field: one timer serves
 // every date automation on that field, due at the earliest of their due
 // times not yet fired.

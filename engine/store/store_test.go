@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -96,4 +97,27 @@ func TestRedisClusterACL(t *testing.T) {
 		}
 		return s
 	})
+}
+
+// TestAsNewAs: a snapshot stored at the millisecond of its event is as
+// new as the event, whatever the event's nanoseconds (every delivery of a
+// stateful record waited its whole freshness wait when events carried
+// more precision than the stored millisecond).
+func TestAsNewAs(t *testing.T) {
+	ev := time.Date(2026, 12, 6, 22, 4, 31, 638318381, time.UTC)
+	stored := time.UnixMilli(ev.UnixMilli()).UTC() // as a store reads it back
+	for _, c := range []struct {
+		snap time.Time
+		want bool
+	}{
+		{stored, true},
+		{ev, true},
+		{stored.Add(time.Millisecond), true},
+		{stored.Add(-time.Millisecond), false},
+		{ev.Add(-time.Second), false},
+	} {
+		if got := (&store.Snapshot{Time: c.snap}).AsNewAs(ev); got != c.want {
+			t.Errorf("snapshot at %v, event at %v: as new %v, want %v", c.snap, ev, got, c.want)
+		}
+	}
 }
