@@ -30,15 +30,15 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultGroup          = "whenthen-deliver"
-	DefaultMetricsListen  = ":9465"
-	DefaultPollInterval   = 250 * time.Millisecond
-	DefaultStatsInterval  = 5 * time.Second
-	DefaultDedupTTL       = 7 * 24 * time.Hour
-	DefaultBatchSize      = 500
-	readyTimeout          = 2 * time.Second
-	defaultShutdown       = 30 * time.Second
-	defaultReloadInterval = 5 * time.Second
+	DefaultGroup           = "whenthen-deliver"
+	DefaultMetricsListen   = ":9465"
+	DefaultPollInterval    = 250 * time.Millisecond
+	DefaultStatsInterval   = 5 * time.Second
+	DefaultDedupTTL        = 7 * 24 * time.Hour
+	DefaultBatchSize       = 500
+	readyTimeout           = 2 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+	defaultReloadInterval  = 5 * time.Second
 )
 
 // ErrClosed is returned by Run after Close.
@@ -146,7 +146,7 @@ func (o Options) withDefaults() (Options, error) {
 			*d = v
 		}
 	}
-	def(&o.ShutdownTimeout, defaultShutdown, "shutdown timeout")
+	def(&o.ShutdownTimeout, DefaultShutdownTimeout, "shutdown timeout")
 	def(&o.ReloadInterval, defaultReloadInterval, "reload interval")
 	def(&o.PollInterval, DefaultPollInterval, "poll interval")
 	def(&o.StatsInterval, DefaultStatsInterval, "stats interval")

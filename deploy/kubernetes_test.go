@@ -15,13 +15,18 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/whenthen/whenthen/delivery"
+	"github.com/whenthen/whenthen/history"
+	"github.com/whenthen/whenthen/internal/service"
 )
 
 // The services' own listen defaults and health endpoints (README,
 // docs/operations.md); TestMetricsServed checks the endpoints answer.
 var (
-	defaultListen = map[string]string{"run": ":9464", "deliver": ":9465", "history": ":9466"}
-	probePaths    = map[string]string{"liveness": "/healthz", "readiness": "/readyz"}
+	defaultListen   = map[string]string{"run": service.DefaultMetricsListen, "deliver": delivery.DefaultMetricsListen, "history": history.DefaultListen}
+	defaultShutdown = map[string]time.Duration{"run": service.DefaultShutdownTimeout, "deliver": delivery.DefaultShutdownTimeout, "history": history.DefaultShutdownTimeout}
+	probePaths      = map[string]string{"liveness": "/healthz", "readiness": "/readyz"}
 )
 
 // k8s is the part of a manifest the test reads.
@@ -219,7 +224,7 @@ func TestKubernetes(t *testing.T) {
 			if sc := ps.SecurityContext; !sc.RunAsNonRoot || sc.RunAsUser != 65532 {
 				t.Errorf("pod security context %+v, want runAsNonRoot and user 65532 (the image's)", sc)
 			}
-			shutdown := 30 * time.Second
+			shutdown := defaultShutdown[svc]
 			if cfg.ShutdownTimeout != "" {
 				d, err := time.ParseDuration(cfg.ShutdownTimeout)
 				if err != nil {

@@ -4,9 +4,11 @@ package deploy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,9 +121,10 @@ func TestRedisSizing(t *testing.T) {
 			before := usedMemory(t, rdb)
 			t0 := time.Now()
 			cmd := exec.Command(bin, "eval", "--rules", rules, "--events", events, "--redis-url", srv.URL(), "--redis-prefix", "wt:")
-			cmd.Stdout = nil // the runs, not needed
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("whenthen eval: %v\n%s", err, tailLines(string(out), 20))
+			var stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = io.Discard, &stderr // the runs are not needed
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("whenthen eval: %v\n%s", err, tailLines(stderr.String(), 20))
 			}
 			after := usedMemory(t, rdb)
 			keys, _ := rdb.DBSize(context.Background()).Result()
