@@ -126,29 +126,12 @@ type child struct {
 	name string
 	addr string // of /metrics, /healthz, /readyz
 	p    *childproc.Process
-	out  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out  *testenv.Buffer
 }
 
 func startChild(t *testing.T, name, addr string, env []string, args ...string) *child {
 	t.Helper()
-	c := &child{name: name, addr: addr, out: &syncBuffer{}}
+	c := &child{name: name, addr: addr, out: &testenv.Buffer{}}
 	cmd := exec.Command(staticBinary(t), args...)
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}, env...)

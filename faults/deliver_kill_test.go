@@ -324,7 +324,7 @@ return n
 type deliverChild struct {
 	name    string
 	p       *childproc.Process
-	out     *logBuffer
+	out     *testenv.Buffer
 	metrics string
 }
 
@@ -334,7 +334,7 @@ func startDeliverChild(t *testing.T, name, cfg string) *deliverChild {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &deliverChild{name: name, out: &logBuffer{}, metrics: "127.0.0.1:" + strconv.Itoa(port)}
+	c := &deliverChild{name: name, out: &testenv.Buffer{}, metrics: "127.0.0.1:" + strconv.Itoa(port)}
 	cmd := exec.Command(whenthenBinary(t), "deliver", "--config", cfg, "--metrics-listen", c.metrics,
 		"--log-format", "json", "--log-level", "info", "--reload-interval", "-1s", "--shutdown-timeout", "10s", "--batch-size", "100")
 	cmd.Stdout, cmd.Stderr = c.out, c.out

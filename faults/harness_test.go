@@ -4,7 +4,6 @@ package faults
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -619,25 +618,7 @@ type instance struct {
 	name    string
 	p       *childproc.Process
 	metrics string
-	out     *logBuffer
-}
-
-// logBuffer keeps a child's output.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	out     *testenv.Buffer
 }
 
 // instanceOpts are the settings of one `whenthen run` child.
@@ -680,7 +661,7 @@ func (w *world) start(name string, o instanceOpts) *instance {
 		"--shutdown-timeout", "10s",
 		"--batch-size", strconv.Itoa(o.batchSize),
 	}, o.extra...)
-	in := &instance{t: t, name: name, metrics: "127.0.0.1:" + strconv.Itoa(port), out: &logBuffer{}}
+	in := &instance{t: t, name: name, metrics: "127.0.0.1:" + strconv.Itoa(port), out: &testenv.Buffer{}}
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = in.out, in.out
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}

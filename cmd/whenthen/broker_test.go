@@ -1,41 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"regexp"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer goroutine and readers in
-// the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // started is a command running in-process in the background.
 type started struct {
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.Buffer
 	cancel         context.CancelFunc
 	done           chan int // receives the exit code
 }
@@ -47,7 +27,7 @@ func startCmd(t *testing.T, getenv func(string) string, args ...string) *started
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	s := &started{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	s := &started{stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	env := &cmdEnv{stdout: s.stdout, stderr: s.stderr, getenv: getenv}

@@ -49,7 +49,7 @@ func TestDevOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			var out, errb syncBuffer
+			var out, errb testenv.Buffer
 			env := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 			start := time.Now()
 			code := run(ctx, env, append([]string{"dev", "--once", "--speed", "0"}, tt.extra(t)...))

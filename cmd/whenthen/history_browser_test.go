@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/whenthen/whenthen/history/api"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 // chromium returns the path of Debian's chromium. A missing browser
@@ -55,7 +56,7 @@ func TestHistoryBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var out, errs syncBuffer
+	var out, errs testenv.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {

@@ -47,9 +47,9 @@ func testHistoryCommands(t *testing.T, db string) {
 	cluster := testenv.Kafka(t, actions.DefaultRunsTopic, actions.DefaultActionsTopic, actions.DefaultOutcomesTopic, actions.DefaultDLQTopic)
 	token, hash := auth.NewToken()
 	addr := freeAddr(t)
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
-	svcEnv := &cmdEnv{stdout: &syncBuffer{}, stderr: &stderr, getenv: func(k string) string {
+	svcEnv := &cmdEnv{stdout: &testenv.Buffer{}, stderr: &stderr, getenv: func(k string) string {
 		// The database from the environment, the rest from flags.
 		if k == "WHENTHEN_HISTORY_DB" {
 			return db

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,26 +17,8 @@ import (
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
-// runBuffer is a bytes.Buffer safe for the service's goroutines.
-type runBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *runBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *runBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func runTestEnv(vars map[string]string) (*cmdEnv, *runBuffer, *runBuffer) {
-	out, errb := &runBuffer{}, &runBuffer{}
+func runTestEnv(vars map[string]string) (*cmdEnv, *testenv.Buffer, *testenv.Buffer) {
+	out, errb := &testenv.Buffer{}, &testenv.Buffer{}
 	return &cmdEnv{stdout: out, stderr: errb, getenv: func(k string) string { return vars[k] }}, out, errb
 }
 
@@ -239,7 +220,7 @@ func TestRunServes(t *testing.T) {
 }
 
 // waitLog waits for a JSON log record with msg and passes it to fn.
-func runWaitLog(t *testing.T, stderr *runBuffer, done <-chan int, msg string, fn func(map[string]any)) {
+func runWaitLog(t *testing.T, stderr *testenv.Buffer, done <-chan int, msg string, fn func(map[string]any)) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

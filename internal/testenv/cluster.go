@@ -16,7 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/whenthen/whenthen/internal/childproc"
-	"github.com/whenthen/whenthen/internal/redisx"
 )
 
 // clusterTimeout bounds forming a cluster and a failover: with a node
@@ -97,16 +96,7 @@ func RedisClusterClient(t testing.TB) (*redis.ClusterClient, string) {
 		t.Fatal(sharedCluster.err)
 	}
 	c := sharedCluster.c.newClient()
-	prefix := "t:" + keySafe(t.Name()) + ":" + randomHex(4) + ":"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-		defer cancel()
-		if err := redisx.DeletePrefix(ctx, c, prefix); err != nil {
-			t.Logf("testenv: deleting keys %s*: %v", prefix, err)
-		}
-		c.Close()
-	})
-	return c, prefix
+	return c, ownPrefix(t, c)
 }
 
 func stopSharedCluster() {

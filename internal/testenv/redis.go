@@ -82,6 +82,12 @@ func Redis(t testing.TB) (*redis.Client, string) {
 		c.Close()
 		t.Fatalf("testenv: redis at %s does not answer PING: %v", opts.Addr, err)
 	}
+	return c, ownPrefix(t, c)
+}
+
+// ownPrefix is a key prefix of the test's own in c's Redis: its keys are
+// deleted and c closed when the test ends.
+func ownPrefix(t testing.TB, c redis.UniversalClient) string {
 	prefix := "t:" + keySafe(t.Name()) + ":" + randomHex(4) + ":"
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
@@ -91,7 +97,7 @@ func Redis(t testing.TB) (*redis.Client, string) {
 		}
 		c.Close()
 	})
-	return c, prefix
+	return prefix
 }
 
 // RedisServer is a redis-server process owned by one test. Its port stays
@@ -217,17 +223,7 @@ func (s *RedisServer) stop(kill bool) {
 func (s *RedisServer) logPath() string { return filepath.Join(s.dir, "redis.log") }
 
 // logTail returns the last n lines of the server's log.
-func (s *RedisServer) logTail(n int) string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (s *RedisServer) logTail(n int) string { return tail(s.logPath(), n) }
 
 var errNoRedis = errors.New("testenv: redis-server is not on PATH and " + EnvRedisURL +
 	" is unset: install redis-server (apt-get install redis-server) or set " +

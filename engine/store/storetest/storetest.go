@@ -4,7 +4,6 @@
 package storetest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 // Store is what the suite exercises: the engine's Store, and the copy of
@@ -53,7 +53,7 @@ type env struct {
 	t      *testing.T
 	s      Store
 	schema *crm.Schema
-	log    *logBuffer
+	log    *testenv.Buffer
 	open   func() Store // another empty store like s
 }
 
@@ -64,7 +64,7 @@ func newEnv(t *testing.T, open func(t *testing.T, opts store.Options) Store) *en
 // newEnvWith is newEnv with options set by with.
 func newEnvWith(t *testing.T, open func(t *testing.T, opts store.Options) Store, with func(*store.Options)) *env {
 	t.Helper()
-	e := &env{t: t, schema: crm.DefaultSchema(), log: &logBuffer{}}
+	e := &env{t: t, schema: crm.DefaultSchema(), log: &testenv.Buffer{}}
 	opts := store.Options{Schema: e.schema, TTLs: store.TTLs{Lease: Lease},
 		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if with != nil {
@@ -727,24 +727,6 @@ func export(t *testing.T, open func(t *testing.T, opts store.Options) Store) {
 	if s := e.load(r1)[0]; s == nil || s.Record.ID() != "a1" {
 		t.Fatalf("snapshot %+v", s)
 	}
-}
-
-// logBuffer collects a store's log.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // concurrent: instances racing for the same actions and timers each get
