@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -141,12 +140,7 @@ func startChild(t *testing.T, name, addr string, env []string, args ...string) *
 	}
 	c.p = p
 	t.Cleanup(func() {
-		p.Signal(syscall.SIGTERM)
-		select {
-		case <-p.Done():
-		case <-time.After(15 * time.Second):
-			p.Kill()
-		}
+		p.Stop(15 * time.Second)
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, c.out.String())
 		}

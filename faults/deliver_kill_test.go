@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -152,7 +151,7 @@ func TestDeliverKillUnderLoad(t *testing.T) {
 	}
 	var ks []kill
 	var restarts []time.Duration
-	var children []*deliverChild
+	var children []*instance
 	for i := range kills {
 		t0 := time.Now()
 		before := outcomes()
@@ -320,21 +319,15 @@ end
 return n
 `)
 
-// deliverChild is one `whenthen deliver` child process.
-type deliverChild struct {
-	name    string
-	p       *childproc.Process
-	out     *testenv.Buffer
-	metrics string
-}
-
-func startDeliverChild(t *testing.T, name, cfg string) *deliverChild {
+// startDeliverChild starts a `whenthen deliver` child process and waits
+// until it is ready.
+func startDeliverChild(t *testing.T, name, cfg string) *instance {
 	t.Helper()
 	port, err := childproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &deliverChild{name: name, out: &testenv.Buffer{}, metrics: "127.0.0.1:" + strconv.Itoa(port)}
+	c := &instance{t: t, name: name, out: &testenv.Buffer{}, metrics: "127.0.0.1:" + strconv.Itoa(port)}
 	cmd := exec.Command(whenthenBinary(t), "deliver", "--config", cfg, "--metrics-listen", c.metrics,
 		"--log-format", "json", "--log-level", "info", "--reload-interval", "-1s", "--shutdown-timeout", "10s", "--batch-size", "100")
 	cmd.Stdout, cmd.Stderr = c.out, c.out
@@ -358,21 +351,6 @@ func startDeliverChild(t *testing.T, name, cfg string) *deliverChild {
 		return code == 200
 	})
 	return c
-}
-
-func (c *deliverChild) kill() { c.p.Kill() }
-
-// term asks the child to drain (SIGTERM) and waits up to timeout; it
-// reports whether the child exited by itself with code 0.
-func (c *deliverChild) term(timeout time.Duration) bool {
-	c.p.Signal(syscall.SIGTERM)
-	select {
-	case <-c.p.Done():
-		return c.p.Err() == nil
-	case <-time.After(timeout):
-		c.kill()
-		return false
-	}
 }
 
 // readPartitions reads every message of topic, like testenv's ReadTopic

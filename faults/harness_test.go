@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -700,14 +699,8 @@ func (in *instance) kill() { in.p.Kill() }
 // term asks the child to drain (SIGTERM) and waits up to timeout; it
 // reports whether the child exited by itself with code 0.
 func (in *instance) term(timeout time.Duration) bool {
-	in.p.Signal(syscall.SIGTERM)
-	select {
-	case <-in.p.Done():
-		return in.p.Err() == nil
-	case <-time.After(timeout):
-		in.kill()
-		return false
-	}
+	in.p.Stop(timeout)
+	return in.p.Err() == nil
 }
 
 // readyz returns /readyz's status and body (0 if it does not answer).
