@@ -202,7 +202,7 @@ func TestDeliverKillUnderLoad(t *testing.T) {
 	// Verify.
 	delivered := map[string]int{}
 	outcomeRecords := 0
-	for _, m := range readPartitions(t, kc, actions.DefaultOutcomesTopic) {
+	for _, m := range kc.ReadTopic(t, actions.DefaultOutcomesTopic) {
 		var o actions.Outcome
 		if err := json.Unmarshal(m.Value, &o); err != nil {
 			t.Fatal(err)
@@ -351,28 +351,4 @@ func startDeliverChild(t *testing.T, name, cfg string) *instance {
 		return code == 200
 	})
 	return c
-}
-
-// readPartitions reads every message of topic, like testenv's ReadTopic
-// but with a fetch deadline (MaxWait) that holds on a loaded machine.
-func readPartitions(t *testing.T, kc *testenv.Cluster, topic string) []kafka.Message {
-	t.Helper()
-	var out []kafka.Message
-	for _, pi := range kc.PartitionInfos(topic) {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Addrs(), Topic: topic, Partition: int(pi.Partition),
-			MaxWait: time.Second, MinBytes: 1, MaxBytes: 10 << 20})
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				cancel()
-				r.Close()
-				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
-			}
-			out = append(out, m)
-		}
-		cancel()
-		r.Close()
-	}
-	return out
 }

@@ -470,9 +470,9 @@ type verdict struct {
 func (w *world) verify(t *testing.T) *verdict {
 	t.Helper()
 	v := &verdict{dups: map[string]int{}, dupsBy: map[string]int{}, actionAt: map[string]int64{}, firstEvent: map[string]string{}}
-	inputs := w.readLive(t, inputTopic)
+	inputs := w.kafka.ReadTopic(t, inputTopic)
 	v.inputs = len(inputs)
-	acts := w.readLive(t, actions.DefaultActionsTopic)
+	acts := w.kafka.ReadTopic(t, actions.DefaultActionsTopic)
 	v.actions = len(acts)
 	seen := map[string]int{}
 	first := map[string]int64{} // action id → offset of its first copy
@@ -524,7 +524,7 @@ func (w *world) verify(t *testing.T) *verdict {
 		}
 	}
 	sort.Strings(v.lost)
-	for _, m := range w.readLive(t, actions.DefaultRunsTopic) {
+	for _, m := range w.kafka.ReadTopic(t, actions.DefaultRunsTopic) {
 		var r struct {
 			Outcome string `json:"outcome"`
 		}
@@ -532,7 +532,7 @@ func (w *world) verify(t *testing.T) *verdict {
 			v.runErrors++
 		}
 	}
-	v.dlq = w.readLive(t, actions.DefaultDLQTopic)
+	v.dlq = w.kafka.ReadTopic(t, actions.DefaultDLQTopic)
 	dlqAt := map[string]int64{} // "partition/offset" of the source → dlq offset
 	for _, m := range v.dlq {
 		var p, o string

@@ -193,7 +193,7 @@ func TestManyInstances(t *testing.T) {
 		// against the topic's size at each step.
 		offs := map[string][]int64{}
 		autoOf := map[string]string{}
-		for _, m := range w.readLive(t, actions.DefaultActionsTopic) {
+		for _, m := range w.kafka.ReadTopic(t, actions.DefaultActionsTopic) {
 			var a actions.Action
 			_ = json.Unmarshal(m.Value, &a)
 			offs[a.ActionID] = append(offs[a.ActionID], m.Offset)
@@ -353,7 +353,7 @@ func (w *world) readTimerActions(t *testing.T) timerLedger {
 	t.Helper()
 	tl := timerLedger{renewals: map[string][]string{}, ticks: map[time.Time]map[string]int{}, tickIDs: map[time.Time]map[string][]string{}}
 	seen := map[string]bool{}
-	for _, m := range w.readLive(t, actions.DefaultActionsTopic) {
+	for _, m := range w.kafka.ReadTopic(t, actions.DefaultActionsTopic) {
 		var a actions.Action
 		if err := json.Unmarshal(m.Value, &a); err != nil {
 			t.Fatalf("action record %q: %v", m.Value, err)
@@ -386,47 +386,4 @@ func (tl timerLedger) wholeTicksAfter(from time.Time, n int) int {
 		}
 	}
 	return k
-}
-
-// readLive reads every message of topic, partition by partition, each in
-// offset order, with a connection of its own and a long read deadline per
-// fetch: testenv's Reader (50 ms MaxWait) timed out at offset 0 of the
-// actions topic of TestManyInstances, every time (fetching message:
-// context deadline exceeded, after 60 s), while this reads it at once.
-func (w *world) readLive(t *testing.T, topic string) []kafka.Message {
-	t.Helper()
-	var out []kafka.Message
-	for _, pi := range w.kafka.PartitionInfos(topic) {
-		conn, err := kafka.DialLeader(context.Background(), "tcp", w.kafka.Addrs()[0], topic, int(pi.Partition))
-		if err != nil {
-			t.Fatalf("dial the leader of %s/%d: %v", topic, pi.Partition, err)
-		}
-		for off := pi.LogStartOffset; off < pi.HighWatermark; {
-			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-			if _, err := conn.Seek(off, kafka.SeekAbsolute); err != nil {
-				conn.Close()
-				t.Fatalf("seek %s/%d to %d: %v", topic, pi.Partition, off, err)
-			}
-			b := conn.ReadBatch(1, 4<<20)
-			n := 0
-			for {
-				m, err := b.ReadMessage()
-				if err != nil {
-					break
-				}
-				if m.Offset < off || m.Offset >= pi.HighWatermark {
-					continue
-				}
-				out = append(out, m)
-				off = m.Offset + 1
-				n++
-			}
-			if err := b.Close(); n == 0 {
-				conn.Close()
-				t.Fatalf("read %s/%d at %d: no message (%v)", topic, pi.Partition, off, err)
-			}
-		}
-		conn.Close()
-	}
-	return out
 }

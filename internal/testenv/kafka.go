@@ -131,9 +131,12 @@ func (c *Cluster) Produce(t testing.TB, topic string, msgs ...kafka.Message) {
 }
 
 // ReadTopic reads every message of topic, partition by partition, each
-// in offset order, with a kafka-go Reader per partition over TCP; it fails
-// the test if one cannot be read within 60s. It reads what the topic holds
-// when it is called and waits for nothing more.
+// in offset order, over a kafka-go connection to the partition's leader
+// (batches of up to 4 MiB); it fails the test if a batch cannot be read
+// within 30s. It reads what the topic holds when it is called and waits
+// for nothing more. (A Reader's fetch deadline, MaxWait, is too short for
+// a loaded machine when short, and holds Close when long: a connection
+// has neither problem.)
 func (c *Cluster) ReadTopic(t testing.TB, topic string) []kafka.Message {
 	t.Helper()
 	var out []kafka.Message
@@ -141,28 +144,37 @@ func (c *Cluster) ReadTopic(t testing.TB, topic string) []kafka.Message {
 		if pi.HighWatermark == pi.LogStartOffset {
 			continue
 		}
-		// A short MaxWait: Close waits for the fetch in flight.
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:   c.Addrs(),
-			Topic:     topic,
-			Partition: int(pi.Partition),
-			MaxWait:   50 * time.Millisecond,
-			MinBytes:  1,
-			MaxBytes:  10 << 20,
-		})
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		for off := pi.LogStartOffset; off < pi.HighWatermark; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				cancel()
-				r.Close()
-				t.Fatalf("read %s/%d at %d: %v", topic, pi.Partition, off, err)
-			}
-			out = append(out, m)
+		conn, err := kafka.DialLeader(context.Background(), "tcp", c.Addrs()[0], topic, int(pi.Partition))
+		if err != nil {
+			t.Fatalf("dial the leader of %s/%d: %v", topic, pi.Partition, err)
 		}
-		cancel()
-		if err := r.Close(); err != nil {
-			t.Errorf("close the reader of %s/%d: %v", topic, pi.Partition, err)
+		for off := pi.LogStartOffset; off < pi.HighWatermark; {
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := conn.Seek(off, kafka.SeekAbsolute); err != nil {
+				conn.Close()
+				t.Fatalf("seek %s/%d to %d: %v", topic, pi.Partition, off, err)
+			}
+			b := conn.ReadBatch(1, 4<<20)
+			n := 0
+			for {
+				m, err := b.ReadMessage()
+				if err != nil {
+					break
+				}
+				if m.Offset < off || m.Offset >= pi.HighWatermark {
+					continue
+				}
+				out = append(out, m)
+				off = m.Offset + 1
+				n++
+			}
+			if err := b.Close(); n == 0 {
+				conn.Close()
+				t.Fatalf("read %s/%d at %d: no message (%v)", topic, pi.Partition, off, err)
+			}
+		}
+		if err := conn.Close(); err != nil {
+			t.Errorf("close the connection of %s/%d: %v", topic, pi.Partition, err)
 		}
 	}
 	return out
