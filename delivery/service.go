@@ -26,6 +26,7 @@ import (
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // Defaults of Options.
@@ -377,7 +378,7 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Warn("a destination did not finish its deliveries in time", "destination", d.name)
 		}
 	}
-	service.WaitTimeout(&wg, time.Until(deadline))
+	syncx.WaitTimeout(&wg, time.Until(deadline))
 	rctx, rcancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
 	defer rcancel()
 	s.release(rctx)

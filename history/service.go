@@ -46,6 +46,7 @@ import (
 	"github.com/whenthen/whenthen/history/web"
 	"github.com/whenthen/whenthen/ingest"
 	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // ErrClosed is returned by Run after Close.
@@ -273,7 +274,7 @@ func (s *Service) Run(ctx context.Context) error {
 	start := time.Now()
 	s.draining.Store(true)
 	s.log.Info("history service draining", "timeout", s.opts.ShutdownTimeout)
-	if !service.WaitTimeout(&wg, s.opts.ShutdownTimeout) {
+	if !syncx.WaitTimeout(&wg, s.opts.ShutdownTimeout) {
 		s.log.Warn("consumers did not stop in time")
 	}
 	cctx, ccancel := context.WithDeadline(context.Background(), start.Add(s.opts.ShutdownTimeout))

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // DefaultTopic is the input topic of docs/events.md.
@@ -340,10 +342,10 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	c.log.Info("consumer draining", "timeout", d)
 	close(stopping)
 	loops.Wait()
-	if !waitTimeout(&workers, time.Until(start.Add(d/2))) {
+	if !syncx.WaitTimeout(&workers, time.Until(start.Add(d/2))) {
 		c.log.Warn("batches in flight did not finish in time; cancelling them")
 		cancelWork()
-		waitTimeout(&workers, time.Until(start.Add(d*5/8)))
+		syncx.WaitTimeout(&workers, time.Until(start.Add(d*5/8)))
 	}
 	cctx, cancel := context.WithDeadline(context.Background(), start.Add(d*7/8))
 	if err := c.commit(cctx, r); err != nil {
@@ -364,20 +366,6 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	}
 	c.log.Info("consumer stopped", "drain", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// waitTimeout waits for wg for at most d; it reports whether wg finished.
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
 }
 
 // fetchLoop fetches until ctx is done, routing each message to its

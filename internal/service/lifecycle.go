@@ -71,17 +71,3 @@ func (l *Lifecycle) Close(timeout time.Duration, release func(context.Context)) 
 	})
 	return l.closeErr
 }
-
-// WaitTimeout waits for wg for at most d; it reports whether wg finished.
-func WaitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(max(d, 0))
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
-}

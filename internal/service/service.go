@@ -34,6 +34,7 @@ import (
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/syncx"
 	"github.com/whenthen/whenthen/pipeline"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -266,7 +267,7 @@ func (s *Service) Run(ctx context.Context) error {
 	// The consumer bounds its own drain (3/4 of the timeout); the timer
 	// loop's work is cancelled at the same point.
 	stopWork := time.AfterFunc(s.opts.ShutdownTimeout*3/4, cancelWork)
-	if !WaitTimeout(&wg, time.Until(deadline)) {
+	if !syncx.WaitTimeout(&wg, time.Until(deadline)) {
 		s.log.Warn("consumer or timer loop did not stop in time")
 	}
 	stopWork.Stop()

@@ -1,0 +1,24 @@
+// Package syncx holds what the services' drains share beside package
+// sync: a bounded wait for a WaitGroup. It is at the bottom of the import
+// graph, so that ingest and the services above it use the same one.
+package syncx
+
+import (
+	"sync"
+	"time"
+)
+
+// WaitTimeout waits for wg for at most d (none if d is not positive); it
+// reports whether wg finished.
+func WaitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
