@@ -86,6 +86,12 @@ func ParseURL(raw string) (*Options, error) {
 	if o.ClusterStateReloadInterval == 0 {
 		o.ClusterStateReloadInterval = ClusterReloadInterval
 	}
+	if o.TLSConfig != nil {
+		// go-redis names the first seed as every node's TLS server; with
+		// none, each connection verifies the host it dials (crypto/tls
+		// takes it from the address), as a node's own certificate says.
+		o.TLSConfig.ServerName = ""
+	}
 	return &Options{Cluster: o}, nil
 }
 

@@ -13,11 +13,13 @@ func TestParseURL(t *testing.T) {
 	for _, tc := range []struct {
 		name, url string
 		// want is "single ADDR DB", or "cluster ADDRS" (comma-separated);
-		// then " tls" and " user=U" when set.
+		// then " tls", " sni=NAME" (a TLS server name fixed for every
+		// connection: a cluster's nodes verify each as itself) and
+		// " user=U" when set.
 		want, err string
 	}{
 		{name: "one server", url: "redis://127.0.0.1:6379/2", want: "single 127.0.0.1:6379 db=2"},
-		{name: "one server, TLS, user", url: "rediss://u:secret@redis:6380/0", want: "single redis:6380 db=0 tls user=u"},
+		{name: "one server, TLS, user", url: "rediss://u:secret@redis:6380/0", want: "single redis:6380 db=0 tls sni=redis user=u"},
 		{name: "cluster", url: "redis+cluster://a:7000,b:7001,c:7002", want: "cluster a:7000,b:7001,c:7002"},
 		{name: "cluster, TLS, options", url: "rediss+cluster://u:secret@a:7000,b:7001/?dial_timeout=3s", want: "cluster a:7000,b:7001 tls user=u dial=3s"},
 		{name: "cluster of one seed", url: "redis+cluster://a:7000/0", want: "cluster a:7000"},
@@ -50,8 +52,11 @@ func TestParseURL(t *testing.T) {
 			} else {
 				got = "single " + o.Single.Addr + " db=" + itoa(o.Single.DB)
 			}
-			if o.TLSConfig() != nil {
+			if tc := o.TLSConfig(); tc != nil {
 				got += " tls"
+				if tc.ServerName != "" {
+					got += " sni=" + tc.ServerName
+				}
 			}
 			user, dial := "", time.Duration(0)
 			if o.Cluster != nil {
