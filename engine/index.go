@@ -20,9 +20,9 @@ type index struct {
 	byWS map[string]*wsIndex
 	// whys caches what the why of a run of each automation reads.
 	whys *whyPlans
-	// crons and dateGroups are every workspace's built-in schedules and
-	// date groups, in one list each: what FireDue looks over before each
-	// batch of timers, without visiting the workspaces that have none.
+	// crons and dateGroups are every workspace's built-in schedules (in
+	// rule order) and date groups, in one list each: what FireDue and
+	// BindTicks look over, without visiting the workspaces that have none.
 	crons      []*cronSchedule
 	dateGroups []*dateGroup
 }
@@ -36,8 +36,6 @@ type wsIndex struct {
 	// have on_enter or change-reading record rules, date triggers, built-in
 	// schedules, or automations of other objects that read them.
 	stateful map[string]bool
-	// crons are the built-in schedules (walks.go).
-	crons []*cronSchedule
 	// reads tells the objects that some automation of the workspace reads
 	// records of (record, schedule and date triggers on the object): their
 	// partial events need the stored state to merge into.
@@ -149,7 +147,7 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 			key = trackerGroup(a.Trigger.Tracker)
 		case rules.TriggerSchedule:
 			if a.Trigger.Cron != nil {
-				w.crons = append(w.crons, newCronSchedule(a))
+				ix.crons = append(ix.crons, newCronSchedule(a))
 				w.stateful[a.Trigger.Object] = true
 				w.keepRelated(related(a))
 				continue
@@ -193,7 +191,6 @@ func buildIndex(set *rules.Set, schema *crm.Schema) *index {
 				ix.dateGroups = append(ix.dateGroups, g)
 			}
 		}
-		ix.crons = append(ix.crons, w.crons...)
 	}
 	return ix
 }

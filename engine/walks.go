@@ -336,63 +336,61 @@ func (b *batch) firstTimer(ctx context.Context, upTo time.Time) (time.Time, erro
 func (e *Engine) BindTicks(ctx context.Context, upTo time.Time) ([]DueBinding, error) {
 	b := e.newBatch(e.ix.Load(), "")
 	var out []DueBinding
-	for _, w := range b.ix.byWS {
-		for _, c := range w.crons {
-			marks, err := e.store.WalkMarks(ctx, []store.WalkRef{c.ref}, nil)
+	for _, c := range b.ix.crons {
+		marks, err := e.store.WalkMarks(ctx, []store.WalkRef{c.ref}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("read walks: %w", err)
+		}
+		ms, err := strconv.ParseInt(marks[0], 10, 64)
+		if err != nil {
+			continue // not seen yet
+		}
+		cr := c.a.Trigger.Cron
+		var ticks []time.Time
+		for t := cr.Next(time.UnixMilli(ms)); !t.IsZero() && !t.After(upTo) && len(ticks) < 1000; t = cr.Next(t) {
+			ticks = append(ticks, t)
+		}
+		if len(ticks) == 0 {
+			continue
+		}
+		var refs []store.RecordRef
+		for cursor := ""; ; {
+			ids, next, err := e.store.KnownRecords(ctx, c.ref.Workspace, c.ref.Object, cursor, walkChunk)
 			if err != nil {
-				return nil, fmt.Errorf("read walks: %w", err)
+				return nil, fmt.Errorf("known records: %w", err)
 			}
-			ms, err := strconv.ParseInt(marks[0], 10, 64)
-			if err != nil {
-				continue // not seen yet
+			for _, id := range ids {
+				refs = b.unloaded(append(refs, store.RecordRef{Workspace: c.ref.Workspace, Object: c.ref.Object, ID: id}), len(refs))
 			}
-			cr := c.a.Trigger.Cron
-			var ticks []time.Time
-			for t := cr.Next(time.UnixMilli(ms)); !t.IsZero() && !t.After(upTo) && len(ticks) < 1000; t = cr.Next(t) {
-				ticks = append(ticks, t)
+			if next == "" {
+				break
 			}
-			if len(ticks) == 0 {
-				continue
+			cursor = next
+		}
+		if err := b.load(ctx, refs); err != nil {
+			return nil, err
+		}
+		var rel []store.RecordRef
+		for _, r := range refs {
+			if s := b.state[r]; s != nil {
+				rel = b.unloaded(relatedRefs(&Event{Workspace: r.Workspace}, s.Record, c.related, rel), len(rel))
 			}
-			var refs []store.RecordRef
-			for cursor := ""; ; {
-				ids, next, err := e.store.KnownRecords(ctx, c.ref.Workspace, c.ref.Object, cursor, walkChunk)
-				if err != nil {
-					return nil, fmt.Errorf("known records: %w", err)
-				}
-				for _, id := range ids {
-					refs = b.unloaded(append(refs, store.RecordRef{Workspace: c.ref.Workspace, Object: c.ref.Object, ID: id}), len(refs))
-				}
-				if next == "" {
-					break
-				}
-				cursor = next
-			}
-			if err := b.load(ctx, refs); err != nil {
-				return nil, err
-			}
-			var rel []store.RecordRef
+		}
+		if err := b.load(ctx, rel); err != nil {
+			return nil, err
+		}
+		for _, tick := range ticks {
+			b.now = tick
 			for _, r := range refs {
-				if s := b.state[r]; s != nil {
-					rel = b.unloaded(relatedRefs(&Event{Workspace: r.Workspace}, s.Record, c.related, rel), len(rel))
+				s := b.state[r]
+				if s == nil {
+					continue
 				}
-			}
-			if err := b.load(ctx, rel); err != nil {
-				return nil, err
-			}
-			for _, tick := range ticks {
-				b.now = tick
-				for _, r := range refs {
-					s := b.state[r]
-					if s == nil {
-						continue
-					}
-					id := tickEventID(c.a.Workspace, c.a.ID, r.ID, tick)
-					ev := &Event{ID: id, Type: TypeScheduleTick, Time: tick, Workspace: c.a.Workspace, Object: c.ref.Object}
-					act := b.activation(ev, s.Record, nil, nil)
-					b.bindRelated(act, ev, s.Record, c.related)
-					out = append(out, DueBinding{Automation: c.a, RecordID: r.ID, Due: tick, EventID: id, Vars: act})
-				}
+				id := tickEventID(c.a.Workspace, c.a.ID, r.ID, tick)
+				ev := &Event{ID: id, Type: TypeScheduleTick, Time: tick, Workspace: c.a.Workspace, Object: c.ref.Object}
+				act := b.activation(ev, s.Record, nil, nil)
+				b.bindRelated(act, ev, s.Record, c.related)
+				out = append(out, DueBinding{Automation: c.a, RecordID: r.ID, Due: tick, EventID: id, Vars: act})
 			}
 		}
 	}
