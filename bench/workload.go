@@ -77,66 +77,53 @@ func (w Workload) Rules() []rules.Source {
 	if w.Fanout {
 		return w.FanoutRules()
 	}
-	r := rand.New(rand.NewSource(w.Seed))
-	nws := w.workspaces()
-	per := w.Automations / nws
 	inds, ctry, regs, trks := industries(), countries(), regions(), trackers()
 	scale := w.scale()
-	pick := func(s []string) string { return s[r.Intn(len(s))] }
-	var srcs []rules.Source
-	for ws := 0; ws < nws; ws++ {
-		var b strings.Builder
-		fmt.Fprintf(&b, "workspace: %s\nautomations:\n", WorkspaceName(ws))
-		for i := 0; i < per; i++ {
-			id := fmt.Sprintf("w%d-a%d", ws, i)
-			var when, cond, then string
-			switch k := r.Intn(100); {
-			case k < 30: // an owner's deal milestones
-				when = "{record: opportunity}"
-				cond = fmt.Sprintf(`record.owner_id == "u-%d" && record.stage == %q && record.amount > %d`, r.Intn(scale), pick(stages), 50000*(1+r.Intn(20)))
-				then = "{brief: {kind: opportunity, recipients: [owner]}}"
-			case k < 40: // an account's deal desk
-				when = "{record: opportunity, on: [updated]}"
-				cond = fmt.Sprintf(`record.account_id == "acc-%d" && record.forecast_category in [%q, %q] && record.probability >= 0.%d`, r.Intn(scale), pick(forecasts), pick(forecasts), 5+r.Intn(5))
-				then = "{flow: {id: deal-desk, who: record.primary_contact_id}}"
-			case k < 45: // change conditions
-				when = "{record: opportunity, on: [updated]}"
-				cond = fmt.Sprintf(`"stage" in changed && record.account_id == "acc-%d" && before.stage != "Closed Lost"`, r.Intn(scale))
-				then = "{brief: {kind: opportunity}}"
-			case k < 60: // accounts
-				when = "{record: account}"
-				cond = fmt.Sprintf(`record.industry == %q && record.region == %q && record.tier in [%q, %q] && record.employee_count > %d`, pick(inds), pick(regs), pick(tiers), pick(tiers), 100*r.Intn(50))
-				then = "{flow: {id: abm, who: record.primary_contact_id}}"
-			case k < 63:
-				when = "{record: account}"
-				cond = fmt.Sprintf(`record.owner_id == "u-%d" && record.annual_revenue >= %d.0`, r.Intn(scale), 1000000*(1+r.Intn(50)))
-				then = "{brief: {kind: account}}"
-			case k < 83: // leads
-				when = "{record: lead}"
-				cond = fmt.Sprintf(`record.source == %q && record.country == %q && record.score >= %d`, pick(sources), pick(ctry), 50+r.Intn(50))
-				then = "{flow: {id: nurture}}"
-			case k < 88:
-				when = "{record: lead, on: [updated]}"
-				cond = fmt.Sprintf(`record.owner_id == "u-%d" && record.status == %q && record.email.endsWith("@example.com")`, r.Intn(scale), pick(leadStatus))
-				then = "{flow: {id: sdr}}"
-			case k < 93: // trackers
-				when = fmt.Sprintf("{tracker: {name: %q, min_confidence: 0.%d}}", pick(trks), 5+r.Intn(5))
-				cond = fmt.Sprintf(`account.tier == %q && account.id == "001-%d"`, pick(tiers), r.Intn(scale))
-				then = `{flow: {id: expansion, who: 'tracker.participants.filter(p, p.role == "customer").map(p, p.contact_id)'}}`
-			case k < 98: // contacts
-				when = "{record: contact}"
-				cond = fmt.Sprintf(`record.account_id == "acc-%d" && record.title.startsWith("VP")`, r.Intn(scale))
-				then = "{flow: {id: exec-welcome}}"
-			default: // date triggers
-				when = fmt.Sprintf("{date: {record: account, field: renewal_date, offset: -%dh}}", 24*(30+r.Intn(60)))
-				cond = fmt.Sprintf(`record.tier == %q`, pick(tiers))
-				then = "{flow: {id: renewal, who: record.primary_contact_id}}"
-			}
-			fmt.Fprintf(&b, "  - id: %s\n    when: %s\n    if: '%s'\n    then: %s\n", id, when, strings.ReplaceAll(cond, "'", "''"), then)
+	return w.generate("a", func(r *rand.Rand, pick func([]string) string) (when, cond, then string) {
+		switch k := r.Intn(100); {
+		case k < 30: // an owner's deal milestones
+			when = "{record: opportunity}"
+			cond = fmt.Sprintf(`record.owner_id == "u-%d" && record.stage == %q && record.amount > %d`, r.Intn(scale), pick(stages), 50000*(1+r.Intn(20)))
+			then = "{brief: {kind: opportunity, recipients: [owner]}}"
+		case k < 40: // an account's deal desk
+			when = "{record: opportunity, on: [updated]}"
+			cond = fmt.Sprintf(`record.account_id == "acc-%d" && record.forecast_category in [%q, %q] && record.probability >= 0.%d`, r.Intn(scale), pick(forecasts), pick(forecasts), 5+r.Intn(5))
+			then = "{flow: {id: deal-desk, who: record.primary_contact_id}}"
+		case k < 45: // change conditions
+			when = "{record: opportunity, on: [updated]}"
+			cond = fmt.Sprintf(`"stage" in changed && record.account_id == "acc-%d" && before.stage != "Closed Lost"`, r.Intn(scale))
+			then = "{brief: {kind: opportunity}}"
+		case k < 60: // accounts
+			when = "{record: account}"
+			cond = fmt.Sprintf(`record.industry == %q && record.region == %q && record.tier in [%q, %q] && record.employee_count > %d`, pick(inds), pick(regs), pick(tiers), pick(tiers), 100*r.Intn(50))
+			then = "{flow: {id: abm, who: record.primary_contact_id}}"
+		case k < 63:
+			when = "{record: account}"
+			cond = fmt.Sprintf(`record.owner_id == "u-%d" && record.annual_revenue >= %d.0`, r.Intn(scale), 1000000*(1+r.Intn(50)))
+			then = "{brief: {kind: account}}"
+		case k < 83: // leads
+			when = "{record: lead}"
+			cond = fmt.Sprintf(`record.source == %q && record.country == %q && record.score >= %d`, pick(sources), pick(ctry), 50+r.Intn(50))
+			then = "{flow: {id: nurture}}"
+		case k < 88:
+			when = "{record: lead, on: [updated]}"
+			cond = fmt.Sprintf(`record.owner_id == "u-%d" && record.status == %q && record.email.endsWith("@example.com")`, r.Intn(scale), pick(leadStatus))
+			then = "{flow: {id: sdr}}"
+		case k < 93: // trackers
+			when = fmt.Sprintf("{tracker: {name: %q, min_confidence: 0.%d}}", pick(trks), 5+r.Intn(5))
+			cond = fmt.Sprintf(`account.tier == %q && account.id == "001-%d"`, pick(tiers), r.Intn(scale))
+			then = `{flow: {id: expansion, who: 'tracker.participants.filter(p, p.role == "customer").map(p, p.contact_id)'}}`
+		case k < 98: // contacts
+			when = "{record: contact}"
+			cond = fmt.Sprintf(`record.account_id == "acc-%d" && record.title.startsWith("VP")`, r.Intn(scale))
+			then = "{flow: {id: exec-welcome}}"
+		default: // date triggers
+			when = fmt.Sprintf("{date: {record: account, field: renewal_date, offset: -%dh}}", 24*(30+r.Intn(60)))
+			cond = fmt.Sprintf(`record.tier == %q`, pick(tiers))
+			then = "{flow: {id: renewal, who: record.primary_contact_id}}"
 		}
-		srcs = append(srcs, rules.Source{Name: fmt.Sprintf("%s.yaml", WorkspaceName(ws)), Data: []byte(b.String())})
-	}
-	return srcs
+		return when, cond, then
+	})
 }
 
 // FanoutRules generates automation files, one per workspace, whose
@@ -148,49 +135,58 @@ func (w Workload) Rules() []rules.Source {
 // 60, a tracker detection 9 and a schedule firing 50 (about 23 on
 // average); the counts scale with the automations per workspace.
 func (w Workload) FanoutRules() []rules.Source {
+	regs, trks := regions(), trackers()
+	return w.generate("f", func(r *rand.Rand, pick func([]string) string) (when, cond, then string) {
+		switch k := r.Intn(100); {
+		case k < 45: // pipeline rules: a stage, a forecast, a deal type, a size
+			when = "{record: opportunity}"
+			cond = fmt.Sprintf(`record.stage == %q && record.forecast_category == %q && record.type == %q && record.amount > %d`, pick(stages), pick(forecasts), pick(oppTypes), 50000*r.Intn(20))
+			then = "{flow: {id: pipeline, who: record.primary_contact_id}}"
+		case k < 65: // account segments
+			when = "{record: account}"
+			cond = fmt.Sprintf(`record.tier == %q && record.region == %q`, pick(tiers), pick(regs))
+			then = "{flow: {id: segment, who: record.primary_contact_id}}"
+		case k < 85: // lead routing
+			when = "{record: lead}"
+			cond = fmt.Sprintf(`record.source == %q && record.status == %q && record.score >= %d`, pick(sources), pick(leadStatus), r.Intn(100))
+			then = "{flow: {id: route}}"
+		case k < 88: // contacts by title
+			when = "{record: contact}"
+			cond = fmt.Sprintf(`record.title == %q && record.email.endsWith("@example.com")`, pick([]string{"VP Sales", "CFO", "Engineer", "VP Engineering", "Analyst"}))
+			then = "{flow: {id: persona}}"
+		case k < 95: // a tracker's fan-out
+			when = fmt.Sprintf("{tracker: {name: %q}}", pick(trks))
+			cond = fmt.Sprintf(`account.tier in [%q, %q]`, pick(tiers), pick(tiers))
+			then = `{flow: {id: follow-up, who: 'tracker.participants.filter(p, p.role == "customer").map(p, p.contact_id)'}}`
+		case k < 98: // a schedule tick over many records
+			when = "{schedule: {name: weekly-pipeline-review, record: opportunity}}"
+			cond = fmt.Sprintf(`record.stage == %q`, pick(stages))
+			then = "{brief: {kind: opportunity}}"
+		default: // date triggers
+			when = fmt.Sprintf("{date: {record: account, field: renewal_date, offset: -%dh}}", 24*(30+r.Intn(60)))
+			cond = fmt.Sprintf(`record.tier == %q`, pick(tiers))
+			then = "{flow: {id: renewal, who: record.primary_contact_id}}"
+		}
+		return when, cond, then
+	})
+}
+
+// generate writes the automation files, one per workspace, the ids of
+// whose automations are wWS-KIND<i>; rule draws each automation's when,
+// if and then from r, one after the other, so that a seed always gives
+// the same files.
+func (w Workload) generate(kind string, rule func(r *rand.Rand, pick func([]string) string) (when, cond, then string)) []rules.Source {
 	r := rand.New(rand.NewSource(w.Seed))
 	nws := w.workspaces()
 	per := w.Automations / nws
-	regs, trks := regions(), trackers()
 	pick := func(s []string) string { return s[r.Intn(len(s))] }
 	var srcs []rules.Source
 	for ws := 0; ws < nws; ws++ {
 		var b strings.Builder
 		fmt.Fprintf(&b, "workspace: %s\nautomations:\n", WorkspaceName(ws))
 		for i := 0; i < per; i++ {
-			id := fmt.Sprintf("w%d-f%d", ws, i)
-			var when, cond, then string
-			switch k := r.Intn(100); {
-			case k < 45: // pipeline rules: a stage, a forecast, a deal type, a size
-				when = "{record: opportunity}"
-				cond = fmt.Sprintf(`record.stage == %q && record.forecast_category == %q && record.type == %q && record.amount > %d`, pick(stages), pick(forecasts), pick(oppTypes), 50000*r.Intn(20))
-				then = "{flow: {id: pipeline, who: record.primary_contact_id}}"
-			case k < 65: // account segments
-				when = "{record: account}"
-				cond = fmt.Sprintf(`record.tier == %q && record.region == %q`, pick(tiers), pick(regs))
-				then = "{flow: {id: segment, who: record.primary_contact_id}}"
-			case k < 85: // lead routing
-				when = "{record: lead}"
-				cond = fmt.Sprintf(`record.source == %q && record.status == %q && record.score >= %d`, pick(sources), pick(leadStatus), r.Intn(100))
-				then = "{flow: {id: route}}"
-			case k < 88: // contacts by title
-				when = "{record: contact}"
-				cond = fmt.Sprintf(`record.title == %q && record.email.endsWith("@example.com")`, pick([]string{"VP Sales", "CFO", "Engineer", "VP Engineering", "Analyst"}))
-				then = "{flow: {id: persona}}"
-			case k < 95: // a tracker's fan-out
-				when = fmt.Sprintf("{tracker: {name: %q}}", pick(trks))
-				cond = fmt.Sprintf(`account.tier in [%q, %q]`, pick(tiers), pick(tiers))
-				then = `{flow: {id: follow-up, who: 'tracker.participants.filter(p, p.role == "customer").map(p, p.contact_id)'}}`
-			case k < 98: // a schedule tick over many records
-				when = "{schedule: {name: weekly-pipeline-review, record: opportunity}}"
-				cond = fmt.Sprintf(`record.stage == %q`, pick(stages))
-				then = "{brief: {kind: opportunity}}"
-			default: // date triggers
-				when = fmt.Sprintf("{date: {record: account, field: renewal_date, offset: -%dh}}", 24*(30+r.Intn(60)))
-				cond = fmt.Sprintf(`record.tier == %q`, pick(tiers))
-				then = "{flow: {id: renewal, who: record.primary_contact_id}}"
-			}
-			fmt.Fprintf(&b, "  - id: %s\n    when: %s\n    if: '%s'\n    then: %s\n", id, when, strings.ReplaceAll(cond, "'", "''"), then)
+			when, cond, then := rule(r, pick)
+			fmt.Fprintf(&b, "  - id: w%d-%s%d\n    when: %s\n    if: '%s'\n    then: %s\n", ws, kind, i, when, strings.ReplaceAll(cond, "'", "''"), then)
 		}
 		srcs = append(srcs, rules.Source{Name: fmt.Sprintf("%s.yaml", WorkspaceName(ws)), Data: []byte(b.String())})
 	}
