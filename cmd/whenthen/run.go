@@ -53,6 +53,20 @@ func (k *kafkaConfig) tlsOptions() service.TLSOptions {
 		KeyFile: k.TLS.KeyFile, ServerName: k.TLS.ServerName, InsecureSkipVerify: k.TLS.InsecureSkipVerify}
 }
 
+// bindSecurityFlags binds the TLS and SASL flags of run, deliver and
+// history to k.
+func (k *kafkaConfig) bindSecurityFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&k.TLS.Enabled, "kafka-tls", k.TLS.Enabled, "connect to Kafka over TLS")
+	fs.StringVar(&k.TLS.CAFile, "kafka-tls-ca", k.TLS.CAFile, "PEM `FILE` of the CAs that verify the brokers (default: system roots)")
+	fs.StringVar(&k.TLS.CertFile, "kafka-tls-cert", k.TLS.CertFile, "PEM client certificate `FILE`")
+	fs.StringVar(&k.TLS.KeyFile, "kafka-tls-key", k.TLS.KeyFile, "PEM client key `FILE`")
+	fs.StringVar(&k.TLS.ServerName, "kafka-tls-server-name", k.TLS.ServerName, "`NAME` to verify in the brokers' certificates")
+	fs.BoolVar(&k.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", k.TLS.InsecureSkipVerify, "do not verify the brokers' certificates (tests only)")
+	fs.StringVar(&k.SASL.Mechanism, "kafka-sasl-mechanism", k.SASL.Mechanism, "SASL `MECHANISM`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&k.SASL.Username, "kafka-sasl-username", k.SASL.Username, "SASL `USER`")
+	fs.StringVar(&k.SASL.Password, "kafka-sasl-password", k.SASL.Password, "SASL `PASSWORD` (prefer "+envPrefix+"KAFKA_SASL_PASSWORD)")
+}
+
 // saslOptions are the SASL settings as the services take them.
 func (k *kafkaConfig) saslOptions() service.SASLOptions {
 	return service.SASLOptions{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: k.SASL.Password}
@@ -173,15 +187,7 @@ func runFlags(fs *flag.FlagSet, c *runConfig, config *string) {
 	fs.StringVar(&c.Topics.Actions, "actions-topic", c.Topics.Actions, "output `TOPIC` of action records")
 	fs.StringVar(&c.Topics.Runs, "runs-topic", c.Topics.Runs, "output `TOPIC` of run-history records")
 	fs.StringVar(&c.Topics.DLQ, "dlq-topic", c.Topics.DLQ, "dead-letter `TOPIC` of undecodable events")
-	fs.BoolVar(&c.Kafka.TLS.Enabled, "kafka-tls", c.Kafka.TLS.Enabled, "connect to Kafka over TLS")
-	fs.StringVar(&c.Kafka.TLS.CAFile, "kafka-tls-ca", c.Kafka.TLS.CAFile, "PEM `FILE` of the CAs that verify the brokers (default: system roots)")
-	fs.StringVar(&c.Kafka.TLS.CertFile, "kafka-tls-cert", c.Kafka.TLS.CertFile, "PEM client certificate `FILE`")
-	fs.StringVar(&c.Kafka.TLS.KeyFile, "kafka-tls-key", c.Kafka.TLS.KeyFile, "PEM client key `FILE`")
-	fs.StringVar(&c.Kafka.TLS.ServerName, "kafka-tls-server-name", c.Kafka.TLS.ServerName, "`NAME` to verify in the brokers' certificates")
-	fs.BoolVar(&c.Kafka.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", c.Kafka.TLS.InsecureSkipVerify, "do not verify the brokers' certificates (tests only)")
-	fs.StringVar(&c.Kafka.SASL.Mechanism, "kafka-sasl-mechanism", c.Kafka.SASL.Mechanism, "SASL `MECHANISM`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-	fs.StringVar(&c.Kafka.SASL.Username, "kafka-sasl-username", c.Kafka.SASL.Username, "SASL `USER`")
-	fs.StringVar(&c.Kafka.SASL.Password, "kafka-sasl-password", c.Kafka.SASL.Password, "SASL `PASSWORD` (prefer "+envPrefix+"KAFKA_SASL_PASSWORD)")
+	c.Kafka.bindSecurityFlags(fs)
 	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "Redis `URL`: redis://[USER:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS; a cluster: redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT,... (or rediss+cluster://)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "`PREFIX` of every Redis key")
 	fs.StringVar(&c.Redis.SnapshotEncoding, "snapshot-encoding", c.Redis.SnapshotEncoding, "`FORM` record snapshots are written in: binary, or json during a rolling upgrade from a version that reads only JSON (both forms are read)")
