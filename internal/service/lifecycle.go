@@ -18,9 +18,8 @@ type Lifecycle struct {
 	ErrClosed error
 
 	mu        sync.Mutex
-	running   bool
 	closed    bool
-	cancel    context.CancelFunc
+	cancel    context.CancelFunc // set by Start: a Run began
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -34,10 +33,9 @@ func (l *Lifecycle) Start(ctx context.Context) (context.Context, func(), error) 
 	switch {
 	case l.closed:
 		return nil, nil, l.ErrClosed
-	case l.running:
+	case l.cancel != nil:
 		return nil, nil, errors.New(l.Name + ": Run called twice")
 	}
-	l.running = true
 	ctx, cancel := context.WithCancel(ctx)
 	l.cancel, l.done = cancel, make(chan struct{})
 	done := l.done
