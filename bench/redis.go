@@ -48,7 +48,7 @@ func startRedis(ctx context.Context, url string) (*benchRedis, error) {
 			return nil, fmt.Errorf("redis at --redis-url: %w", err)
 		}
 		r := &benchRedis{URL: url, Kind: "given (--redis-url)", Prefix: prefix}
-		r.stop = func() { _ = deletePrefix(url, prefix, 30*time.Second) }
+		r.stop = func() { _ = redisx.DeletePrefixAt(url, prefix, 30*time.Second) }
 		return r, nil
 	}
 	if bin, err := exec.LookPath("redis-server"); err == nil {
@@ -108,18 +108,6 @@ func newRedisClient(url string) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("redis URL: %w", err)
 	}
 	return c, nil
-}
-
-// deletePrefix removes every key starting with prefix from the Redis at url.
-func deletePrefix(url, prefix string, timeout time.Duration) error {
-	rdb, err := newRedisClient(url)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return redisx.DeletePrefix(ctx, rdb, prefix)
 }
 
 func randomHex(n int) string {

@@ -210,7 +210,7 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 		prefix = "wt-dev:" + hex.EncodeToString(b[:]) + ":"
 		// Registered before the service's Close, so it runs after it.
 		defer func() {
-			if err := deletePrefix(redisURL, prefix, 10*time.Second); err != nil {
+			if err := redisx.DeletePrefixAt(redisURL, prefix, 10*time.Second); err != nil {
 				fmt.Fprintf(env.stderr, "whenthen dev: removing the %s* keys from Redis: %v\n", prefix, err)
 			}
 		}()
@@ -425,17 +425,4 @@ func redactRedisURL(u string) string {
 		}
 	}
 	return u
-}
-
-// deletePrefix deletes the keys of one dev run (those starting with
-// prefix) from the Redis at url.
-func deletePrefix(url, prefix string, timeout time.Duration) error {
-	rdb, err := redisx.NewClient(url)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return redisx.DeletePrefix(ctx, rdb, prefix)
 }

@@ -5,6 +5,7 @@ package redisx
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -22,6 +23,19 @@ func DeletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string)
 		})
 	}
 	return deletePattern(ctx, rdb, pattern, false)
+}
+
+// DeletePrefixAt is DeletePrefix on a client of its own to the Redis at
+// url (ParseURL), within timeout.
+func DeletePrefixAt(url, prefix string, timeout time.Duration) error {
+	rdb, err := NewClient(url)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return DeletePrefix(ctx, rdb, prefix)
 }
 
 func deletePattern(ctx context.Context, rdb redis.Cmdable, pattern string, perKey bool) error {
