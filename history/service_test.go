@@ -514,13 +514,13 @@ func TestRedisURLs(t *testing.T) {
 		{"rediss://127.0.0.1:6379/0", ""},
 		{"redis+cluster://127.0.0.1:7000,127.0.0.1:7001", ""},
 		{"rediss+cluster://127.0.0.1:7000", ""},
-		{"http://127.0.0.1:6379", "Redis URL"},
-		{"redis://", "Redis URL"},
+		{"http://127.0.0.1:6379", "redis URL"},
+		{"redis://", "redis URL"},
 	} {
 		err := history.Options{Redis: service.RedisOptions{URL: c.url}}.Validate()
 		var redisErr string
 		for _, l := range strings.Split(fmt.Sprint(err), "\n") {
-			if strings.Contains(l, "Redis") {
+			if strings.Contains(strings.ToLower(l), "redis") {
 				redisErr = l
 			}
 		}

@@ -188,9 +188,9 @@ func (o RedisOptions) Validate() error {
 	ro, err := redisx.ParseURL(o.URL)
 	switch {
 	case err != nil:
-		return fmt.Errorf("Redis URL: %w", err)
+		return fmt.Errorf("redis URL: %w", err)
 	case o.CAFile != "" && ro.TLSConfig() == nil:
-		return errors.New("Redis CA file given for a URL that is not rediss:// or rediss+cluster://")
+		return errors.New("redis CA file given for a URL that is not rediss:// or rediss+cluster://")
 	}
 	return nil
 }
