@@ -8,7 +8,7 @@
 //
 //   - parse.go reads one file into automations and settles everything the
 //     format alone decides (keys, values, the support matrix, fire modes);
-//   - load.go compiles a set of files given as names and bytes (files.go
+//   - compile.go compiles a set of files given as names and bytes (files.go
 //     reads them, for the callers that start from paths) on every core:
 //     unique ids, conditions and whos through env.go's environments, and
 //     the fire rule that needs the compiled condition;
