@@ -125,46 +125,6 @@ type Output struct {
 // due at once.
 func (o *Output) Work() int { return o.work }
 
-// Commit records the state of a batch whose outputs Kafka acknowledged:
-// actions become done (a redelivery is then a duplicate), record
-// snapshots and timers are saved, fired timers are acknowledged.
-func (e *Engine) Commit(ctx context.Context, out *Output) error {
-	if out == nil {
-		return nil
-	}
-	if err := e.store.Confirm(ctx, out.confirm, out.token); err != nil {
-		e.m.storeErrors.WithLabelValues("confirm").Inc()
-		return fmt.Errorf("confirm actions: %w", err)
-	}
-	if err := e.store.Apply(ctx, &out.writes, e.clock()); err != nil {
-		e.m.storeErrors.WithLabelValues("save_state").Inc()
-		return fmt.Errorf("save record state: %w", err)
-	}
-	if c := out.cache; c != nil {
-		for _, d := range out.writes.Deletes {
-			c.remove(d)
-		}
-		for _, sv := range out.writes.Saves {
-			if sv.Data != nil {
-				c.put(sv.Ref, sv.Data)
-			} else {
-				c.remove(sv.Ref)
-			}
-		}
-	}
-	if err := e.store.AckTimers(ctx, out.acks); err != nil {
-		e.m.storeErrors.WithLabelValues("ack_timers").Inc()
-		return fmt.Errorf("acknowledge timers: %w", err)
-	}
-	for _, w := range out.walksDone {
-		e.m.walksDone.WithLabelValues(w.kind).Inc()
-	}
-	out.walksDone = nil
-	out.confirm, out.acks = nil, nil
-	out.writes = store.Writes{}
-	return nil
-}
-
 // NewClaimToken returns a random claim token for Process.
 func NewClaimToken() string { return newToken() }
 
@@ -851,6 +811,46 @@ func decide(c *store.Claim) (outcome, reason string, emit []bool) {
 	default:
 		return actions.OutcomeSkipped, actions.ReasonAlreadyEnrolled, emit
 	}
+}
+
+// Commit records the state of a batch whose outputs Kafka acknowledged:
+// actions become done (a redelivery is then a duplicate), record
+// snapshots and timers are saved, fired timers are acknowledged.
+func (e *Engine) Commit(ctx context.Context, out *Output) error {
+	if out == nil {
+		return nil
+	}
+	if err := e.store.Confirm(ctx, out.confirm, out.token); err != nil {
+		e.m.storeErrors.WithLabelValues("confirm").Inc()
+		return fmt.Errorf("confirm actions: %w", err)
+	}
+	if err := e.store.Apply(ctx, &out.writes, e.clock()); err != nil {
+		e.m.storeErrors.WithLabelValues("save_state").Inc()
+		return fmt.Errorf("save record state: %w", err)
+	}
+	if c := out.cache; c != nil {
+		for _, d := range out.writes.Deletes {
+			c.remove(d)
+		}
+		for _, sv := range out.writes.Saves {
+			if sv.Data != nil {
+				c.put(sv.Ref, sv.Data)
+			} else {
+				c.remove(sv.Ref)
+			}
+		}
+	}
+	if err := e.store.AckTimers(ctx, out.acks); err != nil {
+		e.m.storeErrors.WithLabelValues("ack_timers").Inc()
+		return fmt.Errorf("acknowledge timers: %w", err)
+	}
+	for _, w := range out.walksDone {
+		e.m.walksDone.WithLabelValues(w.kind).Inc()
+	}
+	out.walksDone = nil
+	out.confirm, out.acks = nil, nil
+	out.writes = store.Writes{}
+	return nil
 }
 
 // newSnapshot allocates a snapshot from the batch's slab.
