@@ -343,7 +343,7 @@ func (x *e2e) waitAssigned(ctx context.Context, group string, partitions int, sr
 	}
 }
 
-// messages turns SPEC envelopes into Kafka messages keyed by record id
+// messages turns event envelopes (docs/events.md) into Kafka messages keyed by record id
 // (the call id for trackers), as a CRM's producer would.
 func messages(raws [][]byte) []kafka.Message {
 	out := make([]kafka.Message, len(raws))

@@ -193,7 +193,7 @@ func (w Workload) generate(kind string, rule func(r *rand.Rand, pick func([]stri
 	return srcs
 }
 
-// Events generates n SPEC envelopes as JSON, about 600 bytes each for
+// Events generates n event envelopes (docs/events.md) as JSON, about 600 bytes each for
 // opportunities: 45% opportunity, 20% account, 20% lead, 8% contact
 // updates and creates, 5% tracker detections, 2% schedule firings.
 // Records repeat (updates of the same records), times increase.

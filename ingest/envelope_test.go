@@ -44,7 +44,7 @@ type goodCase struct {
 func envelopeGoodCases() []goodCase {
 	return []goodCase{
 		{
-			name: "SPEC example",
+			name: "the example of docs/events.md",
 			in: `{"id": "evt-9f1c", "type": "record.updated", "time": "2026-11-24T10:00:00Z",
 			 "workspace": "acme", "object": "opportunity",
 			 "record": {"id": "006A1", "stage": "Closed Won", "amount": 250000, "owner_id": "u-7"},

@@ -213,8 +213,8 @@ type eventSummary struct {
 	desc string
 }
 
-// summarizeEvent picks the Kafka key of an event (the record id, SPEC
-// section 2; for a tracker event the account id, else the call id) and
+// summarizeEvent picks the Kafka key of an event (the record id, as
+// docs/events.md "The envelope" says; for a tracker event the account id, else the call id) and
 // describes it. A line that is not a JSON object has no key.
 func summarizeEvent(line string) eventSummary {
 	var ev struct {

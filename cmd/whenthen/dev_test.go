@@ -218,7 +218,7 @@ func TestDevPlaceholders(t *testing.T) {
 }
 
 // TestKcat drives the dev setup with kcat, the way an operator joins it:
-// SPEC events produced with `kcat -P -K:`, actions read back with
+// events (docs/events.md) produced with `kcat -P -K:`, actions read back with
 // `kcat -C ... -o beginning -e`.
 func TestKcat(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")

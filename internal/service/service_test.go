@@ -45,7 +45,7 @@ automations:
         reenroll_after: 720h
 `
 
-// TestEndToEnd produces SPEC envelopes, runs the service in-process and
+// TestEndToEnd produces event envelopes (docs/events.md), runs the service in-process and
 // compares the action and run records it writes, exactly.
 func TestEndToEnd(t *testing.T) {
 	c := newCluster(t, 1)
