@@ -3,8 +3,9 @@
 //
 // An [Action] asks a downstream system to do something (send a brief, enroll
 // a person in a flow); a [Run] records what one automation did with one event
-// (completed, skipped and why, or failed); a [DeadLetter] is input that could
-// not be processed. Actions and runs carry deterministic ids ([ActionID],
+// (completed, skipped and why, or failed); an [Outcome] is what `whenthen
+// deliver` did with an action (outcome.go); a [DeadLetter] is input that
+// could not be processed. Actions and runs carry deterministic ids ([ActionID],
 // [RunID]) so that a record written twice, after a retry or a redelivery,
 // can be recognised downstream. The default topic names, the message keys
 // ([Action.Key], [Run.Key]) and the header names (HeaderActionID, ...) are

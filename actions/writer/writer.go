@@ -1,6 +1,7 @@
 // Package writer writes whenthen's output records to Kafka: action and
-// run-history records (package actions) to their topics, and input that
-// could not be processed to the dead-letter topic, each through a
+// run-history records (package actions) to their topics, delivery
+// outcomes to theirs (outcomes.go), and input that could not be processed
+// to the dead-letter topic, each through a
 // synchronous kafka-go Writer that returns only once Kafka has
 // acknowledged every message. [EnsureTopics] creates the topics, for
 // development and tests.

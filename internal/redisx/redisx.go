@@ -1,5 +1,7 @@
-// Package redisx holds Redis helpers shared by the dev mode, the
-// benchmark suite and the tests.
+// Package redisx holds what every whenthen process that talks to Redis
+// shares: reading a Redis URL (one server or a Redis Cluster, with TLS)
+// into client options and a client (url.go), and deleting a key prefix,
+// for the dev mode, the benchmark suite and the tests.
 package redisx
 
 import (

@@ -1,5 +1,6 @@
 // Package testenv gives tests of every whenthen package the real things they
-// run against: a redis-server and an in-process Kafka-protocol broker (kfake).
+// run against: a redis-server (or a Redis Cluster), a PostgreSQL database
+// and an in-process Kafka-protocol broker (kfake).
 //
 // # Redis
 //
@@ -45,6 +46,12 @@
 // a few keys at a time (clients meanwhile get ASK and TRYAGAIN). The
 // node timeout is 1 s, so a failover takes a few seconds, and forming a
 // cluster about five.
+//
+// # PostgreSQL
+//
+// [Postgres] creates a database of the calling test's own on the server
+// at [PostgresURL] (WHENTHEN_TEST_POSTGRES_URL, else the 127.0.0.1:5432
+// server `make test` makes sure of) and drops it at t.Cleanup.
 //
 // # Kafka
 //
