@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/internal/childproc"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/service"
 )
 
@@ -123,10 +124,10 @@ func runServer(ctx context.Context, req childRequest, stdin io.Reader, stdout io
 	if req.Mode == modeService {
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "service")
 		svc, err := service.New(service.Options{
-			Kafka: service.KafkaOptions{Brokers: req.Brokers, Group: req.Group,
+			Kafka: daemon.KafkaOptions{Brokers: req.Brokers, Group: req.Group,
 				// Commits close behind processing, for the drain's end.
 				CommitInterval: 50 * time.Millisecond, LagInterval: -1},
-			Redis:           service.RedisOptions{URL: req.RedisURL, Prefix: req.Prefix},
+			Redis:           daemon.RedisOptions{URL: req.RedisURL, Prefix: req.Prefix},
 			Rules:           []string{req.Dir},
 			MetricsListen:   "127.0.0.1:0",
 			Logger:          log,

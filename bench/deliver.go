@@ -19,7 +19,7 @@ import (
 	"github.com/whenthen/whenthen/delivery"
 	"github.com/whenthen/whenthen/delivery/sink"
 	"github.com/whenthen/whenthen/delivery/webhook"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 )
 
 // DeliverOptions size the delivery benchmark.
@@ -187,9 +187,9 @@ func runDeliver(ctx context.Context, o DeliverOptions, quick bool, r *benchRedis
 		rcpu0, rok0 := procCPU(r.PID)
 		busy0, total0, mok0 := machineCPU()
 		svc, err := delivery.New(delivery.Options{
-			Kafka: service.KafkaOptions{Brokers: cluster.ListenAddrs(), Group: "bench-" + name, ActionsTopic: topic,
+			Kafka: daemon.KafkaOptions{Brokers: cluster.ListenAddrs(), Group: "bench-" + name, ActionsTopic: topic,
 				MaxWait: 500 * time.Millisecond, CommitInterval: 50 * time.Millisecond, LagInterval: -1},
-			Redis:      service.RedisOptions{URL: r.URL, Prefix: r.Prefix + "deliver-" + name + ":"},
+			Redis:      daemon.RedisOptions{URL: r.URL, Prefix: r.Prefix + "deliver-" + name + ":"},
 			ConfigFile: path, Env: func(string) string { return secret },
 			MetricsListen: "127.0.0.1:0", Logger: quiet, ShutdownTimeout: 5 * time.Second,
 			ReloadInterval: -1, StatsInterval: time.Hour,

@@ -33,7 +33,7 @@ import (
 	"github.com/whenthen/whenthen/history/query"
 	"github.com/whenthen/whenthen/history/store"
 	"github.com/whenthen/whenthen/history/web"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -356,7 +356,7 @@ func benchService(ctx context.Context, o HistoryOptions) (float64, error) {
 	}
 	_ = w.Close()
 	svc, err := history.New(history.Options{
-		Kafka: service.KafkaOptions{Brokers: c.ListenAddrs(), MaxWait: 100 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
+		Kafka: daemon.KafkaOptions{Brokers: c.ListenAddrs(), MaxWait: 100 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
 			CommitInterval: 200 * time.Millisecond},
 		DB: dbURL, Listen: "127.0.0.1:0", LogOutput: io.Discard, LogLevel: "error", RetentionInterval: -1,
 	})

@@ -18,7 +18,7 @@ import (
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/delivery"
 	"github.com/whenthen/whenthen/engine/store"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
@@ -59,9 +59,9 @@ func newWorld(t *testing.T, config string, edit func(*delivery.Options)) *world 
 	w.config = filepath.Join(w.dir, "deliver.yaml")
 	w.writeConfig(config)
 	o := delivery.Options{
-		Kafka: service.KafkaOptions{Brokers: w.kafka.Addrs(), MaxWait: 100 * time.Millisecond,
+		Kafka: daemon.KafkaOptions{Brokers: w.kafka.Addrs(), MaxWait: 100 * time.Millisecond,
 			HeartbeatInterval: 200 * time.Millisecond, CommitInterval: 50 * time.Millisecond, LagInterval: -1, MetadataTTL: 200 * time.Millisecond},
-		Redis:      service.RedisOptions{URL: testenv.RedisURL(t), Prefix: w.prefix},
+		Redis:      daemon.RedisOptions{URL: testenv.RedisURL(t), Prefix: w.prefix},
 		ConfigFile: w.config,
 		Env: func(k string) string {
 			return map[string]string{"HOOK_SECRET": hookSecret, "SMTP_PASSWORD": smtpPass}[k]

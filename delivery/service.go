@@ -25,7 +25,7 @@ import (
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/syncx"
 )
 
@@ -52,12 +52,12 @@ type Options struct {
 	// the deliverer's consumer group (default "whenthen-deliver");
 	// ActionsTopic its input (default automations.actions); DLQTopic
 	// receives the actions that failed (default automations.dlq).
-	Kafka service.KafkaOptions
+	Kafka daemon.KafkaOptions
 	// OutcomesTopic receives the outcomes; default automations.outcomes.
 	OutcomesTopic string
 	// Redis holds the queues and marks, and the engine's record snapshots
 	// (read for payloads and briefs): the engine's Redis and prefix.
-	Redis service.RedisOptions
+	Redis daemon.RedisOptions
 	// Schema is the engine's schema file ("" for the standard fields):
 	// snapshots are read with it.
 	Schema string
@@ -78,7 +78,7 @@ type Options struct {
 	MetricsListen string
 
 	// Logger receives the log; when nil one is built from LogFormat,
-	// LogLevel and LogOutput as by service.NewLogger.
+	// LogLevel and LogOutput as by daemon.NewLogger.
 	Logger    *slog.Logger
 	LogFormat string
 	LogLevel  string
@@ -109,8 +109,8 @@ func (o Options) withDefaults() (Options, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	k := &o.Kafka
-	if len(k.Brokers) == 0 {
-		bad("no Kafka brokers")
+	if err := k.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if k.Group == "" {
 		k.Group = DefaultGroup
@@ -127,8 +127,11 @@ func (o Options) withDefaults() (Options, error) {
 	if k.ActionsTopic == k.DLQTopic || k.ActionsTopic == o.OutcomesTopic || k.DLQTopic == o.OutcomesTopic {
 		bad("the actions (%s), outcomes (%s) and dead-letter (%s) topics must differ", k.ActionsTopic, o.OutcomesTopic, k.DLQTopic)
 	}
+	if err := o.Redis.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if o.Redis.URL == "" {
-		o.Redis.URL = service.DefaultRedisURL
+		o.Redis.URL = daemon.DefaultRedisURL
 	}
 	if o.Redis.Prefix == "" {
 		o.Redis.Prefix = "wt:"
@@ -163,6 +166,11 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		if err := daemon.ValidateLog(o.LogFormat, o.LogLevel); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return o, errors.Join(errs...)
 }
@@ -200,7 +208,7 @@ type Service struct {
 	http     *http.Server
 	draining atomic.Bool
 
-	life service.Lifecycle // Run once, Close idempotent
+	life daemon.Lifecycle // Run once, Close idempotent
 }
 
 // New builds a deliverer: it reads the schema and the delivery config
@@ -217,7 +225,7 @@ func New(opts Options) (*Service, error) {
 		if out == nil {
 			out = os.Stderr
 		}
-		if log, err = service.NewLogger(out, o.LogFormat, o.LogLevel); err != nil {
+		if log, err = daemon.NewLogger(out, o.LogFormat, o.LogLevel); err != nil {
 			return nil, err
 		}
 	}
@@ -247,7 +255,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s.setPlan(p)
 
-	if s.rdb, err = service.RedisClient(o.Redis, log); err != nil {
+	if s.rdb, err = daemon.RedisClient(o.Redis, log); err != nil {
 		return nil, err
 	}
 	if s.store, err = store.NewRedis(s.rdb, o.Redis.Prefix, store.Options{Schema: s.schema, Logger: log.With("component", "snapshots")}); err != nil {
@@ -255,7 +263,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s.q = queue{rdb: s.rdb, prefix: o.Redis.Prefix}
 
-	dialer, transport, err := service.KafkaClients(o.Kafka)
+	dialer, transport, err := daemon.KafkaClients(o.Kafka)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/history/auth"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 )
 
 // Defaults of Options.
@@ -30,11 +30,11 @@ const (
 // each field.
 type Options struct {
 	// Kafka are the brokers, TLS, SASL and consumer tuning, as `whenthen
-	// run` takes them (service.KafkaOptions); Group defaults to
+	// run` takes them (daemon.KafkaOptions); Group defaults to
 	// "whenthen-history" and names the three groups GROUP-runs,
 	// GROUP-actions and GROUP-outcomes, one per topic; RunsTopic, ActionsTopic and DLQTopic to the
 	// engine's defaults. InputTopic is not used.
-	Kafka service.KafkaOptions
+	Kafka daemon.KafkaOptions
 	// OutcomesTopic is the delivery outcomes' topic; default
 	// "automations.outcomes".
 	OutcomesTopic string
@@ -64,7 +64,7 @@ type Options struct {
 	// Redis is the engine's Redis, read (never written) by the Why not?
 	// check; URL "" leaves the check unavailable. Prefix defaults to
 	// "wt:".
-	Redis service.RedisOptions
+	Redis daemon.RedisOptions
 
 	// Listen is the address of the page, the API, /metrics, /healthz and
 	// /readyz; default ":9466".
@@ -80,7 +80,7 @@ type Options struct {
 	BatchSize int
 
 	// Logger receives the service's log; when nil one is built from
-	// LogFormat and LogLevel on LogOutput, as service.Options does.
+	// LogFormat and LogLevel on LogOutput (daemon.NewLogger).
 	Logger    *slog.Logger
 	LogFormat string
 	LogLevel  string
@@ -148,13 +148,8 @@ func (o Options) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	k := o.Kafka
-	if len(k.Brokers) == 0 {
-		bad("no Kafka brokers")
-	}
-	for _, b := range k.Brokers {
-		if b == "" || strings.ContainsAny(b, " /") || !strings.Contains(b, ":") {
-			bad("Kafka broker %q: want host:port", b)
-		}
+	if err := k.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	topics := map[string]string{}
 	for _, t := range [][2]string{{"runs", k.RunsTopic}, {"actions", k.ActionsTopic}, {"outcomes", o.OutcomesTopic}, {"dead-letter", k.DLQTopic}} {
@@ -182,10 +177,8 @@ func (o Options) Validate() error {
 		bad("session key: want at least 32 bytes")
 	}
 	if o.Logger == nil {
-		switch o.LogFormat {
-		case "", "json", "text":
-		default:
-			bad("log format %q: want json or text", o.LogFormat)
+		if err := daemon.ValidateLog(o.LogFormat, o.LogLevel); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

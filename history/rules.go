@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/crm"
-	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -61,7 +60,7 @@ func (rs *ruleSet) reload() error {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	rs.seen = service.RulesFingerprint(rs.paths)
+	rs.seen = rules.Fingerprint(rs.paths)
 	return rs.load()
 }
 
@@ -96,7 +95,7 @@ func (rs *ruleSet) watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		fp := service.RulesFingerprint(rs.paths)
+		fp := rules.Fingerprint(rs.paths)
 		rs.mu.Lock()
 		if fp != rs.seen {
 			rs.seen = fp

@@ -45,7 +45,7 @@ import (
 	"github.com/whenthen/whenthen/history/store/sqlite"
 	"github.com/whenthen/whenthen/history/web"
 	"github.com/whenthen/whenthen/ingest"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/syncx"
 )
 
@@ -71,7 +71,7 @@ type Service struct {
 
 	draining atomic.Bool
 
-	life service.Lifecycle // Run once, Close idempotent
+	life daemon.Lifecycle // Run once, Close idempotent
 }
 
 // OpenStore opens the database of a DB setting (see ParseDB), applies its
@@ -123,7 +123,7 @@ func New(opts Options) (*Service, error) {
 		if out == nil {
 			out = os.Stderr
 		}
-		if log, err = service.NewLogger(out, o.LogFormat, o.LogLevel); err != nil {
+		if log, err = daemon.NewLogger(out, o.LogFormat, o.LogLevel); err != nil {
 			return nil, err
 		}
 	}
@@ -151,7 +151,7 @@ func New(opts Options) (*Service, error) {
 	}
 	var state check.State
 	if o.Redis.URL != "" && s.rules.compiler != nil {
-		if s.rdb, err = service.RedisClient(o.Redis, log); err != nil {
+		if s.rdb, err = daemon.RedisClient(o.Redis, log); err != nil {
 			return nil, err
 		}
 		live, err := enginestore.NewRedis(s.rdb, o.Redis.Prefix, enginestore.Options{Schema: s.rules.compiler.Schema(),
@@ -174,7 +174,7 @@ func New(opts Options) (*Service, error) {
 
 	// Kafka.
 	k := o.Kafka
-	dialer, transport, err := service.KafkaConnections(k)
+	dialer, transport, err := daemon.KafkaClients(k)
 	if err != nil {
 		return nil, err
 	}

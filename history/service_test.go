@@ -24,7 +24,7 @@ import (
 	"github.com/whenthen/whenthen/history/auth"
 	"github.com/whenthen/whenthen/history/store"
 	"github.com/whenthen/whenthen/history/store/storetest"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
@@ -66,7 +66,7 @@ func start(t *testing.T, db string, cluster *testenv.Cluster, tweak func(*histor
 	acme, acmeHash := auth.NewToken()
 	all, allHash := auth.NewToken()
 	opts := history.Options{
-		Kafka: service.KafkaOptions{Brokers: cluster.Addrs(), MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
+		Kafka: daemon.KafkaOptions{Brokers: cluster.Addrs(), MaxWait: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
 			SessionTimeout: 2 * time.Second, CommitInterval: 50 * time.Millisecond, LagInterval: 200 * time.Millisecond},
 		DB:     db,
 		Rules:  []string{filepath.Join(examplesDir(), "automations")},
@@ -517,7 +517,7 @@ func TestRedisURLs(t *testing.T) {
 		{"http://127.0.0.1:6379", "redis URL"},
 		{"redis://", "redis URL"},
 	} {
-		err := history.Options{Redis: service.RedisOptions{URL: c.url}}.Validate()
+		err := history.Options{Redis: daemon.RedisOptions{URL: c.url}}.Validate()
 		var redisErr string
 		for _, l := range strings.Split(fmt.Sprint(err), "\n") {
 			if strings.Contains(strings.ToLower(l), "redis") {

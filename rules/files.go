@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -67,4 +68,24 @@ func ReadFiles(paths ...string) ([]Source, error) {
 		srcs = append(srcs, Source{Name: f, Data: data})
 	}
 	return srcs, nil
+}
+
+// Fingerprint describes the rule files under paths (Expand): their
+// names, sizes and modification times, or the error listing them. It
+// changes when a file does, which is when a service reloads them.
+func Fingerprint(paths []string) string {
+	files, err := Expand(paths)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			fmt.Fprintf(&b, "%s:error\n", f)
+			continue
+		}
+		fmt.Fprintf(&b, "%s:%d:%d\n", f, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
 }

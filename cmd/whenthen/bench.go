@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/bench"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 )
 
 func init() {
@@ -118,7 +118,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) int {
 	if *quiet {
 		level = "error"
 	}
-	if o.Logger, err = service.NewLogger(env.stderr, "text", level); err != nil {
+	if o.Logger, err = daemon.NewLogger(env.stderr, "text", level); err != nil {
 		return bad("%v", err)
 	}
 	if !*quiet {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/delivery"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/internal/yamlfile"
 )
@@ -72,7 +73,7 @@ func defaultDeliverConfig() *deliverConfig {
 	c.Topics.Actions = actions.DefaultActionsTopic
 	c.Topics.Outcomes = actions.DefaultOutcomesTopic
 	c.Topics.DLQ = actions.DefaultDLQTopic
-	c.Redis.URL = service.DefaultRedisURL
+	c.Redis.URL = daemon.DefaultRedisURL
 	c.Redis.Prefix = "wt:"
 	c.BatchSize = delivery.DefaultBatchSize
 	c.Metrics.Listen = delivery.DefaultMetricsListen
@@ -213,17 +214,17 @@ func (c *deliverConfig) options(env *cmdEnv, path string) delivery.Options {
 	k.ActionsTopic, k.DLQTopic = c.Topics.Actions, c.Topics.DLQ
 	k.TLS = c.Kafka.tlsOptions()
 	k.SASL = c.Kafka.saslOptions()
-	o.Redis = service.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
+	o.Redis = daemon.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
 	return o
 }
 
 func (c *deliverConfig) validate() error {
 	// The connection settings are checked as `whenthen run` checks them.
-	so := service.Options{Rules: []string{"-"}, Kafka: service.KafkaOptions{Brokers: c.Kafka.Brokers, Group: c.Kafka.Group,
+	so := service.Options{Rules: []string{"-"}, Kafka: daemon.KafkaOptions{Brokers: c.Kafka.Brokers, Group: c.Kafka.Group,
 		ActionsTopic: c.Topics.Actions, DLQTopic: c.Topics.DLQ, RunsTopic: "unused.runs", InputTopic: "unused.input",
 		TLS:  c.Kafka.tlsOptions(),
 		SASL: c.Kafka.saslOptions()},
-		Redis: service.RedisOptions{URL: c.Redis.URL, CAFile: c.Redis.CAFile}, LogFormat: c.Log.Format, LogLevel: c.Log.Level}
+		Redis: daemon.RedisOptions{URL: c.Redis.URL, CAFile: c.Redis.CAFile}, LogFormat: c.Log.Format, LogLevel: c.Log.Level}
 	errs := []error{so.Validate()}
 	if c.BatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("--batch-size %d: want a positive number", c.BatchSize))

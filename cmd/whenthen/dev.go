@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/redisx"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/rules"
@@ -94,7 +95,7 @@ func runDev(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "whenthen dev: --settle-timeout must be positive, got %v\n", o.settle)
 		return 2
 	}
-	logger, err := service.NewLogger(env.stderr, "text", o.logLevel)
+	logger, err := daemon.NewLogger(env.stderr, "text", o.logLevel)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "whenthen dev: --log-level: %v\n", err)
 		return 2
@@ -218,7 +219,7 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 
 	// The service, as `whenthen run` starts it.
 	svc, err := service.New(service.Options{
-		Kafka: service.KafkaOptions{
+		Kafka: daemon.KafkaOptions{
 			Brokers: brokers,
 			Group:   "whenthen-dev",
 			// Quick to start and to stop on one machine.
@@ -226,7 +227,7 @@ func (o *devOptions) run(ctx context.Context, env *cmdEnv) int {
 			HeartbeatInterval: 500 * time.Millisecond,
 			CommitInterval:    100 * time.Millisecond,
 		},
-		Redis:         service.RedisOptions{URL: redisURL, Prefix: prefix},
+		Redis:         daemon.RedisOptions{URL: redisURL, Prefix: prefix},
 		Rules:         o.rules,
 		Schema:        o.schema,
 		MetricsListen: o.metricsListen,

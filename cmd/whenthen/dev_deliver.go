@@ -19,7 +19,7 @@ import (
 	"github.com/whenthen/whenthen/delivery"
 	"github.com/whenthen/whenthen/delivery/sink"
 	"github.com/whenthen/whenthen/delivery/webhook"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 )
 
 // Environment variables that give `whenthen dev`'s briefs an AI endpoint
@@ -113,9 +113,9 @@ destinations:
 	}
 	vars := map[string]string{"DEV_WEBHOOK_SECRET": secret, "DEV_SMTP_PASSWORD": smtpPass, envDevAIKey: env.getenv(envDevAIKey)}
 	d.svc, err = delivery.New(delivery.Options{
-		Kafka: service.KafkaOptions{Brokers: brokers, MaxWait: 100 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
+		Kafka: daemon.KafkaOptions{Brokers: brokers, MaxWait: 100 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
 			CommitInterval: 100 * time.Millisecond},
-		Redis:      service.RedisOptions{URL: redisURL, Prefix: prefix},
+		Redis:      daemon.RedisOptions{URL: redisURL, Prefix: prefix},
 		Schema:     schema,
 		ConfigFile: filepath.Join(d.dir, "deliver.yaml"),
 		Env:        func(k string) string { return vars[k] },

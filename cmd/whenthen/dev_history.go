@@ -13,7 +13,7 @@ import (
 	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/history"
 	"github.com/whenthen/whenthen/history/auth"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 )
 
 // devHistory is the run history `whenthen dev` starts beside the engine:
@@ -55,11 +55,11 @@ func (h *devHistory) start(ctx context.Context, brokers []string, redisURL, pref
 	tok, hash := auth.NewToken()
 	h.token = tok
 	h.svc, err = history.New(history.Options{
-		Kafka: service.KafkaOptions{Brokers: brokers, Group: "whenthen-dev-history",
+		Kafka: daemon.KafkaOptions{Brokers: brokers, Group: "whenthen-dev-history",
 			MaxWait: 100 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond, CommitInterval: 100 * time.Millisecond},
 		DB:    "sqlite:" + filepath.Join(dir, "history.db"),
 		Rules: rules, Schema: schema,
-		Redis:  service.RedisOptions{URL: redisURL, Prefix: prefix},
+		Redis:  daemon.RedisOptions{URL: redisURL, Prefix: prefix},
 		Listen: h.listen,
 		Tokens: []auth.Token{{Name: "dev", SHA256: hash, Workspaces: []string{auth.AllWorkspaces}}},
 		Logger: log.With("service", "history"), ShutdownTimeout: 10 * time.Second,

@@ -16,7 +16,7 @@ import (
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/history"
 	"github.com/whenthen/whenthen/history/auth"
-	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -222,7 +222,7 @@ func (c *historyConfig) options(env *cmdEnv) (history.Options, error) {
 	k.RunsTopic, k.ActionsTopic, k.DLQTopic = c.Topics.Runs, c.Topics.Actions, c.Topics.DLQ
 	k.TLS = c.Kafka.tlsOptions()
 	k.SASL = c.Kafka.saslOptions()
-	o.Redis = service.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
+	o.Redis = daemon.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
 	if c.History.SessionKey != "" {
 		key, err := hex.DecodeString(c.History.SessionKey)
 		if err != nil || len(key) < 32 {

@@ -15,6 +15,7 @@ import (
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/rules"
 )
@@ -48,8 +49,8 @@ type kafkaConfig struct {
 }
 
 // tlsOptions are the TLS settings as the services take them.
-func (k *kafkaConfig) tlsOptions() service.TLSOptions {
-	return service.TLSOptions{Enabled: k.TLS.Enabled, CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile,
+func (k *kafkaConfig) tlsOptions() daemon.TLSOptions {
+	return daemon.TLSOptions{Enabled: k.TLS.Enabled, CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile,
 		KeyFile: k.TLS.KeyFile, ServerName: k.TLS.ServerName, InsecureSkipVerify: k.TLS.InsecureSkipVerify}
 }
 
@@ -68,8 +69,8 @@ func (k *kafkaConfig) bindSecurityFlags(fs *flag.FlagSet) {
 }
 
 // saslOptions are the SASL settings as the services take them.
-func (k *kafkaConfig) saslOptions() service.SASLOptions {
-	return service.SASLOptions{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: k.SASL.Password}
+func (k *kafkaConfig) saslOptions() daemon.SASLOptions {
+	return daemon.SASLOptions{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: k.SASL.Password}
 }
 
 // runConfig is every setting of `whenthen run`, as the config file spells
@@ -161,7 +162,7 @@ func defaultRunConfig() *runConfig {
 	c.Topics.Actions = "automations.actions"
 	c.Topics.Runs = "automations.runs"
 	c.Topics.DLQ = "automations.dlq"
-	c.Redis.URL = service.DefaultRedisURL
+	c.Redis.URL = daemon.DefaultRedisURL
 	c.Redis.Prefix = "wt:"
 	c.Redis.SnapshotEncoding = store.EncodingBinary
 	c.Decoder.Type = service.DecoderEnvelope
@@ -362,7 +363,7 @@ func (c *runConfig) options(env *cmdEnv) service.Options {
 	k.InputTopic, k.ActionsTopic, k.RunsTopic, k.DLQTopic = c.Topics.Input, c.Topics.Actions, c.Topics.Runs, c.Topics.DLQ
 	k.TLS = c.Kafka.tlsOptions()
 	k.SASL = c.Kafka.saslOptions()
-	o.Redis = service.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
+	o.Redis = daemon.RedisOptions{URL: c.Redis.URL, Prefix: c.Redis.Prefix, CAFile: c.Redis.CAFile}
 	o.Decoder = c.Decoder.options(crm.Limits{MaxStringBytes: c.Limits.StringBytes, MaxListLen: c.Limits.ListLen,
 		MaxMapEntries: c.Limits.MapEntries, MaxDepth: c.Limits.MapDepth})
 	return o

@@ -17,6 +17,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
@@ -58,7 +59,7 @@ func options(t testing.TB, c *testenv.Cluster, rulesDir, redisURL string) servic
 		redisURL = testenv.RedisURL(t)
 	}
 	return service.Options{
-		Kafka: service.KafkaOptions{
+		Kafka: daemon.KafkaOptions{
 			Brokers:           c.Addrs(),
 			Group:             group,
 			MaxWait:           100 * time.Millisecond,
@@ -69,7 +70,7 @@ func options(t testing.TB, c *testenv.Cluster, rulesDir, redisURL string) servic
 			LagInterval:       -1,
 			MetadataTTL:       time.Second,
 		},
-		Redis:           service.RedisOptions{URL: redisURL, Prefix: prefix},
+		Redis:           daemon.RedisOptions{URL: redisURL, Prefix: prefix},
 		Rules:           []string{rulesDir},
 		MetricsListen:   "127.0.0.1:0",
 		Logger:          testenv.Logger(t),

@@ -12,13 +12,12 @@ import (
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
-	"github.com/whenthen/whenthen/internal/redisx"
+	"github.com/whenthen/whenthen/internal/daemon"
 )
 
 // Defaults of Options.
 const (
 	DefaultGroup           = "whenthen"
-	DefaultRedisURL        = "redis://localhost:6379/0"
 	DefaultMetricsListen   = ":9464"
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultReloadInterval  = 5 * time.Second
@@ -35,8 +34,8 @@ const (
 // Options configure a [Service]. Zero values take the defaults given with
 // each field.
 type Options struct {
-	Kafka KafkaOptions
-	Redis RedisOptions
+	Kafka daemon.KafkaOptions
+	Redis daemon.RedisOptions
 
 	// Rules are the automation files and directories (required).
 	Rules []string
@@ -95,106 +94,6 @@ type Options struct {
 	Clock func() time.Time
 }
 
-// KafkaOptions are the Kafka settings of a Service.
-type KafkaOptions struct {
-	// Brokers are the bootstrap brokers, host:port (required).
-	Brokers []string
-	// Group is the consumer group; default "whenthen".
-	Group string
-	// Topics; defaults crm.events, automations.actions, automations.runs
-	// and automations.dlq.
-	InputTopic   string
-	ActionsTopic string
-	RunsTopic    string
-	DLQTopic     string
-
-	TLS  TLSOptions
-	SASL SASLOptions
-
-	// Consumer tuning; zero values take the ingest.ConsumerOptions
-	// defaults. Tests shorten them.
-	MaxWait           time.Duration
-	HeartbeatInterval time.Duration
-	SessionTimeout    time.Duration
-	RebalanceTimeout  time.Duration
-	CommitInterval    time.Duration
-	LagInterval       time.Duration
-	// MetadataTTL is how often the writers' and offset requests' view of
-	// the cluster is refreshed; default 6s (kafka-go's).
-	MetadataTTL time.Duration
-}
-
-// TLSOptions enable TLS to the brokers.
-type TLSOptions struct {
-	// Enabled turns TLS on; setting any file below does too.
-	Enabled bool
-	// CAFile holds the PEM certificates that verify the brokers; "" for
-	// the system roots.
-	CAFile string
-	// CertFile and KeyFile hold a PEM client certificate and its key, for
-	// brokers that authenticate clients by certificate; both or neither.
-	CertFile string
-	KeyFile  string
-	// ServerName overrides the name verified in the brokers' certificates.
-	ServerName string
-	// InsecureSkipVerify disables verification of the brokers'
-	// certificates: for tests only.
-	InsecureSkipVerify bool
-}
-
-func (t TLSOptions) on() bool {
-	return t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != ""
-}
-
-// SASL mechanisms.
-const (
-	SASLPlain       = "PLAIN"
-	SASLScramSHA256 = "SCRAM-SHA-256"
-	SASLScramSHA512 = "SCRAM-SHA-512"
-)
-
-// SASLOptions authenticate to the brokers.
-type SASLOptions struct {
-	// Mechanism is "" (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, in
-	// any case.
-	Mechanism string
-	Username  string
-	Password  string
-}
-
-// RedisOptions are the Redis settings of a Service.
-type RedisOptions struct {
-	// URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS
-	// (with ?skip_verify=true to skip certificate verification, for
-	// tests); a Redis Cluster is
-	// redis+cluster://[[user]:password@]host:port[,host:port...] (or
-	// rediss+cluster://, or redis:// with several hosts): the seeds the
-	// client learns the cluster from (redisx.ParseURL); default
-	// "redis://localhost:6379/0".
-	URL string
-	// CAFile holds PEM certificates that verify the server of a rediss://
-	// URL; "" for the system roots.
-	CAFile string
-	// Prefix namespaces every key; default "wt:".
-	Prefix string
-}
-
-// Validate checks the URL ("" is the default's) and that a CA file comes
-// with a TLS URL; its errors never quote the URL (it may hold a password).
-func (o RedisOptions) Validate() error {
-	if o.URL == "" {
-		return nil
-	}
-	ro, err := redisx.ParseURL(o.URL)
-	switch {
-	case err != nil:
-		return fmt.Errorf("redis URL: %w", err)
-	case o.CAFile != "" && ro.TLSConfig() == nil:
-		return errors.New("redis CA file given for a URL that is not rediss:// or rediss+cluster://")
-	}
-	return nil
-}
-
 // DecoderOptions choose the input decoder.
 type DecoderOptions struct {
 	// Kind is "envelope" (the default: docs/events.md) or "debezium".
@@ -241,7 +140,7 @@ func (o Options) withDefaults() (Options, error) {
 		k.DLQTopic = actions.DefaultDLQTopic
 	}
 	if o.Redis.URL == "" {
-		o.Redis.URL = DefaultRedisURL
+		o.Redis.URL = daemon.DefaultRedisURL
 	}
 	if o.Decoder.Kind == "" {
 		o.Decoder.Kind = DecoderEnvelope
@@ -280,13 +179,8 @@ func (o Options) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	k := o.Kafka
-	if len(k.Brokers) == 0 {
-		bad("no Kafka brokers")
-	}
-	for _, b := range k.Brokers {
-		if b == "" || strings.ContainsAny(b, " /") || !strings.Contains(b, ":") {
-			bad("Kafka broker %q: want host:port", b)
-		}
+	if err := k.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	topics := map[string]string{}
 	for _, t := range []struct{ name, value, def string }{
@@ -304,25 +198,7 @@ func (o Options) Validate() error {
 		}
 		topics[v] = t.name
 	}
-	if (k.TLS.CertFile == "") != (k.TLS.KeyFile == "") {
-		bad("Kafka TLS: set both the client certificate and key files, or neither")
-	}
-	switch strings.ToUpper(k.SASL.Mechanism) {
-	case "":
-		if k.SASL.Username != "" || k.SASL.Password != "" {
-			bad("Kafka SASL: a username or password without a mechanism")
-		}
-	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
-		if k.SASL.Username == "" {
-			bad("Kafka SASL %s: no username", strings.ToUpper(k.SASL.Mechanism))
-		}
-	default:
-		bad("Kafka SASL mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
-	}
 	for name, d := range map[string]time.Duration{
-		"Kafka max wait": k.MaxWait, "Kafka heartbeat interval": k.HeartbeatInterval,
-		"Kafka session timeout": k.SessionTimeout, "Kafka rebalance timeout": k.RebalanceTimeout,
-		"Kafka commit interval": k.CommitInterval, "Kafka metadata TTL": k.MetadataTTL,
 		"shutdown timeout": o.ShutdownTimeout, "dedup TTL": o.DedupTTL, "snapshot TTL": o.SnapshotTTL,
 		"timer interval": o.TimerInterval,
 	} {
@@ -346,13 +222,8 @@ func (o Options) Validate() error {
 		bad("negative timer batch %d", o.TimerBatch)
 	}
 	if o.Logger == nil {
-		if _, err := parseLevel(o.LogLevel); err != nil {
+		if err := daemon.ValidateLog(o.LogFormat, o.LogLevel); err != nil {
 			errs = append(errs, err)
-		}
-		switch o.LogFormat {
-		case "", "json", "text":
-		default:
-			bad("log format %q: want json or text", o.LogFormat)
 		}
 	}
 	return errors.Join(errs...)
@@ -388,35 +259,4 @@ func (o DecoderOptions) Validate() error {
 		bad("negative record value limit %+v", l)
 	}
 	return errors.Join(errs...)
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "", "info":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
-}
-
-// NewLogger returns a logger writing format ("json" or "text") records of
-// level and above to w.
-func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	lvl, err := parseLevel(level)
-	if err != nil {
-		return nil, err
-	}
-	ho := &slog.HandlerOptions{Level: lvl}
-	switch format {
-	case "", "json":
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, ho)), nil
-	}
-	return nil, fmt.Errorf("log format %q: want json or text", format)
 }

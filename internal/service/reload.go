@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/whenthen/whenthen/rules"
@@ -23,7 +21,7 @@ const maxLoggedRuleErrors = 100
 func (s *Service) Reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	s.rulesSeen = fingerprint(s.opts.Rules)
+	s.rulesSeen = rules.Fingerprint(s.opts.Rules)
 	return s.reloadLocked()
 }
 
@@ -66,7 +64,7 @@ func (s *Service) watchRules(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		fp := fingerprint(s.opts.Rules)
+		fp := rules.Fingerprint(s.opts.Rules)
 		s.reloadMu.Lock()
 		if fp != s.rulesSeen {
 			s.rulesSeen = fp
@@ -75,25 +73,6 @@ func (s *Service) watchRules(ctx context.Context) {
 		}
 		s.reloadMu.Unlock()
 	}
-}
-
-// fingerprint describes the rule files under paths: their names, sizes and
-// modification times, or the error listing them.
-func fingerprint(paths []string) string {
-	files, err := rules.Expand(paths)
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	var b strings.Builder
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			fmt.Fprintf(&b, "%s:error\n", f)
-			continue
-		}
-		fmt.Fprintf(&b, "%s:%d:%d\n", f, fi.Size(), fi.ModTime().UnixNano())
-	}
-	return b.String()
 }
 
 // compileRules reads the rule files and compiles them.

@@ -28,12 +28,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/syncx"
 	"github.com/whenthen/whenthen/pipeline"
 	"github.com/whenthen/whenthen/rules"
@@ -49,15 +51,16 @@ type Service struct {
 	reg  *prometheus.Registry
 	m    *metrics
 
-	compiler *rules.Compiler
-	schema   *crm.Schema
-	rdb      redis.UniversalClient
-	store    *store.Redis
-	engine   *engine.Engine
-	kafka    *kafkaClients
-	writer   *writer.Writer
-	consumer *ingest.Consumer
-	pipeline *pipeline.Pipeline
+	compiler  *rules.Compiler
+	schema    *crm.Schema
+	rdb       redis.UniversalClient
+	store     *store.Redis
+	engine    *engine.Engine
+	dialer    *kafka.Dialer
+	transport *kafka.Transport
+	writer    *writer.Writer
+	consumer  *ingest.Consumer
+	pipeline  *pipeline.Pipeline
 
 	listener net.Listener
 	http     *http.Server
@@ -67,7 +70,7 @@ type Service struct {
 
 	draining atomic.Bool
 
-	life Lifecycle // Run once, Close idempotent
+	life daemon.Lifecycle // Run once, Close idempotent
 }
 
 // New builds a service: it loads the schema and the rules (failing with
@@ -85,7 +88,7 @@ func New(opts Options) (*Service, error) {
 		if out == nil {
 			out = os.Stderr
 		}
-		if log, err = NewLogger(out, o.LogFormat, o.LogLevel); err != nil {
+		if log, err = daemon.NewLogger(out, o.LogFormat, o.LogLevel); err != nil {
 			return nil, err
 		}
 	}
@@ -112,7 +115,7 @@ func New(opts Options) (*Service, error) {
 	if s.compiler, err = rules.NewCompiler(rules.CompilerOptions{Schema: s.schema, Limits: o.Decoder.Limits}); err != nil {
 		return nil, err
 	}
-	s.rulesSeen = fingerprint(o.Rules)
+	s.rulesSeen = rules.Fingerprint(o.Rules)
 	set, err := s.compileRules()
 	if err != nil {
 		s.m.reloads.WithLabelValues("failure").Inc()
@@ -122,7 +125,7 @@ func New(opts Options) (*Service, error) {
 	s.m.lastReload.SetToCurrentTime()
 
 	// Redis and the engine.
-	if s.rdb, err = RedisClient(o.Redis, log); err != nil {
+	if s.rdb, err = daemon.RedisClient(o.Redis, log); err != nil {
 		return nil, err
 	}
 	s.store, err = store.NewRedis(s.rdb, o.Redis.Prefix, store.Options{Schema: s.schema, Limits: s.compiler.Limits(),
@@ -137,13 +140,13 @@ func New(opts Options) (*Service, error) {
 	}
 
 	// Kafka.
-	if s.kafka, err = newKafkaClients(o.Kafka); err != nil {
+	if s.dialer, s.transport, err = daemon.KafkaClients(o.Kafka); err != nil {
 		return nil, err
 	}
 	k := o.Kafka
 	s.writer, err = writer.New(writer.Options{
 		Brokers: k.Brokers, ActionsTopic: k.ActionsTopic, RunsTopic: k.RunsTopic, DLQTopic: k.DLQTopic,
-		Transport: s.kafka.transport, Registerer: s.reg, Logger: log.With("component", "producer"),
+		Transport: s.transport, Registerer: s.reg, Logger: log.With("component", "producer"),
 	})
 	if err != nil {
 		return nil, err
@@ -165,8 +168,8 @@ func New(opts Options) (*Service, error) {
 		Brokers:           k.Brokers,
 		GroupID:           k.Group,
 		Topic:             k.InputTopic,
-		Dialer:            s.kafka.dialer,
-		Transport:         s.kafka.transport,
+		Dialer:            s.dialer,
+		Transport:         s.transport,
 		BatchSize:         o.BatchSize,
 		CommitInterval:    k.CommitInterval,
 		LagInterval:       k.LagInterval,
@@ -296,8 +299,8 @@ func (s *Service) release(ctx context.Context) {
 			s.log.Warn("closing the redis client", "err", err)
 		}
 	}
-	if s.kafka != nil {
-		s.kafka.transport.CloseIdleConnections()
+	if s.transport != nil {
+		s.transport.CloseIdleConnections()
 	}
 	if s.http != nil {
 		if err := s.http.Shutdown(ctx); err != nil {
@@ -315,13 +318,4 @@ func (s *Service) release(ctx context.Context) {
 // and safe for concurrent use; later calls return the first one's result.
 func (s *Service) Close() error {
 	return s.life.Close(s.opts.ShutdownTimeout, s.release)
-}
-
-// redisLogger routes go-redis's internal log to slog at debug level.
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	if l.log.Enabled(ctx, slog.LevelDebug) {
-		l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
-	}
 }

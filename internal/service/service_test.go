@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
@@ -439,7 +440,7 @@ func TestNewErrors(t *testing.T) {
 		{"no brokers", func(o *service.Options) { o.Kafka.Brokers = nil }, "no Kafka brokers"},
 		{"bad broker", func(o *service.Options) { o.Kafka.Brokers = []string{"nohost"} }, "want host:port"},
 		{"same topics", func(o *service.Options) { o.Kafka.RunsTopic = "automations.actions" }, "actions and runs topics"},
-		{"sasl mechanism", func(o *service.Options) { o.Kafka.SASL = service.SASLOptions{Mechanism: "GSSAPI", Username: "u"} }, "GSSAPI"},
+		{"sasl mechanism", func(o *service.Options) { o.Kafka.SASL = daemon.SASLOptions{Mechanism: "GSSAPI", Username: "u"} }, "GSSAPI"},
 		{"sasl without user", func(o *service.Options) { o.Kafka.SASL.Mechanism = "scram-sha-512" }, "no username"},
 		{"cert without key", func(o *service.Options) { o.Kafka.TLS.CertFile = "c.pem" }, "certificate and key"},
 		{"missing CA", func(o *service.Options) { o.Kafka.TLS.CAFile = "/nonexistent/ca.pem" }, "CA file"},
