@@ -12,6 +12,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 )
 
 // The passthroughs are the yardsticks of the end-to-end benchmark: a
@@ -21,7 +22,7 @@ import (
 // backlog first), copies of the events they read, so that only the
 // engine, decoding and Redis separate them from the service.
 const (
-	// clientKafkaGo is the service's own consumer (ingest.Consumer: a
+	// clientKafkaGo is the service's own consumer (consumer.Consumer: a
 	// worker per partition, batches of up to 500 messages or 5 ms, commits
 	// every 50 ms as the benchmark's service does) and a kafka-go writer
 	// with the service's producer settings.
@@ -79,7 +80,7 @@ func passthroughKafkaGo(ctx context.Context, brokers []string, group string, atE
 	if atEnd {
 		start = kafka.LastOffset
 	}
-	c, err := ingest.NewConsumer(ingest.ConsumerOptions{Brokers: brokers, GroupID: group, StartOffset: start,
+	c, err := consumer.New(consumer.Options{Brokers: brokers, GroupID: group, Topic: ingest.DefaultTopic, StartOffset: start,
 		CommitInterval: passthroughCommitInterval, LagInterval: -1})
 	if err != nil {
 		return err

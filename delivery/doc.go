@@ -1,6 +1,6 @@
 // Package delivery is `whenthen deliver`: the service that carries out the
 // actions the engine writes. It consumes automations.actions with its own
-// consumer group (package ingest's Consumer), routes each action to the
+// consumer group (package ingest/consumer), routes each action to the
 // destinations its [Config] names for the action's workspace and type,
 // delivers it to each (a Standard Webhooks endpoint, an SMTP server, a
 // Slack-compatible webhook: packages delivery/webhook, delivery/email,

@@ -24,7 +24,7 @@ import (
 	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
-	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/syncx"
 )
@@ -189,7 +189,7 @@ type Service struct {
 	store    *store.Redis
 	q        queue
 	writer   *writer.Writer
-	consumer *ingest.Consumer
+	consumer *consumer.Consumer
 	kafka    interface{ CloseIdleConnections() }
 
 	plan      atomic.Pointer[plan]
@@ -275,7 +275,7 @@ func New(opts Options) (*Service, error) {
 		Transport: transport, Registerer: s.reg, Logger: log.With("component", "producer")}); err != nil {
 		return nil, err
 	}
-	if s.consumer, err = ingest.NewConsumer(ingest.ConsumerOptions{
+	if s.consumer, err = consumer.New(consumer.Options{
 		Brokers: k.Brokers, GroupID: k.Group, Topic: k.ActionsTopic, Dialer: dialer, Transport: transport,
 		BatchSize: o.BatchSize, CommitInterval: k.CommitInterval, LagInterval: k.LagInterval, MaxWait: k.MaxWait,
 		HeartbeatInterval: k.HeartbeatInterval, SessionTimeout: k.SessionTimeout, RebalanceTimeout: k.RebalanceTimeout,

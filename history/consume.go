@@ -13,7 +13,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/history/store"
-	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 )
 
 // recordKind is what a topic holds.
@@ -38,7 +38,7 @@ type topicConsumer struct {
 	s     *Service
 	topic string
 	kind  recordKind
-	c     *ingest.Consumer
+	c     *consumer.Consumer
 	log   *slog.Logger
 
 	mu      sync.Mutex

@@ -6,7 +6,7 @@
 // (package history/api), the page (package history/web), /metrics,
 // /healthz and /readyz on one address.
 //
-// The consumer is the engine's (ingest.Consumer), one per topic, each in
+// The consumer is the engine's (package ingest/consumer), one per topic, each in
 // a consumer group of its own (GROUP-runs, GROUP-actions,
 // GROUP-outcomes): each partition's records are decoded in order and
 // written in one transaction per batch; the offsets are committed only
@@ -44,7 +44,7 @@ import (
 	"github.com/whenthen/whenthen/history/store/postgres"
 	"github.com/whenthen/whenthen/history/store/sqlite"
 	"github.com/whenthen/whenthen/history/web"
-	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/syncx"
 )
@@ -194,7 +194,7 @@ func New(opts Options) (*Service, error) {
 		kind         recordKind
 	}{{k.RunsTopic, "-runs", kindRun}, {k.ActionsTopic, "-actions", kindAction}, {o.OutcomesTopic, "-outcomes", kindOutcome}} {
 		tc := &topicConsumer{s: s, topic: t.topic, kind: t.kind, log: log.With("component", "consumer")}
-		tc.c, err = ingest.NewConsumer(ingest.ConsumerOptions{
+		tc.c, err = consumer.New(consumer.Options{
 			Brokers: k.Brokers, GroupID: k.Group + t.group, Topic: t.topic, Dialer: dialer, Transport: transport,
 			BatchSize: o.BatchSize, CommitInterval: k.CommitInterval, LagInterval: k.LagInterval, MaxWait: k.MaxWait,
 			HeartbeatInterval: k.HeartbeatInterval, SessionTimeout: k.SessionTimeout, RebalanceTimeout: k.RebalanceTimeout,

@@ -12,6 +12,9 @@ import (
 	"github.com/whenthen/whenthen/internal/jsonx"
 )
 
+// DefaultTopic is the input topic of docs/events.md.
+const DefaultTopic = "crm.events"
+
 // Decoder turns the key and value of one Kafka message into an event. An
 // error is a *DecodeError when the message itself is at fault; the message
 // then goes to the dead-letter topic. Decoders are safe for concurrent use.

@@ -1,10 +1,7 @@
-// Package ingest reads CRM, tracker and schedule events from Kafka and
-// decodes and validates them.
-//
-// A [Consumer] reads the input topic as a member of a consumer group and
-// hands each partition's messages, in order, to a [Handler] in batches; it
-// commits a batch's offsets once the handler returned nil for it (package
-// pipeline's Pipeline.Handle is the service's handler).
+// Package ingest decodes and validates the input: CRM, call, tracker and
+// schedule events, as Kafka messages read from the input topic
+// (DefaultTopic) by package ingest/consumer, which hands them to package
+// pipeline in batches.
 //
 // A Decoder turns the key and value of one Kafka message into an
 // engine.Event. Two decoders exist: EnvelopeDecoder reads the JSON envelope

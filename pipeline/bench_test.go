@@ -13,7 +13,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/actions/writer"
-	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
@@ -33,7 +33,7 @@ const (
 //	go test -run '^$' -bench 'Pipeline|Passthrough' -benchtime 1x ./pipeline/
 func BenchmarkPipeline(b *testing.B) {
 	benchmarkFlow(b, func(b *testing.B, c *testenv.Cluster) func() {
-		r := newRigOn(b, c, rigOptions{logger: slog.New(slog.DiscardHandler), consumer: func(o *ingest.ConsumerOptions) {
+		r := newRigOn(b, c, rigOptions{logger: slog.New(slog.DiscardHandler), consumer: func(o *consumer.Options) {
 			o.CommitInterval = time.Second
 		}})
 		return r.start()
@@ -41,7 +41,7 @@ func BenchmarkPipeline(b *testing.B) {
 }
 
 // BenchmarkPassthrough is the baseline for BenchmarkPipeline on the same
-// broker, as strong as the pipeline: the same consumer (ingest.Consumer:
+// broker, as strong as the pipeline: the same consumer (consumer.Consumer:
 // a worker per partition, batches of up to 500 messages or 5ms, offsets
 // committed every second as BenchmarkPipeline's are) and kafka-go writers
 // with the service's producer settings, writing what the pipeline writes
@@ -65,9 +65,9 @@ func BenchmarkPassthrough(b *testing.B) {
 func passthrough(ctx context.Context, c *testenv.Cluster) error {
 	transport := &kafka.Transport{MetadataTTL: time.Second}
 	defer transport.CloseIdleConnections()
-	co := fastConsumer(c.Addrs(), transport)
+	co := testenv.ConsumerOptions(c.Addrs(), testGroup, inputTopic, transport)
 	co.CommitInterval = time.Second
-	cons, err := ingest.NewConsumer(co)
+	cons, err := consumer.New(co)
 	if err != nil {
 		return err
 	}

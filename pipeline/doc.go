@@ -1,18 +1,21 @@
 // Package pipeline is whenthen's main loop: the path of every input
 // message from the Kafka consumer to the commit of its offset.
 //
-//	consumer   ingest.Consumer fetches the input topic and hands each
+//	consumer   consumer.Consumer (package ingest/consumer) fetches the
+//	           input topic and hands each
 //	           partition's messages, in order, to Pipeline.Handle as a batch
 //	pipeline   Pipeline.Handle, for each batch:
 //	  decoder    Decoder.Decode: message → engine.Event; a message that fails
 //	             is written to the dead-letter topic (Writer.DeadLetter) with
 //	             ingest.Reason and ingest.Detail, and the batch goes on
-//	  engine     Engine.Process: events → actions and runs, claimed in
-//	             Redis (→ store)
+//	  engine     Engine.ProcessCached: events → actions and runs, claimed
+//	             in Redis (→ store), record snapshots read through the
+//	             partition's cache
 //	  writer     Writer.Publish: actions and runs, acknowledged by Kafka
 //	  engine     Engine.Commit: the batch's state, in Redis
-//	commit     ingest.Consumer commits the batch's offsets once Handle
-//	           returned nil
+//	commit     Handle returned nil: consumer.Consumer marks the batch's
+//	           offsets done and commits them every CommitInterval, up
+//	           to the partition's contiguous done offset
 //
 // Date timers take the same path from the engine on: a round of
 // [Pipeline.FireDue] is Engine.FireDue, Writer.Publish and Engine.Commit

@@ -20,6 +20,7 @@ import (
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 	"github.com/whenthen/whenthen/internal/testenv"
 	"github.com/whenthen/whenthen/pipeline"
 	"github.com/whenthen/whenthen/rules"
@@ -50,14 +51,14 @@ type rig struct {
 	engine   *engine.Engine
 	writer   *writer.Writer
 	pipeline *pipeline.Pipeline
-	consumer *ingest.Consumer
+	consumer *consumer.Consumer
 }
 
 type rigOptions struct {
 	partitions int
 	redisURL   string // "" for the shared test Redis
 	rules      string
-	consumer   func(*ingest.ConsumerOptions)
+	consumer   func(*consumer.Options)
 	pipeline   func(*pipeline.Options)
 	clock      func() time.Time // the engine's; nil for time.Now
 	logger     *slog.Logger
@@ -130,34 +131,16 @@ func newRigOn(t testing.TB, c *testenv.Cluster, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	co := fastConsumer(c.Addrs(), transport)
+	co := testenv.ConsumerOptions(c.Addrs(), testGroup, inputTopic, transport)
 	co.Registerer, co.Logger = r.reg, log
 	if o.consumer != nil {
 		o.consumer(&co)
 	}
-	r.consumer, err = ingest.NewConsumer(co)
+	r.consumer, err = consumer.New(co)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// fastConsumer returns consumer options with the short timings tests need
-// against kfake.
-func fastConsumer(brokers []string, transport *kafka.Transport) ingest.ConsumerOptions {
-	return ingest.ConsumerOptions{
-		Brokers:           brokers,
-		GroupID:           testGroup,
-		Transport:         transport,
-		MaxWait:           100 * time.Millisecond,
-		HeartbeatInterval: 200 * time.Millisecond,
-		SessionTimeout:    2 * time.Second,
-		RebalanceTimeout:  2 * time.Second,
-		JoinGroupBackoff:  100 * time.Millisecond,
-		CommitInterval:    50 * time.Millisecond,
-		LagInterval:       -1,
-		DrainTimeout:      5 * time.Second,
-	}
 }
 
 // start runs the consumer with the pipeline until the returned stop is

@@ -80,13 +80,14 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Pipeline handles the batches of an [ingest.Consumer]: its Handle method
-// is an [ingest.Handler]. For each batch it
+// Pipeline handles the batches of a [consumer.Consumer]: its Handle method
+// is a [consumer.Handler]. For each batch it
 //
 //  1. decodes every message; one that cannot be decoded goes to the
 //     dead-letter topic with its original key and value and the reason
 //     and detail headers, and the batch goes on without it;
-//  2. runs the decoded events through the engine (Process);
+//  2. runs the decoded events through the engine (ProcessCached, with the
+//     partition's state cache);
 //  3. publishes the actions and runs and waits for Kafka's
 //     acknowledgement (Publish);
 //  4. commits the engine's state (Commit), which must follow the

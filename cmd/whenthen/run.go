@@ -15,6 +15,7 @@ import (
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/rules"
@@ -166,7 +167,7 @@ func defaultRunConfig() *runConfig {
 	c.Redis.Prefix = "wt:"
 	c.Redis.SnapshotEncoding = store.EncodingBinary
 	c.Decoder.Type = service.DecoderEnvelope
-	c.BatchSize = ingest.DefaultBatchSize
+	c.BatchSize = consumer.DefaultBatchSize
 	c.Metrics.Listen = service.DefaultMetricsListen
 	c.Log.Format = "json"
 	c.Log.Level = "info"

@@ -34,8 +34,8 @@ type KafkaOptions struct {
 	TLS  TLSOptions
 	SASL SASLOptions
 
-	// Consumer tuning; zero values take the ingest.ConsumerOptions
-	// defaults. Tests shorten them.
+	// Consumer tuning; zero values take the defaults of package
+	// ingest/consumer. Tests shorten them.
 	MaxWait           time.Duration
 	HeartbeatInterval time.Duration
 	SessionTimeout    time.Duration

@@ -12,6 +12,7 @@ import (
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 	"github.com/whenthen/whenthen/internal/daemon"
 )
 
@@ -149,7 +150,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.StateCacheBytes = engine.DefaultCacheBytes
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = ingest.DefaultBatchSize
+		o.BatchSize = consumer.DefaultBatchSize
 	}
 	if o.MetricsListen == "" {
 		o.MetricsListen = DefaultMetricsListen

@@ -35,6 +35,7 @@ import (
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/syncx"
 	"github.com/whenthen/whenthen/pipeline"
@@ -59,7 +60,7 @@ type Service struct {
 	dialer    *kafka.Dialer
 	transport *kafka.Transport
 	writer    *writer.Writer
-	consumer  *ingest.Consumer
+	consumer  *consumer.Consumer
 	pipeline  *pipeline.Pipeline
 
 	listener net.Listener
@@ -164,7 +165,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.consumer, err = ingest.NewConsumer(ingest.ConsumerOptions{
+	s.consumer, err = consumer.New(consumer.Options{
 		Brokers:           k.Brokers,
 		GroupID:           k.Group,
 		Topic:             k.InputTopic,
@@ -173,7 +174,7 @@ func New(opts Options) (*Service, error) {
 		BatchSize:         o.BatchSize,
 		CommitInterval:    k.CommitInterval,
 		LagInterval:       k.LagInterval,
-		MaxBytes:          max(ingest.DefaultFetchMaxBytes, 2*o.Decoder.MaxBytes), // a fetch must hold the largest message decoded
+		MaxBytes:          max(consumer.DefaultFetchMaxBytes, 2*o.Decoder.MaxBytes), // a fetch must hold the largest message decoded
 		MaxWait:           k.MaxWait,
 		HeartbeatInterval: k.HeartbeatInterval,
 		SessionTimeout:    k.SessionTimeout,

@@ -9,6 +9,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/whenthen/whenthen/ingest/consumer"
 )
 
 // EnvKfakeLog names the environment variable that turns on the kfake
@@ -189,4 +191,25 @@ func Header(m kafka.Message, key string) string {
 		}
 	}
 	return ""
+}
+
+// ConsumerOptions are consumer options with the short timings a test
+// needs against the cluster from Kafka (see the package doc): fetches
+// that wait 100ms, heartbeats every 200ms, a 2s session, commits every
+// 50ms, no lag gauge. transport may be nil.
+func ConsumerOptions(brokers []string, group, topic string, transport *kafka.Transport) consumer.Options {
+	return consumer.Options{
+		Brokers:           brokers,
+		GroupID:           group,
+		Topic:             topic,
+		Transport:         transport,
+		MaxWait:           100 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond,
+		SessionTimeout:    2 * time.Second,
+		RebalanceTimeout:  2 * time.Second,
+		JoinGroupBackoff:  100 * time.Millisecond,
+		CommitInterval:    50 * time.Millisecond,
+		LagInterval:       -1,
+		DrainTimeout:      5 * time.Second,
+	}
 }

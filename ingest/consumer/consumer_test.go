@@ -1,4 +1,4 @@
-package ingest_test
+package consumer_test
 
 import (
 	"context"
@@ -12,32 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/ingest/consumer"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 const (
-	inputTopic = ingest.DefaultTopic
+	inputTopic = "crm.events"
 	testGroup  = "whenthen-test"
 )
-
-// fastConsumer returns consumer options with the short timings tests need
-// against kfake.
-func fastConsumer(brokers []string, transport *kafka.Transport) ingest.ConsumerOptions {
-	return ingest.ConsumerOptions{
-		Brokers:           brokers,
-		GroupID:           testGroup,
-		Transport:         transport,
-		MaxWait:           100 * time.Millisecond,
-		HeartbeatInterval: 200 * time.Millisecond,
-		SessionTimeout:    2 * time.Second,
-		RebalanceTimeout:  2 * time.Second,
-		JoinGroupBackoff:  100 * time.Millisecond,
-		CommitInterval:    50 * time.Millisecond,
-		LagInterval:       -1,
-		DrainTimeout:      5 * time.Second,
-	}
-}
 
 // TestConsumerPartitions checks the consumer alone on four partitions:
 // partitions are handled at the same time, each in offset order; a batch
@@ -56,11 +38,11 @@ func TestConsumerPartitions(t *testing.T) {
 	c.Produce(t, inputTopic, msgs...)
 	transport := &kafka.Transport{}
 	t.Cleanup(transport.CloseIdleConnections)
-	co := fastConsumer(c.Addrs(), transport)
+	co := testenv.ConsumerOptions(c.Addrs(), testGroup, inputTopic, transport)
 	co.BatchSize = 16
 	co.QueueSize = total // no queue fills: a held partition must not hold the others here
 	co.Logger = testenv.Logger(t)
-	cons, err := ingest.NewConsumer(co)
+	cons, err := consumer.New(co)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +132,9 @@ func TestConsumerLag(t *testing.T) {
 	transport := &kafka.Transport{}
 	t.Cleanup(transport.CloseIdleConnections)
 	reg := prometheus.NewRegistry()
-	co := fastConsumer(c.Addrs(), transport)
+	co := testenv.ConsumerOptions(c.Addrs(), testGroup, inputTopic, transport)
 	co.Registerer, co.Logger = reg, testenv.Logger(t)
-	cons, err := ingest.NewConsumer(co)
+	cons, err := consumer.New(co)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,12 @@
-package ingest
+// Package consumer reads a Kafka topic as a member of a consumer group and
+// hands each partition's messages, in order, to a [Handler] in batches,
+// committing a batch's offsets only after the handler returned nil for it
+// (every CommitInterval, up to the contiguous done offset). It knows
+// nothing of what the messages hold: the engine service's handler is
+// package pipeline's Pipeline.Handle over the input topic (docs/events.md);
+// `whenthen deliver` and `whenthen history` consume the output topics
+// with it too.
+package consumer
 
 import (
 	"context"
@@ -19,10 +27,7 @@ import (
 	"github.com/whenthen/whenthen/internal/syncx"
 )
 
-// DefaultTopic is the input topic of docs/events.md.
-const DefaultTopic = "crm.events"
-
-// Defaults of ConsumerOptions.
+// Defaults of Options.
 const (
 	DefaultBatchSize         = 500
 	DefaultLinger            = 5 * time.Millisecond
@@ -48,15 +53,15 @@ const (
 // requestTimeout bounds one offset, lag or ping request to the brokers.
 const requestTimeout = 5 * time.Second
 
-// ConsumerOptions configure a [Consumer]. Zero values take the defaults
+// Options configure a [Consumer]. Zero values take the defaults
 // given with each field.
-type ConsumerOptions struct {
+type Options struct {
 	// Brokers are the bootstrap brokers, host:port. Required.
 	Brokers []string
 	// GroupID is the consumer group. Required: offsets are only ever
 	// committed through the group.
 	GroupID string
-	// Topic is the input topic; default "crm.events".
+	// Topic is the topic read. Required.
 	Topic string
 
 	// Dialer carries TLS and SASL settings for the kafka-go Reader; nil
@@ -134,7 +139,7 @@ type ConsumerOptions struct {
 // the messages' keys and values are not.
 type Handler func(ctx context.Context, msgs []kafka.Message) error
 
-// Consumer reads the input topic as a member of a consumer group, with a
+// Consumer reads a topic as a member of a consumer group, with a
 // kafka-go Reader driven by FetchMessage (never ReadMessage, which commits
 // before processing), and hands messages to a [Handler] in per-partition
 // batches.
@@ -167,7 +172,7 @@ type Handler func(ctx context.Context, msgs []kafka.Message) error
 // read from the brokers every LagInterval (kafka-go's Lag is -1 with a
 // GroupID): each partition's end offset minus the group's committed one.
 type Consumer struct {
-	opts   ConsumerOptions
+	opts   Options
 	log    *slog.Logger
 	m      *consumerMetrics
 	client *kafka.Client
@@ -178,22 +183,22 @@ type Consumer struct {
 	parts map[int]*partition
 }
 
-// NewConsumer returns a consumer configured by opts. It does not connect:
+// New returns a consumer configured by opts. It does not connect:
 // Run does.
-func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
+func New(opts Options) (*Consumer, error) {
 	if len(opts.Brokers) == 0 {
-		return nil, errors.New("ingest: ConsumerOptions.Brokers is empty")
+		return nil, errors.New("consumer: Options.Brokers is empty")
 	}
 	for _, b := range opts.Brokers {
 		if b == "" {
-			return nil, errors.New("ingest: empty broker address")
+			return nil, errors.New("consumer: empty broker address")
 		}
 	}
 	if opts.GroupID == "" {
-		return nil, errors.New("ingest: ConsumerOptions.GroupID is required")
+		return nil, errors.New("consumer: Options.GroupID is required")
 	}
 	if opts.Topic == "" {
-		opts.Topic = DefaultTopic
+		return nil, errors.New("consumer: Options.Topic is required")
 	}
 	for name, d := range map[string]time.Duration{
 		"CommitInterval": opts.CommitInterval, "MaxWait": opts.MaxWait, "HeartbeatInterval": opts.HeartbeatInterval,
@@ -201,18 +206,18 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		"JoinGroupBackoff": opts.JoinGroupBackoff, "DrainTimeout": opts.DrainTimeout,
 	} {
 		if d < 0 {
-			return nil, fmt.Errorf("ingest: negative ConsumerOptions.%s %v", name, d)
+			return nil, fmt.Errorf("consumer: negative Options.%s %v", name, d)
 		}
 	}
 	if opts.BatchSize < 0 || opts.QueueSize < 0 || opts.MaxBytes < 0 {
-		return nil, errors.New("ingest: ConsumerOptions.BatchSize, QueueSize and MaxBytes must not be negative")
+		return nil, errors.New("consumer: Options.BatchSize, QueueSize and MaxBytes must not be negative")
 	}
 	switch opts.StartOffset {
 	case 0:
 		opts.StartOffset = kafka.FirstOffset
 	case kafka.FirstOffset, kafka.LastOffset:
 	default:
-		return nil, fmt.Errorf("ingest: ConsumerOptions.StartOffset %d is neither kafka.FirstOffset nor kafka.LastOffset", opts.StartOffset)
+		return nil, fmt.Errorf("consumer: Options.StartOffset %d is neither kafka.FirstOffset nor kafka.LastOffset", opts.StartOffset)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -309,10 +314,10 @@ func (c *Consumer) readerConfig() kafka.ReaderConfig {
 // returns nil after a drain, an error only if called again.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	if h == nil {
-		return errors.New("ingest: Consumer.Run: nil handler")
+		return errors.New("consumer: Consumer.Run: nil handler")
 	}
 	if !c.started.CompareAndSwap(false, true) {
-		return errors.New("ingest: Consumer.Run called twice")
+		return errors.New("consumer: Consumer.Run called twice")
 	}
 	r := kafka.NewReader(c.readerConfig())
 	c.log.Info("consumer started", "brokers", len(c.opts.Brokers))
@@ -873,7 +878,7 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			for _, done := range cs[:i] {
 				reg.Unregister(done)
 			}
-			return nil, fmt.Errorf("ingest: register consumer metrics: %w", err)
+			return nil, fmt.Errorf("consumer: register consumer metrics: %w", err)
 		}
 	}
 	return m, nil
