@@ -15,6 +15,7 @@ import (
 
 	"github.com/whenthen/whenthen/internal/childproc"
 	"github.com/whenthen/whenthen/internal/redisx"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // benchRedis is the Redis a suite runs against, and what it is.
@@ -116,14 +117,10 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// sleepCtx waits for d or until ctx is done.
+// sleepCtx waits for d or until ctx is done, when it returns ctx's error.
 func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !syncx.Sleep(ctx, d) {
 		return ctx.Err()
 	}
+	return nil
 }

@@ -2,12 +2,11 @@ package delivery
 
 import (
 	"context"
-	crand "crypto/rand"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/engine/store"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // Bounds of a dispatcher's batches.
@@ -128,7 +128,7 @@ func (dp *dispatcher) poke() {
 
 func newToken() string {
 	var b [8]byte
-	_, _ = crand.Read(b[:])
+	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
@@ -153,7 +153,7 @@ func (dp *dispatcher) claimLoop(ctx context.Context) {
 			if err != nil {
 				dp.s.m.redisErrors.WithLabelValues("claim").Inc()
 				dp.log.Warn("claiming due deliveries failed; trying again", "err", err, "backoff", backoff)
-				if !dp.sleep(jitter(backoff)) {
+				if !dp.sleep(syncx.Jitter(backoff)) {
 					return
 				}
 				backoff = min(2*backoff, 5*time.Second)
@@ -344,10 +344,8 @@ func backoff(n int, r RetryConfig) time.Duration {
 	for i := 1; i < n && d < r.Max; i++ {
 		d *= 2
 	}
-	return jitter(min(d, r.Max))
+	return syncx.Jitter(min(d, r.Max))
 }
-
-func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 
 // finish makes w final: its outcome, its mark and, when it failed, its
 // dead letter.
@@ -510,7 +508,7 @@ func (dp *dispatcher) retry(ctx context.Context, name string, step func(context.
 		}
 		dp.setStall(fmt.Errorf("destination %s: %s: %w", dp.name, name, err))
 		dp.log.Warn("settling deliveries failed; retrying", "step", name, "err", err, "backoff", backoff)
-		t := time.NewTimer(jitter(backoff))
+		t := time.NewTimer(syncx.Jitter(backoff))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // DLQReasonInvalid is the dead-letter reason of an action record that
@@ -139,7 +140,7 @@ func (s *Service) step(ctx context.Context, name string, fn func(context.Context
 		}
 		s.setStall(name, err)
 		s.log.Warn("scheduling a batch of actions failed; retrying", "step", name, "err", err, "backoff", backoff)
-		t := time.NewTimer(jitter(backoff))
+		t := time.NewTimer(syncx.Jitter(backoff))
 		select {
 		case <-ctx.Done():
 			t.Stop()

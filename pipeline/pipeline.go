@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/whenthen/whenthen/actions/writer"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // Decoder is what a Pipeline needs of a decoder (ingest.EnvelopeDecoder,
@@ -408,9 +408,9 @@ func retry(ctx context.Context, stage string, fn func(context.Context) error, fa
 		if errors.Is(err, writer.ErrClosed) {
 			return attempt, fmt.Errorf("%s: %w", stage, err)
 		}
-		wait := jitter(backoff)
+		wait := syncx.Jitter(backoff)
 		failed(attempt, err, wait)
-		if !sleep(ctx, wait) {
+		if !syncx.Sleep(ctx, wait) {
 			return attempt, fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
 		}
 		backoff = min(2*backoff, stepBackoffMax)
@@ -483,23 +483,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
-}
-
-// sleep waits for d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// jitter draws a wait from [d/2, d].
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
 }
 
 // cacheFor returns partition's state cache for a batch starting at first:

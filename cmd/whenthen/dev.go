@@ -20,6 +20,7 @@ import (
 	"github.com/whenthen/whenthen/internal/daemon"
 	"github.com/whenthen/whenthen/internal/redisx"
 	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/syncx"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -364,7 +365,7 @@ func waitReady(ctx context.Context, svc *service.Service, timeout time.Duration)
 		if err == nil {
 			return nil
 		}
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+		if !syncx.Sleep(ctx, 100*time.Millisecond) {
 			return err
 		}
 	}
@@ -393,7 +394,7 @@ func streamEvents(ctx context.Context, out *lockedWriter, broker string, lines [
 	sent := 0
 	for i, l := range lines {
 		if i > 0 && speed > 0 {
-			if !sleepCtx(ctx, time.Duration(float64(devPace)/speed)) {
+			if !syncx.Sleep(ctx, time.Duration(float64(devPace)/speed)) {
 				return ctx.Err()
 			}
 		}

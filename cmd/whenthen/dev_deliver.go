@@ -20,6 +20,7 @@ import (
 	"github.com/whenthen/whenthen/delivery/sink"
 	"github.com/whenthen/whenthen/delivery/webhook"
 	"github.com/whenthen/whenthen/internal/daemon"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // Environment variables that give `whenthen dev`'s briefs an AI endpoint
@@ -209,7 +210,7 @@ func (d *devDeliver) settle(ctx context.Context, n int, timeout time.Duration) (
 		d.mu.Lock()
 		outcomes, failed = d.outcomes, d.failed
 		d.mu.Unlock()
-		if outcomes >= n || time.Now().After(deadline) || !sleepCtx(ctx, 50*time.Millisecond) {
+		if outcomes >= n || time.Now().After(deadline) || !syncx.Sleep(ctx, 50*time.Millisecond) {
 			return outcomes, failed
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // devWatcher reads the output topics of the dev setup, prints each record
@@ -83,7 +84,7 @@ func watchOutputs(ctx context.Context, out *lockedWriter, brokers []string, acti
 						}
 						// Transient (the broker is going away, a
 						// rebalance of leadership): try again shortly.
-						if !sleepCtx(ctx, 200*time.Millisecond) {
+						if !syncx.Sleep(ctx, 200*time.Millisecond) {
 							return
 						}
 						continue
@@ -260,16 +261,4 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return strconv.Itoa(n) + " " + word + "s"
-}
-
-// sleepCtx waits for d or until ctx is done; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

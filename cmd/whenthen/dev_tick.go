@@ -13,6 +13,7 @@ import (
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/internal/redisx"
 	"github.com/whenthen/whenthen/internal/service"
+	"github.com/whenthen/whenthen/internal/syncx"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -50,7 +51,7 @@ func (d *devTicker) rewind(ctx context.Context, id string, sent int) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("#! tick %s: the service did not process the %d messages sent before it within 30s", id, sent)
 		}
-		if !sleepCtx(ctx, 50*time.Millisecond) {
+		if !syncx.Sleep(ctx, 50*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -391,7 +390,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r *kafka.Reader, start func(*p
 			} else {
 				c.log.Warn("kafka fetch failed; fetching again", "err", err, "backoff", backoff)
 			}
-			if !sleep(ctx, jitter(backoff)) {
+			if !syncx.Sleep(ctx, syncx.Jitter(backoff)) {
 				return
 			}
 			backoff = min(2*backoff, retryBackoffMax)
@@ -474,7 +473,7 @@ func (c *Consumer) work(ctx context.Context, stopping <-chan struct{}, p *partit
 			c.m.handlerErrors.Inc()
 			log.Warn("batch failed; handling it again", "first_offset", batch[0].Offset,
 				"last_offset", batch[len(batch)-1].Offset, "backoff", backoff, "err", err)
-			if !sleep(ctx, jitter(backoff)) {
+			if !syncx.Sleep(ctx, syncx.Jitter(backoff)) {
 				return
 			}
 			backoff = min(2*backoff, retryBackoffMax)
@@ -882,21 +881,4 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		}
 	}
 	return m, nil
-}
-
-// sleep waits for d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// jitter draws a wait from [d/2, d].
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
 }

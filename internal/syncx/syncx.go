@@ -1,6 +1,8 @@
-// Package syncx holds what the services' drains share beside package
-// sync: a bounded wait for a WaitGroup. It is at the bottom of the import
-// graph, so that ingest and the services above it use the same one.
+// Package syncx holds the waits the services share beside package sync:
+// a bounded wait for a WaitGroup (the drains), a sleep that ends with its
+// context, and the jitter of retry backoffs. It is at the bottom of the
+// import graph, so that the consumer, the pipeline and the services above
+// them use the same ones.
 package syncx
 
 import (
