@@ -13,6 +13,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/delivery"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 // TestSlackAndRecipients posts a brief to a Slack-compatible webhook
@@ -76,7 +77,7 @@ destinations:
 		o.Detail != "no recipient left; unknown, skipped: user:u-404, user:u-405" {
 		t.Errorf("outcome without recipients %+v", o)
 	}
-	if got := metric(t, w.svc, "whenthen_deliveries_total", map[string]string{"destination": "mail", "status": "skipped", "reason": "no_recipients"}); got != 1 {
+	if got := testenv.Metric(t, w.svc.Gatherer(), "whenthen_deliveries_total", "destination", "mail", "status", "skipped", "reason", "no_recipients"); got != 1 {
 		t.Errorf("whenthen_deliveries_total{mail,skipped,no_recipients} = %v", got)
 	}
 }

@@ -177,10 +177,10 @@ func TestReceiverFailures(t *testing.T) {
 			t.Errorf("%s: dead-lettered %v, want %v (%v)", c.name, found, c.dead, dead)
 		}
 	}
-	if got := metric(t, w.svc, "whenthen_deliveries_total", map[string]string{"destination": "422", "status": "failed", "reason": "rejected"}); got != 1 {
+	if got := testenv.Metric(t, w.svc.Gatherer(), "whenthen_deliveries_total", "destination", "422", "status", "failed", "reason", "rejected"); got != 1 {
 		t.Errorf("whenthen_deliveries_total{422,failed,rejected} = %v", got)
 	}
-	if got := metric(t, w.svc, "whenthen_delivery_retries_total", map[string]string{"destination": "500-then-ok"}); got != 1 {
+	if got := testenv.Metric(t, w.svc.Gatherer(), "whenthen_delivery_retries_total", "destination", "500-then-ok"); got != 1 {
 		t.Errorf("whenthen_delivery_retries_total{500-then-ok} = %v", got)
 	}
 }

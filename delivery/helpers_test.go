@@ -217,42 +217,6 @@ func briefAction(ws, automation, event, object, record string, recipients ...str
 		EventID: event, EventTime: t0, FiredAt: t0.Add(12 * time.Millisecond), RunID: actions.RunID(ws, automation, event)}
 }
 
-// metric returns the value of a counter or gauge with the given labels,
-// or the sample count of a histogram; 0 if absent.
-func metric(t *testing.T, svc *delivery.Service, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := svc.Gatherer().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue next
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return 0
-}
-
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(fmt.Sprint(err))

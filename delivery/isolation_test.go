@@ -71,8 +71,8 @@ func TestSlowDestinationHoldsNoOther(t *testing.T) {
 			slowDone++
 		}
 	}
-	pending := metric(t, w.svc, "whenthen_delivery_pending", map[string]string{"destination": "slow"})
-	oldest := metric(t, w.svc, "whenthen_delivery_oldest_pending_seconds", map[string]string{"destination": "slow"})
+	pending := testenv.Metric(t, w.svc.Gatherer(), "whenthen_delivery_pending", "destination", "slow")
+	oldest := testenv.Metric(t, w.svc.Gatherer(), "whenthen_delivery_oldest_pending_seconds", "destination", "slow")
 	t.Logf("fast: %d deliveries in %v; slow: %d delivered, %v pending, oldest %.1fs", 3*n, took.Round(time.Millisecond), slowDone, pending, oldest)
 	if slowDone > n/2 {
 		t.Fatalf("the slow destination delivered %d of %d meanwhile: it was not slow", slowDone, n)
@@ -80,7 +80,7 @@ func TestSlowDestinationHoldsNoOther(t *testing.T) {
 	if pending < float64(n-slowDone-8) || oldest <= 0 {
 		t.Errorf("pending %v (oldest %.1fs), want the slow destination's backlog (%d)", pending, oldest, n-slowDone)
 	}
-	if got := metric(t, w.svc, "whenthen_delivery_pending", map[string]string{"destination": "fast-1"}); got != 0 {
+	if got := testenv.Metric(t, w.svc.Gatherer(), "whenthen_delivery_pending", "destination", "fast-1"); got != 0 {
 		t.Errorf("fast-1 has %v pending", got)
 	}
 }

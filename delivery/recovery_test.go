@@ -99,7 +99,7 @@ func TestDryRunAndReload(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "deliver.yaml:3:5: destination Bad: invalid name") {
 		t.Fatalf("Reload of a bad config: %v", err)
 	}
-	if got := metric(t, w.svc, "whenthen_delivery_config_reloads_total", map[string]string{"result": "failure"}); got != 1 {
+	if got := testenv.Metric(t, w.svc.Gatherer(), "whenthen_delivery_config_reloads_total", "result", "failure"); got != 1 {
 		t.Errorf("reload failures %v", got)
 	}
 	w.writeConfig(dry + fmt.Sprintf("  - {name: live, workspaces: [acme], webhook: {url: %q, secret_env: HOOK_SECRET}}\n", hooks.URL()+"/live"))

@@ -177,7 +177,7 @@ fields:
 	testenv.WaitFor(t, 5*time.Second, "the offsets committed", func() bool {
 		return w.kafka.Committed(delivery.DefaultGroup, actions.DefaultActionsTopic, 0) == 4
 	})
-	if got := metric(t, w.svc, "whenthen_deliveries_total", map[string]string{"destination": "outreach", "status": "delivered"}); got != 1 {
+	if got := testenv.Metric(t, w.svc.Gatherer(), "whenthen_deliveries_total", "destination", "outreach", "status", "delivered"); got != 1 {
 		t.Errorf("whenthen_deliveries_total{outreach,delivered} = %v", got)
 	}
 

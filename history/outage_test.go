@@ -62,10 +62,10 @@ func TestDatabaseOutage(t *testing.T) {
 	if got := e.kafka.Committed("history-outage-runs", actions.DefaultRunsTopic, 0); got != 10 {
 		t.Fatalf("committed offset %d during the outage, want 10 (nothing past what is stored)", got)
 	}
-	if v := metricValue(t, e.svc, "whenthen_history_stalled_partitions", nil); v < 1 {
+	if v := testenv.Metric(t, e.svc.Gatherer(), "whenthen_history_stalled_partitions"); v < 1 {
 		t.Fatalf("stalled partitions %v during the outage", v)
 	}
-	if v := metricValue(t, e.svc, "whenthen_history_db_errors_total", nil); v < 1 {
+	if v := testenv.Metric(t, e.svc.Gatherer(), "whenthen_history_db_errors_total"); v < 1 {
 		t.Fatalf("database errors %v during the outage", v)
 	}
 
@@ -83,7 +83,7 @@ func TestDatabaseOutage(t *testing.T) {
 		code, _ := e.get("", "/readyz")
 		return code == http.StatusOK
 	})
-	if v := metricValue(t, e.svc, "whenthen_history_stalled_partitions", nil); v != 0 {
+	if v := testenv.Metric(t, e.svc.Gatherer(), "whenthen_history_stalled_partitions"); v != 0 {
 		t.Fatalf("stalled partitions %v after the outage", v)
 	}
 }

@@ -391,7 +391,7 @@ func testService(t *testing.T, db string) {
 		if reasons["invalid_json"] != 2 || reasons["missing_field"] != 2 {
 			t.Fatalf("dead letter reasons %v", reasons)
 		}
-		if got := metricValue(t, e.svc, "whenthen_history_dead_letters_total", map[string]string{"topic": actions.DefaultRunsTopic, "reason": "invalid_json"}); got != 2 {
+		if got := testenv.Metric(t, e.svc.Gatherer(), "whenthen_history_dead_letters_total", "topic", actions.DefaultRunsTopic, "reason", "invalid_json"); got != 2 {
 			t.Fatalf("dead letters counted %v, want 2", got)
 		}
 	})
@@ -461,40 +461,6 @@ func runIDs(runs []store.Run) []string {
 		out[i] = r.RunID
 	}
 	return out
-}
-
-// metricValue returns the value of the series of name with labels
-// (a subset of its labels) in the service's registry; -1 if none.
-func metricValue(t *testing.T, svc *history.Service, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := svc.Gatherer().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue series
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			}
-		}
-	}
-	return -1
 }
 
 // testLog is where the services' log goes: nowhere, unless

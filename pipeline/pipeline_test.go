@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
@@ -189,7 +188,7 @@ func TestOffsetsNotCommittedPastUnprocessed(t *testing.T) {
 	}
 	r.cluster.Produce(t, inputTopic, second...)
 	retries := func() float64 {
-		return metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", pipeline.StageProcess)
+		return testenv.Metric(t, r.reg, "whenthen_pipeline_retries_total", "stage", pipeline.StageProcess)
 	}
 	testenv.WaitFor(t, 20*time.Second, "the batch to retry three times", func() bool { return retries() >= 3 })
 	if err := r.pipeline.Err(); err == nil || !strings.Contains(err.Error(), "process") {
@@ -276,7 +275,7 @@ func TestFireDue(t *testing.T) {
 		pipeline: func(o *pipeline.Options) { o.PublishTimeout = 500 * time.Millisecond }})
 	ctx := t.Context()
 	timerErrors := func(stage string) float64 {
-		return metricValue(t, r.reg, "whenthen_timer_loop_errors_total", "stage", stage)
+		return testenv.Metric(t, r.reg, "whenthen_timer_loop_errors_total", "stage", stage)
 	}
 
 	// Renewal at 12:00, so the timer is due at 11:00.
@@ -337,7 +336,7 @@ func TestFireDue(t *testing.T) {
 			t.Errorf("timer action %s", m.Value)
 		}
 	}
-	if n := metricValue(t, r.reg, "whenthen_pipeline_retries_total", "stage", pipeline.StagePublish); n != 0 {
+	if n := testenv.Metric(t, r.reg, "whenthen_pipeline_retries_total", "stage", pipeline.StagePublish); n != 0 {
 		t.Errorf("whenthen_pipeline_retries_total{stage=publish} = %v, want 0: no batch retried", n)
 	}
 	if runs, err := r.pipeline.FireDue(ctx, clock(), 100); err != nil || runs != 0 {
@@ -374,31 +373,4 @@ func assertActionsOnce(t *testing.T, c *testenv.Cluster, n int) {
 	if len(got) > 0 {
 		t.Errorf("unexpected actions: %v", slices.Collect(maps.Keys(got)))
 	}
-}
-
-// metricValue returns the value of the counter or gauge series of name
-// whose label has value, failing the test if there is none.
-func metricValue(t testing.TB, g prometheus.Gatherer, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					if m.GetGauge() != nil {
-						return m.GetGauge().GetValue()
-					}
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no series %s{%s=%q}", name, label, value)
-	return 0
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/actions/writer"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 func TestWriteOutcomes(t *testing.T) {
@@ -56,7 +57,7 @@ func TestWriteOutcomes(t *testing.T) {
 	if outs[0].At.Location().String() != "CET" {
 		t.Error("WriteOutcomes changed its argument")
 	}
-	if n := metric(t, reg, "whenthen_produced_messages_total", actions.DefaultOutcomesTopic); n != 2 {
+	if n := testenv.Metric(t, reg, "whenthen_produced_messages_total", "topic", actions.DefaultOutcomesTopic); n != 2 {
 		t.Errorf("produced %v outcomes, want 2", n)
 	}
 }

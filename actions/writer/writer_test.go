@@ -77,33 +77,6 @@ func newWriter(t testing.TB, c *testenv.Cluster, edit func(*writer.Options)) (*w
 	return p, reg
 }
 
-// metric returns the value of the counter, or the sample count of the
-// histogram, name{topic=topic} in reg.
-func metric(t *testing.T, reg prometheus.Gatherer, name, topic string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "topic" && l.GetValue() == topic {
-					if h := m.GetHistogram(); h != nil {
-						return float64(h.GetSampleCount())
-					}
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no metric %s{topic=%q}", name, topic)
-	return 0
-}
-
 func headerMap(m kafka.Message) map[string]string {
 	out := make(map[string]string, len(m.Headers))
 	for _, h := range m.Headers {
@@ -284,7 +257,7 @@ whenthen_produced_messages_total{topic="automations.runs"} 25
 				t.Error(err)
 			}
 			for topic, n := range map[string]float64{actions.DefaultActionsTopic: 1, actions.DefaultRunsTopic: 1, actions.DefaultDLQTopic: 0} {
-				if got := metric(t, reg, "whenthen_produce_duration_seconds", topic); got != n {
+				if got := testenv.Metric(t, reg, "whenthen_produce_duration_seconds", "topic", topic); got != n {
 					t.Errorf("produce duration samples for %s = %v, want %v", topic, got, n)
 				}
 			}
@@ -351,7 +324,7 @@ func TestPublishEmpty(t *testing.T) {
 	if e, n := emptyWorkspace.Load(), nullWorkspace.Load(); e != 3 || n != 0 {
 		t.Errorf("%d empty and %d null %s headers produced, want 3 and 0", e, n, actions.HeaderWorkspace)
 	}
-	if got := metric(t, reg, "whenthen_produce_duration_seconds", actions.DefaultActionsTopic); got != 0 {
+	if got := testenv.Metric(t, reg, "whenthen_produce_duration_seconds", "topic", actions.DefaultActionsTopic); got != 0 {
 		t.Errorf("an empty write was timed (%v samples)", got)
 	}
 }
@@ -470,7 +443,7 @@ func TestDeadLetter(t *testing.T) {
 			t.Errorf("dead letter %d: record time %v is not the time of writing", i, m.Time)
 		}
 	}
-	if got := metric(t, reg, "whenthen_produced_messages_total", actions.DefaultDLQTopic); got != 3 {
+	if got := testenv.Metric(t, reg, "whenthen_produced_messages_total", "topic", actions.DefaultDLQTopic); got != 3 {
 		t.Errorf("produced dead letters = %v, want 3", got)
 	}
 }
@@ -491,7 +464,7 @@ func TestPublishContextDone(t *testing.T) {
 			if n := c.Count(topic); n != 0 {
 				t.Errorf("%d messages in %s", n, topic)
 			}
-			if got := metric(t, reg, "whenthen_produced_messages_total", topic); got != 0 {
+			if got := testenv.Metric(t, reg, "whenthen_produced_messages_total", "topic", topic); got != 0 {
 				t.Errorf("produced %v to %s", got, topic)
 			}
 		}
@@ -510,7 +483,7 @@ func TestPublishContextDone(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("Publish returned %v after its deadline", d)
 		}
-		if got := metric(t, reg, "whenthen_produce_errors_total", "missing.actions"); got < 1 {
+		if got := testenv.Metric(t, reg, "whenthen_produce_errors_total", "topic", "missing.actions"); got < 1 {
 			t.Errorf("produce errors = %v, want some", got)
 		}
 	})
@@ -529,8 +502,8 @@ func TestPublishRetriesUntilTopicExists(t *testing.T) {
 
 	// Both writes have failed and are being retried; now create the topics.
 	testenv.WaitFor(t, 10*time.Second, "retries", func() bool {
-		return metric(t, reg, "whenthen_produce_retries_total", actionsTopic) >= 1 &&
-			metric(t, reg, "whenthen_produce_retries_total", runsTopic) >= 1
+		return testenv.Metric(t, reg, "whenthen_produce_retries_total", "topic", actionsTopic) >= 1 &&
+			testenv.Metric(t, reg, "whenthen_produce_retries_total", "topic", runsTopic) >= 1
 	})
 	specs := []writer.TopicSpec{{Name: actionsTopic, Partitions: 3}, {Name: runsTopic, Partitions: 2}}
 	if err := writer.EnsureTopics(t.Context(), c.ListenAddrs(), nil, specs); err != nil {
@@ -557,10 +530,10 @@ func TestPublishRetriesUntilTopicExists(t *testing.T) {
 				t.Errorf("%s: %s never arrived", tc.topic, id)
 			}
 		}
-		if got := metric(t, reg, "whenthen_produced_messages_total", tc.topic); got != float64(len(tc.ids)) {
+		if got := testenv.Metric(t, reg, "whenthen_produced_messages_total", "topic", tc.topic); got != float64(len(tc.ids)) {
 			t.Errorf("%s: produced = %v, want %d", tc.topic, got, len(tc.ids))
 		}
-		if got := metric(t, reg, "whenthen_produce_errors_total", tc.topic); got < 1 {
+		if got := testenv.Metric(t, reg, "whenthen_produce_errors_total", "topic", tc.topic); got < 1 {
 			t.Errorf("%s: produce errors = %v, want some", tc.topic, got)
 		}
 	}
@@ -645,7 +618,7 @@ func TestPublishRetriesOnlyFailedMessages(t *testing.T) {
 			"whenthen_produce_errors_total":    tc.errors,
 			"whenthen_produce_retries_total":   tc.retries,
 		} {
-			if got := metric(t, reg, name, tc.topic); got != want {
+			if got := testenv.Metric(t, reg, name, "topic", tc.topic); got != want {
 				t.Errorf("%s{topic=%q} = %v, want %v", name, tc.topic, got, want)
 			}
 		}
@@ -665,7 +638,7 @@ func TestPublishDoesNotRetryTooLarge(t *testing.T) {
 	if !writer.TooLarge(err) {
 		t.Errorf("TooLarge(%v) = false", err)
 	}
-	if got := metric(t, reg, "whenthen_produce_retries_total", actions.DefaultRunsTopic); got != 0 {
+	if got := testenv.Metric(t, reg, "whenthen_produce_retries_total", "topic", actions.DefaultRunsTopic); got != 0 {
 		t.Errorf("retried %v times", got)
 	}
 	for _, e := range []error{kafka.MessageSizeTooLarge, fmt.Errorf("write: %w", kafka.RecordListTooLarge)} {
@@ -705,7 +678,9 @@ func TestClose(t *testing.T) {
 		p, reg := newWriter(t, c, func(o *writer.Options) { o.ActionsTopic = "missing.actions" })
 		done := make(chan error, 1)
 		go func() { done <- p.Publish(t.Context(), testActions("", 1), nil) }()
-		testenv.WaitFor(t, 10*time.Second, "a retry", func() bool { return metric(t, reg, "whenthen_produce_retries_total", "missing.actions") >= 1 })
+		testenv.WaitFor(t, 10*time.Second, "a retry", func() bool {
+			return testenv.Metric(t, reg, "whenthen_produce_retries_total", "topic", "missing.actions") >= 1
+		})
 		if err := p.Close(t.Context()); err != nil {
 			t.Fatalf("Close: %v", err)
 		}

@@ -80,7 +80,7 @@ func TestLogsHoldNoFieldValues(t *testing.T) {
 	if n := c.Count(actions.DefaultDLQTopic); n != 3 {
 		t.Errorf("%d dead letters, want 3", n)
 	}
-	if n := metricValue(t, s.Gatherer(), "whenthen_eval_errors_total", "", ""); n == 0 {
+	if n := testenv.Metric(t, s.Gatherer(), "whenthen_eval_errors_total"); n == 0 {
 		t.Error("the failing condition did not fail: the error path was not logged")
 	}
 	out := logs.String()

@@ -131,11 +131,15 @@ func TestEndToEnd(t *testing.T) {
 		{"whenthen_consumer_inflight_messages", "", "", 0},
 		{"whenthen_unknown_fields_total", "field", "lead_source_v2", 1},
 	} {
-		if got := metricValue(t, g, m.name, m.label, m.value); got != m.want {
+		var labels []string
+		if m.label != "" {
+			labels = []string{m.label, m.value}
+		}
+		if got := testenv.Metric(t, g, m.name, labels...); got != m.want {
 			t.Errorf("%s{%s=%q} = %v, want %v", m.name, m.label, m.value, got, m.want)
 		}
 	}
-	if n := metricValue(t, g, "whenthen_event_latency_seconds", "", ""); n != 8 {
+	if n := testenv.Metric(t, g, "whenthen_event_latency_seconds"); n != 8 {
 		t.Errorf("latency histogram has %v samples, want 8", n)
 	}
 	problems, err := testutil.GatherAndLint(g)
@@ -215,7 +219,7 @@ func TestRestartMidStream(t *testing.T) {
 	b, _ := start(t, o)
 	testenv.WaitFor(t, 20*time.Second, "every event committed", func() bool { return allCommitted(c) })
 	assertOnce(t, c, total)
-	if n := metricValue(t, b.Gatherer(), "whenthen_decoded_events_total", "", ""); n == 0 {
+	if n := testenv.Metric(t, b.Gatherer(), "whenthen_decoded_events_total"); n == 0 {
 		t.Error("the second instance processed nothing: the close was not mid-stream")
 	}
 }
@@ -252,8 +256,8 @@ func TestTwoInstancesShareGroup(t *testing.T) {
 	c.Produce(t, inputTopic, more...)
 	testenv.WaitFor(t, 30*time.Second, "every event committed", func() bool { return allCommitted(c) })
 	assertOnce(t, c, 2*total)
-	na := metricValue(t, a.Gatherer(), "whenthen_decoded_events_total", "", "")
-	nb := metricValue(t, b.Gatherer(), "whenthen_decoded_events_total", "", "")
+	na := testenv.Metric(t, a.Gatherer(), "whenthen_decoded_events_total")
+	nb := testenv.Metric(t, b.Gatherer(), "whenthen_decoded_events_total")
 	if na == 0 || nb == 0 || na+nb < 2*total {
 		t.Errorf("instances decoded %v and %v events, want both some, %d in all", na, nb, 2*total)
 	}
@@ -269,8 +273,10 @@ func TestReload(t *testing.T) {
 	o.ReloadInterval = 20 * time.Millisecond
 	s, _ := start(t, o)
 	g := s.Gatherer()
-	reloads := func(result string) float64 { return metricValue(t, g, "whenthen_rule_reloads_total", "result", result) }
-	before := metricValue(t, g, "whenthen_rule_reload_last_success_timestamp_seconds", "", "")
+	reloads := func(result string) float64 {
+		return testenv.Metric(t, g, "whenthen_rule_reloads_total", "result", result)
+	}
+	before := testenv.Metric(t, g, "whenthen_rule_reload_last_success_timestamp_seconds")
 
 	c.Produce(t, inputTopic, oppEvent(1, 5000))
 	testenv.WaitFor(t, 20*time.Second, "the first action", func() bool { return c.Count(actions.DefaultActionsTopic) == 1 })
@@ -284,7 +290,7 @@ func TestReload(t *testing.T) {
 	if got := reloads("failure"); got != 2 {
 		t.Errorf("failures = %v, want 2", got)
 	}
-	failedAt := metricValue(t, g, "whenthen_rule_reload_last_failure_timestamp_seconds", "", "")
+	failedAt := testenv.Metric(t, g, "whenthen_rule_reload_last_failure_timestamp_seconds")
 	if failedAt < before {
 		t.Errorf("last failure time %v, want at or after the first load's %v (the alert compares them)", failedAt, before)
 	}
@@ -297,7 +303,7 @@ func TestReload(t *testing.T) {
 	if _, ok := s.Rules().Automation("any-deal"); !ok {
 		t.Error("the live rules lack any-deal after the reload")
 	}
-	if after := metricValue(t, g, "whenthen_rule_reload_last_success_timestamp_seconds", "", ""); after < before || after < failedAt {
+	if after := testenv.Metric(t, g, "whenthen_rule_reload_last_success_timestamp_seconds"); after < before || after < failedAt {
 		t.Errorf("last reload time went from %v to %v (last failure %v)", before, after, failedAt)
 	}
 	c.Produce(t, inputTopic, oppEvent(3, 500))

@@ -66,7 +66,8 @@
 // [Cluster.Produce] (or a [Cluster.Writer]) writes with kafka-go,
 // [Cluster.ReadTopic] reads a topic back whole, [Cluster.Count] and
 // [Cluster.Committed] say what the broker holds; [Header] reads a message
-// header. Set WHENTHEN_TEST_KFAKE_LOG=debug (or info, warn, error) to see
+// header; [ConsumerOptions] are consumer options with the short timings
+// below. Set WHENTHEN_TEST_KFAKE_LOG=debug (or info, warn, error) to see
 // the broker's log on stderr.
 //
 // segmentio/kafka-go works against kfake over TCP, consumer groups included
@@ -95,4 +96,9 @@
 //     partition); seeding topics through Kafka is still clearer.
 //
 // The package's own tests (kafka_test.go) exercise exactly this.
+//
+// # Metrics
+//
+// [Metric] reads one series of a Prometheus registry (a counter, gauge or
+// histogram count), failing the test when no series matches.
 package testenv
