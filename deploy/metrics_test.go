@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -190,15 +189,6 @@ func names(body string) map[string]bool {
 	return out
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	p, err := childproc.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "127.0.0.1:" + strconv.Itoa(p)
-}
-
 // TestMetricsServed starts the three services as the image runs them (the
 // Dockerfile's static binary as child processes) against kfake and a real
 // redis-server — whenthen run, whenthen deliver with a webhook
@@ -232,13 +222,13 @@ func TestMetricsServed(t *testing.T) {
 
 	svc := map[string]*child{}
 	common := []string{"--log-format", "json", "--shutdown-timeout", "5s"}
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	svc["run"] = startChild(t, "run", addr, nil, append([]string{"run", "--kafka-brokers", brokers,
 		"--redis-url", rs.URL(), "--rules", rulesDir, "--metrics-listen", addr, "--reload-interval", "-1s"}, common...)...)
-	addr = freeAddr(t)
+	addr = testenv.FreeAddr(t)
 	svc["deliver"] = startChild(t, "deliver", addr, []string{"HOOK_SECRET=" + hookSecret}, append([]string{"deliver",
 		"--config", deliverCfg, "--metrics-listen", addr, "--reload-interval", "-1s"}, common...)...)
-	addr = freeAddr(t)
+	addr = testenv.FreeAddr(t)
 	_, hash := auth.NewToken()
 	svc["history"] = startChild(t, "history", addr, nil, append([]string{"history", "--kafka-brokers", brokers,
 		"--history-listen", addr, "--history-db", "sqlite:" + filepath.Join(dir, "history.db"),

@@ -44,14 +44,14 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	e.produce(actions.DefaultRunsTopic, batch(0, 10)...)
 	e.waitRuns("acme", 10)
-	waitFor(t, "the first batch's offsets to be committed", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the first batch's offsets to be committed", func() bool {
 		return e.kafka.Committed("history-outage-runs", actions.DefaultRunsTopic, 0) == 10
 	})
 
 	proxy.Cut()
 	e.produce(actions.DefaultRunsTopic, batch(10, 25)...)
 	var body string
-	waitFor(t, "/readyz to report the outage", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "/readyz to report the outage", func() bool {
 		code, b := e.get("", "/readyz")
 		body = string(b)
 		return code == http.StatusServiceUnavailable && (strings.Contains(body, "keeps failing") || strings.Contains(body, "database"))
@@ -76,10 +76,10 @@ func TestDatabaseOutage(t *testing.T) {
 	if len(runs) != 35 {
 		t.Fatalf("%d runs after the outage, want 35", len(runs))
 	}
-	waitFor(t, "the offsets to be committed after the outage", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the offsets to be committed after the outage", func() bool {
 		return e.kafka.Committed("history-outage-runs", actions.DefaultRunsTopic, 0) == 35
 	})
-	waitFor(t, "/readyz to recover", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "/readyz to recover", func() bool {
 		code, _ := e.get("", "/readyz")
 		return code == http.StatusOK
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/history/auth"
 	"github.com/whenthen/whenthen/history/store/storetest"
+	"github.com/whenthen/whenthen/internal/testenv"
 )
 
 // browser is an HTTP client with cookies, as a browser is, that does not
@@ -96,7 +97,7 @@ func testPages(t *testing.T, db string) {
 	e.produce(actions.DefaultOutcomesTopic, out)
 	e.produce(actions.DefaultRunsTopic, bad, won, globex)
 	e.waitRuns("acme", 2)
-	waitFor(t, "the outcome", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the outcome", func() bool {
 		code, b := e.get(e.acme, "/api/v1/workspaces/acme/runs/"+won.RunID)
 		return code == http.StatusOK && strings.Contains(string(b), "revops-email")
 	})

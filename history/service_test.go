@@ -175,18 +175,6 @@ func (e *env) waitRuns(ws string, n int) []store.Run {
 	}
 }
 
-// waitFor polls cond until it holds, failing after 30s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestService(t *testing.T) {
 	for name, db := range databases(t) {
 		t.Run(name, func(t *testing.T) { testService(t, db(t)) })
@@ -220,7 +208,7 @@ func testService(t *testing.T, db string) {
 		if r := runs[2]; r.Why == nil || len(r.Why.Clauses) != 2 || r.Object != "opportunity" || len(r.ActionIDs) != 1 {
 			t.Fatalf("closed-won run: %+v", r)
 		}
-		waitFor(t, "the failed outcome to show in the run's status", func() bool {
+		testenv.WaitFor(t, 30*time.Second, "the failed outcome to show in the run's status", func() bool {
 			var page store.RunPage
 			e.getJSON(e.acme, "/api/v1/workspaces/acme/runs?automation=closed-won-brief&outcome=completed", &page)
 			return len(page.Runs) == 1 && page.Runs[0].Status == store.StatusDeliveryFailed
@@ -233,7 +221,7 @@ func testService(t *testing.T, db string) {
 	t.Run("run detail", func(t *testing.T) {
 		var d store.RunDetail
 		// The actions topic has its own consumer: wait for its record.
-		waitFor(t, "the action record", func() bool {
+		testenv.WaitFor(t, 30*time.Second, "the action record", func() bool {
 			e.getJSON(e.acme, "/api/v1/workspaces/acme/runs/"+won.RunID, &d)
 			return len(d.Actions) == 1 && !d.Actions[0].Missing
 		})
@@ -380,7 +368,7 @@ func testService(t *testing.T, db string) {
 	})
 
 	t.Run("dead letters", func(t *testing.T) {
-		waitFor(t, "4 dead letters", func() bool { return e.kafka.Count(actions.DefaultDLQTopic) >= 4 })
+		testenv.WaitFor(t, 30*time.Second, "4 dead letters", func() bool { return e.kafka.Count(actions.DefaultDLQTopic) >= 4 })
 		reasons := map[string]int{}
 		for _, m := range e.kafka.ReadTopic(t, actions.DefaultDLQTopic) {
 			reasons[testenv.Header(m, actions.HeaderDLQReason)]++

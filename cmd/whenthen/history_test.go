@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -20,16 +19,6 @@ import (
 	"github.com/whenthen/whenthen/history/store/storetest"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // TestHistoryCommands starts `whenthen history` (the service, from its
 // flags and environment) on each store, fills it through Kafka, and
@@ -46,7 +35,7 @@ func TestHistoryCommands(t *testing.T) {
 func testHistoryCommands(t *testing.T, db string) {
 	cluster := testenv.Kafka(t, actions.DefaultRunsTopic, actions.DefaultActionsTopic, actions.DefaultOutcomesTopic, actions.DefaultDLQTopic)
 	token, hash := auth.NewToken()
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	var stderr testenv.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	svcEnv := &cmdEnv{stdout: &testenv.Buffer{}, stderr: &stderr, getenv: func(k string) string {

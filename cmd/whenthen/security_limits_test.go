@@ -75,8 +75,14 @@ func TestRunInputLimits(t *testing.T) {
 	if err := w.WriteMessages(wctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	dlq := readAll(t, c, actions.DefaultDLQTopic, len(cases))
-	acts := readAll(t, c, actions.DefaultActionsTopic, 1)
+	testenv.WaitFor(t, 30*time.Second, "the dead letters and the action", func() bool {
+		return c.Count(actions.DefaultDLQTopic) >= int64(len(cases)) && c.Count(actions.DefaultActionsTopic) >= 1
+	})
+	dlq := c.ReadTopic(t, actions.DefaultDLQTopic)
+	acts := c.ReadTopic(t, actions.DefaultActionsTopic)
+	if len(dlq) != len(cases) || len(acts) != 1 {
+		t.Fatalf("%d dead letters and %d actions, want %d and 1", len(dlq), len(acts), len(cases))
+	}
 	for i, tc := range cases {
 		m := dlq[i]
 		var reason, detail string
@@ -99,22 +105,4 @@ func TestRunInputLimits(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Errorf("exit %d; stderr:\n%s", code, stderr)
 	}
-}
-
-// readAll reads the first n messages of partition 0 of topic.
-func readAll(t *testing.T, c *testenv.Cluster, topic string, n int) []kafka.Message {
-	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Addrs(), Topic: topic, MaxWait: 50 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []kafka.Message
-	for len(out) < n {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			t.Fatalf("read %s: %v after %d of %d", topic, err, len(out), n)
-		}
-		out = append(out, m)
-	}
-	return out
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/childproc"
 	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
@@ -41,7 +42,10 @@ func TestRedisACLAndTLS(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ca, cert, key := redisCerts(t, dir)
-	port := freeTCPPort(t)
+	port, err := childproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	acl := writeFile(t, dir, "users.acl", "user default off\nuser "+redisACL+"\n")
 	testenv.StartRedis(t, "--port", "0", "--tls-port", strconv.Itoa(port),
 		"--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca, "--tls-auth-clients", "no",
@@ -153,14 +157,4 @@ func redisCerts(t *testing.T, dir string) (ca, cert, key string) {
 		return p
 	}
 	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", srvDER), write("server.key", "EC PRIVATE KEY", keyDER)
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

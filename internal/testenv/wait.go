@@ -2,11 +2,15 @@ package testenv
 
 import (
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/whenthen/whenthen/internal/childproc"
 )
 
 // WaitFor polls cond every 10ms until it holds, failing the test after
@@ -52,4 +56,15 @@ func (w *tWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// FreeAddr returns a 127.0.0.1:PORT address that was free a moment ago,
+// for a server the test starts (childproc.FreePort).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	p, err := childproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 }
