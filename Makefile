@@ -13,7 +13,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets for `make fuzz-short`, as PKG:FuzzName, e.g.
 #   FUZZ_TARGETS = ./rules:FuzzLoad ./ingest:FuzzDecode
-FUZZ_TARGETS ?= ./rules:FuzzLoad ./rules:FuzzFastEval ./crm:FuzzDecodeRecord ./crm:FuzzDecodeBinary ./internal/jsonx:FuzzJSONX ./internal/yamlfile:FuzzLocate ./ingest:FuzzEnvelopeDecode ./ingest:FuzzDebeziumDecode ./ingest:FuzzPrecheck ./actions:FuzzAppendJSON ./engine:FuzzEvaluate ./delivery:FuzzParseConfig
+FUZZ_TARGETS ?= ./rules:FuzzLoad ./rules:FuzzFastEval ./crm:FuzzDecodeRecord ./crm:FuzzDecodeBinary ./internal/jsonx:FuzzJSONX ./internal/yamlfile:FuzzLocate ./ingest:FuzzEnvelopeDecode ./ingest:FuzzDebeziumDecode ./ingest:FuzzConnectSchema ./ingest:FuzzPrecheck ./actions:FuzzAppendJSON ./engine:FuzzEvaluate ./delivery:FuzzParseConfig
 FUZZTIME ?= 3s
 
 GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')

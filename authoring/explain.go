@@ -300,7 +300,11 @@ func copyLive(ctx context.Context, opts ExplainOptions, ev *engine.Event) (*stor
 	return mem, engine.CopyState(ctx, opts.Live, mem, ev, outs)
 }
 
-// candidate tells whether a's trigger kind takes events of ev's type.
+// candidate tells whether explain lists a for ev: its trigger kind takes
+// events of ev's type (and object). It is wider than engine.Accepts on
+// purpose: an automation whose trigger then refuses the event (another
+// tracker, creates only, a date trigger on the record's object) is listed
+// with engine.Accepts's reason, so that the author sees why it did not run.
 func candidate(a *rules.Automation, ev *engine.Event) bool {
 	switch ev.Type {
 	case engine.TypeRecordCreated, engine.TypeRecordUpdated, engine.TypeRecordDeleted:

@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
@@ -23,7 +20,8 @@ import (
 
 // FuzzEvaluate runs fuzzed message bytes through the envelope decoder and,
 // when they decode, through an engine with the example automations
-// (examples/automations, examples/schema.yaml) and an in-memory Redis:
+// (examples/automations, examples/schema.yaml) on the in-memory store
+// (store.Memory, which passes the Redis store's conformance suite):
 // nothing panics, Process and Commit succeed, and every run has a valid
 // outcome whose actions are the ones it lists.
 func FuzzEvaluate(f *testing.F) {
@@ -47,23 +45,22 @@ func FuzzEvaluate(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	mr := miniredis.NewMiniRedis()
-	if err := mr.Start(); err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(mr.Close)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	f.Cleanup(func() { rdb.Close() })
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	st, err := store.NewRedis(rdb, "fz:", store.Options{Schema: schema, Limits: c.Limits(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		f.Fatal(err)
+	// fresh is an engine on an empty in-memory store, made again every
+	// 1000 events to keep the state small over a long run.
+	fresh := func() *engine.Engine {
+		st, err := store.NewMemory(store.Options{Schema: schema, Limits: c.Limits(), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			f.Fatal(err)
+		}
+		eng, err := engine.New(engine.Options{Rules: set, Schema: schema, Store: st,
+			Clock: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return eng
 	}
-	eng, err := engine.New(engine.Options{Rules: set, Schema: schema, Store: st,
-		Clock: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		f.Fatal(err)
-	}
+	eng := fresh()
 
 	// Seeds: the sample stream, its placeholders resolved.
 	file, err := os.Open("../examples/events.jsonl")
@@ -104,7 +101,7 @@ func FuzzEvaluate(f *testing.F) {
 			return
 		}
 		if n++; n%1000 == 0 {
-			mr.FlushAll() // keep the in-memory state small over a long run
+			eng = fresh()
 		}
 		out, err := eng.Process(ctx, []*engine.Event{ev}, "")
 		if err != nil {
