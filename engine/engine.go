@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -385,6 +386,27 @@ func (b *batch) event(ctx context.Context, ev *Event) {
 	}, act)
 }
 
+// images are the record after an event and before it, as batch.event
+// computes them, and whether the state before is known.
+func images(ev *Event, stored *store.Snapshot) (after, before *crm.Record, known bool) {
+	after = ev.Record
+	if ev.Partial && stored != nil {
+		after = stored.Record.Merge(ev.Record)
+	}
+	switch {
+	case ev.Type == TypeRecordCreated:
+		return after, nil, true
+	case ev.Before != nil:
+		return after, after.Merge(ev.Before), true
+	case stored != nil:
+		return after, stored.Record, true
+	case ev.Partial:
+		return after, nil, false
+	}
+	// A full record without before or stored state: no change is known.
+	return after, after, true
+}
+
 func (b *batch) activation(ev *Event, after, before *crm.Record, changed ref.Val) *activation {
 	s := b.e.opts.Schema
 	acc, _ := s.Object(crm.ObjAccount)
@@ -455,6 +477,11 @@ func (b *batch) holds(ctx context.Context, a *rules.Automation, rec *crm.Record,
 	}
 	return v == types.True, nil
 }
+
+var (
+	held    = true
+	notHeld = false
+)
 
 // enteredBefore reports whether an on_enter condition already held before
 // the change; looked is false when it did not look (not on_enter, a
@@ -529,6 +556,13 @@ func (b *batch) evalError(ctx context.Context, a *rules.Automation, act *activat
 	b.runs = append(b.runs, &pendingRun{run: run})
 }
 
+// timerFiring is the date timer a run fired on.
+type timerFiring struct {
+	field     string
+	date, due time.Time
+	late      time.Duration
+}
+
 // newRun starts the run of a on ev (or on the timer fire) for rec (nil for
 // a tracker).
 func (b *batch) newRun(a *rules.Automation, ev *Event, rec *crm.Record, fire *timerFiring) actions.Run {
@@ -546,6 +580,31 @@ func (b *batch) newRun(a *rules.Automation, ev *Event, rec *crm.Record, fire *ti
 		r.LateMS = ev.tick.late.Milliseconds()
 	}
 	return r
+}
+
+// runContext is the trigger's own context of a run on ev (or on a timer).
+func runContext(ev *Event, fire *timerFiring) *actions.Context {
+	switch {
+	case fire != nil:
+		return &actions.Context{Timer: &actions.TimerContext{Field: fire.field, Date: fire.date, Due: fire.due, LateMS: fire.late.Milliseconds()}}
+	case ev.Type == TypeTrackerDetected && ev.Tracker != nil:
+		t := &actions.TrackerContext{Name: ev.Tracker.String("name"), CallID: ev.Tracker.String("call_id"), Confidence: confidence(ev)}
+		if ev.Account != nil {
+			t.AccountID = ev.Account.ID()
+		}
+		if ev.Opportunity != nil {
+			t.OpportunityID = ev.Opportunity.ID()
+		}
+		return &actions.Context{Tracker: t}
+	case ev.Type == TypeCallProcessed && ev.Call != nil:
+		acc, opp := relatedIDs(ev, nil)
+		return &actions.Context{Call: &actions.CallContext{ID: ev.Call.ID(), Title: ev.Call.String("title"), AccountID: acc, OpportunityID: opp}}
+	case ev.tick != nil:
+		return &actions.Context{Schedule: &actions.ScheduleContext{Cron: ev.tick.cron, Tick: ev.tick.at, LateMS: ev.tick.late.Milliseconds()}}
+	case ev.Type == TypeScheduleFired:
+		return &actions.Context{Schedule: &actions.ScheduleContext{Name: ev.Schedule}}
+	}
+	return nil
 }
 
 // matched builds the run and actions of an automation whose trigger and
@@ -641,6 +700,8 @@ func resolveRecipients(rs []rules.Recipient, rec *crm.Record) []string {
 	}
 	return out
 }
+
+var stringSliceType = reflect.TypeOf([]string{})
 
 // persons evaluates a flow's who: one person id or a list; empty ids are
 // dropped and duplicates removed.
@@ -753,7 +814,8 @@ func (b *batch) claimAll(ctx context.Context, claims []*store.Claim) error {
 	return nil
 }
 
-// settle turns claim results into the run's outcome: the pure decision.
+// settle turns a run's claim results into its outcome (decide, the pure
+// decision) and emits the actions it won.
 func (b *batch) settle(pr *pendingRun) {
 	outcome, reason, emit := decide(pr.claim)
 	pr.run.Outcome, pr.run.Reason = outcome, reason

@@ -107,27 +107,6 @@ func (e *Engine) Bind(ctx context.Context, ev *Event) (*Bindings, error) {
 	return bd, nil
 }
 
-// images are the record after an event and before it, as batch.event
-// computes them, and whether the state before is known.
-func images(ev *Event, stored *store.Snapshot) (after, before *crm.Record, known bool) {
-	after = ev.Record
-	if ev.Partial && stored != nil {
-		after = stored.Record.Merge(ev.Record)
-	}
-	switch {
-	case ev.Type == TypeRecordCreated:
-		return after, nil, true
-	case ev.Before != nil:
-		return after, after.Merge(ev.Before), true
-	case stored != nil:
-		return after, stored.Record, true
-	case ev.Partial:
-		return after, nil, false
-	}
-	// A full record without before or stored state: no change is known.
-	return after, after, true
-}
-
 // DueBinding is a date timer due to fire, and the variables its
 // automation's condition will be evaluated with.
 type DueBinding struct {

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,8 +17,6 @@ import (
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/rules"
 )
-
-var stringSliceType = reflect.TypeOf([]string{})
 
 // TypeDateDue is the event type of a date timer firing (event.type in
 // conditions of date triggers).

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"cel.dev/cel-go/common/types"
@@ -71,11 +70,6 @@ func cutText(s string, n int) string {
 	}
 	return s[:n] + mark
 }
-
-var (
-	held    = true
-	notHeld = false
-)
 
 // why is the why of a matched run: every clause held. heldBefore is set
 // for an on_enter run that looked at the state before the change.
@@ -156,36 +150,4 @@ func (b *batch) whyValues(w *actions.Why, plan *whyPlan, act *activation) {
 			w.Values[len(w.Values)-1].Value = buf[start:len(buf):len(buf)]
 		}
 	}
-}
-
-// timerFiring is the date timer a run fired on.
-type timerFiring struct {
-	field     string
-	date, due time.Time
-	late      time.Duration
-}
-
-// runContext is the trigger's own context of a run on ev (or on a timer).
-func runContext(ev *Event, fire *timerFiring) *actions.Context {
-	switch {
-	case fire != nil:
-		return &actions.Context{Timer: &actions.TimerContext{Field: fire.field, Date: fire.date, Due: fire.due, LateMS: fire.late.Milliseconds()}}
-	case ev.Type == TypeTrackerDetected && ev.Tracker != nil:
-		t := &actions.TrackerContext{Name: ev.Tracker.String("name"), CallID: ev.Tracker.String("call_id"), Confidence: confidence(ev)}
-		if ev.Account != nil {
-			t.AccountID = ev.Account.ID()
-		}
-		if ev.Opportunity != nil {
-			t.OpportunityID = ev.Opportunity.ID()
-		}
-		return &actions.Context{Tracker: t}
-	case ev.Type == TypeCallProcessed && ev.Call != nil:
-		acc, opp := relatedIDs(ev, nil)
-		return &actions.Context{Call: &actions.CallContext{ID: ev.Call.ID(), Title: ev.Call.String("title"), AccountID: acc, OpportunityID: opp}}
-	case ev.tick != nil:
-		return &actions.Context{Schedule: &actions.ScheduleContext{Cron: ev.tick.cron, Tick: ev.tick.at, LateMS: ev.tick.late.Milliseconds()}}
-	case ev.Type == TypeScheduleFired:
-		return &actions.Context{Schedule: &actions.ScheduleContext{Name: ev.Schedule}}
-	}
-	return nil
 }

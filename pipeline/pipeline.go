@@ -265,6 +265,39 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
+// cacheFor returns partition's state cache for a batch starting at first:
+// emptied when the batch does not follow on the last one handled (another
+// instance may have processed the offsets between, or the partition is
+// new to this instance), since its records may have changed meanwhile.
+func (p *Pipeline) cacheFor(partition int, first int64) *engine.StateCache {
+	if p.budget == nil {
+		return nil
+	}
+	p.partsMu.Lock()
+	defer p.partsMu.Unlock()
+	ps := p.parts[partition]
+	if ps == nil {
+		ps = &partState{cache: p.budget.Partition(), next: -1}
+		p.parts[partition] = ps
+	}
+	if ps.next != first {
+		ps.cache.Reset()
+	}
+	return ps.cache
+}
+
+// handled records that partition's batch up to next was handled.
+func (p *Pipeline) handled(partition int, next int64) {
+	if p.budget == nil {
+		return
+	}
+	p.partsMu.Lock()
+	defer p.partsMu.Unlock()
+	if ps := p.parts[partition]; ps != nil {
+		ps.next = next
+	}
+}
+
 // FireDue fires one round of the date timers and schedule ticks due at
 // now, at most limit of them, the way Handle takes a batch from the engine on: the engine's
 // FireDue, then Publish of the round's actions and runs, then Commit,
@@ -483,37 +516,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
-}
-
-// cacheFor returns partition's state cache for a batch starting at first:
-// emptied when the batch does not follow on the last one handled (another
-// instance may have processed the offsets between, or the partition is
-// new to this instance), since its records may have changed meanwhile.
-func (p *Pipeline) cacheFor(partition int, first int64) *engine.StateCache {
-	if p.budget == nil {
-		return nil
-	}
-	p.partsMu.Lock()
-	defer p.partsMu.Unlock()
-	ps := p.parts[partition]
-	if ps == nil {
-		ps = &partState{cache: p.budget.Partition(), next: -1}
-		p.parts[partition] = ps
-	}
-	if ps.next != first {
-		ps.cache.Reset()
-	}
-	return ps.cache
-}
-
-// handled records that partition's batch up to next was handled.
-func (p *Pipeline) handled(partition int, next int64) {
-	if p.budget == nil {
-		return
-	}
-	p.partsMu.Lock()
-	defer p.partsMu.Unlock()
-	if ps := p.parts[partition]; ps != nil {
-		ps.next = next
-	}
 }

@@ -342,6 +342,12 @@ func (s *Redis) LoadSnapshots(ctx context.Context, refs []RecordRef) ([]*Snapsho
 	return out, nil
 }
 
+// DecodeSnapshot reads the stored form of ref's snapshot (Save.Data), as
+// LoadSnapshots does; nil when the schema cannot read it (logged).
+func (s *Redis) DecodeSnapshot(ref RecordRef, data []byte) *Snapshot {
+	return s.codec.decode(ref, data)
+}
+
 // The arm script arms timers of one queue, each unless it is
 // already armed for the same date (a record's later events with an
 // unchanged date leave it, fired or not), or, forced, unless it is armed
@@ -854,10 +860,4 @@ func (s *Redis) Import(ctx context.Context, st *State) error {
 	}
 	_, err := pipe.Exec(ctx)
 	return err
-}
-
-// DecodeSnapshot reads the stored form of ref's snapshot (Save.Data), as
-// LoadSnapshots does; nil when the schema cannot read it (logged).
-func (s *Redis) DecodeSnapshot(ref RecordRef, data []byte) *Snapshot {
-	return s.codec.decode(ref, data)
 }

@@ -9,11 +9,14 @@
 //
 // The files: store.go holds the values the engine and a store exchange;
 // redis.go is Redis, the production store (each atomic decision one Lua
-// script, keys hash-tagged by workspace; keys.go derives them); memory.go
-// is Memory, an in-process store with the same semantics for the offline
-// tools (`whenthen eval`, `test`, `explain`, `backtest`); snapshot.go is
-// the stored form of a record snapshot, shared by both. Package storetest
-// is the conformance suite both stores pass.
+// script, keys hash-tagged by workspace; keys.go derives them, in the
+// one-server or the Redis Cluster layout); memory.go is Memory, an
+// in-process store with the same semantics for the offline tools
+// (`whenthen eval`, `test`, `explain`, `backtest`); snapshot.go is the
+// stored form of a record snapshot, shared by both; walk.go declares the
+// walks over the records a store knows (schedule ticks, timer re-arming),
+// which redis_walk.go and memory_walk.go keep. Package storetest is the
+// conformance suite both stores pass.
 package store
 
 import (
