@@ -22,46 +22,6 @@ type Decoder interface {
 	Decode(key, value []byte) (*engine.Event, error)
 }
 
-// Reasons a message is rejected. They label metrics and the dead-letter
-// header, so the set is small and fixed; docs/events.md describes each.
-const (
-	ReasonTooLarge      = "too_large"      // over DecoderOptions.MaxBytes, or a JSON array or object with too many entries
-	ReasonEmpty         = "empty"          // empty value or tombstone
-	ReasonInvalidJSON   = "invalid_json"   // not one JSON object: syntax error, truncated, trailing data
-	ReasonInvalidUTF8   = "invalid_utf8"   // invalid UTF-8 bytes, or an escaped lone UTF-16 surrogate
-	ReasonMissingField  = "missing_field"  // a required field is absent, null or empty
-	ReasonInvalidField  = "invalid_field"  // a field of the wrong type, format or range, or over a size limit
-	ReasonUnknownType   = "unknown_type"   // an event type (or Debezium op) that is not accepted
-	ReasonUnknownObject = "unknown_object" // an object that is not a CRM object
-	ReasonDuplicateKey  = "duplicate_key"  // a key twice in one object, or an envelope key in another case
-	ReasonTooDeep       = "too_deep"       // nesting deeper than DecoderOptions.MaxDepth
-	ReasonUnknownTable  = "unknown_table"  // a Debezium event of a table with no TableMapping
-	ReasonInternal      = "internal"       // any error that is not a *DecodeError
-)
-
-// Reasons lists every value Reason can return, for pre-creating metric
-// label values.
-var Reasons = []string{
-	ReasonTooLarge, ReasonEmpty, ReasonInvalidJSON, ReasonInvalidUTF8,
-	ReasonMissingField, ReasonInvalidField, ReasonUnknownType, ReasonUnknownObject,
-	ReasonDuplicateKey, ReasonTooDeep, ReasonUnknownTable, ReasonInternal,
-}
-
-// DecodeError is a message that cannot be decoded. Reason is one of the
-// Reason constants; Msg says what is wrong, naming fields and types but
-// never quoting a value of the payload, so that it can be logged and put in
-// a dead-letter header.
-type DecodeError struct {
-	Reason string
-	Msg    string
-}
-
-func (e *DecodeError) Error() string { return e.Reason + ": " + e.Msg }
-
-func decodeErr(reason, format string, args ...any) *DecodeError {
-	return &DecodeError{Reason: reason, Msg: fmt.Sprintf(format, args...)}
-}
-
 // DecoderOptions configures the decoders.
 type DecoderOptions struct {
 	// Schema types the records. Required.

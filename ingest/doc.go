@@ -15,5 +15,12 @@
 // DecoderOptions.OnUnknownFields; UnknownFieldMetrics counts them
 // (unknown.go).
 //
+// The files: decode.go holds what both decoders share (Decoder, their
+// options, the validating pass of every message through internal/jsonx);
+// envelope.go and debezium.go are the two decoders; reasons.go the reason
+// codes, DecodeError and the dead-letter details; unknown.go the unknown
+// fields. The *_ref_test.go files keep the implementations these replaced
+// as fuzzing oracles.
+//
 // docs/events.md describes the accepted input and every reason.
 package ingest

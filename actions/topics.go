@@ -34,7 +34,7 @@ const MaxDetailBytes = 1024
 // from and why.
 type DeadLetter struct {
 	Key, Value []byte    // the original message's, written unchanged
-	Reason     string    // short fixed code, such as "decode"; "unknown" if empty
+	Reason     string    // short fixed code, such as "invalid_json"; "unknown" if empty
 	Detail     string    // human-readable cause; must not quote the payload
 	Topic      string    // source topic
 	Partition  int       // source partition
