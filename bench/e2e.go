@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/ingest"
 )
 
@@ -30,7 +31,7 @@ import (
 type E2EOptions struct {
 	// Workload is the service's rule set; default 1,000 automations in
 	// one workspace.
-	Workload Workload
+	Workload gen.Workload
 	// Events is the backlog each consumer drains to find its maximum
 	// rate; default 200,000.
 	Events int
@@ -143,7 +144,7 @@ type ServiceStats struct {
 
 func (o E2EOptions) withDefaults() E2EOptions {
 	if o.Workload.Automations == 0 {
-		o.Workload = Workload{Automations: 1000, Workspaces: 1, Seed: 1}
+		o.Workload = gen.Workload{Automations: 1000, Workspaces: 1, Seed: 1}
 	}
 	if o.Events == 0 {
 		o.Events = 200_000
@@ -192,7 +193,7 @@ func runE2E(ctx context.Context, o E2EOptions, r *benchRedis, start ChildCommand
 	}
 	defer x.cluster.Close()
 	x.brokers = x.cluster.ListenAddrs()
-	res := &E2EResult{Automations: o.Workload.Automations, Workspaces: o.Workload.workspaces(),
+	res := &E2EResult{Automations: o.Workload.Automations, Workspaces: o.Workload.NumWorkspaces(),
 		Partitions: o.Partitions, Events: o.Events}
 
 	// The backlog, produced before either consumer starts.

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/history"
 	"github.com/whenthen/whenthen/history/api"
@@ -49,7 +50,7 @@ type HistoryOptions struct {
 	Keep        bool
 	// Workload is the rule set whose automations the runs belong to;
 	// default 1,000 automations in one workspace.
-	Workload Workload
+	Workload gen.Workload
 	// WriteRuns are written through store.Write in batches of WriteBatch;
 	// defaults 400,000 and 1,000.
 	WriteRuns  int
@@ -69,7 +70,7 @@ type HistoryOptions struct {
 
 func (o HistoryOptions) withDefaults() HistoryOptions {
 	if o.Workload.Automations == 0 {
-		o.Workload = Workload{Automations: 1000, Workspaces: 1, Seed: 1}
+		o.Workload = gen.Workload{Automations: 1000, Workspaces: 1, Seed: 1}
 	}
 	if o.WriteRuns == 0 {
 		o.WriteRuns = 400_000
@@ -141,7 +142,7 @@ type runGen struct {
 	span   time.Duration
 }
 
-func newRunGen(w Workload, t0 time.Time, span time.Duration) (*runGen, error) {
+func newRunGen(w gen.Workload, t0 time.Time, span time.Duration) (*runGen, error) {
 	c, err := rules.NewCompiler(rules.CompilerOptions{Schema: crm.DefaultSchema()})
 	if err != nil {
 		return nil, err
@@ -368,7 +369,7 @@ func benchService(ctx context.Context, o HistoryOptions) (float64, error) {
 	start := time.Now()
 	go func() { done <- svc.Run(rctx) }()
 	defer func() { cancel(); <-done; _ = svc.Close() }()
-	wsName := WorkspaceName(0)
+	wsName := gen.WorkspaceName(0)
 	for {
 		st, err := svc.Store().Automations(ctx, wsName, "", time.Now().Add(-3*time.Hour), time.Now().Add(time.Hour))
 		if err != nil {
@@ -533,7 +534,7 @@ func benchQueries(ctx context.Context, dbURL string, o HistoryOptions, res *Hist
 	if err != nil || len(picks) == 0 || len(autos) == 0 {
 		return fmt.Errorf("sampling the table: %v", err)
 	}
-	ws := WorkspaceName(0)
+	ws := gen.WorkspaceName(0)
 	tok, hash := auth.NewToken()
 	au, err := auth.New(auth.Options{Tokens: []auth.Token{{Name: "bench", SHA256: hash, Workspaces: []string{auth.AllWorkspaces}}}})
 	if err != nil {
@@ -680,7 +681,7 @@ func benchDevPage(ctx context.Context, o HistoryOptions) (p50, p95 float64, err 
 		return 0, 0, err
 	}
 	defer st.Close()
-	w := Workload{Automations: 10, Workspaces: 1, Seed: 5}
+	w := gen.Workload{Automations: 10, Workspaces: 1, Seed: 5}
 	g, err := newRunGen(w, time.Now().Add(-24*time.Hour), 24*time.Hour)
 	if err != nil {
 		return 0, 0, err
@@ -715,7 +716,7 @@ func benchDevPage(ctx context.Context, o HistoryOptions) (p50, p95 float64, err 
 	defer srv.Close()
 	var times []time.Duration
 	for i := range 105 {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/w/"+WorkspaceName(0)+"/", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/w/"+gen.WorkspaceName(0)+"/", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		start := time.Now()
 		res, err := http.DefaultClient.Do(req)

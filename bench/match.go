@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
@@ -18,7 +19,7 @@ import (
 
 // Setup is a compiled workload ready to run: rules, decoded events.
 type Setup struct {
-	Workload Workload
+	Workload gen.Workload
 	Compiler *rules.Compiler
 	Set      *rules.Set
 	Raw      [][]byte
@@ -28,7 +29,7 @@ type Setup struct {
 }
 
 // Prepare compiles the workload's rules and decodes n events.
-func Prepare(w Workload, n int) (*Setup, error) {
+func Prepare(w gen.Workload, n int) (*Setup, error) {
 	c, err := rules.NewCompiler(rules.CompilerOptions{})
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/ingest"
 )
 
@@ -42,7 +43,7 @@ func TestPassthroughs(t *testing.T) {
 			defer c.Close()
 			x := &e2e{cluster: c, brokers: c.ListenAddrs()}
 			const events = 2000
-			if err := x.produce(ctx, messages(Workload{Automations: 100, Seed: 1}.Events(events))); err != nil {
+			if err := x.produce(ctx, messages(gen.Workload{Automations: 100, Seed: 1}.Events(events))); err != nil {
 				t.Fatal(err)
 			}
 			hwm := x.highWatermarks(ingest.DefaultTopic)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/engine/store"
 	"github.com/whenthen/whenthen/ingest"
@@ -21,7 +22,7 @@ import (
 )
 
 // Scenario is a matching workload: Automations spread over Workspaces;
-// Fanout makes its conditions unselective (Workload.Fanout).
+// Fanout makes its conditions unselective (gen.Workload.Fanout).
 type Scenario struct {
 	Automations int
 	Workspaces  int
@@ -96,7 +97,7 @@ type ScenarioResult struct {
 	Name        string `json:"name"`
 	Automations int    `json:"automations"`
 	Workspaces  int    `json:"workspaces"`
-	// Fanout tells the unselective workload (Workload.Fanout).
+	// Fanout tells the unselective workload (gen.Workload.Fanout).
 	Fanout bool `json:"fanout,omitempty"`
 	// Events is how many events the indexed run processed (distinct
 	// events, no repeats).
@@ -193,7 +194,7 @@ type LoadResult struct {
 // runScenario is the scenario process: it loads the rule files of req.Dir,
 // then (if req.Events > 0) runs the match.
 func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
-	w := Workload{Automations: req.Automations, Workspaces: req.Workspaces, Seed: req.Seed, Fanout: req.Fanout}
+	w := gen.Workload{Automations: req.Automations, Workspaces: req.Workspaces, Seed: req.Seed, Fanout: req.Fanout}
 	// The engine's store needs a client; loading alone never uses it.
 	var rdb redis.UniversalClient
 	if req.RedisURL == "" {
@@ -207,7 +208,7 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 	defer rdb.Close()
 
 	// Load: what `whenthen run` does before it serves.
-	sc := Scenario{Automations: req.Automations, Workspaces: w.workspaces(), Fanout: req.Fanout}
+	sc := Scenario{Automations: req.Automations, Workspaces: w.NumWorkspaces(), Fanout: req.Fanout}
 	name := sc.fileName()
 	stopProfile, err := startProfile(req.ProfileDir, "load-"+name)
 	if err != nil {
@@ -245,7 +246,7 @@ func runScenario(ctx context.Context, req childRequest) (*childResult, error) {
 		return nil, err
 	}
 	res := &childResult{Load: LoadResult{
-		Automations: len(set.Automations), Workspaces: w.workspaces(), Files: len(set.Files),
+		Automations: len(set.Automations), Workspaces: w.NumWorkspaces(), Files: len(set.Files),
 		Seconds: total.Seconds(), CompileSeconds: compiled.Seconds(), IndexSeconds: (total - compiled).Seconds(),
 		RSSMB: mib(rss), RSSSource: source, HeapMB: mib(ms.HeapAlloc),
 	}}
@@ -381,16 +382,6 @@ func (s *Setup) decode(n int) error {
 			return fmt.Errorf("generated event %d does not decode: %w", i, err)
 		}
 		s.Events = append(s.Events, ev)
-	}
-	return nil
-}
-
-// WriteRules writes the workload's automation files into dir.
-func (w Workload) WriteRules(dir string) error {
-	for _, src := range w.Rules() {
-		if err := os.WriteFile(filepath.Join(dir, src.Name), src.Data, 0o644); err != nil {
-			return err
-		}
 	}
 	return nil
 }

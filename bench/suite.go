@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/whenthen/whenthen/bench/gen"
 )
 
 // The scenarios of the issue: 100, 1k and 10k automations in one
@@ -130,7 +132,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Seed = 1
 	}
 	if o.E2E.Workload.Automations == 0 {
-		o.E2E.Workload = Workload{Automations: 1000, Workspaces: 1}
+		o.E2E.Workload = gen.Workload{Automations: 1000, Workspaces: 1}
 	}
 	if o.E2E.Workload.Seed == 0 {
 		o.E2E.Workload.Seed = o.Seed
@@ -282,7 +284,7 @@ func (o Options) child(ctx context.Context, r *benchRedis, sc Scenario, events i
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	w := Workload{Automations: sc.Automations, Workspaces: sc.Workspaces, Seed: o.Seed, Fanout: sc.Fanout}
+	w := gen.Workload{Automations: sc.Automations, Workspaces: sc.Workspaces, Seed: o.Seed, Fanout: sc.Fanout}
 	if err := w.WriteRules(dir); err != nil {
 		return nil, err
 	}

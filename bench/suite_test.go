@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
@@ -52,7 +53,7 @@ func TestRunTiny(t *testing.T) {
 		Scenarios:   []Scenario{{Automations: 100, Workspaces: 1}, {Automations: 1000, Workspaces: 10}, {Automations: 1000, Workspaces: 1, Fanout: true}},
 		Events:      400,
 		NaiveBudget: time.Second,
-		E2E:         E2EOptions{Workload: Workload{Automations: 100, Workspaces: 1, Seed: 1}, Events: 1000, Duration: 2 * time.Second, Partitions: 2},
+		E2E:         E2EOptions{Workload: gen.Workload{Automations: 100, Workspaces: 1, Seed: 1}, Events: 1000, Duration: 2 * time.Second, Partitions: 2},
 		Load:        Scenario{Automations: 1000, Workspaces: 10},
 		NoDeliver:   true, // TestRunDeliver
 		RedisURL:    testenv.RedisURL(t),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/whenthen/whenthen/bench/gen"
 )
 
 // TestFanoutWorkload: the unselective rule set loads, and through `whenthen
@@ -11,11 +13,11 @@ import (
 // selective one runs a few per hundred events.
 func TestFanoutWorkload(t *testing.T) {
 	for _, tc := range []struct {
-		w        Workload
+		w        gen.Workload
 		min, max float64 // runs per event
 	}{
-		{Workload{Automations: 2000, Workspaces: 1, Seed: 1}, 0, 0.5},
-		{Workload{Automations: 2000, Workspaces: 1, Seed: 1, Fanout: true}, 2, 15},
+		{gen.Workload{Automations: 2000, Workspaces: 1, Seed: 1}, 0, 0.5},
+		{gen.Workload{Automations: 2000, Workspaces: 1, Seed: 1, Fanout: true}, 2, 15},
 	} {
 		t.Run(Scenario{Automations: tc.w.Automations, Workspaces: 1, Fanout: tc.w.Fanout}.Name(), func(t *testing.T) {
 			s, err := Prepare(tc.w, 2000)

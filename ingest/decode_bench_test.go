@@ -3,7 +3,7 @@ package ingest_test
 import (
 	"testing"
 
-	"github.com/whenthen/whenthen/bench"
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/ingest"
 )
@@ -11,7 +11,7 @@ import (
 // workloadEvents are the events of the benchmark workload: the mix of
 // objects, trackers and schedules the service decodes.
 func workloadEvents() [][]byte {
-	return bench.Workload{Automations: 1000, Workspaces: 1, Seed: 1}.Events(1000)
+	return gen.Workload{Automations: 1000, Workspaces: 1, Seed: 1}.Events(1000)
 }
 
 // BenchmarkEnvelopeDecodeWorkload decodes the benchmark workload's events

@@ -9,7 +9,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
 
-	"github.com/whenthen/whenthen/bench"
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine"
 	"github.com/whenthen/whenthen/ingest"
@@ -21,7 +21,7 @@ import (
 // the fast path. It then evaluates them on the workload's events with
 // both evaluators.
 func TestWorkloadConditionsAreFast(t *testing.T) {
-	w := bench.Workload{Automations: 1000, Workspaces: 1, Seed: 1}
+	w := gen.Workload{Automations: 1000, Workspaces: 1, Seed: 1}
 	c, err := rules.NewCompiler(rules.CompilerOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/bench"
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/internal/daemon"
 )
 
@@ -96,7 +97,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) int {
 	if err != nil {
 		return bad("--e2e-rules: %v", err)
 	}
-	o.E2E.Workload = bench.Workload{Automations: sc.Automations, Workspaces: sc.Workspaces}
+	o.E2E.Workload = gen.Workload{Automations: sc.Automations, Workspaces: sc.Workspaces}
 	if err := selectScenarios(&o, hist.apply(&o, *scenarios)); err != nil {
 		return bad("--scenarios: %v", err)
 	}

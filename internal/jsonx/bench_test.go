@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/whenthen/whenthen/bench"
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/internal/jsonx"
 )
 
@@ -19,7 +19,7 @@ func benchInputs(b *testing.B) map[string][][]byte {
 		b.Fatal(err)
 	}
 	return map[string][][]byte{
-		"events":   bench.Workload{Automations: 1000, Workspaces: 1, Seed: 1}.Events(1000),
+		"events":   gen.Workload{Automations: 1000, Workspaces: 1, Seed: 1}.Events(1000),
 		"debezium": {dbz},
 	}
 }

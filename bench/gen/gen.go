@@ -1,11 +1,16 @@
-// Package bench holds whenthen's benchmark harness: a generator of
-// realistic CRM workloads (rule sets and event streams) reused by tests,
-// `go test -bench` and `whenthen bench`, and the suite that runs them.
-package bench
+// Package gen generates realistic CRM workloads: rule sets of any size
+// over any number of workspaces, and event streams that match them as
+// revenue teams' data does. The benchmark suite (package bench, `whenthen
+// bench`) and the benchmarks and tests of other packages use it; it
+// imports nothing of whenthen but rules.Source, so that they do not link
+// the suite.
+package gen
 
 import (
 	"fmt"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -52,7 +57,9 @@ func numbered(prefix string, n int) []string {
 // WorkspaceName is the name of generated workspace i.
 func WorkspaceName(i int) string { return fmt.Sprintf("ws-%04d", i) }
 
-func (w Workload) workspaces() int {
+// NumWorkspaces is how many workspaces the workload spreads its
+// automations over: Workspaces, at least 1.
+func (w Workload) NumWorkspaces() int {
 	if w.Workspaces < 1 {
 		return 1
 	}
@@ -64,7 +71,7 @@ func (w Workload) workspaces() int {
 // small share of events and about 1% of events fire something whatever
 // the rule set's size.
 func (w Workload) scale() int {
-	return max(1000, 10*w.Automations/w.workspaces())
+	return max(1000, 10*w.Automations/w.NumWorkspaces())
 }
 
 // Rules generates the automation files, one per workspace. The mix
@@ -177,7 +184,7 @@ func (w Workload) FanoutRules() []rules.Source {
 // the same files.
 func (w Workload) generate(kind string, rule func(r *rand.Rand, pick func([]string) string) (when, cond, then string)) []rules.Source {
 	r := rand.New(rand.NewSource(w.Seed))
-	nws := w.workspaces()
+	nws := w.NumWorkspaces()
 	per := w.Automations / nws
 	pick := func(s []string) string { return s[r.Intn(len(s))] }
 	var srcs []rules.Source
@@ -199,7 +206,7 @@ func (w Workload) generate(kind string, rule func(r *rand.Rand, pick func([]stri
 // Records repeat (updates of the same records), times increase.
 func (w Workload) Events(n int) [][]byte {
 	r := rand.New(rand.NewSource(w.Seed + 1))
-	nws := w.workspaces()
+	nws := w.NumWorkspaces()
 	inds, ctry, regs, trks := industries(), countries(), regions(), trackers()
 	scale := w.scale()
 	pick := func(s []string) string { return s[r.Intn(len(s))] }
@@ -239,4 +246,14 @@ func (w Workload) Events(n int) [][]byte {
 		out[i] = []byte(fmt.Sprintf(`{"id":"evt-%d","type":%q,"time":%q,"workspace":%q,%s}`, i, typ, t, ws, body))
 	}
 	return out
+}
+
+// WriteRules writes the workload's automation files into dir.
+func (w Workload) WriteRules(dir string) error {
+	for _, src := range w.Rules() {
+		if err := os.WriteFile(filepath.Join(dir, src.Name), src.Data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

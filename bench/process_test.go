@@ -1,4 +1,4 @@
-package engine_test
+package bench_test
 
 import (
 	"context"
@@ -7,16 +7,18 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/bench"
+	"github.com/whenthen/whenthen/bench/gen"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
 
-// BenchmarkProcess measures events/s through Engine.Process (matching,
+// BenchmarkProcess measures events/s through Engine.Process (it was in
+// package engine's tests; it lives beside the harness it drives) (matching,
 // evaluation, and the Redis round trips of each batch of 500) on the
 // bench workloads, with the index and with every rule evaluated (its
 // cel-go programs planned before the timer starts), on the same rules and
 // events. b.N counts events.
 func BenchmarkProcess(b *testing.B) {
-	cases := []bench.Workload{
+	cases := []gen.Workload{
 		{Automations: 100, Workspaces: 1, Seed: 1},
 		{Automations: 1000, Workspaces: 1, Seed: 1},
 		{Automations: 10000, Workspaces: 1, Seed: 1},
