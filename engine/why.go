@@ -3,12 +3,12 @@ package engine
 import (
 	"context"
 	"sync"
-	"unicode/utf8"
 
 	"cel.dev/cel-go/common/types"
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/crm"
+	"github.com/whenthen/whenthen/internal/utf8x"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -38,12 +38,12 @@ func (p *whyPlans) of(a *rules.Automation) *whyPlan {
 	c := a.If
 	plan := &whyPlan{}
 	for _, cl := range c.Clauses {
-		plan.clauses = append(plan.clauses, cutText(cl.Text, actions.MaxValueBytes))
+		plan.clauses = append(plan.clauses, utf8x.Cut(cl.Text, actions.MaxValueBytes))
 	}
 	reads, err := c.Reads(p.schema)
 	if err != nil || len(reads) != len(c.Clauses) {
 		// One clause: the whole condition.
-		plan.clauses = []string{cutText(c.Expr, actions.MaxValueBytes)}
+		plan.clauses = []string{utf8x.Cut(c.Expr, actions.MaxValueBytes)}
 	}
 	seen := map[rules.FieldRef]bool{}
 	for _, cl := range reads {
@@ -56,19 +56,6 @@ func (p *whyPlans) of(a *rules.Automation) *whyPlan {
 	}
 	v, _ := p.m.LoadOrStore(a, plan)
 	return v.(*whyPlan)
-}
-
-// cutText cuts s to at most n bytes at a rune boundary, marking the cut.
-func cutText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	n -= len(mark)
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + mark
 }
 
 // why is the why of a matched run: every clause held. heldBefore is set
@@ -100,7 +87,7 @@ func (b *batch) whyError(ctx context.Context, a *rules.Automation, act *activati
 		v, err := progs[i].Eval(ctx, act)
 		switch {
 		case err != nil:
-			w.Clauses[i].Error = cutText(err.Error(), actions.MaxValueBytes)
+			w.Clauses[i].Error = utf8x.Cut(err.Error(), actions.MaxValueBytes)
 		case v == types.True:
 			w.Clauses[i].Result = &held
 		case v == types.False:

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"unicode/utf8"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/utf8x"
 )
 
 // Why a message is rejected: the reason codes of decode failures, which
@@ -86,7 +86,7 @@ func Detail(err error) string {
 	} else {
 		msg = sanitize(err.Error())
 	}
-	return truncate(msg, MaxDetailBytes)
+	return utf8x.Cut(msg, MaxDetailBytes)
 }
 
 // DetailValueLeftOut returns detail, the Detail of a dead letter, extended
@@ -94,7 +94,7 @@ func Detail(err error) string {
 // dead-letter topic refused it as too large: at most MaxDetailBytes, like
 // Detail.
 func DetailValueLeftOut(detail string, n int) string {
-	return truncate(fmt.Sprintf("%s (the original value, %d bytes, is left out: too large for the dead-letter topic)",
+	return utf8x.Cut(fmt.Sprintf("%s (the original value, %d bytes, is left out: too large for the dead-letter topic)",
 		detail, n), MaxDetailBytes)
 }
 
@@ -110,17 +110,4 @@ var (
 func sanitize(s string) string {
 	s = quotedRE.ReplaceAllLiteralString(s, "a value")
 	return numberRE.ReplaceAllString(s, "number $1")
-}
-
-// truncate cuts s to at most n bytes at a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	n -= len(mark)
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + mark
 }

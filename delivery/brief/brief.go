@@ -21,6 +21,8 @@ import (
 	"text/template"
 	"time"
 	"unicode/utf8"
+
+	"github.com/whenthen/whenthen/internal/utf8x"
 )
 
 // Defaults of Options.
@@ -337,15 +339,7 @@ func oneLine(s string, n int) string {
 	return capText(s, n)
 }
 
-// capText cuts s to at most n bytes at a rune boundary, marking the cut.
+// capText cuts s, made valid UTF-8, to at most n bytes (utf8x.Cut).
 func capText(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	cut := max(n-len("…"), 0)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return utf8x.Cut(strings.ToValidUTF8(s, "\uFFFD"), n)
 }

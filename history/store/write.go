@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/utf8x"
 )
 
 // Batch is what one write stores, in one transaction.
@@ -197,7 +198,7 @@ func latestOf(runs []RunRow) ([]Latest, error) {
 			if err := json.Unmarshal(r.Doc, &rec); err != nil {
 				return nil, fmt.Errorf("store: run %s: %w", r.RunID, err)
 			}
-			l.Error = cut(rec.Error, maxErrorBytes)
+			l.Error = utf8x.Cut(rec.Error, maxErrorBytes)
 		}
 		out = append(out, l)
 	}
@@ -308,17 +309,6 @@ func clean(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
-}
-
-// cut shortens s to at most n bytes at a rune boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // DecodeRun decodes a run record (docs/outputs.md) into the row that
