@@ -106,7 +106,32 @@ func (k keys) cooldown(ws, automation, record string) string {
 }
 
 func (k keys) record(r RecordRef) string {
-	return k.recordTag(r.Workspace, r.ID) + "r:" + r.Object + ":" + r.ID
+	return k.recordKey(r.Workspace, r.ID, "r:", r.Object, ":", r.ID)
+}
+
+// recordKey is recordTag(ws, id) followed by parts, built in one
+// allocation: record and known-record keys are made for every snapshot
+// saved or loaded.
+func (k keys) recordKey(ws, id string, parts ...string) string {
+	ws = wsName(ws)
+	n := len(k.prefix) + len(ws) + len("{:s00}:")
+	for _, p := range parts {
+		n += len(p)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(k.prefix)
+	b.WriteByte('{')
+	b.WriteString(ws)
+	if k.cluster {
+		b.WriteString(":s")
+		b.WriteString(strconv.Itoa(recordShard(id)))
+	}
+	b.WriteString("}:")
+	for _, p := range parts {
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 func (k keys) timer(t TimerRef) string {
@@ -138,7 +163,7 @@ func (k keys) queueOf(t TimerRef) string {
 
 // known is the set of known records of a workspace's object that holds
 // id.
-func (k keys) known(ws, object, id string) string { return k.recordTag(ws, id) + "k:" + object }
+func (k keys) known(ws, object, id string) string { return k.recordKey(ws, id, "k:", object) }
 
 // knownShard is the set of known records of a record shard (the
 // single-Redis layout has one set: shard is ignored).
