@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/history/store"
 	"github.com/whenthen/whenthen/ingest/consumer"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // recordKind is what a topic holds.
@@ -116,14 +116,10 @@ func (tc *topicConsumer) retry(ctx context.Context, partition int, stage string,
 		}
 		tc.s.m.retries.WithLabelValues(tc.topic, stage).Inc()
 		tc.setStalled(partition, err)
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := syncx.Jitter(backoff)
 		tc.log.Warn("batch failed; retrying", "partition", partition, "stage", stage, "attempt", attempt, "backoff", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !syncx.Sleep(ctx, wait) {
 			return fmt.Errorf("%s: %w (last error: %v)", stage, ctx.Err(), err)
-		case <-t.C:
 		}
 		backoff = min(2*backoff, writeBackoffMax)
 	}

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/whenthen/whenthen/actions"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // Defaults of Options.
@@ -397,7 +397,7 @@ func (tw *topicWriter) write(ctx context.Context, msgs []kafka.Message) error {
 			tw.logger.Error("kafka rejected messages; not retrying", "messages", len(pending), "err", err)
 			return fmt.Errorf("writer: write %d messages to %s: %w", len(pending), tw.topic, err)
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := syncx.Jitter(backoff)
 		tw.logger.Warn("kafka write failed; retrying", "attempt", attempt, "messages", len(pending), "backoff", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/whenthen/whenthen/delivery/webhook"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // Defaults of AIOptions.
@@ -133,16 +133,12 @@ func (a *AI) Complete(ctx context.Context, system, user string) (string, error) 
 		if !r.Retryable || attempt == a.o.Attempts || ctx.Err() != nil {
 			break
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := syncx.Jitter(backoff)
 		if r.RetryAfter > wait {
 			wait = min(r.RetryAfter, 4*time.Second)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !syncx.Sleep(ctx, wait) {
 			return "", ctx.Err()
-		case <-t.C:
 		}
 		backoff *= 2
 	}
