@@ -15,7 +15,6 @@ import (
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/delivery"
 	"github.com/whenthen/whenthen/internal/daemon"
-	"github.com/whenthen/whenthen/internal/service"
 	"github.com/whenthen/whenthen/internal/yamlfile"
 )
 
@@ -219,13 +218,10 @@ func (c *deliverConfig) options(env *cmdEnv, path string) delivery.Options {
 }
 
 func (c *deliverConfig) validate() error {
-	// The connection settings are checked as `whenthen run` checks them.
-	so := service.Options{Rules: []string{"-"}, Kafka: daemon.KafkaOptions{Brokers: c.Kafka.Brokers, Group: c.Kafka.Group,
-		ActionsTopic: c.Topics.Actions, DLQTopic: c.Topics.DLQ, RunsTopic: "unused.runs", InputTopic: "unused.input",
-		TLS:  c.Kafka.tlsOptions(),
-		SASL: c.Kafka.saslOptions()},
-		Redis: daemon.RedisOptions{URL: c.Redis.URL, CAFile: c.Redis.CAFile}, LogFormat: c.Log.Format, LogLevel: c.Log.Level}
-	errs := []error{so.Validate()}
+	// The connection settings are checked as every service checks them.
+	k := daemon.KafkaOptions{Brokers: c.Kafka.Brokers, Group: c.Kafka.Group, TLS: c.Kafka.tlsOptions(), SASL: c.Kafka.saslOptions()}
+	r := daemon.RedisOptions{URL: c.Redis.URL, CAFile: c.Redis.CAFile}
+	errs := []error{k.Validate(), r.Validate(), daemon.ValidateLog(c.Log.Format, c.Log.Level)}
 	if c.BatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("--batch-size %d: want a positive number", c.BatchSize))
 	}
