@@ -42,7 +42,7 @@ run: build
 # The benchmarks beside the code, one package at a time (they use both cores).
 bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkCompile' -benchtime 1x ./rules
-	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkProcess' -benchtime 20000x ./engine
+	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'BenchmarkProcess' -benchtime 20000x ./bench
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench 'Pipeline|Passthrough' -benchtime 3x ./pipeline
 
 # The delivery benchmark alone (bench/RESULTS.md, "Delivery").

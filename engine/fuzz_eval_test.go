@@ -48,19 +48,19 @@ func FuzzEvaluate(f *testing.F) {
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	// fresh is an engine on an empty in-memory store, made again every
 	// 1000 events to keep the state small over a long run.
-	fresh := func() *engine.Engine {
+	fresh := func(t testing.TB) *engine.Engine {
 		st, err := store.NewMemory(store.Options{Schema: schema, Limits: c.Limits(), Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
-			f.Fatal(err)
+			t.Fatal(err)
 		}
 		eng, err := engine.New(engine.Options{Rules: set, Schema: schema, Store: st,
 			Clock: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
-			f.Fatal(err)
+			t.Fatal(err)
 		}
 		return eng
 	}
-	eng := fresh()
+	eng := fresh(f)
 
 	// Seeds: the sample stream, its placeholders resolved.
 	file, err := os.Open("../examples/events.jsonl")
@@ -101,7 +101,7 @@ func FuzzEvaluate(f *testing.F) {
 			return
 		}
 		if n++; n%1000 == 0 {
-			eng = fresh()
+			eng = fresh(t)
 		}
 		out, err := eng.Process(ctx, []*engine.Event{ev}, "")
 		if err != nil {

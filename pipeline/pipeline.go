@@ -25,8 +25,9 @@ type Decoder interface {
 	Decode(key, value []byte) (*engine.Event, error)
 }
 
-// Engine is what a Pipeline needs of *engine.Engine: Process for a batch,
-// FireDue for a round of date timers and schedule ticks, Commit for either.
+// Engine is what a Pipeline needs of *engine.Engine: ProcessCached for a
+// batch, FireDue for a round of date timers and schedule ticks, Commit for
+// either.
 type Engine interface {
 	ProcessCached(ctx context.Context, events []*engine.Event, token string, cache *engine.StateCache) (*engine.Output, error)
 	FireDue(ctx context.Context, upTo time.Time, limit int) (*engine.Output, error)
@@ -80,8 +81,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Pipeline handles the batches of a [consumer.Consumer]: its Handle method
-// is a [consumer.Handler]. For each batch it
+// Pipeline handles the batches of a consumer.Consumer (package
+// ingest/consumer): its Handle method is a consumer.Handler. For each batch it
 //
 //  1. decodes every message; one that cannot be decoded goes to the
 //     dead-letter topic with its original key and value and the reason

@@ -125,7 +125,7 @@ func TestPipelineBadMessages(t *testing.T) {
 # HELP whenthen_decoded_events_total Input messages decoded into events.
 # TYPE whenthen_decoded_events_total counter
 whenthen_decoded_events_total 21
-# HELP whenthen_consumer_messages_total Messages fetched from the input topic.
+# HELP whenthen_consumer_messages_total Messages fetched from the consumed topic (the input topic of whenthen run).
 # TYPE whenthen_consumer_messages_total counter
 whenthen_consumer_messages_total 24
 # HELP whenthen_dead_letters_total Input messages written to the dead-letter topic, by reason.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"cel.dev/cel-go/common/types"
+
 	"github.com/whenthen/whenthen/internal/yamlfile"
 )
 

@@ -100,7 +100,7 @@ type Options struct {
 	// fetch in flight, so keep it short.
 	MaxWait time.Duration
 	// MaxBytes is the most bytes one fetch returns; default 10 MiB. It
-	// must exceed the largest message the input topic accepts: kafka-go
+	// must exceed the largest message the topic accepts: kafka-go
 	// cannot read a message larger than it.
 	MaxBytes int
 	// HeartbeatInterval, SessionTimeout, RebalanceTimeout and
@@ -712,7 +712,7 @@ func (c *Consumer) updateLag(ctx context.Context) error {
 	return nil
 }
 
-// listOffsets sends one ListOffsets request for the input topic and
+// listOffsets sends one ListOffsets request for the topic and
 // returns the offset get picks of each partition that answered.
 func (c *Consumer) listOffsets(ctx context.Context, reqs []kafka.OffsetRequest, get func(kafka.PartitionOffsets) int64) (map[int]int64, error) {
 	res, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.opts.Topic: reqs}})
@@ -818,7 +818,7 @@ func (t *tracker) committedAt(pos int64) {
 }
 
 // consumerMetrics are the consumer's metrics. The partition label takes
-// the input topic's partition numbers.
+// the topic's partition numbers.
 type consumerMetrics struct {
 	messages      prometheus.Counter
 	redelivered   prometheus.Counter
@@ -835,14 +835,14 @@ type consumerMetrics struct {
 func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 	m := &consumerMetrics{
 		messages: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "whenthen_consumer_messages_total", Help: "Messages fetched from the input topic.",
+			Name: "whenthen_consumer_messages_total", Help: "Messages fetched from the consumed topic (the input topic of whenthen run).",
 		}),
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "whenthen_consumer_redelivered_messages_total",
 			Help: "Fetched messages dropped because an earlier copy was already fetched (redelivery after a rebalance).",
 		}),
 		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "whenthen_consumer_fetch_errors_total", Help: "Failed fetches from the input topic (each is retried).",
+			Name: "whenthen_consumer_fetch_errors_total", Help: "Failed fetches from the consumed topic (each is retried).",
 		}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "whenthen_consumer_commits_total", Help: "Offset commits acknowledged by the group coordinator.",
@@ -861,7 +861,7 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "whenthen_consumer_lag",
-			Help: "Messages of the input topic after the group's committed offset, by partition, as the brokers report it (the same on every member of the group).",
+			Help: "Messages of the consumed topic after the group's committed offset, by partition, as the brokers report it (the same on every member of the group).",
 		}, []string{"partition"}),
 		committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "whenthen_consumer_committed_offset", Help: "The last offset this consumer committed, by partition.",

@@ -140,7 +140,7 @@ func TestConsumerLag(t *testing.T) {
 	}
 	lagIs := func(want int) error {
 		return testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(`
-# HELP whenthen_consumer_lag Messages of the input topic after the group's committed offset, by partition, as the brokers report it (the same on every member of the group).
+# HELP whenthen_consumer_lag Messages of the consumed topic after the group's committed offset, by partition, as the brokers report it (the same on every member of the group).
 # TYPE whenthen_consumer_lag gauge
 whenthen_consumer_lag{partition="0"} %d
 `, want)), "whenthen_consumer_lag")

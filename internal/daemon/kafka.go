@@ -22,10 +22,12 @@ import (
 type KafkaOptions struct {
 	// Brokers are the bootstrap brokers, host:port (required).
 	Brokers []string
-	// Group is the consumer group; default "whenthen".
+	// Group is the consumer group; each service has its own default
+	// ("whenthen" for run, "whenthen-deliver", "whenthen-history").
 	Group string
-	// Topics; defaults crm.events, automations.actions, automations.runs
-	// and automations.dlq.
+	// Topics, each service reading those it uses; their defaults are the
+	// topics of docs/events.md and docs/outputs.md (crm.events,
+	// automations.actions, automations.runs, automations.dlq).
 	InputTopic   string
 	ActionsTopic string
 	RunsTopic    string

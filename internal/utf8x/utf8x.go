@@ -10,7 +10,8 @@ const Mark = "…"
 
 // Cut returns s if it fits in n bytes, else its longest prefix that ends
 // at a rune boundary and fits in n bytes with Mark appended, followed by
-// Mark. s is assumed valid UTF-8 (strings.ToValidUTF8 makes it so).
+// Mark; Mark alone (3 bytes) when n is smaller than that. s is assumed
+// valid UTF-8 (strings.ToValidUTF8 makes it so).
 func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
