@@ -19,6 +19,7 @@ import (
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/engine/store"
+	"github.com/whenthen/whenthen/internal/syncx"
 	"github.com/whenthen/whenthen/rules"
 )
 
@@ -787,31 +788,48 @@ func (b *batch) finish(ctx context.Context) error {
 
 // claimAll claims, waiting while another instance holds a live claim on
 // one of the actions (it may be producing them right now).
+//
+// The busy claims are asked for again alone, with backoff, the others
+// left as they are: their leases are not renewed while the batch waits,
+// so that two batches waiting for each other's claims (the same events
+// met by two instances across a rebalance) are freed by a lease running
+// out rather than waiting for ever. Once none is busy, every claim is
+// asked for again in one call: a wait can last a whole lease (the claims
+// of an instance that died), and a claim won before it may have run out
+// and been taken over by another instance, which then produces it; that
+// claim is now the other's (busy, then done), so the batch does not
+// produce it a second time. The claims it still holds come back ours,
+// their leases renewed.
 func (b *batch) claimAll(ctx context.Context, claims []*store.Claim) error {
 	backoff := 50 * time.Millisecond
-	for len(claims) > 0 {
-		if err := b.e.store.Claim(ctx, claims, b.out.token, b.e.clock()); err != nil {
+	ask := claims
+	for {
+		if err := b.e.store.Claim(ctx, ask, b.out.token, b.e.clock()); err != nil {
 			b.e.m.storeErrors.WithLabelValues("claim").Inc()
 			return fmt.Errorf("claim actions: %w", err)
 		}
 		var busy []*store.Claim
-		for _, c := range claims {
+		for _, c := range ask {
 			if c.Busy {
 				busy = append(busy, c)
 			}
 		}
-		if len(busy) == 0 {
-			return nil
+		switch {
+		case len(busy) > 0:
+			ask = busy
+		case len(ask) == len(claims):
+			return nil // all decided in one call: none ran out meanwhile
+		default:
+			ask = claims // the wait is over: ask for all again, at once
+			continue
 		}
-		claims = busy
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(syncx.Jitter(backoff)):
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
-	return nil
 }
 
 // settle turns a run's claim results into its outcome (decide, the pure

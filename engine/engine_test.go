@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,6 +292,156 @@ func TestBusyClaimWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, <-done, "run big-win e1 skipped/duplicate")
+}
+
+// TestWaitingBatchKeepsItsClaims: a batch that waits for another
+// instance's claim keeps the claims it already won, their leases renewed
+// at each retry, so that an instance meeting the same events meanwhile
+// (after a rebalance) waits for them instead of finding their lease run
+// out and emitting the actions a second time. (The soak test met this:
+// a batch held by a killed instance's claims for a whole lease.)
+func TestWaitingBatchKeepsItsClaims(t *testing.T) {
+	h := newHarness(t, bigDeal)
+	var clock atomic.Int64
+	clock.Store(h.now.UnixNano())
+	newEngine := func() *Engine {
+		e, err := New(Options{Rules: h.e.Rules(), Schema: h.schema, Store: h.store,
+			Clock: func() time.Time { return time.Unix(0, clock.Load()).UTC() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	ctx := context.Background()
+	opp := func(id, rec string) *Event {
+		return h.ev(`{"id":"` + id + `","type":"record.created","object":"opportunity","record":{"id":"` + rec + `","stage":"Closed Won","amount":300000}}`)
+	}
+	e1, e2 := opp("e1", "o1"), opp("e2", "o2")
+
+	// Instance x claims e1 and does not confirm (it died).
+	if _, err := newEngine().Process(ctx, []*Event{e1}, "x"); err != nil {
+		t.Fatal(err)
+	}
+	// Instance a takes both: e2's claim is won at once, e1's is busy.
+	type result struct {
+		out *Output
+		err error
+	}
+	aDone := make(chan result, 1)
+	a := newEngine()
+	go func() {
+		out, err := a.Process(ctx, []*Event{e1, e2}, "a")
+		aDone <- result{out, err}
+	}()
+	e2Key := h.prefix + "{~}:a:" + actions.ActionID("", "big-win", "e2", actions.TypeBrief)
+	testenv.WaitFor(t, 10*time.Second, "a's claim of e2", func() bool {
+		v, _ := h.rdb.Get(ctx, e2Key).Result()
+		return strings.HasPrefix(v, "p|a|")
+	})
+	// x's lease runs out while a waits, and so does the lease of a's
+	// first claim of e2: a's retry must renew it.
+	clock.Add(int64(h.store.(*store.Redis).TTLs().Lease + time.Second))
+	var ra result
+	select {
+	case ra = <-aDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a still waits after x's lease ran out")
+	}
+	if ra.err != nil {
+		t.Fatal(ra.err)
+	}
+	expect(t, summarize(ra.out), "run big-win e1 completed", "run big-win e2 completed",
+		"action big-win o1 brief:user:u-42", "action big-win o2 brief:user:u-42")
+
+	// Instance b meets e2 before a confirms: it must wait for a, then
+	// find the action done.
+	bDone := make(chan result, 1)
+	go func() {
+		out, err := newEngine().Process(ctx, []*Event{e2}, "b")
+		bDone <- result{out, err}
+	}()
+	select {
+	case rb := <-bDone:
+		t.Fatalf("b did not wait for a's claim: %v %v", summarize(rb.out), rb.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := a.Commit(ctx, ra.out); err != nil {
+		t.Fatal(err)
+	}
+	rb := <-bDone
+	if rb.err != nil {
+		t.Fatal(rb.err)
+	}
+	expect(t, summarize(rb.out), "run big-win e2 skipped/duplicate")
+}
+
+// TestWaitingBatchesFreeEachOther: two instances whose batches each hold
+// a claim the other waits for (the same events met on both sides of a
+// rebalance) are freed by a lease running out, because a waiting batch
+// does not renew the claims it holds while it waits (it retries at least
+// every 2 s, so renewing would keep a 3 s lease alive for ever). Each
+// event's actions are produced once. Real time, a short lease.
+func TestWaitingBatchesFreeEachOther(t *testing.T) {
+	h := newRedisHarness(t, bigDeal, store.TTLs{Lease: 3 * time.Second})
+	newEngine := func() *Engine {
+		e, err := New(Options{Rules: h.e.Rules(), Schema: h.schema, Store: h.store, Clock: time.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	ctx := context.Background()
+	opp := func(id, rec string) *Event {
+		return h.ev(`{"id":"` + id + `","type":"record.created","object":"opportunity","record":{"id":"` + rec + `","stage":"Closed Won","amount":300000}}`)
+	}
+	ex, ey := opp("ex", "ox"), opp("ey", "oy")
+	a, b := newEngine(), newEngine()
+	// a holds ex's claim and b holds ey's, neither confirmed.
+	if _, err := a.Process(ctx, []*Event{ex}, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Process(ctx, []*Event{ey}, "b"); err != nil {
+		t.Fatal(err)
+	}
+	// Each now takes both: each waits for the other's claim.
+	type result struct {
+		name string
+		e    *Engine
+		out  *Output
+		err  error
+	}
+	done := make(chan result, 2)
+	for name, e := range map[string]*Engine{"a": a, "b": b} {
+		go func() {
+			out, err := e.Process(ctx, []*Event{ex, ey}, name)
+			done <- result{name, e, out, err}
+		}()
+	}
+	completed := map[string]int{}
+	for range 2 {
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the two batches still wait for each other after 30 s (10 leases)")
+		}
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		for _, run := range r.out.Runs {
+			if run.Outcome == actions.OutcomeCompleted {
+				completed[run.EventID]++
+			} else if run.Reason != actions.ReasonDuplicate {
+				t.Errorf("%s: run %s %s/%s", r.name, run.EventID, run.Outcome, run.Reason)
+			}
+		}
+		if err := r.e.Commit(ctx, r.out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if completed["ex"] != 1 || completed["ey"] != 1 {
+		t.Fatalf("completed runs by event: %v, want each once", completed)
+	}
 }
 
 func TestCooldown(t *testing.T) {
