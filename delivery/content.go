@@ -11,6 +11,7 @@ import (
 	"github.com/whenthen/whenthen/crm"
 	"github.com/whenthen/whenthen/delivery/brief"
 	"github.com/whenthen/whenthen/engine/store"
+	"github.com/whenthen/whenthen/internal/syncx"
 )
 
 // snapshotTimeout bounds reading an action's record snapshots.
@@ -219,10 +220,8 @@ func (a *attempt) awaitOwn(ctx context.Context, refs []store.RecordRef, snaps []
 	}
 	deadline := a.act.FiredAt.Add(freshWait)
 	for !fresh(snaps[0]) && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
+		if !syncx.Sleep(ctx, freshPoll) {
 			return nil, ctx.Err()
-		case <-time.After(freshPoll):
 		}
 		rctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 		s, err := a.st.LoadSnapshots(rctx, refs[:1])

@@ -508,12 +508,8 @@ func (dp *dispatcher) retry(ctx context.Context, name string, step func(context.
 		}
 		dp.setStall(fmt.Errorf("destination %s: %s: %w", dp.name, name, err))
 		dp.log.Warn("settling deliveries failed; retrying", "step", name, "err", err, "backoff", backoff)
-		t := time.NewTimer(syncx.Jitter(backoff))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !syncx.Sleep(ctx, syncx.Jitter(backoff)) {
 			return false
-		case <-t.C:
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}

@@ -140,12 +140,8 @@ func (s *Service) step(ctx context.Context, name string, fn func(context.Context
 		}
 		s.setStall(name, err)
 		s.log.Warn("scheduling a batch of actions failed; retrying", "step", name, "err", err, "backoff", backoff)
-		t := time.NewTimer(syncx.Jitter(backoff))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !syncx.Sleep(ctx, syncx.Jitter(backoff)) {
 			return fmt.Errorf("%s: %w", name, ctx.Err())
-		case <-t.C:
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}

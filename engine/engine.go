@@ -823,10 +823,8 @@ func (b *batch) claimAll(ctx context.Context, claims []*store.Claim) error {
 			ask = claims // the wait is over: ask for all again, at once
 			continue
 		}
-		select {
-		case <-ctx.Done():
+		if !syncx.Sleep(ctx, syncx.Jitter(backoff)) {
 			return ctx.Err()
-		case <-time.After(syncx.Jitter(backoff)):
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
