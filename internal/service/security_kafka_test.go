@@ -47,7 +47,7 @@ func TestKafkaWrongCredentials(t *testing.T) {
 		{"no CA", "SCRAM-SHA-512", user, pass, "", "certificate signed by unknown authority"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncLog
+			var logs testenv.Buffer
 			o := options(t, c, rulesDir, "")
 			o.Kafka.TLS.CAFile = tc.ca
 			o.Kafka.TLS.Enabled = true

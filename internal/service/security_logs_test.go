@@ -1,33 +1,13 @@
 package service_test
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/whenthen/whenthen/actions"
 	"github.com/whenthen/whenthen/internal/testenv"
 )
-
-// syncLog is a log sink safe for the service's goroutines.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestLogsHoldNoFieldValues runs the service with JSON logs at debug
 // level over events whose every field value (outside ids) carries a
@@ -57,7 +37,7 @@ func TestLogsHoldNoFieldValues(t *testing.T) {
     then:
       brief: {kind: opportunity, recipients: [owner]}
 `)
-	var logs syncLog
+	var logs testenv.Buffer
 	o := options(t, c, dir, "")
 	o.Logger, o.LogOutput, o.LogFormat, o.LogLevel = nil, &logs, "json", "debug"
 	s, _ := start(t, o)

@@ -63,7 +63,7 @@ func TestRedisACLAndTLS(t *testing.T) {
     then:
       flow: {id: renewal, who: record.primary_contact_id}
 `)
-	var logs syncLog
+	var logs testenv.Buffer
 	o := options(t, c, rulesDir, rediss("s3cret-pass"))
 	o.Redis.CAFile = ca
 	o.Logger, o.LogOutput, o.LogFormat, o.LogLevel = nil, &logs, "json", "debug"
