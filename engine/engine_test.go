@@ -294,6 +294,23 @@ func TestBusyClaimWaits(t *testing.T) {
 	expect(t, <-done, "run big-win e1 skipped/duplicate")
 }
 
+// instance is another engine over h's rules and store, as another
+// instance of the service would be, on clock.
+func (h *harness) instance(clock func() time.Time) *Engine {
+	h.t.Helper()
+	e, err := New(Options{Rules: h.e.Rules(), Schema: h.schema, Store: h.store, Clock: clock})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return e
+}
+
+// bigWin is an event creating opportunity rec, won and large: bigDeal's
+// big-win automation runs on it.
+func (h *harness) bigWin(id, rec string) *Event {
+	return h.ev(`{"id":"` + id + `","type":"record.created","object":"opportunity","record":{"id":"` + rec + `","stage":"Closed Won","amount":300000}}`)
+}
+
 // TestWaitingBatchKeepsItsClaims: a batch that waits for another
 // instance's claim keeps the claims it already won, their leases renewed
 // at each retry, so that an instance meeting the same events meanwhile
@@ -304,19 +321,9 @@ func TestWaitingBatchKeepsItsClaims(t *testing.T) {
 	h := newHarness(t, bigDeal)
 	var clock atomic.Int64
 	clock.Store(h.now.UnixNano())
-	newEngine := func() *Engine {
-		e, err := New(Options{Rules: h.e.Rules(), Schema: h.schema, Store: h.store,
-			Clock: func() time.Time { return time.Unix(0, clock.Load()).UTC() }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
+	newEngine := func() *Engine { return h.instance(func() time.Time { return time.Unix(0, clock.Load()).UTC() }) }
 	ctx := context.Background()
-	opp := func(id, rec string) *Event {
-		return h.ev(`{"id":"` + id + `","type":"record.created","object":"opportunity","record":{"id":"` + rec + `","stage":"Closed Won","amount":300000}}`)
-	}
-	e1, e2 := opp("e1", "o1"), opp("e2", "o2")
+	e1, e2 := h.bigWin("e1", "o1"), h.bigWin("e2", "o2")
 
 	// Instance x claims e1 and does not confirm (it died).
 	if _, err := newEngine().Process(ctx, []*Event{e1}, "x"); err != nil {
@@ -383,19 +390,9 @@ func TestWaitingBatchKeepsItsClaims(t *testing.T) {
 // event's actions are produced once. Real time, a short lease.
 func TestWaitingBatchesFreeEachOther(t *testing.T) {
 	h := newRedisHarness(t, bigDeal, store.TTLs{Lease: 3 * time.Second})
-	newEngine := func() *Engine {
-		e, err := New(Options{Rules: h.e.Rules(), Schema: h.schema, Store: h.store, Clock: time.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
 	ctx := context.Background()
-	opp := func(id, rec string) *Event {
-		return h.ev(`{"id":"` + id + `","type":"record.created","object":"opportunity","record":{"id":"` + rec + `","stage":"Closed Won","amount":300000}}`)
-	}
-	ex, ey := opp("ex", "ox"), opp("ey", "oy")
-	a, b := newEngine(), newEngine()
+	ex, ey := h.bigWin("ex", "ox"), h.bigWin("ey", "oy")
+	a, b := h.instance(time.Now), h.instance(time.Now)
 	// a holds ex's claim and b holds ey's, neither confirmed.
 	if _, err := a.Process(ctx, []*Event{ex}, "a"); err != nil {
 		t.Fatal(err)
