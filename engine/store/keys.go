@@ -83,14 +83,6 @@ func (k keys) shardTag(ws string, shard int) string {
 	return k.prefix + "{" + wsName(ws) + ":s" + strconv.Itoa(shard) + "}:"
 }
 
-// recordTag is the prefix of the keys kept with a record.
-func (k keys) recordTag(ws, id string) string {
-	if !k.cluster {
-		return k.ws(ws)
-	}
-	return k.shardTag(ws, recordShard(id))
-}
-
 func (k keys) timerTag(shard int) string {
 	return k.prefix + "{timers:" + strconv.Itoa(shard) + "}:"
 }
@@ -109,9 +101,10 @@ func (k keys) record(r RecordRef) string {
 	return k.recordKey(r.Workspace, r.ID, "r:", r.Object, ":", r.ID)
 }
 
-// recordKey is recordTag(ws, id) followed by parts, built in one
-// allocation: record and known-record keys are made for every snapshot
-// saved or loaded.
+// recordKey is the tag of the keys kept with a record (ws's on a single
+// Redis, its record shard's, shardTag, in the cluster layout) followed by
+// parts, built in one allocation: record and known-record keys are made
+// for every snapshot saved or loaded.
 func (k keys) recordKey(ws, id string, parts ...string) string {
 	ws = wsName(ws)
 	n := len(k.prefix) + len(ws) + len("{:s00}:")

@@ -2,6 +2,7 @@ package store
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -25,9 +26,10 @@ func TestRecordKeys(t *testing.T) {
 		if got := c.k.known(c.ref.Workspace, c.ref.Object, c.ref.ID); got != c.kno {
 			t.Errorf("known(%+v) = %q, want %q", c.ref, got, c.kno)
 		}
-		// The same as the tag the other keys of the record use.
-		if got, want := c.k.record(c.ref), c.k.recordTag(c.ref.Workspace, c.ref.ID)+"r:"+c.ref.Object+":"+c.ref.ID; got != want {
-			t.Errorf("record %q, recordTag gives %q", got, want)
+		// The same tag as the known-record set of the record's shard.
+		shard := c.k.knownShard(c.ref.Workspace, c.ref.Object, recordShard(c.ref.ID))
+		if got, want := c.k.record(c.ref), strings.TrimSuffix(shard, "k:"+c.ref.Object)+"r:"+c.ref.Object+":"+c.ref.ID; got != want {
+			t.Errorf("record %q, the shard's tag gives %q", got, want)
 		}
 		if got, want := c.k.known(c.ref.Workspace, c.ref.Object, c.ref.ID), c.k.knownShard(c.ref.Workspace, c.ref.Object, recordShard(c.ref.ID)); got != want {
 			t.Errorf("known %q, knownShard gives %q", got, want)
